@@ -1,0 +1,346 @@
+//! Attribute projection (RFC 7644 §3.4.2.5, §3.9): `attributes` and `excludedAttributes`, with
+//! each attribute's `returned` characteristic (RFC 7643 §7).
+//!
+//! - `returned: always` (`id`) is in every response; `never` (`password`) in none; `request` only
+//!   when named in `attributes`; `default` unless `attributes` leaves it out or
+//!   `excludedAttributes` names it. `schemas` is always returned.
+//! - Names are case-insensitive and may be sub-attributes (`name.givenName`), URN-qualified
+//!   (`urn:…:enterprise:2.0:User:department`) or a whole extension (`urn:…:enterprise:2.0:User`).
+//! - A name that is not an attribute of the resource type is ignored (RFC 7644 does not make it an
+//!   error, and IdPs send lists written for other servers); a name that does not parse is a 400
+//!   `invalidPath`.
+//! - When both lists are given, `attributes` selects and `excludedAttributes` then removes.
+
+use serde_json::{Map, Value};
+
+use crate::error::ScimError;
+use crate::filter::{PatchPath, parse_patch_path};
+use crate::schema::{AttrType, Attribute, Location, ResourceSchema, Returned};
+
+/// Which parts of an attribute a list names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sel {
+    /// The whole attribute (or extension).
+    All,
+    /// Only these sub-attributes (or, for an extension, these attributes).
+    Some(Vec<(String, Sel)>),
+}
+
+impl Sel {
+    fn add(&mut self, path: &[&str]) {
+        match (self, path.split_first()) {
+            (Sel::All, _) => {}
+            (me, None) => *me = Sel::All,
+            (Sel::Some(children), Some((head, rest))) => {
+                match children.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(head)) {
+                    Some((_, child)) => child.add(rest),
+                    None => {
+                        let mut child = Sel::Some(Vec::new());
+                        child.add(rest);
+                        children.push(((*head).to_owned(), child));
+                    }
+                }
+            }
+        }
+    }
+
+    fn child(&self, name: &str) -> Option<&Sel> {
+        match self {
+            Sel::All => Some(&Sel::All),
+            Sel::Some(children) => children.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, s)| s),
+        }
+    }
+}
+
+/// A parsed `attributes` / `excludedAttributes` pair, ready to apply to resources.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Projection {
+    include: Option<Sel>,
+    exclude: Option<Sel>,
+}
+
+impl Projection {
+    /// Parses the two lists (each entry one attribute name, as split from the comma-separated
+    /// query parameter). Empty lists mean "not given".
+    pub fn parse(
+        schema: &ResourceSchema<'_>,
+        attributes: &[String],
+        excluded_attributes: &[String],
+    ) -> Result<Self, ScimError> {
+        Ok(Self {
+            include: build(schema, attributes, "attributes")?,
+            exclude: build(schema, excluded_attributes, "excludedAttributes")?,
+        })
+    }
+
+    /// Whether this projection returns every default attribute (no lists given).
+    pub fn is_default(&self) -> bool {
+        self.include.is_none() && self.exclude.is_none()
+    }
+
+    /// Whether the response will carry the top-level core attribute `name` (e.g. a group's
+    /// `members`, which the gateway then need not load).
+    pub fn returns(&self, schema: &ResourceSchema<'_>, name: &str) -> bool {
+        let Some(resolved) = schema.resolve(None, name, None) else { return false };
+        let attr = resolved.attribute;
+        match attr.returned {
+            Returned::Always => return true,
+            Returned::Never => return false,
+            Returned::Default | Returned::Request => {}
+        }
+        let included = match &self.include {
+            Some(sel) => sel.child(&attr.name).is_some(),
+            None => attr.returned == Returned::Default,
+        };
+        let excluded = matches!(self.exclude.as_ref().and_then(|s| s.child(&attr.name)), Some(Sel::All));
+        included && !excluded
+    }
+
+    /// Applies the projection to a full resource (with `id`, `meta`, `schemas`).
+    pub fn apply(&self, schema: &ResourceSchema<'_>, resource: &Map<String, Value>) -> Map<String, Value> {
+        let mut out = Map::with_capacity(resource.len());
+        for (key, value) in resource {
+            if key.eq_ignore_ascii_case("schemas") {
+                out.insert(key.clone(), value.clone());
+                continue;
+            }
+            if let Some(ext) = schema.extension(key) {
+                let Value::Object(obj) = value else { continue };
+                let inc = self.include.as_ref().map(|s| s.child(&ext.id));
+                let exc = self.exclude.as_ref().and_then(|s| s.child(&ext.id));
+                let mut kept = Map::new();
+                for (k, v) in obj {
+                    let Some(attr) = ext.attribute(k) else { continue };
+                    let inc = inc.map(|i| i.and_then(|s| s.child(&attr.name)));
+                    let exc = exc.and_then(|s| s.child(&attr.name));
+                    if let Some(v) = project_attribute(attr, v, inc, exc) {
+                        kept.insert(k.clone(), v);
+                    }
+                }
+                if !kept.is_empty() {
+                    out.insert(key.clone(), Value::Object(kept));
+                }
+                continue;
+            }
+            let Some(resolved) = schema.resolve(None, key, None) else {
+                // Not in any schema: only a default projection passes it through.
+                if self.include.is_none() {
+                    out.insert(key.clone(), value.clone());
+                }
+                continue;
+            };
+            let attr = resolved.attribute;
+            let inc = self.include.as_ref().map(|s| s.child(&attr.name));
+            let exc = self.exclude.as_ref().and_then(|s| s.child(&attr.name));
+            if let Some(v) = project_attribute(attr, value, inc, exc) {
+                out.insert(key.clone(), v);
+            }
+        }
+        out
+    }
+}
+
+/// `inc`: `None` when no `attributes` list was given, `Some(None)` when it was given and does not
+/// name this attribute, `Some(Some(sel))` when it does.
+fn project_attribute(attr: &Attribute, value: &Value, inc: Option<Option<&Sel>>, exc: Option<&Sel>) -> Option<Value> {
+    match attr.returned {
+        Returned::Never => return None,
+        Returned::Always => return Some(value.clone()),
+        Returned::Request if !matches!(inc, Some(Some(_))) => return None,
+        Returned::Default if matches!(inc, Some(None)) => return None,
+        Returned::Default | Returned::Request => {}
+    }
+    if matches!(exc, Some(Sel::All)) {
+        return None;
+    }
+    let inc_sel = inc.flatten();
+    let whole = matches!(inc_sel, None | Some(Sel::All)) && exc.is_none();
+    if attr.ty != AttrType::Complex || (whole && attr.sub_attributes.iter().all(|s| s.returned == Returned::Default)) {
+        return Some(value.clone());
+    }
+    let project_obj = |obj: &Map<String, Value>| -> Map<String, Value> {
+        let mut kept = Map::new();
+        for (k, v) in obj {
+            let Some(sub) = attr.sub_attribute(k) else {
+                if whole {
+                    kept.insert(k.clone(), v.clone());
+                }
+                continue;
+            };
+            let sub_inc = inc_sel.map(|s| s.child(&sub.name));
+            let sub_inc = match sub_inc {
+                // `attributes=emails` selects every sub-attribute of emails.
+                Some(None) if matches!(inc_sel, Some(Sel::All)) => None,
+                other => other,
+            };
+            let sub_exc = exc.and_then(|s| s.child(&sub.name));
+            if let Some(v) = project_attribute(sub, v, sub_inc, sub_exc) {
+                kept.insert(k.clone(), v);
+            }
+        }
+        kept
+    };
+    match value {
+        Value::Object(obj) => {
+            let kept = project_obj(obj);
+            (!kept.is_empty()).then_some(Value::Object(kept))
+        }
+        Value::Array(items) => {
+            let kept: Vec<Value> = items
+                .iter()
+                .map(|item| match item {
+                    Value::Object(obj) => Value::Object(project_obj(obj)),
+                    other => other.clone(),
+                })
+                .filter(|v| !matches!(v, Value::Object(o) if o.is_empty()))
+                .collect();
+            (!kept.is_empty()).then_some(Value::Array(kept))
+        }
+        other => Some(other.clone()),
+    }
+}
+
+fn build(schema: &ResourceSchema<'_>, names: &[String], param: &str) -> Result<Option<Sel>, ScimError> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let mut root = Sel::Some(Vec::new());
+    for name in names {
+        let parsed = parse_patch_path(name).map_err(|e| {
+            ScimError::invalid_path(format!("{param}: \"{}\" is not an attribute name: {}", clip(name), e.message))
+        })?;
+        let PatchPath::Attr(path) = parsed else {
+            return Err(ScimError::invalid_path(format!(
+                "{param}: \"{}\" has a value filter; list attribute names only",
+                clip(name)
+            )));
+        };
+        if let (Some(urn), None) = (&path.urn, &path.sub_attr) {
+            if let Some(ext) = schema.extension(&format!("{urn}:{}", path.name)) {
+                root.add(&[&ext.id]);
+                continue;
+            }
+        }
+        let Some(resolved) = schema.resolve(path.urn.as_deref(), &path.name, path.sub_attr.as_deref()) else {
+            continue;
+        };
+        let mut segments: Vec<&str> = Vec::with_capacity(3);
+        if let Location::Extension(ext) = resolved.location {
+            segments.push(&ext.id);
+        }
+        segments.push(&resolved.attribute.name);
+        if let Some(sub) = resolved.sub_attribute {
+            segments.push(&sub.name);
+        }
+        root.add(&segments);
+    }
+    // An `attributes` list of only unknown names still selects: it selects nothing but `always`.
+    Ok(Some(root))
+}
+
+fn clip(s: &str) -> String {
+    crate::resource::truncate(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::error::ScimType;
+    use crate::schema::{ENTERPRISE_USER_SCHEMA, Registry, USER_SCHEMA};
+
+    fn user() -> Map<String, Value> {
+        json!({
+            "schemas":[USER_SCHEMA, ENTERPRISE_USER_SCHEMA],
+            "id":"2819c223","externalId":"ext-1","userName":"bjensen","displayName":"Babs",
+            "name":{"givenName":"Barbara","familyName":"Jensen"},
+            "emails":[{"value":"b@x.com","type":"work","primary":true},{"value":"b@home.org","type":"home"}],
+            "meta":{"resourceType":"User","version":"W/\"1\""},
+            ENTERPRISE_USER_SCHEMA:{"department":"Tour","manager":{"value":"m1","displayName":"Boss"}}
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    fn project(attrs: &[&str], excluded: &[&str]) -> Value {
+        let reg = Registry::default();
+        let schema = reg.resource("User").unwrap();
+        let a: Vec<String> = attrs.iter().map(|s| (*s).to_owned()).collect();
+        let e: Vec<String> = excluded.iter().map(|s| (*s).to_owned()).collect();
+        Value::Object(Projection::parse(&schema, &a, &e).unwrap().apply(&schema, &user()))
+    }
+
+    #[test]
+    fn default_projection_returns_everything_but_never_attributes() {
+        let mut u = user();
+        u.insert("password".into(), json!("secret"));
+        let reg = Registry::default();
+        let schema = reg.resource("User").unwrap();
+        let out = Projection::default().apply(&schema, &u);
+        assert!(!out.contains_key("password"));
+        assert_eq!(Value::Object(out), Value::Object(user()));
+    }
+
+    #[test]
+    fn attributes_selects_plus_always_returned_id_and_schemas() {
+        assert_eq!(
+            project(&["userName"], &[]),
+            json!({"schemas":[USER_SCHEMA, ENTERPRISE_USER_SCHEMA],"id":"2819c223","userName":"bjensen"})
+        );
+        assert_eq!(
+            project(&["NAME.givenName", "emails.value"], &[]),
+            json!({"schemas":[USER_SCHEMA, ENTERPRISE_USER_SCHEMA],"id":"2819c223","name":{"givenName":"Barbara"},
+                   "emails":[{"value":"b@x.com"},{"value":"b@home.org"}]})
+        );
+    }
+
+    #[test]
+    fn extension_attributes_by_urn_or_whole_extension() {
+        let out = project(&["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"], &[]);
+        assert_eq!(out[ENTERPRISE_USER_SCHEMA], json!({"department":"Tour"}));
+        let out = project(&[ENTERPRISE_USER_SCHEMA], &[]);
+        assert_eq!(
+            out[ENTERPRISE_USER_SCHEMA],
+            json!({"department":"Tour","manager":{"value":"m1","displayName":"Boss"}})
+        );
+        let out = project(&[], &[ENTERPRISE_USER_SCHEMA]);
+        assert!(out.get(ENTERPRISE_USER_SCHEMA).is_none());
+        assert_eq!(out["userName"], "bjensen");
+    }
+
+    #[test]
+    fn excluded_attributes_removes_but_never_always() {
+        let out = project(&[], &["emails", "name.familyName", "id", "meta"]);
+        assert!(out.get("emails").is_none() && out.get("meta").is_none());
+        assert_eq!(out["name"], json!({"givenName":"Barbara"}));
+        assert_eq!(out["id"], "2819c223");
+    }
+
+    #[test]
+    fn unknown_names_are_ignored_and_malformed_ones_rejected() {
+        assert_eq!(
+            project(&["noSuchThing"], &[]),
+            json!({"schemas":[USER_SCHEMA, ENTERPRISE_USER_SCHEMA],"id":"2819c223"})
+        );
+        let reg = Registry::default();
+        let schema = reg.resource("User").unwrap();
+        let e = Projection::parse(&schema, &["emails[type eq \"work\"]".to_owned()], &[]).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
+        let e = Projection::parse(&schema, &["name..x".to_owned()], &[]).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
+    }
+
+    #[test]
+    fn returns_tells_whether_members_will_be_sent() {
+        let reg = Registry::default();
+        let schema = reg.resource("Group").unwrap();
+        assert!(Projection::default().returns(&schema, "members"));
+        let p = Projection::parse(&schema, &[], &["members".to_owned()]).unwrap();
+        assert!(!p.returns(&schema, "members"));
+        let p = Projection::parse(&schema, &["displayName".to_owned()], &[]).unwrap();
+        assert!(!p.returns(&schema, "members"));
+        assert!(p.returns(&schema, "id"));
+    }
+}
