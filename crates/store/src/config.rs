@@ -1,0 +1,94 @@
+//! The store's configuration (`[store]` in gateway.toml): where the database is and how the pool behaves.
+
+use serde::{Deserialize, Serialize};
+
+use crate::connection::redact_url;
+
+/// How the store connects. Every field has a default, so `[store]` may be left out entirely.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` (relative to the working directory; `sqlite:///abs/path.db` for
+    /// an absolute path) or `postgres://user:password@host:5432/db`. The SQLite file and its
+    /// directory are created when missing. PostgreSQL connections cannot use TLS in this build
+    /// (see the crate README).
+    pub url: String,
+    /// How many connections the pool keeps open at most.
+    pub pool_size: u32,
+    /// How long to wait for a new connection or for a free pooled one before giving up with
+    /// `Unavailable`, in seconds.
+    pub connect_timeout_secs: u64,
+    /// SQLite only: `full` (default) fsyncs every commit, so an acknowledged change survives a power
+    /// loss; `normal` survives a process crash only, and is several times faster.
+    pub sqlite_synchronous: SqliteSynchronous,
+    /// SQLite only: how long a writer waits for another writer's lock before `Unavailable`, in
+    /// milliseconds.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://data/scimgw.db".into(),
+            pool_size: 8,
+            connect_timeout_secs: 5,
+            sqlite_synchronous: SqliteSynchronous::Full,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    /// The URL's password is redacted: configurations get logged.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("busy_timeout_ms", &self.busy_timeout_ms)
+            .finish()
+    }
+}
+
+/// SQLite's `synchronous` pragma, as far as the store offers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// fsync on every commit: durable across power loss ("ack means durable").
+    #[default]
+    Full,
+    /// fsync at WAL checkpoints only: survives a process crash, may lose the last commits on power loss.
+    Normal,
+}
+
+impl SqliteSynchronous {
+    pub(crate) fn pragma_value(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_section_gives_the_defaults_and_synchronous_is_lowercase() {
+        let cfg: StoreConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(cfg, StoreConfig::default());
+        assert_eq!(cfg.pool_size, 8);
+        let cfg: StoreConfig = serde_json::from_str(r#"{"sqlite_synchronous": "normal"}"#).unwrap();
+        assert_eq!(cfg.sqlite_synchronous, SqliteSynchronous::Normal);
+        assert!(serde_json::from_str::<StoreConfig>(r#"{"pool_sise": 3}"#).is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let cfg = StoreConfig { url: "postgres://scim:hunter2@db/scim".into(), ..StoreConfig::default() };
+        let text = format!("{cfg:?}");
+        assert!(!text.contains("hunter2") && text.contains("scim:***@db"), "{text}");
+    }
+}

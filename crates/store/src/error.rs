@@ -1,0 +1,103 @@
+//! `StoreError` and the one place where diesel's, r2d2's and the engines' errors are classified.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use scimgw_scim::ScimError;
+
+/// Everything a store call can fail with. The gateway maps `Conflict` to 409 `uniqueness`,
+/// `VersionMismatch` to 412, `Rejected` to its own SCIM error, `Unavailable` to 503, and
+/// `Internal` and `BadUrl` to an opaque 500 — their text is for logs, never for clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique value is taken: `"userName"` for users (ignoring case), `"name"` for tenants,
+    /// `"id"` for an API key id.
+    #[error("{attribute} is already taken")]
+    Conflict {
+        /// The attribute whose value is taken.
+        attribute: &'static str,
+    },
+    /// `If-Match` named a version that is no longer current.
+    #[error("the resource is at version {current}, not the version given in If-Match")]
+    VersionMismatch {
+        /// The current version.
+        current: i64,
+    },
+    /// The change was refused: the update closure's error, or a resource the store cannot hold
+    /// (a user without `userName`, a group without `displayName`).
+    #[error("the change was refused: {0}")]
+    Rejected(ScimError),
+    /// The database cannot be reached or is too busy: pool timeout, connection refused or lost,
+    /// SQLite still locked after `busy_timeout_ms`. Worth retrying later.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else. The message is for logs only.
+    #[error("store error: {0}")]
+    Internal(String),
+    /// `store.url` cannot be used.
+    #[error("unusable store.url: {0}")]
+    BadUrl(String),
+}
+
+impl StoreError {
+    /// Classifies a diesel error that no caller expected (uniqueness is mapped by the callers, who
+    /// know which attribute a constraint guards).
+    pub(crate) fn from_db(e: DieselError) -> StoreError {
+        if is_unavailable(&e) {
+            return StoreError::Unavailable(e.to_string());
+        }
+        StoreError::Internal(e.to_string())
+    }
+
+    /// As [`StoreError::from_db`], but a unique violation becomes `Conflict { attribute }`.
+    pub(crate) fn unique(attribute: &'static str) -> impl Fn(DieselError) -> StoreError {
+        move |e| match e {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => StoreError::Conflict { attribute },
+            e => StoreError::from_db(e),
+        }
+    }
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        StoreError::from_db(e)
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    /// r2d2 fails only by timing out; its message carries the engine's last connection error.
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// Whether the error means "the database is not there or too busy now" rather than a bug.
+fn is_unavailable(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(kind, info) => match kind {
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => true,
+            // PostgreSQL gave up on this transaction to let another proceed; the same request
+            // succeeds when retried (SCIM clients retry on 503).
+            DatabaseErrorKind::SerializationFailure => true,
+            DatabaseErrorKind::Unknown => {
+                let m = info.message().to_ascii_lowercase();
+                // SQLITE_BUSY / SQLITE_LOCKED after busy_timeout; a PostgreSQL deadlock victim
+                // (40P01); PostgreSQL shutting down or restarting (57P01, 57P02, 57P03) or
+                // refusing more connections (53300).
+                [
+                    "database is locked",
+                    "database table is locked",
+                    "deadlock detected",
+                    "terminating connection",
+                    "the database system is",
+                    "too many connections",
+                    "server closed the connection",
+                    "could not connect",
+                    "connection refused",
+                ]
+                .iter()
+                .any(|needle| m.contains(needle))
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}

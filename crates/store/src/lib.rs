@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+
+mod config;
+mod connection;
+mod error;
+mod lower;
+mod members;
+mod models;
+mod query;
+mod resource;
+mod resources;
+mod schema;
+mod store;
+mod tenants;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{SqliteSynchronous, StoreConfig};
+pub use connection::Backend;
+pub use error::StoreError;
+pub use query::{Query, QueryPage};
+pub use resource::{Change, Kind, Member, MembersChange, NewResource, Resource, Updated};
+pub use store::Store;
+pub use tenants::{ApiKey, NewApiKey, Tenant};

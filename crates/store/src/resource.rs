@@ -1,0 +1,234 @@
+//! The store's resource types (users and groups as stored) and their SCIM rendering with `id` and `meta`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+use scimgw_scim::ScimError;
+
+/// Users or groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// `/Users`.
+    User,
+    /// `/Groups`.
+    Group,
+}
+
+impl Kind {
+    /// The SCIM resource type name: `User` or `Group`.
+    pub fn resource_type(self) -> &'static str {
+        match self {
+            Kind::User => "User",
+            Kind::Group => "Group",
+        }
+    }
+}
+
+/// One member of a group: a user's or a group's id, and optionally which of the two it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Member {
+    /// The member's id.
+    pub value: String,
+    /// `User` or `Group`, as the client sent it (RFC 7643 §4.2), if it did.
+    pub r#type: Option<String>,
+}
+
+impl Member {
+    /// A member without a type.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self { value: value.into(), r#type: None }
+    }
+
+    /// A member with a type.
+    pub fn typed(value: impl Into<String>, ty: impl Into<String>) -> Self {
+        Self { value: value.into(), r#type: Some(ty.into()) }
+    }
+
+    /// `{"value": …, "type": …}`, `type` only when known.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::with_capacity(2);
+        m.insert("value".into(), Value::String(self.value.clone()));
+        if let Some(t) = &self.r#type {
+            m.insert("type".into(), Value::String(t.clone()));
+        }
+        Value::Object(m)
+    }
+}
+
+/// A resource to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewResource {
+    /// User or group.
+    pub kind: Kind,
+    /// The canonical body (`resource::validate_resource`'s output) without `id`, `meta` and, for
+    /// groups, without `members`: members are rows of their own.
+    pub body: Map<String, Value>,
+    /// A group's members (a user's must be empty). Duplicate values are stored once.
+    pub members: Vec<Member>,
+}
+
+/// A stored user or group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    /// The id the store assigned (a UUID).
+    pub id: String,
+    /// User or group.
+    pub kind: Kind,
+    /// The canonical body, without `id`, `meta` and `members`.
+    pub body: Map<String, Value>,
+    /// Bumped by every change; the ETag is `W/"<version>"`.
+    pub version: i64,
+    /// When it was created (millisecond precision).
+    pub created: DateTime<Utc>,
+    /// When it last changed (millisecond precision).
+    pub last_modified: DateTime<Utc>,
+    /// A group's members, when they were asked for; `None` when not loaded (and for users).
+    /// Ordered by value.
+    pub members: Option<Vec<Member>>,
+}
+
+impl Resource {
+    /// The SCIM representation: `schemas`, `id`, the body's attributes, `members` (groups, when
+    /// loaded and not empty), then `meta` with `resourceType`, `created`, `lastModified` (RFC 3339,
+    /// milliseconds, `Z`), `version` (`W/"<version>"`) and `location` (`{location_base}/{id}`) when
+    /// a base is given.
+    pub fn to_scim(&self, location_base: Option<&str>) -> Map<String, Value> {
+        let mut out = Map::with_capacity(self.body.len() + 3);
+        if let Some(schemas) = self.body.get("schemas") {
+            out.insert("schemas".into(), schemas.clone());
+        }
+        out.insert("id".into(), Value::String(self.id.clone()));
+        for (key, value) in &self.body {
+            if !matches!(key.as_str(), "schemas" | "id" | "meta" | "members") {
+                out.insert(key.clone(), value.clone());
+            }
+        }
+        if let Some(members) = self.members.as_ref().filter(|m| !m.is_empty()) {
+            out.insert("members".into(), Value::Array(members.iter().map(Member::to_json).collect()));
+        }
+        let mut meta = Map::with_capacity(5);
+        meta.insert("resourceType".into(), Value::String(self.kind.resource_type().into()));
+        meta.insert("created".into(), Value::String(rfc3339_ms(self.created)));
+        meta.insert("lastModified".into(), Value::String(rfc3339_ms(self.last_modified)));
+        meta.insert("version".into(), Value::String(self.etag()));
+        if let Some(base) = location_base {
+            meta.insert("location".into(), Value::String(format!("{}/{}", base.trim_end_matches('/'), self.id)));
+        }
+        out.insert("meta".into(), Value::Object(meta));
+        out
+    }
+
+    /// The weak ETag of this version: `W/"<version>"`.
+    pub fn etag(&self) -> String {
+        format!("W/\"{}\"", self.version)
+    }
+}
+
+/// What an update closure decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Nothing to change: the version is not bumped and nothing is written.
+    Unchanged,
+    /// Store this body (canonical, without `id`, `meta`, `members`) and apply these member changes
+    /// in order; the version is bumped by one.
+    Update {
+        /// The new body.
+        body: Map<String, Value>,
+        /// Member changes (groups only), applied in order.
+        members: Vec<MembersChange>,
+    },
+}
+
+/// A change to a group's member rows. None of them reads or rewrites the other members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembersChange {
+    /// Add these members; values already present are left as they are.
+    Add(Vec<Member>),
+    /// Remove the members with these values (exact match); absent ones are ignored.
+    Remove(Vec<String>),
+    /// Remove every member.
+    Clear,
+    /// Make the members exactly these (only the difference is written).
+    Set(Vec<Member>),
+}
+
+/// The outcome of [`crate::Store::update`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Updated {
+    /// The resource after the update (members loaded iff `load_members` was asked).
+    pub resource: Resource,
+    /// Whether anything changed (`false` for [`Change::Unchanged`]: same version).
+    pub changed: bool,
+}
+
+/// `2024-05-01T10:00:00.123Z`.
+pub(crate) fn rfc3339_ms(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Microseconds since the epoch as a time; out-of-range values (never written by the store) read
+/// as the epoch.
+pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// Now, truncated to whole milliseconds: `meta` shows milliseconds, and filters on
+/// `meta.lastModified` must give the same answer in SQL (on microseconds) as on the rendered text.
+pub(crate) fn now_us() -> i64 {
+    let us = Utc::now().timestamp_micros();
+    us - us.rem_euclid(1000)
+}
+
+/// Refuses a body the tables cannot hold (the canonical form always has these).
+pub(crate) fn missing(attribute: &str, kind: Kind) -> ScimError {
+    ScimError::invalid_value(format!(
+        "required attribute \"{attribute}\" is missing or not a string (RFC 7643 requires it for a {})",
+        kind.resource_type()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scim_rendering_adds_id_members_and_meta_to_the_stored_body() {
+        let body = json!({"displayName": "Ops", "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]});
+        let r = Resource {
+            id: "g1".into(),
+            kind: Kind::Group,
+            body: body.as_object().unwrap().clone(),
+            version: 3,
+            created: from_us(1_700_000_000_123_000),
+            last_modified: from_us(1_700_000_001_000_000),
+            members: Some(vec![Member::typed("u1", "User"), Member::new("u2")]),
+        };
+        let out = r.to_scim(Some("https://x/scim/Groups/"));
+        assert_eq!(
+            Value::Object(out),
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "id": "g1",
+                "displayName": "Ops",
+                "members": [{"value": "u1", "type": "User"}, {"value": "u2"}],
+                "meta": {
+                    "resourceType": "Group",
+                    "created": "2023-11-14T22:13:20.123Z",
+                    "lastModified": "2023-11-14T22:13:21.000Z",
+                    "version": "W/\"3\"",
+                    "location": "https://x/scim/Groups/g1"
+                }
+            })
+        );
+        let none = Resource { members: Some(Vec::new()), ..r };
+        assert!(!none.to_scim(None).contains_key("members"));
+        assert!(!none.to_scim(None)["meta"].as_object().unwrap().contains_key("location"));
+        assert_eq!(none.etag(), "W/\"3\"");
+    }
+
+    #[test]
+    fn now_is_whole_milliseconds() {
+        assert_eq!(now_us() % 1000, 0);
+    }
+}

@@ -1,0 +1,355 @@
+//! Users and groups: create, get, update (read-modify-write in one transaction), delete, existence checks.
+
+use diesel::prelude::*;
+use serde_json::{Map, Value};
+use tracing::instrument;
+use uuid::Uuid;
+
+use scimgw_scim::ScimError;
+use scimgw_scim::value::remove_ci;
+
+use crate::connection::{AnyConnection, read_tx, write_tx};
+use crate::error::StoreError;
+use crate::members;
+use crate::models::resource::{GroupColumns, NewGroupRow, NewUserRow, ResourceRow, UserColumns};
+use crate::resource::{Change, Kind, Member, NewResource, Resource, Updated, from_us, missing, now_us};
+use crate::schema::{group_members, groups, users};
+use crate::store::Store;
+
+/// Runs `$body` with `$t` naming the table module of `$kind` (`users` or `groups`). The body uses
+/// only the columns both tables have, so each statement is written once for both kinds.
+macro_rules! with_table {
+    ($kind:expr, $t:ident => $body:expr) => {
+        match $kind {
+            Kind::User => {
+                use crate::schema::users as $t;
+                $body
+            }
+            Kind::Group => {
+                use crate::schema::groups as $t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_table;
+
+/// How often `update` re-reads optimistically after losing a race on PostgreSQL before it locks
+/// the row first (which cannot lose). SQLite's `BEGIN IMMEDIATE` never loses.
+const OPTIMISTIC_TRIES: usize = 3;
+
+/// The indexed columns of a body, or the refusal of a body the tables cannot hold.
+enum Columns {
+    User(UserColumns),
+    Group(GroupColumns),
+}
+
+impl Columns {
+    fn of(kind: Kind, body: &Map<String, Value>) -> Result<Columns, StoreError> {
+        match kind {
+            Kind::User => UserColumns::from_body(body)
+                .map(Columns::User)
+                .ok_or_else(|| StoreError::Rejected(missing("userName", kind))),
+            Kind::Group => GroupColumns::from_body(body)
+                .map(Columns::Group)
+                .ok_or_else(|| StoreError::Rejected(missing("displayName", kind))),
+        }
+    }
+}
+
+/// The body as stored: without what lives elsewhere (`id`, `meta`, a group's `members`).
+fn stored_body(mut body: Map<String, Value>) -> Map<String, Value> {
+    for key in ["id", "meta", "members"] {
+        remove_ci(&mut body, key);
+    }
+    body
+}
+
+pub(crate) fn to_resource(kind: Kind, row: ResourceRow) -> Result<Resource, StoreError> {
+    let body = match serde_json::from_str::<Value>(&row.body) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) | Err(_) => {
+            return Err(StoreError::Internal(format!("the stored body of {} is not a JSON object", row.id)));
+        }
+    };
+    Ok(Resource {
+        id: row.id,
+        kind,
+        body,
+        version: row.version,
+        created: from_us(row.created_us),
+        last_modified: from_us(row.modified_us),
+        members: None,
+    })
+}
+
+/// One resource row, with its members when asked (groups only).
+fn load(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    kind: Kind,
+    id: &str,
+    with_members: bool,
+) -> Result<Option<Resource>, StoreError> {
+    let row = with_table!(kind, t => t::table
+        .filter(t::tenant_id.eq(tenant_id))
+        .filter(t::id.eq(id))
+        .select((t::id, t::body, t::version, t::created_us, t::modified_us))
+        .first::<ResourceRow>(c)
+        .optional()?);
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let mut r = to_resource(kind, row)?;
+    if with_members && kind == Kind::Group {
+        r.members = Some(members::load(c, tenant_id, id)?);
+    }
+    Ok(Some(r))
+}
+
+/// One try of a read-modify-write: done, or lost to a concurrent writer (PostgreSQL only).
+enum Attempt<T> {
+    Done(T),
+    Lost,
+}
+
+impl Store {
+    /// Creates a user or group with a fresh UUID v4 id at version 1, and a group's members as rows.
+    /// `Conflict { attribute: "userName" }` if another user of the tenant has the same userName,
+    /// ignoring case.
+    #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = new.kind.resource_type()))]
+    pub fn create(&self, tenant_id: &str, new: NewResource) -> Result<Resource, StoreError> {
+        let kind = new.kind;
+        if kind == Kind::User && !new.members.is_empty() {
+            return Err(StoreError::Internal("members were given for a user".into()));
+        }
+        let body = stored_body(new.body);
+        let columns = Columns::of(kind, &body)?;
+        let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let id = Uuid::new_v4().to_string();
+        let now = now_us();
+        let mut conn = self.conn()?;
+        write_tx(&mut conn, |c| -> Result<(), StoreError> {
+            match columns {
+                Columns::User(columns) => {
+                    let row = NewUserRow {
+                        tenant_id,
+                        id: &id,
+                        columns,
+                        body: &text,
+                        version: 1,
+                        created_us: now,
+                        modified_us: now,
+                    };
+                    diesel::insert_into(users::table)
+                        .values(&row)
+                        .execute(c)
+                        .map_err(StoreError::unique("userName"))?;
+                }
+                Columns::Group(columns) => {
+                    let row = NewGroupRow {
+                        tenant_id,
+                        id: &id,
+                        columns,
+                        body: &text,
+                        version: 1,
+                        created_us: now,
+                        modified_us: now,
+                    };
+                    diesel::insert_into(groups::table).values(&row).execute(c)?;
+                    members::insert(c, tenant_id, &id, &members::dedup(&new.members))?;
+                }
+            }
+            Ok(())
+        })?;
+        let members = (kind == Kind::Group).then(|| {
+            let mut m: Vec<Member> = members::dedup(&new.members).into_iter().cloned().collect();
+            m.sort_by(|a, b| a.value.cmp(&b.value));
+            m
+        });
+        Ok(Resource { id, kind, body, version: 1, created: from_us(now), last_modified: from_us(now), members })
+    }
+
+    /// The resource, with its members (groups) when `with_members`; `None` if this tenant has no
+    /// such resource.
+    pub fn get(
+        &self,
+        tenant_id: &str,
+        kind: Kind,
+        id: &str,
+        with_members: bool,
+    ) -> Result<Option<Resource>, StoreError> {
+        let mut conn = self.conn()?;
+        if with_members && kind == Kind::Group {
+            read_tx(&mut conn, |c| load(c, tenant_id, kind, id, true))
+        } else {
+            load(&mut conn, tenant_id, kind, id, false)
+        }
+    }
+
+    /// Read-modify-write in one write transaction.
+    ///
+    /// `f` gets the current resource (members loaded iff `load_members`) and decides a [`Change`].
+    /// With `if_match: Some(v)`, a current version other than `v` is `VersionMismatch`. `Ok(None)`
+    /// if the resource does not exist. A refusal from `f` is `Rejected`; a userName taken by
+    /// another user is `Conflict`.
+    ///
+    /// No update is ever lost. On SQLite the transaction holds the write lock from its start. On
+    /// PostgreSQL the write is conditional on the version read; if a concurrent writer got there
+    /// first, `f` runs again on the new state, and after a few lost races the row is locked before
+    /// reading, so the call always completes. `f` may therefore run more than once: keep it free of
+    /// side effects.
+    #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = kind.resource_type(), resource.id = %id))]
+    pub fn update<F>(
+        &self,
+        tenant_id: &str,
+        kind: Kind,
+        id: &str,
+        if_match: Option<i64>,
+        load_members: bool,
+        mut f: F,
+    ) -> Result<Option<Updated>, StoreError>
+    where
+        F: FnMut(&Resource) -> Result<Change, ScimError>,
+    {
+        let mut conn = self.conn()?;
+        let load_members = load_members && kind == Kind::Group;
+        for attempt in 0..=OPTIMISTIC_TRIES {
+            let lock_first = attempt == OPTIMISTIC_TRIES;
+            let outcome = write_tx(&mut conn, |c| -> Result<Attempt<Option<Updated>>, StoreError> {
+                if lock_first {
+                    lock_row(c, tenant_id, kind, id)?;
+                }
+                let Some(current) = load(c, tenant_id, kind, id, load_members)? else {
+                    return Ok(Attempt::Done(None));
+                };
+                if let Some(expected) = if_match {
+                    if expected != current.version {
+                        return Err(StoreError::VersionMismatch { current: current.version });
+                    }
+                }
+                let (body, changes) = match f(&current).map_err(StoreError::Rejected)? {
+                    Change::Unchanged => return Ok(Attempt::Done(Some(Updated { resource: current, changed: false }))),
+                    Change::Update { body, members } => (stored_body(body), members),
+                };
+                if kind == Kind::User && !changes.is_empty() {
+                    return Err(StoreError::Internal("member changes were given for a user".into()));
+                }
+                let columns = Columns::of(kind, &body)?;
+                let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
+                let (version, now) = (current.version + 1, now_us());
+                let written = match columns {
+                    Columns::User(columns) => diesel::update(
+                        users::table
+                            .filter(users::tenant_id.eq(tenant_id))
+                            .filter(users::id.eq(id))
+                            .filter(users::version.eq(current.version)),
+                    )
+                    .set((&columns, users::body.eq(&text), users::version.eq(version), users::modified_us.eq(now)))
+                    .execute(c)
+                    .map_err(StoreError::unique("userName"))?,
+                    Columns::Group(columns) => diesel::update(
+                        groups::table
+                            .filter(groups::tenant_id.eq(tenant_id))
+                            .filter(groups::id.eq(id))
+                            .filter(groups::version.eq(current.version)),
+                    )
+                    .set((&columns, groups::body.eq(&text), groups::version.eq(version), groups::modified_us.eq(now)))
+                    .execute(c)?,
+                };
+                if written == 0 {
+                    return Ok(Attempt::Lost);
+                }
+                // The version write above holds the group row's lock: member rows change under it.
+                members::apply(c, tenant_id, id, &changes)?;
+                let members = if load_members { Some(members::load(c, tenant_id, id)?) } else { None };
+                let resource = Resource { body, version, last_modified: from_us(now), members, ..current };
+                Ok(Attempt::Done(Some(Updated { resource, changed: true })))
+            })?;
+            match outcome {
+                Attempt::Done(result) => return Ok(result),
+                Attempt::Lost => tracing::debug!(attempt, "update lost a race; reading again"),
+            }
+        }
+        Err(StoreError::Internal("update kept losing races even with the row locked".into()))
+    }
+
+    /// Deletes a user or group; `false` if this tenant has none with that id. Its rows in
+    /// `group_members` go too — a group's members, and its memberships in other groups (a user's,
+    /// or a nested group's) — and each group that lost a member gets a new version.
+    #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = kind.resource_type(), resource.id = %id))]
+    pub fn delete(&self, tenant_id: &str, kind: Kind, id: &str, if_match: Option<i64>) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        for attempt in 0..=OPTIMISTIC_TRIES {
+            let lock_first = attempt == OPTIMISTIC_TRIES;
+            let outcome = write_tx(&mut conn, |c| -> Result<Attempt<bool>, StoreError> {
+                if lock_first {
+                    lock_row(c, tenant_id, kind, id)?;
+                }
+                let version = with_table!(kind, t => t::table
+                    .filter(t::tenant_id.eq(tenant_id))
+                    .filter(t::id.eq(id))
+                    .select(t::version)
+                    .first::<i64>(c)
+                    .optional()?);
+                let Some(version) = version else {
+                    return Ok(Attempt::Done(false));
+                };
+                if let Some(expected) = if_match {
+                    if expected != version {
+                        return Err(StoreError::VersionMismatch { current: version });
+                    }
+                }
+                let deleted = with_table!(kind, t => diesel::delete(
+                    t::table.filter(t::tenant_id.eq(tenant_id)).filter(t::id.eq(id)).filter(t::version.eq(version)),
+                )
+                .execute(c)?);
+                if deleted == 0 {
+                    return Ok(Attempt::Lost);
+                }
+                let memberships = group_members::table
+                    .filter(group_members::tenant_id.eq(tenant_id))
+                    .filter(group_members::member_id.eq(id));
+                diesel::update(
+                    groups::table
+                        .filter(groups::tenant_id.eq(tenant_id))
+                        .filter(groups::id.eq_any(memberships.select(group_members::group_id))),
+                )
+                .set((groups::version.eq(groups::version + 1), groups::modified_us.eq(now_us())))
+                .execute(c)?;
+                diesel::delete(memberships).execute(c)?;
+                Ok(Attempt::Done(true))
+            })?;
+            if let Attempt::Done(deleted) = outcome {
+                return Ok(deleted);
+            }
+        }
+        Err(StoreError::Internal("delete kept losing races even with the row locked".into()))
+    }
+
+    /// Which of `ids` exist in this tenant, as users or as groups (to validate group members).
+    pub fn existing_ids(&self, tenant_id: &str, ids: &[String]) -> Result<Vec<(String, Kind)>, StoreError> {
+        let mut conn = self.conn()?;
+        let mut found = Vec::new();
+        for chunk in ids.chunks(members::CHUNK) {
+            for kind in [Kind::User, Kind::Group] {
+                let hits = with_table!(kind, t => t::table
+                    .filter(t::tenant_id.eq(tenant_id))
+                    .filter(t::id.eq_any(chunk))
+                    .select(t::id)
+                    .load::<String>(&mut conn)?);
+                found.extend(hits.into_iter().map(|id| (id, kind)));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Takes the row's write lock before reading it (a no-op update), so that the read-modify-write
+/// that follows cannot lose a race. Only used after optimistic tries lost, because on PostgreSQL
+/// even a no-op update writes a new row version.
+fn lock_row(c: &mut AnyConnection, tenant_id: &str, kind: Kind, id: &str) -> QueryResult<usize> {
+    with_table!(kind, t => diesel::update(t::table.filter(t::tenant_id.eq(tenant_id)).filter(t::id.eq(id)))
+        .set(t::version.eq(t::version))
+        .execute(c))
+}

@@ -1,0 +1,155 @@
+//! `Store`: the pool, opening, health and migrations.
+
+use std::time::Duration;
+
+use diesel::RunQueryDsl;
+use diesel::connection::SimpleConnection;
+use diesel::migration::MigrationVersion;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::StoreConfig;
+use crate::connection::{AnyConnection, Backend, Manager, Target, prepare_sqlite};
+use crate::error::StoreError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Serialises `migrate` between gateway replicas sharing one PostgreSQL database
+/// (`pg_advisory_lock` key: "scimgw" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x73_63_69_6d_67_77;
+
+/// The store: a pool of connections to one SQLite file or one PostgreSQL database. Cheap to clone
+/// (the pool is shared). Every method blocks; call them from `spawn_blocking` in async code.
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<Manager>,
+    /// A copy of the pool's manager, for connections outside the pool (migrations).
+    manager: Manager,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.pool.state();
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("connections", &state.connections)
+            .field("idle_connections", &state.idle_connections)
+            .finish()
+    }
+}
+
+pub(crate) type Conn = r2d2::PooledConnection<Manager>;
+
+type MigrationError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs the same harness call on the inner connection with that engine's migrations: the
+/// migration harness is per backend, so this is the one place that names both.
+macro_rules! harness {
+    ($conn:expr, |$c:ident, $m:ident| $body:expr) => {
+        match $conn {
+            AnyConnection::Sqlite($c) => {
+                let $m = SQLITE_MIGRATIONS;
+                $body
+            }
+            AnyConnection::Pg($c) => {
+                let $m = POSTGRES_MIGRATIONS;
+                $body
+            }
+        }
+    };
+}
+
+impl Store {
+    /// Opens the pool. Creates a missing SQLite file and its directory and switches the file to WAL,
+    /// but applies no migration (see [`Store::migrate`]).
+    ///
+    /// Fails with `BadUrl` for an unusable URL and with `Unavailable` (carrying the engine's own
+    /// message) when no connection can be made within `connect_timeout_secs`.
+    pub fn open(cfg: &StoreConfig) -> Result<Store, StoreError> {
+        let target = Target::parse(&cfg.url, cfg.connect_timeout_secs)?;
+        let backend = target.backend();
+        let manager = Manager::new(target.clone(), cfg);
+        match &target {
+            Target::Sqlite(path) => prepare_sqlite(&manager, path)?,
+            // One connection up front: a wrong database name or password fails now with the
+            // server's words, instead of after r2d2 has retried for the whole timeout.
+            Target::Postgres(_) => drop(manager.open().map_err(|e| StoreError::Unavailable(e.0))?),
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(cfg.pool_size.max(1))
+            // r2d2's default of 30 s would hold start-up (and every request) that long when the
+            // database is down.
+            .connection_timeout(Duration::from_secs(cfg.connect_timeout_secs.max(1)))
+            .build(manager.clone())?;
+        Ok(Store { pool, manager, backend })
+    }
+
+    /// Which engine this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A pooled connection, or `Unavailable` after `connect_timeout_secs`.
+    pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Checks that a connection can be had and answers (for `/readyz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.batch_execute("SELECT 1").map_err(StoreError::from_db)
+    }
+
+    /// Applies every pending migration of this engine, in order; returns the versions applied.
+    /// Replicas sharing a PostgreSQL database may call it concurrently: an advisory lock makes the
+    /// second wait and then find nothing to do.
+    pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        self.migrations(|conn| {
+            harness!(conn, |c, m| c
+                .run_pending_migrations(m)
+                .map(|applied| applied.iter().map(MigrationVersion::to_string).collect()))
+        })
+    }
+
+    /// The versions of the migrations not yet applied, in order.
+    pub fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        self.migrations(|conn| {
+            harness!(conn, |c, m| c
+                .pending_migrations(m)
+                .map(|pending| pending.iter().map(|p| p.name().version().to_string()).collect()))
+        })
+    }
+
+    /// Reverts the most recent migration with its `down.sql`; returns its version, or `None` when
+    /// none is applied. For operators rolling back an upgrade, and for the migration tests.
+    pub fn revert_last_migration(&self) -> Result<Option<String>, StoreError> {
+        self.migrations(|conn| {
+            harness!(conn, |c, m| {
+                if c.applied_migrations()?.is_empty() {
+                    return Ok(None);
+                }
+                c.revert_last_migration(m).map(|v| Some(v.to_string()))
+            })
+        })
+    }
+
+    /// Runs `f` on a connection of its own, outside the pool, holding PostgreSQL's migration lock.
+    /// The lock belongs to the session, so closing the connection releases it even when `f` or the
+    /// unlock fails.
+    fn migrations<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, MigrationError>) -> Result<T, StoreError> {
+        let mut conn = self.manager.open().map_err(|e| StoreError::Unavailable(e.0))?;
+        if let AnyConnection::Pg(_) = conn {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(&mut conn)?;
+        }
+        f(&mut conn).map_err(migration_error)
+    }
+}
+
+/// A migration failure: `Unavailable` when the database went away, `Internal` otherwise.
+fn migration_error(e: MigrationError) -> StoreError {
+    match e.downcast::<diesel::result::Error>() {
+        Ok(db) => StoreError::from_db(*db),
+        Err(other) => StoreError::Internal(format!("migration failed: {other}")),
+    }
+}
