@@ -1,0 +1,108 @@
+//! The gateway's settings: what `serve` needs, as loaded by the `scimgw` binary through figment.
+
+use serde::{Deserialize, Serialize};
+
+pub use scimgw_store::{SqliteSynchronous, StoreConfig};
+
+/// Everything `scimgw serve` is configured with. Every key has a default; see the README's
+/// configuration reference for the environment variable of each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port the SCIM endpoint listens on.
+    pub listen: String,
+    /// Path prefix of the SCIM API, e.g. `/scim/v2`.
+    pub base_path: String,
+    /// The externally visible URL of `base_path` (e.g. `https://scim.example.com/scim/v2`), used
+    /// in `meta.location` and `Location`. Unset: derived from each request's scheme and Host.
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Page size when a query gives no `count`.
+    pub default_page_size: u64,
+    /// Largest page a query may ask for; advertised in `/ServiceProviderConfig`.
+    pub max_page_size: u64,
+    /// HTTP worker threads; unset means one per core.
+    pub workers: Option<usize>,
+    /// The store.
+    pub store: StoreConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            base_path: "/scim/v2".into(),
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+            default_page_size: 100,
+            max_page_size: 1000,
+            workers: None,
+            store: StoreConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// The configuration's own consistency rules, each failure one line an admin can act on.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!("listen: \"{}\" is not an address:port such as 127.0.0.1:8080", self.listen));
+        }
+        if !self.base_path.starts_with('/') {
+            problems.push(format!("base_path: \"{}\" must start with '/'", self.base_path));
+        }
+        if self.max_body_bytes < 1024 {
+            problems.push(format!("max_body_bytes: {} is too small; use at least 1024", self.max_body_bytes));
+        }
+        if self.max_page_size == 0 {
+            problems.push("max_page_size: must be at least 1".into());
+        }
+        if self.default_page_size > self.max_page_size {
+            problems.push(format!(
+                "default_page_size: {} exceeds max_page_size {}",
+                self.default_page_size, self.max_page_size
+            ));
+        }
+        if self.store.url.trim().is_empty() {
+            problems.push("store.url: empty; use sqlite://data/scimgw.db or a postgres:// URL".into());
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    /// `base_path` without a trailing slash (`/` becomes empty).
+    pub fn base_path(&self) -> &str {
+        self.base_path.trim_end_matches('/')
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `scimgw_gateway=debug,info`. `RUST_LOG` overrides it.
+    pub level: String,
+    /// `human` (default) or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Human }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per event.
+    Json,
+}

@@ -1,0 +1,158 @@
+#![doc = include_str!("../README.md")]
+
+pub mod auth;
+pub mod config;
+mod discovery;
+mod error;
+mod http;
+mod members;
+mod resources;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use scimgw_scim::ScimError;
+use scimgw_scim::schema::Registry;
+use scimgw_store::{Kind, Store};
+
+pub use crate::auth::{IssuedKey, Principal, issue_key};
+pub use crate::config::Config;
+pub use crate::error::ApiError;
+
+/// What every handler shares.
+pub struct AppState {
+    pub(crate) store: Store,
+    pub(crate) registry: Registry,
+    pub(crate) config: Config,
+    pub(crate) last_used: auth::LastUsed,
+}
+
+impl AppState {
+    /// State for a gateway on `store` with the RFC schemas.
+    pub fn new(config: Config, store: Store, registry: Registry) -> Self {
+        Self { store, registry, config, last_used: auth::LastUsed::default() }
+    }
+}
+
+/// Registers the SCIM routes under the configured base path.
+pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
+    let base = state.config.base_path().to_owned();
+    cfg.app_data(state);
+    for kind in [Kind::User, Kind::Group] {
+        let plural = resources::endpoint(kind);
+        cfg.service(
+            web::resource(format!("{base}/{plural}"))
+                .route(web::get().to(move |r, p, s| resources::list(r, p, s, kind)))
+                .route(web::post().to(move |r, p, s, b| resources::create(r, p, s, b, kind)))
+                .default_service(web::to(|| async { method_not_allowed("GET, POST") })),
+        );
+        cfg.service(
+            web::resource(format!("{base}/{plural}/.search"))
+                .route(web::post().to(move |r, p, s, b| resources::search(r, p, s, b, kind)))
+                .default_service(web::to(|| async { method_not_allowed("POST") })),
+        );
+        cfg.service(
+            web::resource(format!("{base}/{plural}/{{id}}"))
+                .route(web::get().to(move |r, p, s, id| resources::get(r, p, s, id, kind)))
+                .route(web::put().to(move |r, p, s, id, b| resources::replace(r, p, s, id, b, kind)))
+                .route(web::patch().to(move |r, p, s, id, b| resources::patch(r, p, s, id, b, kind)))
+                .route(web::delete().to(move |r, p, s, id| resources::delete(r, p, s, id, kind)))
+                .default_service(web::to(|| async { method_not_allowed("GET, PUT, PATCH, DELETE") })),
+        );
+    }
+    cfg.service(
+        web::resource(format!("{base}/ServiceProviderConfig"))
+            .route(web::get().to(discovery::service_provider_config))
+            .default_service(web::to(|| async { method_not_allowed("GET") })),
+    );
+    cfg.service(
+        web::resource(format!("{base}/Schemas"))
+            .route(web::get().to(discovery::schemas))
+            .default_service(web::to(|| async { method_not_allowed("GET") })),
+    );
+    cfg.service(
+        web::resource(format!("{base}/Schemas/{{id}}"))
+            .route(web::get().to(discovery::schema))
+            .default_service(web::to(|| async { method_not_allowed("GET") })),
+    );
+    cfg.service(
+        web::resource(format!("{base}/ResourceTypes"))
+            .route(web::get().to(discovery::resource_types))
+            .default_service(web::to(|| async { method_not_allowed("GET") })),
+    );
+    cfg.service(
+        web::resource(format!("{base}/ResourceTypes/{{id}}"))
+            .route(web::get().to(discovery::resource_type))
+            .default_service(web::to(|| async { method_not_allowed("GET") })),
+    );
+}
+
+/// Builds the HTTP server and binds it; the caller runs (awaits) the returned server.
+pub fn bind(state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAddr>)> {
+    let listen = state.config.listen.clone();
+    let workers = state.config.workers;
+    let factory_state = state.clone();
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .configure(|cfg| configure(cfg, factory_state.clone()))
+            .default_service(web::to(not_found))
+            .wrap(from_fn(access_log))
+    });
+    if let Some(w) = workers {
+        server = server.workers(w.max(1));
+    }
+    let server = server.bind(&listen)?;
+    let addrs = server.addrs();
+    Ok((server.run(), addrs))
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    scim_error_response(&ScimError::not_found(format!(
+        "no SCIM endpoint at {}; the API is served under the configured base_path (e.g. /scim/v2/Users)",
+        req.path()
+    )))
+}
+
+fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut resp = scim_error_response(&ScimError::new(
+        405,
+        None,
+        format!("method not allowed here; this endpoint takes {allow}"),
+    ));
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
+}
+
+fn scim_error_response(e: &ScimError) -> HttpResponse {
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(e.status).unwrap_or_default())
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(http::SCIM_CONTENT_TYPE)))
+        .body(serde_json::to_vec(&e.to_response()).unwrap_or_default())
+}
+
+/// One log line per request: method, route pattern (never the query string: filters carry
+/// user names), status, duration, tenant and key id. Never headers, never bodies.
+async fn access_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.match_pattern().unwrap_or_else(|| "(unmatched)".to_owned());
+    let res = next.call(req).await?;
+    let principal = res.request().extensions().get::<Principal>().cloned();
+    tracing::info!(
+        http.method = %method,
+        http.route = %route,
+        http.status = res.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        tenant.name = principal.as_ref().map_or("-", |p| p.tenant_name.as_str()),
+        key.id = principal.as_ref().map_or("-", |p| p.key_id.as_str()),
+        "request"
+    );
+    Ok(res)
+}

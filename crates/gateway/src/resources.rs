@@ -1,0 +1,401 @@
+//! The `/Users` and `/Groups` endpoints (RFC 7644 §3.2–§3.6): create, read, query, replace,
+//! patch, delete. One set of handlers serves both resource types.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use scimgw_scim::ScimError;
+use scimgw_scim::filter::{AttrPath, Filter, PatchPath, parse_filter, parse_patch_path};
+use scimgw_scim::messages::{ListResponse, Page, PatchRequest, SearchRequest, SortOrder, split_attribute_list};
+use scimgw_scim::projection::Projection;
+use scimgw_scim::resource::{check_immutable, validate_resource};
+use scimgw_scim::schema::ResourceSchema;
+use scimgw_store::{Change, Kind, Member, MembersChange, NewResource, Query, Resource};
+use serde_json::{Map, Value};
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::http::{Params, if_match, json_response, read_json};
+use crate::members;
+
+type Data = web::Data<AppState>;
+
+/// The endpoint of a resource type.
+pub(crate) fn endpoint(kind: Kind) -> &'static str {
+    match kind {
+        Kind::User => "Users",
+        Kind::Group => "Groups",
+    }
+}
+
+fn schema(state: &AppState, kind: Kind) -> Result<ResourceSchema<'_>, ApiError> {
+    state.registry.resource(kind.resource_type()).ok_or_else(|| {
+        ApiError::Store(scimgw_store::StoreError::Internal(format!(
+            "no {} resource type registered",
+            kind.resource_type()
+        )))
+    })
+}
+
+/// `https://host/scim/v2/Users`: the prefix of every `meta.location` of this kind.
+fn location_base(req: &HttpRequest, state: &AppState, kind: Kind) -> String {
+    match &state.config.public_url {
+        Some(url) => format!("{}/{}", url.trim_end_matches('/'), endpoint(kind)),
+        None => {
+            let ci = req.connection_info();
+            format!("{}://{}{}/{}", ci.scheme(), ci.host(), state.config.base_path(), endpoint(kind))
+        }
+    }
+}
+
+/// What a query asks for, from the query string or a SearchRequest body.
+struct QuerySpec {
+    filter: Option<String>,
+    attributes: Vec<String>,
+    excluded: Vec<String>,
+    sort_by: Option<String>,
+    sort_order: Option<SortOrder>,
+    start_index: Option<i64>,
+    count: Option<i64>,
+}
+
+pub(crate) async fn list(
+    req: HttpRequest,
+    principal: Principal,
+    state: Data,
+    kind: Kind,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(&req)?;
+    let parse_int = |name: &str| -> Result<Option<i64>, ApiError> {
+        params
+            .get(name)
+            .map(|s| {
+                s.trim().parse::<i64>().map_err(|_| {
+                    ApiError::Scim(ScimError::invalid_value(format!("{name} must be an integer (RFC 7644 §3.4.2.4)")))
+                })
+            })
+            .transpose()
+    };
+    let spec = QuerySpec {
+        filter: params.get("filter").map(str::to_owned),
+        attributes: params.get("attributes").map(split_attribute_list).unwrap_or_default(),
+        excluded: params.get("excludedAttributes").map(split_attribute_list).unwrap_or_default(),
+        sort_by: params.get("sortBy").map(str::to_owned),
+        sort_order: params.get("sortOrder").map(SortOrder::parse).transpose()?,
+        start_index: parse_int("startIndex")?,
+        count: parse_int("count")?,
+    };
+    run_query(&req, &principal, &state, kind, spec).await
+}
+
+pub(crate) async fn search(
+    req: HttpRequest,
+    principal: Principal,
+    state: Data,
+    body: web::Payload,
+    kind: Kind,
+) -> Result<HttpResponse, ApiError> {
+    let value = read_json(&req, body, state.config.max_body_bytes).await?;
+    let sr = SearchRequest::from_json(&value)?;
+    let spec = QuerySpec {
+        filter: sr.filter,
+        attributes: sr.attributes,
+        excluded: sr.excluded_attributes,
+        sort_by: sr.sort_by,
+        sort_order: sr.sort_order,
+        start_index: sr.start_index,
+        count: sr.count,
+    };
+    run_query(&req, &principal, &state, kind, spec).await
+}
+
+async fn run_query(
+    req: &HttpRequest,
+    principal: &Principal,
+    state: &Data,
+    kind: Kind,
+    spec: QuerySpec,
+) -> Result<HttpResponse, ApiError> {
+    let schema = schema(state, kind)?;
+    let filter: Option<Filter> = match spec.filter.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            let f = parse_filter(text).map_err(|e| e.into_filter_error())?;
+            f.validate(&schema)?;
+            Some(f)
+        }
+    };
+    let sort_by: Option<AttrPath> = match spec.sort_by.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => match parse_patch_path(text) {
+            Ok(PatchPath::Attr(p)) if schema.resolve(p.urn.as_deref(), &p.name, p.sub_attr.as_deref()).is_some() => {
+                Some(p)
+            }
+            _ => {
+                return Err(ScimError::invalid_value(format!(
+                    "sortBy \"{}\" is not an attribute of {}",
+                    clip(text),
+                    kind.resource_type()
+                ))
+                .into());
+            }
+        },
+    };
+    let projection = Projection::parse(&schema, &spec.attributes, &spec.excluded)?;
+    let page = Page::new(spec.start_index, spec.count, state.config.default_page_size, state.config.max_page_size);
+    let with_members = kind == Kind::Group && projection.returns(&schema, "members");
+    let descending = spec.sort_order == Some(SortOrder::Descending);
+
+    let st = state.clone();
+    let tenant = principal.tenant_id.clone();
+    let result = web::block(move || {
+        let schema = schema_of(&st, kind)?;
+        st.store.query(
+            &tenant,
+            kind,
+            &Query {
+                filter: filter.as_ref(),
+                schema: &schema,
+                sort_by: sort_by.as_ref(),
+                descending,
+                offset: page.offset(),
+                count: page.count,
+                with_members,
+            },
+        )
+    })
+    .await??;
+
+    let base = location_base(req, state, kind);
+    let resources: Vec<Value> =
+        result.resources.iter().map(|r| Value::Object(projection.apply(&schema, &r.to_scim(Some(&base))))).collect();
+    json_response(req, StatusCode::OK, &ListResponse::new(resources, result.total, page.start_index))
+}
+
+/// The schema lookup inside blocking closures, where an `ApiError` cannot be returned.
+fn schema_of(state: &AppState, kind: Kind) -> Result<ResourceSchema<'_>, scimgw_store::StoreError> {
+    state
+        .registry
+        .resource(kind.resource_type())
+        .ok_or_else(|| scimgw_store::StoreError::Internal(format!("no {} resource type", kind.resource_type())))
+}
+
+pub(crate) async fn get(
+    req: HttpRequest,
+    principal: Principal,
+    state: Data,
+    id: web::Path<String>,
+    kind: Kind,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(&req)?;
+    let schema = schema(&state, kind)?;
+    let projection = projection_from(&params, &schema)?;
+    let with_members = kind == Kind::Group && projection.returns(&schema, "members");
+    let st = state.clone();
+    let tenant = principal.tenant_id.clone();
+    let id = id.into_inner();
+    let found = {
+        let id = id.clone();
+        web::block(move || st.store.get(&tenant, kind, &id, with_members)).await??
+    };
+    let resource = found.ok_or_else(|| not_found(kind, &id))?;
+    if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        if inm.split(',').any(|t| t.trim() == resource.etag() || t.trim() == "*") {
+            return Ok(HttpResponse::NotModified().insert_header((header::ETAG, resource.etag())).finish());
+        }
+    }
+    respond_with(&req, &state, &schema, &projection, kind, &resource, StatusCode::OK)
+}
+
+pub(crate) async fn create(
+    req: HttpRequest,
+    principal: Principal,
+    state: Data,
+    body: web::Payload,
+    kind: Kind,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(&req)?;
+    let value = read_json(&req, body, state.config.max_body_bytes).await?;
+    let schema = schema(&state, kind)?;
+    let projection = projection_from(&params, &schema)?;
+    let mut body = validate_resource(&schema, value)?;
+    let members = take_members(&mut body, kind)?;
+    let members = members::check_exist(&state, &principal.tenant_id, members).await?;
+    let st = state.clone();
+    let tenant = principal.tenant_id.clone();
+    let created = web::block(move || st.store.create(&tenant, NewResource { kind, body, members })).await??;
+    tracing::info!(resource.kind = kind.resource_type(), resource.id = %created.id, "created");
+    let mut resp = respond_with(&req, &state, &schema, &projection, kind, &created, StatusCode::CREATED)?;
+    let location = format!("{}/{}", location_base(&req, &state, kind), created.id);
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+pub(crate) async fn replace(
+    req: HttpRequest,
+    principal: Principal,
+    state: Data,
+    id: web::Path<String>,
+    body: web::Payload,
+    kind: Kind,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(&req)?;
+    let expected = if_match(&req)?;
+    let value = read_json(&req, body, state.config.max_body_bytes).await?;
+    let schema = schema(&state, kind)?;
+    let projection = projection_from(&params, &schema)?;
+    let mut body = validate_resource(&schema, value)?;
+    let new_members = take_members(&mut body, kind)?;
+    let new_members = members::check_exist(&state, &principal.tenant_id, new_members).await?;
+    let st = state.clone();
+    let tenant = principal.tenant_id.clone();
+    let id = id.into_inner();
+    let rid = id.clone();
+    let updated = web::block(move || {
+        let schema = schema_of(&st, kind)?;
+        st.store.update(&tenant, kind, &rid, expected, kind == Kind::Group, |current: &Resource| {
+            check_immutable(&schema, &current.body, &body)?;
+            let same_members = match &current.members {
+                Some(old) => members::same_set(old, &new_members),
+                None => true,
+            };
+            if current.body == body && same_members {
+                return Ok(Change::Unchanged);
+            }
+            let members = if kind == Kind::Group { vec![MembersChange::Set(new_members.clone())] } else { Vec::new() };
+            Ok(Change::Update { body: body.clone(), members })
+        })
+    })
+    .await??;
+    let updated = updated.ok_or_else(|| not_found(kind, &id))?;
+    tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, changed = updated.changed, "replaced");
+    let resource = reload_members_if_needed(&state, &principal, kind, &projection, &schema, updated.resource).await?;
+    respond_with(&req, &state, &schema, &projection, kind, &resource, StatusCode::OK)
+}
+
+pub(crate) async fn patch(
+    req: HttpRequest,
+    principal: Principal,
+    state: Data,
+    id: web::Path<String>,
+    body: web::Payload,
+    kind: Kind,
+) -> Result<HttpResponse, ApiError> {
+    let params = Params::parse(&req)?;
+    let expected = if_match(&req)?;
+    let value = read_json(&req, body, state.config.max_body_bytes).await?;
+    let request = PatchRequest::from_json(&value)?;
+    let schema = schema(&state, kind)?;
+    let projection = projection_from(&params, &schema)?;
+    let plan = match kind {
+        Kind::User => members::Plan::body_only(request),
+        Kind::Group => members::Plan::split(request),
+    };
+    members::check_exist(&state, &principal.tenant_id, plan.added_members()).await?;
+
+    let st = state.clone();
+    let tenant = principal.tenant_id.clone();
+    let id = id.into_inner();
+    let rid = id.clone();
+    let needs_members = plan.needs_current_members();
+    let updated = web::block(move || {
+        let schema = schema_of(&st, kind)?;
+        st.store.update(&tenant, kind, &rid, expected, needs_members, |current: &Resource| plan.apply(&schema, current))
+    })
+    .await??;
+    let updated = updated.ok_or_else(|| not_found(kind, &id))?;
+    tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, changed = updated.changed, "patched");
+    if kind == Kind::Group && params.get("attributes").is_none() && params.get("excludedAttributes").is_none() {
+        // Entra prefers 204 for group PATCHes, and a large group's member list should not be
+        // sent back for every batch of members.
+        return Ok(HttpResponse::NoContent().insert_header((header::ETAG, updated.resource.etag())).finish());
+    }
+    let resource = reload_members_if_needed(&state, &principal, kind, &projection, &schema, updated.resource).await?;
+    respond_with(&req, &state, &schema, &projection, kind, &resource, StatusCode::OK)
+}
+
+pub(crate) async fn delete(
+    req: HttpRequest,
+    principal: Principal,
+    state: Data,
+    id: web::Path<String>,
+    kind: Kind,
+) -> Result<HttpResponse, ApiError> {
+    let expected = if_match(&req)?;
+    let st = state.clone();
+    let tenant = principal.tenant_id.clone();
+    let id = id.into_inner();
+    let rid = id.clone();
+    let deleted = web::block(move || st.store.delete(&tenant, kind, &rid, expected)).await??;
+    if !deleted {
+        return Err(not_found(kind, &id));
+    }
+    tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, "deleted");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Groups returned after a write carry their members only when the projection wants them;
+/// the store's update does not load them, so fetch them here.
+async fn reload_members_if_needed(
+    state: &Data,
+    principal: &Principal,
+    kind: Kind,
+    projection: &Projection,
+    schema: &ResourceSchema<'_>,
+    resource: Resource,
+) -> Result<Resource, ApiError> {
+    if kind != Kind::Group || resource.members.is_some() || !projection.returns(schema, "members") {
+        return Ok(resource);
+    }
+    let st = state.clone();
+    let tenant = principal.tenant_id.clone();
+    let id = resource.id.clone();
+    let fresh = web::block(move || st.store.get(&tenant, kind, &id, true)).await??;
+    Ok(fresh.unwrap_or(resource))
+}
+
+fn respond_with(
+    req: &HttpRequest,
+    state: &AppState,
+    schema: &ResourceSchema<'_>,
+    projection: &Projection,
+    kind: Kind,
+    resource: &Resource,
+    status: StatusCode,
+) -> Result<HttpResponse, ApiError> {
+    let base = location_base(req, state, kind);
+    let body = projection.apply(schema, &resource.to_scim(Some(&base)));
+    let mut resp = json_response(req, status, &body)?;
+    if let Ok(v) = HeaderValue::from_str(&resource.etag()) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(resp)
+}
+
+fn projection_from(params: &Params, schema: &ResourceSchema<'_>) -> Result<Projection, ApiError> {
+    let attributes = params.get("attributes").map(split_attribute_list).unwrap_or_default();
+    let excluded = params.get("excludedAttributes").map(split_attribute_list).unwrap_or_default();
+    Ok(Projection::parse(schema, &attributes, &excluded)?)
+}
+
+/// Moves a group's canonical `members` out of the body: they are stored as rows.
+fn take_members(body: &mut Map<String, Value>, kind: Kind) -> Result<Vec<Member>, ApiError> {
+    if kind != Kind::Group {
+        return Ok(Vec::new());
+    }
+    match body.remove("members") {
+        None => Ok(Vec::new()),
+        Some(v) => members::parse_members(&v).map_err(ApiError::Scim),
+    }
+}
+
+fn not_found(kind: Kind, id: &str) -> ApiError {
+    ApiError::Scim(ScimError::not_found(format!("{} {} not found", kind.resource_type(), clip(id))))
+}
+
+fn clip(s: &str) -> String {
+    if s.chars().count() <= 64 { s.to_owned() } else { format!("{}…", s.chars().take(64).collect::<String>()) }
+}
