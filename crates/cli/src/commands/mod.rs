@@ -1,0 +1,78 @@
+//! One module per subcommand.
+
+pub mod key;
+pub mod serve;
+pub mod tenant;
+pub mod users;
+
+use anyhow::Context;
+use scimgw_gateway::Config;
+use scimgw_store::Store;
+
+/// Opens the store and brings its schema up to date.
+pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = Store::open(&config.store)
+        .with_context(|| format!("opening the store at {}", redact_url(&config.store.url)))?;
+    store.migrate().context("migrating the store")?;
+    Ok(store)
+}
+
+/// `scimgw migrate`.
+pub fn migrate(config: Config) -> anyhow::Result<()> {
+    let store = Store::open(&config.store)
+        .with_context(|| format!("opening the store at {}", redact_url(&config.store.url)))?;
+    let applied = store.migrate().context("migrating the store")?;
+    if applied.is_empty() {
+        println!("the store is up to date");
+    } else {
+        for version in applied {
+            println!("applied {version}");
+        }
+    }
+    Ok(())
+}
+
+/// A store URL without its password, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// `2026-11-23 18:24` for tables.
+pub(crate) fn short_time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// Prints rows as aligned columns.
+pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let parts: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_urls_lose_their_password_in_messages() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/scim"), "postgres://app:***@db:5432/scim");
+        assert_eq!(redact_url("postgres://app@db/scim"), "postgres://app@db/scim");
+        assert_eq!(redact_url("sqlite://data/scimgw.db"), "sqlite://data/scimgw.db");
+    }
+}

@@ -1,0 +1,124 @@
+//! `scimgw users list | show`.
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use scimgw_gateway::Config;
+use scimgw_scim::filter::parse_filter;
+use scimgw_scim::schema::Registry;
+use scimgw_store::{Kind, Query};
+
+use super::{open_store, print_table};
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List a tenant's users.
+    List {
+        /// The tenant's name.
+        #[arg(long)]
+        tenant: String,
+        /// A SCIM filter, e.g. 'active eq false'.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Print the SCIM resources as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user as the gateway stores it.
+    Show {
+        /// The user's id.
+        id: String,
+        /// The tenant's name (default: search every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+pub fn run(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
+    let store = open_store(&config)?;
+    let registry = Registry::default();
+    let Some(schema) = registry.resource("User") else { bail!("the User resource type is missing") };
+    match cmd {
+        UsersCommand::List { tenant, filter, json } => {
+            let Some(t) = store.tenant_by_name(&tenant).context("reading the tenant")? else {
+                bail!("no tenant named {tenant}");
+            };
+            let filter = match filter {
+                Some(f) => {
+                    let parsed = parse_filter(&f).map_err(|e| anyhow::anyhow!("filter: {}", e.message))?;
+                    parsed.validate(&schema).map_err(|e| anyhow::anyhow!("filter: {}", e.detail))?;
+                    Some(parsed)
+                }
+                None => None,
+            };
+            const PAGE: u64 = 500;
+            let mut offset = 0;
+            let mut rows = Vec::new();
+            loop {
+                let page = store
+                    .query(
+                        &t.id,
+                        Kind::User,
+                        &Query {
+                            filter: filter.as_ref(),
+                            schema: &schema,
+                            sort_by: None,
+                            descending: false,
+                            offset,
+                            count: PAGE,
+                            with_members: false,
+                        },
+                    )
+                    .context("reading users")?;
+                let n = page.resources.len() as u64;
+                for user in page.resources {
+                    if json {
+                        println!("{}", serde_json::to_string(&user.to_scim(None))?);
+                    } else {
+                        let s = |k: &str| user.body.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+                        let active = match user.body.get("active").and_then(|v| v.as_bool()) {
+                            Some(true) => "yes",
+                            Some(false) => "no",
+                            None => "-",
+                        };
+                        rows.push(vec![
+                            user.id.clone(),
+                            s("userName"),
+                            active.to_owned(),
+                            s("externalId"),
+                            user.last_modified.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        ]);
+                    }
+                }
+                offset += n;
+                if n < PAGE {
+                    break;
+                }
+            }
+            if !json {
+                print_table(&["ID", "USERNAME", "ACTIVE", "EXTERNAL ID", "LAST MODIFIED"], &rows);
+            }
+        }
+        UsersCommand::Show { id, tenant } => {
+            let tenants = store.tenants().context("reading tenants")?;
+            let candidates: Vec<_> = match &tenant {
+                Some(name) => {
+                    let found: Vec<_> = tenants.into_iter().filter(|t| &t.name == name).collect();
+                    if found.is_empty() {
+                        bail!("no tenant named {name}");
+                    }
+                    found
+                }
+                None => tenants,
+            };
+            for t in candidates {
+                if let Some(user) = store.get(&t.id, Kind::User, &id, false).context("reading the user")? {
+                    println!("tenant: {}", t.name);
+                    println!("{}", serde_json::to_string_pretty(&user.to_scim(None))?);
+                    return Ok(());
+                }
+            }
+            bail!("no user with id {id}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `scimgw`: the gateway's one binary. `serve` runs the SCIM endpoint; the other commands
+//! administer tenants, keys and users directly in the store.
+
+mod commands;
+mod settings;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A self-hosted SCIM 2.0 provisioning gateway.
+#[derive(Debug, Parser)]
+#[command(name = "scimgw", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: config/gateway.toml when it exists.
+    #[arg(long, global = true, value_name = "FILE", env = "SCIMGW_CONFIG")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the SCIM endpoint (creates and migrates the store first).
+    Serve,
+    /// Apply pending store migrations and exit.
+    Migrate,
+    /// Manage tenants: one per identity provider connection.
+    #[command(subcommand)]
+    Tenant(commands::tenant::TenantCommand),
+    /// Manage API keys (bearer tokens), each belonging to one tenant.
+    #[command(subcommand)]
+    Key(commands::key::KeyCommand),
+    /// Read users as the gateway stores them.
+    #[command(subcommand)]
+    Users(commands::users::UsersCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => commands::serve::run(config),
+        Command::Migrate => commands::migrate(config),
+        Command::Tenant(cmd) => commands::tenant::run(config, cmd),
+        Command::Key(cmd) => commands::key::run(config, cmd),
+        Command::Users(cmd) => commands::users::run(config, cmd),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,202 @@
+//! The `scimgw` binary as an admin uses it: commands, output, exit codes, on a fresh SQLite store.
+#![cfg(test)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use scimgw_store::{Kind, NewResource, Store, StoreConfig};
+use serde_json::{Value, json};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("nested").join("scimgw.db")
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.db().display())
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_scimgw"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("SCIMGW_CONFIG")
+            .env("SCIMGW_STORE__URL", self.url())
+            .env("SCIMGW_STORE__SQLITE_SYNCHRONOUS", "normal");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "scimgw {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&StoreConfig { url: self.url(), ..StoreConfig::default() }).unwrap()
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn tenant_commands_create_list_and_remove() {
+    let env = Env::new();
+    let out = env.ok(&["tenant", "add", "acme"]);
+    assert!(out.contains("created tenant acme"), "{out}");
+    assert!(env.db().exists(), "the SQLite file and its folder are created");
+    env.ok(&["tenant", "add", "globex"]);
+    let list = env.ok(&["tenant", "list"]);
+    assert!(list.contains("acme") && list.contains("globex"), "{list}");
+
+    let dup = env.run(&["tenant", "add", "acme"]);
+    assert_eq!(dup.status.code(), Some(1));
+    assert_eq!(stderr(&dup).trim(), "error: tenant acme already exists");
+
+    let bad = env.run(&["tenant", "add", "no spaces"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(stderr(&bad).lines().count(), 1, "one line: {}", stderr(&bad));
+
+    env.ok(&["tenant", "remove", "globex"]);
+    assert!(!env.ok(&["tenant", "list"]).contains("globex"));
+    assert_eq!(env.run(&["tenant", "remove", "globex"]).status.code(), Some(1));
+}
+
+#[test]
+fn key_issue_prints_the_token_once_and_list_never_shows_secrets() {
+    let env = Env::new();
+    env.ok(&["tenant", "add", "acme"]);
+    let issued: Value =
+        serde_json::from_str(&env.ok(&["key", "issue", "--tenant", "acme", "--label", "entra", "--json"])).unwrap();
+    let token = issued["token"].as_str().unwrap();
+    let key_id = issued["key_id"].as_str().unwrap();
+    assert_eq!(issued["tenant"], "acme");
+    assert!(token.starts_with(&format!("scimgw_{key_id}_")), "{token}");
+    let secret = token.rsplit('_').next().unwrap();
+    assert_eq!(secret.len(), 64, "a 256-bit secret in hex");
+
+    let plain = env.run(&["key", "issue", "--tenant", "acme"]);
+    let printed = String::from_utf8(plain.stdout.clone()).unwrap();
+    assert!(printed.trim().starts_with("scimgw_") && printed.lines().count() == 1, "stdout is the token alone");
+    assert!(stderr(&plain).contains("shown once"));
+
+    let list = env.ok(&["key", "list", "--tenant", "acme"]);
+    assert!(list.contains(key_id) && list.contains("entra") && list.contains("active"), "{list}");
+    assert!(!list.contains(secret), "key list must never show a secret");
+
+    env.ok(&["key", "revoke", key_id]);
+    assert!(env.ok(&["key", "list"]).contains("revoked"));
+    assert_eq!(env.run(&["key", "revoke", "nosuchkey123"]).status.code(), Some(1));
+    let unknown = env.run(&["key", "issue", "--tenant", "nobody"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("scimgw tenant add nobody"), "{}", stderr(&unknown));
+
+    // Only the hash is at rest: the secret appears nowhere in the database files.
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(env.db().parent().unwrap()).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the secret is stored in clear");
+}
+
+#[test]
+fn users_list_and_show_read_the_store() {
+    let env = Env::new();
+    env.ok(&["tenant", "add", "acme"]);
+    let store = env.store();
+    let tenant = store.tenant_by_name("acme").unwrap().unwrap();
+    let mut ids = Vec::new();
+    for (name, active) in [("ann@contoso.com", true), ("bob@contoso.com", false)] {
+        let body =
+            json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "active": active});
+        let r = store
+            .create(
+                &tenant.id,
+                NewResource { kind: Kind::User, body: body.as_object().unwrap().clone(), members: vec![] },
+            )
+            .unwrap();
+        ids.push(r.id);
+    }
+    let list = env.ok(&["users", "list", "--tenant", "acme"]);
+    assert!(list.contains("ann@contoso.com") && list.contains("bob@contoso.com"), "{list}");
+    let inactive = env.ok(&["users", "list", "--tenant", "acme", "--filter", "active eq false", "--json"]);
+    assert_eq!(inactive.lines().count(), 1);
+    assert_eq!(serde_json::from_str::<Value>(inactive.trim()).unwrap()["userName"], "bob@contoso.com");
+    let bad = env.run(&["users", "list", "--tenant", "acme", "--filter", "active eq"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).starts_with("error: filter:"), "{}", stderr(&bad));
+
+    let shown = env.ok(&["users", "show", &ids[0]]);
+    assert!(shown.starts_with("tenant: acme"));
+    assert!(shown.contains("\"userName\": \"ann@contoso.com\""), "{shown}");
+    assert_eq!(env.run(&["users", "show", "00000000-0000-0000-0000-000000000000"]).status.code(), Some(1));
+}
+
+#[test]
+fn usage_errors_exit_2_and_other_failures_exit_1_with_one_line() {
+    let env = Env::new();
+    assert_eq!(env.run(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(env.run(&["key", "issue"]).status.code(), Some(2), "--tenant is required");
+    assert_eq!(env.run(&["--help"]).status.code(), Some(0));
+
+    let missing = env.run(&["--config", "nope.toml", "tenant", "list"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(stderr(&missing).trim(), "error: config file nope.toml does not exist");
+
+    std::fs::write(env.dir.path().join("bad.toml"), "listen = 8080\n").unwrap();
+    let bad = env.run(&["--config", "bad.toml", "tenant", "list"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(stderr(&bad).trim().lines().count(), 1, "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("listen"), "{}", stderr(&bad));
+
+    let unreachable =
+        env.cmd(&["tenant", "list"]).env("SCIMGW_STORE__URL", "postgres://nobody@127.0.0.1:1/none").output().unwrap();
+    assert_eq!(unreachable.status.code(), Some(1));
+    assert!(!stderr(&unreachable).contains("panicked"), "{}", stderr(&unreachable));
+}
+
+#[test]
+fn serve_on_a_fresh_directory_creates_the_store_and_says_how_to_get_a_token() {
+    let env = Env::new();
+    let mut child = env
+        .cmd(&["serve"])
+        .env("SCIMGW_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = String::new();
+    for line in reader.lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("SCIM endpoint at http://127.0.0.1:") || Instant::now() > deadline {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen.contains("scimgw tenant add"), "the hint names the command: {seen}");
+    assert!(seen.contains("scimgw key issue --tenant"), "{seen}");
+    assert!(seen.contains("SCIM endpoint at http://127.0.0.1:"), "{seen}");
+    assert!(Path::new(&env.db()).exists());
+}
