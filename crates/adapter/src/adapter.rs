@@ -1,0 +1,109 @@
+//! The trait a vendor adapter implements, and the types of its answers.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use scimgw_scim::schema::Schema;
+
+use crate::outcome::DeliveryError;
+
+/// What an adapter can do at its vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Delivers users (every adapter does today).
+    pub users: bool,
+    /// Delivers groups and their members.
+    pub groups: bool,
+    /// Can deprovision by deactivating (`active: false`).
+    pub deactivate: bool,
+    /// Can deprovision by deleting.
+    pub delete: bool,
+}
+
+/// How a user who leaves the target (deleted, or out of its scope) is deprovisioned there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Deprovision {
+    /// Keep the account, set `active: false`.
+    #[default]
+    Deactivate,
+    /// Delete the account.
+    Delete,
+}
+
+/// A vendor rule that a user breaks: which attribute, and what the rule says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The attribute path as an admin would write it in a filter (`emails[type eq "work"]`).
+    pub attribute: String,
+    /// The rule, phrased so that the admin knows what to change.
+    pub rule: String,
+}
+
+impl Violation {
+    /// A violation of `rule` by `attribute`.
+    pub fn new(attribute: impl Into<String>, rule: impl Into<String>) -> Self {
+        Violation { attribute: attribute.into(), rule: rule.into() }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.attribute, self.rule)
+    }
+}
+
+/// A resource as the vendor holds it: its id there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// The vendor's id for the resource.
+    pub id: String,
+}
+
+/// One vendor app, as one configured target sees it.
+///
+/// `validate` and `translate` are pure and fast: `validate` runs on every create, replace and
+/// PATCH before anything is committed. The delivery operations run in the dispatcher, one at a
+/// time per call, and report failures as [`DeliveryError`]s; retries, backoff, rate limits and
+/// links are the dispatcher's business, not the adapter's.
+///
+/// Users are handed over as their SCIM representation (`schemas`, `id`, attributes; no `meta`).
+#[async_trait]
+pub trait Adapter: Send + Sync + fmt::Debug {
+    /// The `kind` this adapter is configured with (`scim`, `jumpcloud`, …).
+    fn kind(&self) -> &'static str;
+
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Extension schemas this adapter needs registered in the core, with the resource type
+    /// (`User`) each extends.
+    fn extension_schemas(&self) -> Vec<(Schema, &'static str)> {
+        Vec::new()
+    }
+
+    /// The vendor's rules that `user` breaks; empty when the vendor would accept it.
+    fn validate(&self, user: &Map<String, Value>) -> Vec<Violation>;
+
+    /// The payload the vendor accepts for `user`.
+    fn translate(&self, user: &Map<String, Value>) -> Result<Value, Violation>;
+
+    /// Looks up the vendor's copy of `user` by the matching attribute (to adopt it rather than
+    /// create a duplicate). `None` when the vendor has none.
+    async fn find(&self, user: &Map<String, Value>) -> Result<Option<Remote>, DeliveryError>;
+
+    /// Creates the user at the vendor from `translate`'s payload.
+    async fn create(&self, payload: &Value) -> Result<Remote, DeliveryError>;
+
+    /// Brings the vendor's copy `remote_id` to `payload` (a replace or a patch, as the vendor prefers).
+    async fn update(&self, remote_id: &str, payload: &Value) -> Result<(), DeliveryError>;
+
+    /// Deactivates the vendor's copy.
+    async fn deactivate(&self, remote_id: &str) -> Result<(), DeliveryError>;
+
+    /// Deletes the vendor's copy; one already gone counts as deleted.
+    async fn delete(&self, remote_id: &str) -> Result<(), DeliveryError>;
+}

@@ -1,0 +1,315 @@
+//! A SCIM 2.0 client for vendor adapters: reqwest over rustls, timeouts, connection reuse, bearer
+//! auth, and vendor errors classified into [`DeliveryError`].
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::{Method, StatusCode, Url};
+use serde_json::Value;
+
+use crate::outcome::DeliveryError;
+use crate::secret::Secret;
+
+/// The media type of SCIM bodies (RFC 7644 §3.1).
+const SCIM_JSON: &str = "application/scim+json";
+
+/// How much of a non-SCIM error body is kept as the vendor's message.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// Timeouts and pool settings of a [`ScimClient`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Time allowed to open a connection.
+    pub connect_timeout: Duration,
+    /// Time allowed for a whole request, response body included.
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions { connect_timeout: Duration::from_secs(5), request_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// A client for one SCIM 2.0 service provider.
+///
+/// The base URL may carry a query string (Entra-style `…/scim/v2/?aadOptscim062020`): it is kept on
+/// every request. Clones share one connection pool.
+#[derive(Clone)]
+pub struct ScimClient {
+    http: reqwest::Client,
+    base: Url,
+    base_path: String,
+    base_query: Option<String>,
+    token: Secret,
+}
+
+impl std::fmt::Debug for ScimClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimClient").field("base", &self.base.as_str()).field("token", &self.token).finish()
+    }
+}
+
+impl ScimClient {
+    /// A client for the service provider at `base_url` (http or https), authenticating with
+    /// `Authorization: Bearer <token>`.
+    pub fn new(base_url: &str, token: Secret, options: ClientOptions) -> Result<ScimClient, String> {
+        let base = Url::parse(base_url).map_err(|e| format!("base_url \"{base_url}\" is not a URL: {e}"))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(format!("base_url \"{base_url}\" must be http:// or https://"));
+        }
+        if base.host_str().is_none() {
+            return Err(format!("base_url \"{base_url}\" has no host"));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("scimgw/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let base_path = base.path().trim_end_matches('/').to_owned();
+        let base_query = base.query().filter(|q| !q.is_empty()).map(str::to_owned);
+        Ok(ScimClient { http, base, base_path, base_query, token })
+    }
+
+    /// The base URL as configured.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// `{base}/{relative}` with the base's query string and then `query`.
+    fn url(&self, relative: &str, query: &[(&str, &str)]) -> Url {
+        let mut url = self.base.clone();
+        url.set_path(&format!("{}/{}", self.base_path, relative.trim_start_matches('/')));
+        url.set_query(self.base_query.as_deref());
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    /// Sends one request and returns the response body as JSON (`Value::Null` when empty), or the
+    /// classified error.
+    pub async fn send(
+        &self,
+        method: Method,
+        relative: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, DeliveryError> {
+        let url = self.url(relative, query);
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(self.token.expose())
+            .header(ACCEPT, format!("{SCIM_JSON}, application/json"));
+        if let Some(body) = body {
+            let bytes = serde_json::to_vec(body).map_err(|e| DeliveryError::permanent(e.to_string()))?;
+            req = req.header(CONTENT_TYPE, SCIM_JSON).body(bytes);
+        }
+        let response = req.send().await.map_err(|e| transport_error(&method, relative, &e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.map_err(|e| transport_error(&method, relative, &e))?;
+        if status.is_success() {
+            if text.trim().is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_str(&text).map_err(|e| {
+                DeliveryError::retryable(format!(
+                    "{method} {relative}: the target answered {status} with a body that is not JSON ({e})"
+                ))
+            });
+        }
+        Err(classify(status, &headers, &text, &format!("{method} {relative}")))
+    }
+
+    /// `GET {resource}?filter=…&count=2`: the one resource matching, `None` when none does. More
+    /// than one match is a permanent error (adopting either would be a guess).
+    pub async fn find_one(&self, resource: &str, filter: &str) -> Result<Option<Value>, DeliveryError> {
+        let list = self.send(Method::GET, resource, &[("filter", filter), ("count", "2")], None).await?;
+        let resources = list.get("Resources").and_then(Value::as_array).cloned().unwrap_or_default();
+        match resources.len() {
+            0 => Ok(None),
+            1 => Ok(resources.into_iter().next()),
+            n => Err(DeliveryError::permanent(format!(
+                "the target holds {n} {resource} matching {filter}; refusing to guess which one is ours"
+            ))),
+        }
+    }
+
+    /// `POST {resource}`: the created resource as the vendor returned it.
+    pub async fn create(&self, resource: &str, body: &Value) -> Result<Value, DeliveryError> {
+        self.send(Method::POST, resource, &[], Some(body)).await
+    }
+
+    /// `PUT {resource}/{id}`.
+    pub async fn replace(&self, resource: &str, id: &str, body: &Value) -> Result<Value, DeliveryError> {
+        self.send(Method::PUT, &format!("{resource}/{}", encode_segment(id)), &[], Some(body)).await
+    }
+
+    /// `PATCH {resource}/{id}` with these operations.
+    pub async fn patch(&self, resource: &str, id: &str, operations: Value) -> Result<Value, DeliveryError> {
+        let body = serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": operations,
+        });
+        self.send(Method::PATCH, &format!("{resource}/{}", encode_segment(id)), &[], Some(&body)).await
+    }
+
+    /// `DELETE {resource}/{id}`; a 404 counts as done (the goal is that it is gone).
+    pub async fn delete(&self, resource: &str, id: &str) -> Result<(), DeliveryError> {
+        match self.send(Method::DELETE, &format!("{resource}/{}", encode_segment(id)), &[], None).await {
+            Ok(_) | Err(DeliveryError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Percent-encodes a remote id for use as one path segment.
+fn encode_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A failure before any response: always worth retrying (the vendor may be restarting).
+fn transport_error(method: &Method, relative: &str, e: &reqwest::Error) -> DeliveryError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    // reqwest's error text names the URL but never the headers, so the token cannot leak here.
+    DeliveryError::retryable(format!("{method} {relative} {what}: {e}"))
+}
+
+/// Classifies an error response.
+pub(crate) fn classify(status: StatusCode, headers: &HeaderMap, body: &str, what: &str) -> DeliveryError {
+    let message = format!("{what} → {}: {}", status.as_u16(), vendor_message(body));
+    let retry_after = headers.get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+    match status.as_u16() {
+        429 => DeliveryError::RateLimited { retry_after, message },
+        503 if retry_after.is_some() => DeliveryError::RateLimited { retry_after, message },
+        404 => DeliveryError::NotFound { message },
+        409 => DeliveryError::Conflict { message },
+        // A wrong or expired credential, or a timeout: nothing in the data is wrong, so retry
+        // (with backoff, up to max_attempts) while an operator fixes the target.
+        401 | 403 | 408 => DeliveryError::Retryable { message },
+        s if s >= 500 => DeliveryError::Retryable { message },
+        s => DeliveryError::Permanent { status: Some(s), message },
+    }
+}
+
+/// The vendor's own words: a SCIM error's `detail` (with its `scimType`), else the start of the body.
+fn vendor_message(body: &str) -> String {
+    if let Ok(Value::Object(err)) = serde_json::from_str::<Value>(body) {
+        let detail = err.get("detail").and_then(Value::as_str);
+        let scim_type = err.get("scimType").and_then(Value::as_str);
+        match (detail, scim_type) {
+            (Some(d), Some(t)) => return format!("{d} (scimType {t})"),
+            (Some(d), None) => return d.to_owned(),
+            _ => {}
+        }
+    }
+    let trimmed = body.trim();
+    if trimmed.is_empty() {
+        return "(empty body)".into();
+    }
+    let mut out: String = trimmed.chars().take(MAX_MESSAGE_CHARS).collect();
+    if trimmed.chars().count() > MAX_MESSAGE_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn client(base: &str) -> ScimClient {
+        ScimClient::new(base, Secret::new("t"), ClientOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn urls_keep_the_base_query_and_add_the_request_query() {
+        let c = client("https://d.example/scim/v2/?aadOptscim062020");
+        assert_eq!(c.url("Users", &[]).as_str(), "https://d.example/scim/v2/Users?aadOptscim062020");
+        assert_eq!(
+            c.url("Users", &[("filter", "userName eq \"a b\"")]).as_str(),
+            "https://d.example/scim/v2/Users?aadOptscim062020&filter=userName+eq+%22a+b%22"
+        );
+        let plain = client("http://127.0.0.1:9/scim");
+        assert_eq!(plain.url("/Users/x", &[]).as_str(), "http://127.0.0.1:9/scim/Users/x");
+        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn bad_base_urls_are_refused_with_a_reason() {
+        for bad in ["not a url", "ftp://x/scim", "file:///etc/passwd"] {
+            let err = ScimClient::new(bad, Secret::new("t"), ClientOptions::default()).unwrap_err();
+            assert!(err.contains("base_url"), "{err}");
+        }
+    }
+
+    #[test]
+    fn errors_are_classified_for_the_dispatcher() {
+        let mut h = HeaderMap::new();
+        let scim = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","scimType":"invalidValue","detail":"email is required"}"#;
+        match classify(StatusCode::BAD_REQUEST, &h, scim, "POST Users") {
+            DeliveryError::Permanent { status: Some(400), message } => {
+                assert_eq!(message, "POST Users → 400: email is required (scimType invalidValue)")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(classify(StatusCode::INTERNAL_SERVER_ERROR, &h, "", "x").is_retryable());
+        assert!(classify(StatusCode::UNAUTHORIZED, &h, "", "x").is_retryable());
+        assert!(matches!(classify(StatusCode::NOT_FOUND, &h, "", "x"), DeliveryError::NotFound { .. }));
+        assert!(matches!(classify(StatusCode::CONFLICT, &h, "", "x"), DeliveryError::Conflict { .. }));
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, &h, "", "x"),
+            DeliveryError::RateLimited { retry_after: None, .. }
+        ));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("2"));
+        assert!(matches!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, &h, "", "x"),
+            DeliveryError::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(2)
+        ));
+        let long = "x".repeat(1000);
+        let DeliveryError::Permanent { message, .. } = classify(StatusCode::UNPROCESSABLE_ENTITY, &h, &long, "x")
+        else {
+            panic!()
+        };
+        assert!(message.chars().count() < 320, "{message}");
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

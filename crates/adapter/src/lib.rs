@@ -1,0 +1,35 @@
+//! The adapter contract of scimgw.
+//!
+//! A *target* is one vendor app a tenant's users are delivered to; an *adapter* is the code that
+//! knows that vendor. This crate is what the gateway and every vendor crate share:
+//!
+//! - [`Adapter`]: the trait a vendor crate implements — its [`Capabilities`], the extension
+//!   schemas it needs, `validate` (pure vendor rules, run at request time), `translate` (the
+//!   payload the vendor accepts) and the delivery operations (find, create, update, deactivate,
+//!   delete).
+//! - [`TargetConfig`]: one `[[targets]]` entry of `<tenants_dir>/<tenant>.toml`, loaded with figment,
+//!   with its secret referenced by `token_env` or `token_file` and never inlined.
+//! - [`ScimClient`]: a SCIM 2.0 client on reqwest (rustls, timeouts, connection reuse, bearer
+//!   auth) whose errors come back as a typed [`DeliveryError`]: retryable, rate-limited with a
+//!   delay, not found, conflict, or permanent with the vendor's own message. Vendor adapters are
+//!   thin layers over it.
+//! - [`generic::ScimAdapter`]: the `scim` kind, any SCIM 2.0 app with an allow-list of attributes.
+//! - [`Registry`]: `kind` → constructor; the gateway fills it with every adapter it links.
+//!
+//! Nothing here touches the store: the dispatcher in the gateway owns outbox rows, links and
+//! retries, and calls adapters for single operations.
+
+mod adapter;
+mod client;
+pub mod generic;
+mod outcome;
+mod registry;
+mod secret;
+mod target;
+
+pub use adapter::{Adapter, Capabilities, Deprovision, Remote, Violation};
+pub use client::{ClientOptions, ScimClient};
+pub use outcome::DeliveryError;
+pub use registry::{Constructor, Registry};
+pub use secret::Secret;
+pub use target::{ConfigProblem, OnInvalid, RetryPolicy, TargetConfig, TenantTargets, load_tenant_file};
