@@ -12,6 +12,7 @@ use crate::connection::{AnyConnection, read_tx, write_tx};
 use crate::error::StoreError;
 use crate::members;
 use crate::models::resource::{GroupColumns, NewGroupRow, NewUserRow, ResourceRow, UserColumns};
+use crate::outbox::{self, Enqueue};
 use crate::resource::{Change, Kind, Member, NewResource, Resource, Updated, from_us, missing, now_us};
 use crate::schema::{group_members, groups, users};
 use crate::store::Store;
@@ -117,8 +118,13 @@ impl Store {
     /// Creates a user or group with a fresh UUID v4 id at version 1, and a group's members as rows.
     /// `Conflict { attribute: "userName" }` if another user of the tenant has the same userName,
     /// ignoring case.
-    #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = new.kind.resource_type()))]
     pub fn create(&self, tenant_id: &str, new: NewResource) -> Result<Resource, StoreError> {
+        self.create_with(tenant_id, new, &[])
+    }
+
+    /// [`Store::create`], recording `outbox` deliveries of the new resource in the same transaction.
+    #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = new.kind.resource_type()))]
+    pub fn create_with(&self, tenant_id: &str, new: NewResource, outbox: &[Enqueue]) -> Result<Resource, StoreError> {
         let kind = new.kind;
         if kind == Kind::User && !new.members.is_empty() {
             return Err(StoreError::Internal("members were given for a user".into()));
@@ -160,7 +166,7 @@ impl Store {
                     members::insert(c, tenant_id, &id, &members::dedup(&new.members))?;
                 }
             }
-            Ok(())
+            outbox::enqueue(c, tenant_id, kind, &id, 1, outbox)
         })?;
         let members = (kind == Kind::Group).then(|| {
             let mut m: Vec<Member> = members::dedup(&new.members).into_iter().cloned().collect();
@@ -199,7 +205,6 @@ impl Store {
     /// first, `f` runs again on the new state, and after a few lost races the row is locked before
     /// reading, so the call always completes. `f` may therefore run more than once: keep it free of
     /// side effects.
-    #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = kind.resource_type(), resource.id = %id))]
     pub fn update<F>(
         &self,
         tenant_id: &str,
@@ -211,6 +216,24 @@ impl Store {
     ) -> Result<Option<Updated>, StoreError>
     where
         F: FnMut(&Resource) -> Result<Change, ScimError>,
+    {
+        self.update_with(tenant_id, kind, id, if_match, load_members, |r| f(r).map(|c| (c, Vec::new())))
+    }
+
+    /// [`Store::update`] whose closure also names the deliveries a change asks for; they are
+    /// recorded in the same transaction as the change (none for `Unchanged`).
+    #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = kind.resource_type(), resource.id = %id))]
+    pub fn update_with<F>(
+        &self,
+        tenant_id: &str,
+        kind: Kind,
+        id: &str,
+        if_match: Option<i64>,
+        load_members: bool,
+        mut f: F,
+    ) -> Result<Option<Updated>, StoreError>
+    where
+        F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError>,
     {
         let mut conn = self.conn()?;
         let load_members = load_members && kind == Kind::Group;
@@ -228,7 +251,8 @@ impl Store {
                         return Err(StoreError::VersionMismatch { current: current.version });
                     }
                 }
-                let (body, changes) = match f(&current).map_err(StoreError::Rejected)? {
+                let (change, outbox) = f(&current).map_err(StoreError::Rejected)?;
+                let (body, changes) = match change {
                     Change::Unchanged => return Ok(Attempt::Done(Some(Updated { resource: current, changed: false }))),
                     Change::Update { body, members } => (stored_body(body), members),
                 };
@@ -262,6 +286,7 @@ impl Store {
                 }
                 // The version write above holds the group row's lock: member rows change under it.
                 members::apply(c, tenant_id, id, &changes)?;
+                outbox::enqueue(c, tenant_id, kind, id, version, &outbox)?;
                 let members = if load_members { Some(members::load(c, tenant_id, id)?) } else { None };
                 let resource = Resource { body, version, last_modified: from_us(now), members, ..current };
                 Ok(Attempt::Done(Some(Updated { resource, changed: true })))
@@ -277,8 +302,21 @@ impl Store {
     /// Deletes a user or group; `false` if this tenant has none with that id. Its rows in
     /// `group_members` go too — a group's members, and its memberships in other groups (a user's,
     /// or a nested group's) — and each group that lost a member gets a new version.
-    #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = kind.resource_type(), resource.id = %id))]
     pub fn delete(&self, tenant_id: &str, kind: Kind, id: &str, if_match: Option<i64>) -> Result<bool, StoreError> {
+        self.delete_with(tenant_id, kind, id, if_match, &[])
+    }
+
+    /// [`Store::delete`], recording `outbox` deliveries of the deletion in the same transaction
+    /// (the dispatcher finds the resource gone and deprovisions it).
+    #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = kind.resource_type(), resource.id = %id))]
+    pub fn delete_with(
+        &self,
+        tenant_id: &str,
+        kind: Kind,
+        id: &str,
+        if_match: Option<i64>,
+        outbox: &[Enqueue],
+    ) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         for attempt in 0..=OPTIMISTIC_TRIES {
             let lock_first = attempt == OPTIMISTIC_TRIES;
@@ -318,6 +356,7 @@ impl Store {
                 .set((groups::version.eq(groups::version + 1), groups::modified_us.eq(now_us())))
                 .execute(c)?;
                 diesel::delete(memberships).execute(c)?;
+                outbox::enqueue(c, tenant_id, kind, id, 0, outbox)?;
                 Ok(Attempt::Done(true))
             })?;
             if let Attempt::Done(deleted) = outcome {

@@ -65,5 +65,59 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    deliveries (id) {
+        id -> Text,
+        tenant_id -> Text,
+        target -> Text,
+        resource_type -> Text,
+        resource_id -> Text,
+        state -> Text,
+        version -> BigInt,
+        attempts -> Integer,
+        due_us -> BigInt,
+        lease_owner -> Nullable<Text>,
+        lease_until_us -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+        created_us -> BigInt,
+        updated_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    delivery_attempts (delivery_id, attempt) {
+        delivery_id -> Text,
+        attempt -> Integer,
+        at_us -> BigInt,
+        outcome -> Text,
+        detail -> Nullable<Text>,
+        duration_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    links (tenant_id, target, resource_type, local_id) {
+        tenant_id -> Text,
+        target -> Text,
+        resource_type -> Text,
+        local_id -> Text,
+        remote_id -> Nullable<Text>,
+        delivered_version -> Nullable<BigInt>,
+        state -> Text,
+        last_error -> Nullable<Text>,
+        updated_us -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
-diesel::allow_tables_to_appear_in_same_query!(tenants, api_keys, users, groups, group_members);
+diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    api_keys,
+    users,
+    groups,
+    group_members,
+    deliveries,
+    delivery_attempts,
+    links
+);

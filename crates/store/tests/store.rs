@@ -44,12 +44,15 @@ fn migrations_go_down_and_up_again(store: &Store) {
     assert!(store.migrate().unwrap().is_empty(), "a second migrate applies nothing");
     let t = tenant(store, "before");
     store.create(&t, user("a")).unwrap();
-    let reverted = store.revert_last_migration().unwrap();
-    assert!(reverted.is_some());
-    assert_eq!(store.revert_last_migration().unwrap(), None);
-    assert_eq!(store.pending_migrations().unwrap().len(), 1);
+    let mut reverted = Vec::new();
+    while let Some(name) = store.revert_last_migration().unwrap() {
+        reverted.push(name);
+    }
+    assert!(reverted.len() >= 2, "{reverted:?}");
+    assert_eq!(store.pending_migrations().unwrap().len(), reverted.len());
     assert!(store.tenants().is_err(), "the tables are gone");
-    assert_eq!(store.migrate().unwrap(), vec![reverted.unwrap()]);
+    reverted.reverse();
+    assert_eq!(store.migrate().unwrap(), reverted);
     assert!(store.tenants().unwrap().is_empty(), "down.sql dropped the data with the tables");
     let t = tenant(store, "after");
     store.create(&t, user("a")).unwrap();

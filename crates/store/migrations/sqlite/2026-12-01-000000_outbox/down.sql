@@ -1,0 +1,3 @@
+DROP TABLE links;
+DROP TABLE delivery_attempts;
+DROP TABLE deliveries;

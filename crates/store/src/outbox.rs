@@ -1,0 +1,563 @@
+//! The outbox: deliveries (one row = "target T must converge on resource R"), their attempt
+//! history, and the links between local resources and their copies at each target.
+//!
+//! Rows are written in the same transaction as the resource change that asks for them
+//! ([`Store::create_with`], [`Store::update_with`], [`Store::delete_with`]), so an acknowledged
+//! change always has its deliveries. Dispatchers claim due rows with a lease
+//! ([`Store::claim_deliveries`]; PostgreSQL skips rows another dispatcher holds with
+//! `FOR UPDATE SKIP LOCKED`), and a dispatcher that dies leaves rows whose lease expires and that
+//! another claim picks up.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::connection::{AnyConnection, on_inner, write_tx};
+use crate::error::StoreError;
+use crate::resource::{Kind, from_us, now_us};
+use crate::schema::{deliveries, delivery_attempts, links};
+use crate::store::Store;
+
+/// A delivery to record with a resource change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueue {
+    /// The target's name.
+    pub target: String,
+    /// `Some(reason)`: the change breaks this target's rules and its policy is to skip; the row
+    /// is recorded as `skipped` with the reason and never delivered.
+    pub skipped: Option<String>,
+}
+
+impl Enqueue {
+    /// A delivery to make.
+    pub fn deliver(target: impl Into<String>) -> Self {
+        Enqueue { target: target.into(), skipped: None }
+    }
+
+    /// A delivery skipped for `reason`.
+    pub fn skip(target: impl Into<String>, reason: impl Into<String>) -> Self {
+        Enqueue { target: target.into(), skipped: Some(reason.into()) }
+    }
+}
+
+/// Where a delivery is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// Waiting for its first attempt.
+    Pending,
+    /// An attempt failed; the next is due at `due`.
+    Failed,
+    /// Given up (a permanent error, or too many attempts); `retry` re-queues it.
+    Dead,
+    /// The target holds the state it was asked to converge on (or a later one).
+    Done,
+    /// Not delivered: the change broke the target's rules and its policy is to skip.
+    Skipped,
+}
+
+impl DeliveryState {
+    /// Every state, in the order `deliveries list` shows them.
+    pub const ALL: [DeliveryState; 5] = [
+        DeliveryState::Pending,
+        DeliveryState::Failed,
+        DeliveryState::Dead,
+        DeliveryState::Done,
+        DeliveryState::Skipped,
+    ];
+
+    /// The stored and printed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Dead => "dead",
+            DeliveryState::Done => "done",
+            DeliveryState::Skipped => "skipped",
+        }
+    }
+
+    /// The state named `s`.
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        DeliveryState::ALL.into_iter().find(|d| d.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for DeliveryState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn kind_of(s: &str) -> Kind {
+    if s == "Group" { Kind::Group } else { Kind::User }
+}
+
+/// One outbox row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Its id (a UUID).
+    pub id: String,
+    /// The tenant.
+    pub tenant_id: String,
+    /// The target's name.
+    pub target: String,
+    /// User or group.
+    pub kind: Kind,
+    /// The local resource id.
+    pub resource_id: String,
+    /// Where it is.
+    pub state: DeliveryState,
+    /// The resource version of the latest change it stands for (0 after a deletion).
+    pub version: i64,
+    /// Attempts made so far.
+    pub attempts: i32,
+    /// When the next attempt is due.
+    pub due: DateTime<Utc>,
+    /// The dispatcher holding it, while one does.
+    pub lease_owner: Option<String>,
+    /// The last failure, or why it was skipped.
+    pub last_error: Option<String>,
+    /// When it was first written.
+    pub created: DateTime<Utc>,
+    /// When it last changed.
+    pub updated: DateTime<Utc>,
+}
+
+#[derive(Queryable)]
+struct DeliveryRow {
+    id: String,
+    tenant_id: String,
+    target: String,
+    resource_type: String,
+    resource_id: String,
+    state: String,
+    version: i64,
+    attempts: i32,
+    due_us: i64,
+    lease_owner: Option<String>,
+    _lease_until_us: Option<i64>,
+    last_error: Option<String>,
+    created_us: i64,
+    updated_us: i64,
+}
+
+impl From<DeliveryRow> for Delivery {
+    fn from(r: DeliveryRow) -> Self {
+        Delivery {
+            id: r.id,
+            tenant_id: r.tenant_id,
+            target: r.target,
+            kind: kind_of(&r.resource_type),
+            resource_id: r.resource_id,
+            state: DeliveryState::parse(&r.state).unwrap_or(DeliveryState::Pending),
+            version: r.version,
+            attempts: r.attempts,
+            due: from_us(r.due_us),
+            lease_owner: r.lease_owner,
+            last_error: r.last_error,
+            created: from_us(r.created_us),
+            updated: from_us(r.updated_us),
+        }
+    }
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct Attempt {
+    /// 1, 2, …
+    pub attempt: i32,
+    /// When it ended (microseconds since the epoch).
+    pub at_us: i64,
+    /// `done`, `retry`, `dead`, `skipped`.
+    pub outcome: String,
+    /// What was done, or what the target said.
+    pub detail: Option<String>,
+    /// How long it took.
+    pub duration_ms: i64,
+}
+
+impl Attempt {
+    /// When it ended.
+    pub fn at(&self) -> DateTime<Utc> {
+        from_us(self.at_us)
+    }
+}
+
+/// How an attempt ended, for [`Store::finish_delivery`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    /// `Done`, `Failed` (retry after `retry_in`), `Dead` or `Skipped`.
+    pub state: DeliveryState,
+    /// For `Failed`: when to try again.
+    pub retry_in: Duration,
+    /// What was done, or the error.
+    pub detail: Option<String>,
+    /// How long the attempt took.
+    pub duration: Duration,
+}
+
+/// A local resource's copy at one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The target's name.
+    pub target: String,
+    /// User or group.
+    pub kind: Kind,
+    /// The local id.
+    pub local_id: String,
+    /// The target's id for it, once known.
+    pub remote_id: Option<String>,
+    /// The last local version the target was brought to.
+    pub delivered_version: Option<i64>,
+    /// `active`, `deactivated`, `deleted`.
+    pub state: String,
+    /// The last error of a delivery for it, cleared by a success.
+    pub last_error: Option<String>,
+    /// When it last changed (microseconds since the epoch).
+    pub updated_us: i64,
+}
+
+#[derive(Queryable, Insertable, AsChangeset)]
+#[diesel(table_name = links, treat_none_as_null = true)]
+struct LinkRow {
+    tenant_id: String,
+    target: String,
+    resource_type: String,
+    local_id: String,
+    remote_id: Option<String>,
+    delivered_version: Option<i64>,
+    state: String,
+    last_error: Option<String>,
+    updated_us: i64,
+}
+
+/// Which deliveries `Store::deliveries` lists.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter<'a> {
+    /// Only this tenant's.
+    pub tenant_id: Option<&'a str>,
+    /// Only this target's.
+    pub target: Option<&'a str>,
+    /// Only in this state.
+    pub state: Option<DeliveryState>,
+    /// Only this resource's.
+    pub resource_id: Option<&'a str>,
+    /// At most this many, newest first (0: 100).
+    pub limit: i64,
+}
+
+/// Records `entries` for a change of (kind, resource_id) at `version`, inside the caller's write
+/// transaction. A waiting, unleased row of the same target and resource absorbs the change
+/// (coalescing); a row a dispatcher holds is left alone and a new row is added, so the change
+/// cannot be lost by a delivery that read the state before it.
+pub(crate) fn enqueue(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    kind: Kind,
+    resource_id: &str,
+    version: i64,
+    entries: &[Enqueue],
+) -> Result<(), StoreError> {
+    let now = now_us();
+    for e in entries {
+        if e.skipped.is_none() {
+            let absorbed = diesel::update(
+                deliveries::table
+                    .filter(deliveries::tenant_id.eq(tenant_id))
+                    .filter(deliveries::target.eq(&e.target))
+                    .filter(deliveries::resource_type.eq(kind.resource_type()))
+                    .filter(deliveries::resource_id.eq(resource_id))
+                    .filter(deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]))
+                    .filter(deliveries::lease_until_us.is_null().or(deliveries::lease_until_us.lt(now))),
+            )
+            .set((
+                deliveries::version.eq(version),
+                deliveries::updated_us.eq(now),
+                deliveries::lease_owner.eq(None::<String>),
+                deliveries::lease_until_us.eq(None::<i64>),
+            ))
+            .execute(c)?;
+            if absorbed > 0 {
+                continue;
+            }
+        }
+        let (state, error) = match &e.skipped {
+            Some(reason) => (DeliveryState::Skipped, Some(reason.as_str())),
+            None => (DeliveryState::Pending, None),
+        };
+        diesel::insert_into(deliveries::table)
+            .values((
+                deliveries::id.eq(Uuid::new_v4().to_string()),
+                deliveries::tenant_id.eq(tenant_id),
+                deliveries::target.eq(&e.target),
+                deliveries::resource_type.eq(kind.resource_type()),
+                deliveries::resource_id.eq(resource_id),
+                deliveries::state.eq(state.as_str()),
+                deliveries::version.eq(version),
+                deliveries::attempts.eq(0),
+                deliveries::due_us.eq(now),
+                deliveries::last_error.eq(error),
+                deliveries::created_us.eq(now),
+                deliveries::updated_us.eq(now),
+            ))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Leases up to `limit` due deliveries (pending, or failed and due) to `owner` for `lease`,
+    /// oldest due first. Rows another owner holds under an unexpired lease are not taken.
+    pub fn claim_deliveries(&self, owner: &str, limit: i64, lease: Duration) -> Result<Vec<Delivery>, StoreError> {
+        let mut conn = self.conn()?;
+        let now = now_us();
+        let until = now.saturating_add(micros(lease));
+        write_tx(&mut conn, |c| -> Result<Vec<Delivery>, StoreError> {
+            macro_rules! due {
+                () => {
+                    deliveries::table
+                        .filter(
+                            deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]),
+                        )
+                        .filter(deliveries::due_us.le(now))
+                        .filter(deliveries::lease_until_us.is_null().or(deliveries::lease_until_us.lt(now)))
+                        .order(deliveries::due_us.asc())
+                        .limit(limit)
+                        .select(deliveries::id)
+                };
+            }
+            let ids: Vec<String> = match c {
+                AnyConnection::Sqlite(inner) => due!().load(inner)?,
+                AnyConnection::Pg(inner) => due!().for_update().skip_locked().load(inner)?,
+            };
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            diesel::update(deliveries::table.filter(deliveries::id.eq_any(&ids)))
+                .set((deliveries::lease_owner.eq(owner), deliveries::lease_until_us.eq(until)))
+                .execute(c)?;
+            let rows = deliveries::table
+                .filter(deliveries::id.eq_any(&ids))
+                .order(deliveries::due_us.asc())
+                .load::<DeliveryRow>(c)?;
+            Ok(rows.into_iter().map(Delivery::from).collect())
+        })
+    }
+
+    /// Records the end of an attempt on a delivery `owner` holds, and releases it. `false` (and
+    /// nothing written but the attempt's history) if the lease was lost meanwhile: a newer change
+    /// was absorbed into the row after the lease expired, so it must be delivered again.
+    pub fn finish_delivery(&self, delivery: &Delivery, owner: &str, finish: &Finish) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let now = now_us();
+        write_tx(&mut conn, |c| -> Result<bool, StoreError> {
+            let attempt = delivery_attempts::table
+                .filter(delivery_attempts::delivery_id.eq(&delivery.id))
+                .select(diesel::dsl::max(delivery_attempts::attempt))
+                .first::<Option<i32>>(c)?
+                .unwrap_or(0)
+                + 1;
+            diesel::insert_into(delivery_attempts::table)
+                .values((
+                    delivery_attempts::delivery_id.eq(&delivery.id),
+                    delivery_attempts::attempt.eq(attempt),
+                    delivery_attempts::at_us.eq(now),
+                    delivery_attempts::outcome.eq(outcome_word(finish.state)),
+                    delivery_attempts::detail.eq(finish.detail.as_deref()),
+                    delivery_attempts::duration_ms.eq(i64::try_from(finish.duration.as_millis()).unwrap_or(i64::MAX)),
+                ))
+                .execute(c)?;
+            let due = match finish.state {
+                DeliveryState::Failed => now.saturating_add(micros(finish.retry_in)),
+                _ => now,
+            };
+            let error = match finish.state {
+                DeliveryState::Done => None,
+                _ => finish.detail.as_deref(),
+            };
+            let written = diesel::update(
+                deliveries::table.filter(deliveries::id.eq(&delivery.id)).filter(deliveries::lease_owner.eq(owner)),
+            )
+            .set((
+                deliveries::state.eq(finish.state.as_str()),
+                deliveries::attempts.eq(deliveries::attempts + 1),
+                deliveries::due_us.eq(due),
+                deliveries::last_error.eq(error),
+                deliveries::lease_owner.eq(None::<String>),
+                deliveries::lease_until_us.eq(None::<i64>),
+                deliveries::updated_us.eq(now),
+            ))
+            .execute(c)?;
+            Ok(written > 0)
+        })
+    }
+
+    /// Gives back leases `owner` holds without an attempt (a shutdown before they started), so
+    /// the next dispatcher takes them at once instead of after the lease.
+    pub fn release_deliveries(&self, owner: &str, ids: &[String]) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(diesel::update(
+            deliveries::table.filter(deliveries::id.eq_any(ids)).filter(deliveries::lease_owner.eq(owner)),
+        )
+        .set((deliveries::lease_owner.eq(None::<String>), deliveries::lease_until_us.eq(None::<i64>)))
+        .execute(&mut conn)?)
+    }
+
+    /// Deliveries matching `filter`, newest first.
+    pub fn deliveries(&self, filter: &DeliveryFilter<'_>) -> Result<Vec<Delivery>, StoreError> {
+        let mut conn = self.conn()?;
+        let mut q = deliveries::table.into_boxed();
+        if let Some(t) = filter.tenant_id {
+            q = q.filter(deliveries::tenant_id.eq(t));
+        }
+        if let Some(t) = filter.target {
+            q = q.filter(deliveries::target.eq(t));
+        }
+        if let Some(s) = filter.state {
+            q = q.filter(deliveries::state.eq(s.as_str()));
+        }
+        if let Some(r) = filter.resource_id {
+            q = q.filter(deliveries::resource_id.eq(r));
+        }
+        let limit = if filter.limit > 0 { filter.limit } else { 100 };
+        let rows = q
+            .order((deliveries::updated_us.desc(), deliveries::id.asc()))
+            .limit(limit)
+            .load::<DeliveryRow>(&mut conn)?;
+        Ok(rows.into_iter().map(Delivery::from).collect())
+    }
+
+    /// One delivery and its attempts, oldest first.
+    pub fn delivery(&self, id: &str) -> Result<Option<(Delivery, Vec<Attempt>)>, StoreError> {
+        let mut conn = self.conn()?;
+        let Some(row) = deliveries::table.filter(deliveries::id.eq(id)).first::<DeliveryRow>(&mut conn).optional()?
+        else {
+            return Ok(None);
+        };
+        let attempts = delivery_attempts::table
+            .filter(delivery_attempts::delivery_id.eq(id))
+            .order(delivery_attempts::attempt.asc())
+            .select((
+                delivery_attempts::attempt,
+                delivery_attempts::at_us,
+                delivery_attempts::outcome,
+                delivery_attempts::detail,
+                delivery_attempts::duration_ms,
+            ))
+            .load::<Attempt>(&mut conn)?;
+        Ok(Some((row.into(), attempts)))
+    }
+
+    /// Re-queues dead (or failed, or skipped) deliveries: due now, attempts counted from zero again.
+    /// By id, or every dead one of a target (`ids` empty, `dead_of_target` set). Returns how many.
+    pub fn retry_deliveries(&self, ids: &[String], dead_of_target: Option<&str>) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        let now = now_us();
+        let set = (
+            deliveries::state.eq(DeliveryState::Pending.as_str()),
+            deliveries::attempts.eq(0),
+            deliveries::due_us.eq(now),
+            deliveries::lease_owner.eq(None::<String>),
+            deliveries::lease_until_us.eq(None::<i64>),
+            deliveries::updated_us.eq(now),
+        );
+        let retryable = [DeliveryState::Dead.as_str(), DeliveryState::Failed.as_str(), DeliveryState::Skipped.as_str()];
+        let n = match dead_of_target {
+            Some(target) => diesel::update(
+                deliveries::table
+                    .filter(deliveries::target.eq(target))
+                    .filter(deliveries::state.eq(DeliveryState::Dead.as_str())),
+            )
+            .set(set)
+            .execute(&mut conn)?,
+            None => diesel::update(
+                deliveries::table.filter(deliveries::id.eq_any(ids)).filter(deliveries::state.eq_any(retryable)),
+            )
+            .set(set)
+            .execute(&mut conn)?,
+        };
+        Ok(n)
+    }
+
+    /// The link of a local resource at one target.
+    pub fn link(&self, tenant_id: &str, target: &str, kind: Kind, local_id: &str) -> Result<Option<Link>, StoreError> {
+        let mut conn = self.conn()?;
+        let row = links::table
+            .filter(links::tenant_id.eq(tenant_id))
+            .filter(links::target.eq(target))
+            .filter(links::resource_type.eq(kind.resource_type()))
+            .filter(links::local_id.eq(local_id))
+            .first::<LinkRow>(&mut conn)
+            .optional()?;
+        Ok(row.map(Link::from))
+    }
+
+    /// Every target's link of a local resource.
+    pub fn links_of(&self, tenant_id: &str, kind: Kind, local_id: &str) -> Result<Vec<Link>, StoreError> {
+        let mut conn = self.conn()?;
+        let rows = links::table
+            .filter(links::tenant_id.eq(tenant_id))
+            .filter(links::resource_type.eq(kind.resource_type()))
+            .filter(links::local_id.eq(local_id))
+            .order(links::target.asc())
+            .load::<LinkRow>(&mut conn)?;
+        Ok(rows.into_iter().map(Link::from).collect())
+    }
+
+    /// Writes a link (insert or replace).
+    pub fn put_link(&self, link: &Link) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let row = LinkRow {
+            tenant_id: link.tenant_id.clone(),
+            target: link.target.clone(),
+            resource_type: link.kind.resource_type().into(),
+            local_id: link.local_id.clone(),
+            remote_id: link.remote_id.clone(),
+            delivered_version: link.delivered_version,
+            state: link.state.clone(),
+            last_error: link.last_error.clone(),
+            updated_us: now_us(),
+        };
+        // ON CONFLICT cannot go through the enum's backend; the same text runs on each engine.
+        on_inner!(&mut *conn, |c| diesel::insert_into(links::table)
+            .values(&row)
+            .on_conflict((links::tenant_id, links::target, links::resource_type, links::local_id))
+            .do_update()
+            .set(&row)
+            .execute(c))?;
+        Ok(())
+    }
+}
+
+impl From<LinkRow> for Link {
+    fn from(r: LinkRow) -> Self {
+        Link {
+            tenant_id: r.tenant_id,
+            target: r.target,
+            kind: kind_of(&r.resource_type),
+            local_id: r.local_id,
+            remote_id: r.remote_id,
+            delivered_version: r.delivered_version,
+            state: r.state,
+            last_error: r.last_error,
+            updated_us: r.updated_us,
+        }
+    }
+}
+
+fn outcome_word(state: DeliveryState) -> &'static str {
+    match state {
+        DeliveryState::Done => "done",
+        DeliveryState::Failed | DeliveryState::Pending => "retry",
+        DeliveryState::Dead => "dead",
+        DeliveryState::Skipped => "skipped",
+    }
+}

@@ -1,0 +1,196 @@
+//! The outbox on both engines: deliveries written with their change, coalescing, leases, attempts,
+//! retries and links.
+
+#![cfg(test)]
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use scimgw_store::{
+    Change, DeliveryFilter, DeliveryState, Enqueue, Finish, Kind, Link, NewResource, Store, both_engines,
+};
+
+fn obj(v: Value) -> Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+fn user(name: &str) -> NewResource {
+    NewResource {
+        kind: Kind::User,
+        body: obj(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})),
+        members: Vec::new(),
+    }
+}
+
+fn rename(store: &Store, t: &str, id: &str, name: &str, outbox: Vec<Enqueue>) -> i64 {
+    let body = obj(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}));
+    let updated = store
+        .update_with(t, Kind::User, id, None, false, |_| {
+            Ok((Change::Update { body: body.clone(), members: Vec::new() }, outbox.clone()))
+        })
+        .unwrap()
+        .unwrap();
+    updated.resource.version
+}
+
+fn all(store: &Store) -> Vec<scimgw_store::Delivery> {
+    store.deliveries(&DeliveryFilter { limit: 1000, ..DeliveryFilter::default() }).unwrap()
+}
+
+fn done(detail: &str) -> Finish {
+    Finish {
+        state: DeliveryState::Done,
+        retry_in: Duration::ZERO,
+        detail: Some(detail.into()),
+        duration: Duration::ZERO,
+    }
+}
+
+fn deliveries_commit_with_the_change_and_coalesce_while_waiting(store: &Store) {
+    let t = store.create_tenant("acme").unwrap().id;
+    let targets = vec![Enqueue::deliver("crm"), Enqueue::deliver("hr")];
+    let u = store.create_with(&t, user("alice"), &targets).unwrap();
+    assert_eq!(all(store).len(), 2);
+    for i in 0..9 {
+        rename(store, &t, &u.id, &format!("alice{i}"), targets.clone());
+    }
+    let rows = all(store);
+    assert_eq!(rows.len(), 2, "ten changes before any delivery are two rows, one per target");
+    assert!(rows.iter().all(|d| d.version == 10 && d.state == DeliveryState::Pending && d.kind == Kind::User));
+
+    // A refused change writes no delivery.
+    let refused =
+        store.update_with(&t, Kind::User, &u.id, None, false, |_| Err(scimgw_scim::ScimError::invalid_value("no")));
+    assert!(refused.is_err());
+    // An unchanged one neither.
+    store.update_with(&t, Kind::User, &u.id, None, false, |_| Ok((Change::Unchanged, targets.clone()))).unwrap();
+    assert_eq!(all(store).len(), 2);
+
+    // A skipped delivery is recorded, never claimed.
+    rename(store, &t, &u.id, "alice-x", vec![Enqueue::skip("hr", "emails: a work email is required")]);
+    let skipped =
+        store.deliveries(&DeliveryFilter { state: Some(DeliveryState::Skipped), ..DeliveryFilter::default() }).unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].last_error.as_deref(), Some("emails: a work email is required"));
+
+    // A deletion writes its row too (here absorbed into the waiting ones).
+    assert!(store.delete_with(&t, Kind::User, &u.id, None, &targets).unwrap());
+    let pending =
+        store.deliveries(&DeliveryFilter { state: Some(DeliveryState::Pending), ..DeliveryFilter::default() }).unwrap();
+    assert_eq!(pending.len(), 2);
+    assert!(pending.iter().all(|d| d.version == 0));
+}
+
+fn leases_keep_rows_from_two_dispatchers_and_expire(store: &Store) {
+    let t = store.create_tenant("acme").unwrap().id;
+    for i in 0..5 {
+        store.create_with(&t, user(&format!("u{i}")), &[Enqueue::deliver("crm")]).unwrap();
+    }
+    let a = store.claim_deliveries("a", 3, Duration::from_secs(60)).unwrap();
+    let b = store.claim_deliveries("b", 10, Duration::from_secs(60)).unwrap();
+    assert_eq!((a.len(), b.len()), (3, 2));
+    assert!(a.iter().all(|d| !b.iter().any(|e| e.id == d.id)));
+    assert!(store.claim_deliveries("c", 10, Duration::from_secs(60)).unwrap().is_empty());
+
+    // b gives its rows back (shutdown); c takes them at once.
+    let ids: Vec<String> = b.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(store.release_deliveries("b", &ids).unwrap(), 2);
+    assert_eq!(store.claim_deliveries("c", 10, Duration::from_millis(1)).unwrap().len(), 2);
+    // c's lease of 1 ms expires: d reclaims, and c's late finish is refused.
+    std::thread::sleep(Duration::from_millis(5));
+    let d = store.claim_deliveries("d", 10, Duration::from_secs(60)).unwrap();
+    assert_eq!(d.len(), 2);
+    assert!(!store.finish_delivery(&d[0], "c", &done("late")).unwrap());
+    assert!(store.finish_delivery(&d[0], "d", &done("POST /Users → 201")).unwrap());
+    let (row, attempts) = store.delivery(&d[0].id).unwrap().unwrap();
+    assert_eq!(row.state, DeliveryState::Done);
+    assert_eq!(row.attempts, 1);
+    assert_eq!(attempts.len(), 2, "the refused late finish is still history");
+    assert_eq!(attempts[1].outcome, "done");
+}
+
+fn failures_back_off_then_die_and_retry_requeues(store: &Store) {
+    let t = store.create_tenant("acme").unwrap().id;
+    let u = store.create_with(&t, user("bob"), &[Enqueue::deliver("crm")]).unwrap();
+    let d = store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap().remove(0);
+    let fail = Finish {
+        state: DeliveryState::Failed,
+        retry_in: Duration::from_secs(3600),
+        detail: Some("POST /Users → 503: down".into()),
+        duration: Duration::from_millis(12),
+    };
+    assert!(store.finish_delivery(&d, "w", &fail).unwrap());
+    assert!(store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap().is_empty(), "not due for an hour");
+    // A change meanwhile is absorbed by the waiting failed row (no second row).
+    rename(store, &t, &u.id, "bob2", vec![Enqueue::deliver("crm")]);
+    let rows = all(store);
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].state, rows[0].version, rows[0].attempts), (DeliveryState::Failed, 2, 1));
+    assert_eq!(rows[0].last_error.as_deref(), Some("POST /Users → 503: down"));
+
+    // Dead, then retried by id and by target.
+    assert_eq!(store.retry_deliveries(std::slice::from_ref(&d.id), None).unwrap(), 1);
+    let d = store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap().remove(0);
+    let dead = Finish { state: DeliveryState::Dead, detail: Some("400: bad email".into()), ..fail };
+    assert!(store.finish_delivery(&d, "w", &dead).unwrap());
+    assert!(store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap().is_empty());
+    assert_eq!(store.retry_deliveries(&[], Some("other")).unwrap(), 0);
+    assert_eq!(store.retry_deliveries(&[], Some("crm")).unwrap(), 1);
+    let again = store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 0);
+    let (_, attempts) = store.delivery(&d.id).unwrap().unwrap();
+    assert_eq!(attempts.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>(), ["retry", "dead"]);
+    assert!(store.delivery("nope").unwrap().is_none());
+}
+
+fn a_change_during_a_delivery_gets_its_own_row(store: &Store) {
+    let t = store.create_tenant("acme").unwrap().id;
+    let u = store.create_with(&t, user("carol"), &[Enqueue::deliver("crm")]).unwrap();
+    let held = store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap().remove(0);
+    rename(store, &t, &u.id, "carol2", vec![Enqueue::deliver("crm")]);
+    assert_eq!(all(store).len(), 2, "the held row is not touched");
+    assert!(store.finish_delivery(&held, "w", &done("v1")).unwrap());
+    let next = store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].version, 2);
+}
+
+fn links_are_written_and_replaced(store: &Store) {
+    let t = store.create_tenant("acme").unwrap().id;
+    let mut link = Link {
+        tenant_id: t.clone(),
+        target: "crm".into(),
+        kind: Kind::User,
+        local_id: "u1".into(),
+        remote_id: Some("r-9".into()),
+        delivered_version: Some(1),
+        state: "active".into(),
+        last_error: None,
+        updated_us: 0,
+    };
+    store.put_link(&link).unwrap();
+    link.delivered_version = Some(4);
+    link.state = "deactivated".into();
+    store.put_link(&link).unwrap();
+    let got = store.link(&t, "crm", Kind::User, "u1").unwrap().unwrap();
+    assert_eq!(
+        (got.remote_id.as_deref(), got.delivered_version, got.state.as_str()),
+        (Some("r-9"), Some(4), "deactivated")
+    );
+    assert!(store.link(&t, "hr", Kind::User, "u1").unwrap().is_none());
+    link.target = "hr".into();
+    link.remote_id = None;
+    store.put_link(&link).unwrap();
+    let both = store.links_of(&t, Kind::User, "u1").unwrap();
+    assert_eq!(both.iter().map(|l| l.target.as_str()).collect::<Vec<_>>(), ["crm", "hr"]);
+}
+
+both_engines!(
+    deliveries_commit_with_the_change_and_coalesce_while_waiting,
+    leases_keep_rows_from_two_dispatchers_and_expire,
+    failures_back_off_then_die_and_retry_requeues,
+    a_change_during_a_delivery_gets_its_own_row,
+    links_are_written_and_replaced,
+);
