@@ -33,9 +33,17 @@ enum Command {
     /// Manage API keys (bearer tokens), each belonging to one tenant.
     #[command(subcommand)]
     Key(commands::key::KeyCommand),
-    /// Read users as the gateway stores them.
+    /// Read users as the gateway stores them, with their state at each target.
     #[command(subcommand)]
     Users(commands::users::UsersCommand),
+    /// Run the dispatcher alone (deliveries to targets), without the SCIM endpoint.
+    Worker,
+    /// Inspect and re-queue deliveries to targets.
+    #[command(subcommand)]
+    Deliveries(commands::deliveries::DeliveriesCommand),
+    /// Check the configuration and every tenant's targets.
+    #[command(subcommand)]
+    Config(commands::config::ConfigCommand),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +65,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(cmd) => commands::tenant::run(config, cmd),
         Command::Key(cmd) => commands::key::run(config, cmd),
         Command::Users(cmd) => commands::users::run(config, cmd),
+        Command::Worker => commands::serve::worker(config),
+        Command::Deliveries(cmd) => commands::deliveries::run(config, cmd),
+        Command::Config(cmd) => commands::config::run(config, cmd),
     }
 }
 

@@ -21,6 +21,8 @@ const KEYS: &[&str] = &[
     "default_page_size",
     "max_page_size",
     "workers",
+    "tenants_dir",
+    "dispatcher",
     "store",
     "log",
 ];

@@ -24,6 +24,10 @@ pub struct Config {
     pub max_page_size: u64,
     /// HTTP worker threads; unset means one per core.
     pub workers: Option<usize>,
+    /// The directory of the tenants' target files, `<tenants_dir>/<tenant>.toml`.
+    pub tenants_dir: String,
+    /// The dispatcher that delivers to targets.
+    pub dispatcher: crate::dispatch::DispatcherConfig,
     /// The store.
     pub store: StoreConfig,
     /// Logging.
@@ -40,6 +44,8 @@ impl Default for Config {
             default_page_size: 100,
             max_page_size: 1000,
             workers: None,
+            tenants_dir: "config/tenants".into(),
+            dispatcher: crate::dispatch::DispatcherConfig::default(),
             store: StoreConfig::default(),
             log: LogConfig::default(),
         }
@@ -67,6 +73,12 @@ impl Config {
                 "default_page_size: {} exceeds max_page_size {}",
                 self.default_page_size, self.max_page_size
             ));
+        }
+        if self.dispatcher.concurrency == 0 {
+            problems.push("dispatcher.concurrency: must be at least 1".into());
+        }
+        if self.dispatcher.lease_secs == 0 {
+            problems.push("dispatcher.lease_secs: must be at least 1".into());
         }
         if self.store.url.trim().is_empty() {
             problems.push("store.url: empty; use sqlite://data/scimgw.db or a postgres:// URL".into());

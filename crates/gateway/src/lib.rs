@@ -3,12 +3,15 @@
 pub mod auth;
 pub mod config;
 mod discovery;
+pub mod dispatch;
 mod error;
 mod http;
 mod members;
 mod resources;
+pub mod targets;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -23,6 +26,7 @@ use scimgw_store::{Kind, Store};
 pub use crate::auth::{IssuedKey, Principal, issue_key};
 pub use crate::config::Config;
 pub use crate::error::ApiError;
+pub use crate::targets::{TargetSet, Targets, adapter_registry};
 
 /// What every handler shares.
 pub struct AppState {
@@ -30,12 +34,29 @@ pub struct AppState {
     pub(crate) registry: Registry,
     pub(crate) config: Config,
     pub(crate) last_used: auth::LastUsed,
+    pub(crate) targets: Arc<Targets>,
+    pub(crate) wake: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
-    /// State for a gateway on `store` with the RFC schemas.
+    /// State for a gateway on `store` with `registry`'s schemas and no targets.
     pub fn new(config: Config, store: Store, registry: Registry) -> Self {
-        Self { store, registry, config, last_used: auth::LastUsed::default() }
+        Self {
+            store,
+            registry,
+            config,
+            last_used: auth::LastUsed::default(),
+            targets: Arc::new(Targets::default()),
+            wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// With these targets; `wake` is notified after every write so that a dispatcher on it
+    /// starts delivering at once rather than at its next poll.
+    pub fn with_targets(mut self, targets: Arc<Targets>, wake: Arc<tokio::sync::Notify>) -> Self {
+        self.targets = targets;
+        self.wake = wake;
+        self
     }
 }
 

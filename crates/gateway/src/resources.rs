@@ -10,7 +10,7 @@ use scimgw_scim::messages::{ListResponse, Page, PatchRequest, SearchRequest, Sor
 use scimgw_scim::projection::Projection;
 use scimgw_scim::resource::{check_immutable, validate_resource};
 use scimgw_scim::schema::ResourceSchema;
-use scimgw_store::{Change, Kind, Member, MembersChange, NewResource, Query, Resource};
+use scimgw_store::{Change, Enqueue, Kind, Member, MembersChange, NewResource, Query, Resource};
 use serde_json::{Map, Value};
 
 use crate::AppState;
@@ -18,6 +18,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::{Params, if_match, json_response, read_json};
 use crate::members;
+use crate::targets::{TargetSet, plan_deliveries};
 
 type Data = web::Data<AppState>;
 
@@ -222,9 +223,12 @@ pub(crate) async fn create(
     let mut body = validate_resource(&schema, value)?;
     let members = take_members(&mut body, kind)?;
     let members = members::check_exist(&state, &principal.tenant_id, members).await?;
+    let outbox = deliveries_for(&state.targets.snapshot(), &principal.tenant_id, kind, &schema, &body, None)?;
     let st = state.clone();
     let tenant = principal.tenant_id.clone();
-    let created = web::block(move || st.store.create(&tenant, NewResource { kind, body, members })).await??;
+    let created =
+        web::block(move || st.store.create_with(&tenant, NewResource { kind, body, members }, &outbox)).await??;
+    state.wake.notify_one();
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %created.id, "created");
     let mut resp = respond_with(&req, &state, &schema, &projection, kind, &created, StatusCode::CREATED)?;
     let location = format!("{}/{}", location_base(&req, &state, kind), created.id);
@@ -254,23 +258,26 @@ pub(crate) async fn replace(
     let tenant = principal.tenant_id.clone();
     let id = id.into_inner();
     let rid = id.clone();
+    let targets = state.targets.snapshot();
     let updated = web::block(move || {
         let schema = schema_of(&st, kind)?;
-        st.store.update(&tenant, kind, &rid, expected, kind == Kind::Group, |current: &Resource| {
+        st.store.update_with(&tenant, kind, &rid, expected, kind == Kind::Group, |current: &Resource| {
             check_immutable(&schema, &current.body, &body)?;
             let same_members = match &current.members {
                 Some(old) => members::same_set(old, &new_members),
                 None => true,
             };
             if current.body == body && same_members {
-                return Ok(Change::Unchanged);
+                return Ok((Change::Unchanged, Vec::new()));
             }
+            let outbox = deliveries_for(&targets, &tenant, kind, &schema, &body, Some(&current.id))?;
             let members = if kind == Kind::Group { vec![MembersChange::Set(new_members.clone())] } else { Vec::new() };
-            Ok(Change::Update { body: body.clone(), members })
+            Ok((Change::Update { body: body.clone(), members }, outbox))
         })
     })
     .await??;
     let updated = updated.ok_or_else(|| not_found(kind, &id))?;
+    state.wake.notify_one();
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, changed = updated.changed, "replaced");
     let resource = reload_members_if_needed(&state, &principal, kind, &projection, &schema, updated.resource).await?;
     respond_with(&req, &state, &schema, &projection, kind, &resource, StatusCode::OK)
@@ -301,12 +308,23 @@ pub(crate) async fn patch(
     let id = id.into_inner();
     let rid = id.clone();
     let needs_members = plan.needs_current_members();
+    let targets = state.targets.snapshot();
     let updated = web::block(move || {
         let schema = schema_of(&st, kind)?;
-        st.store.update(&tenant, kind, &rid, expected, needs_members, |current: &Resource| plan.apply(&schema, current))
+        st.store.update_with(&tenant, kind, &rid, expected, needs_members, |current: &Resource| {
+            let change = plan.apply(&schema, current)?;
+            let outbox = match &change {
+                Change::Update { body, .. } => {
+                    deliveries_for(&targets, &tenant, kind, &schema, body, Some(&current.id))?
+                }
+                Change::Unchanged => Vec::new(),
+            };
+            Ok((change, outbox))
+        })
     })
     .await??;
     let updated = updated.ok_or_else(|| not_found(kind, &id))?;
+    state.wake.notify_one();
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, changed = updated.changed, "patched");
     if kind == Kind::Group && params.get("attributes").is_none() && params.get("excludedAttributes").is_none() {
         // Entra prefers 204 for group PATCHes, and a large group's member list should not be
@@ -329,10 +347,19 @@ pub(crate) async fn delete(
     let tenant = principal.tenant_id.clone();
     let id = id.into_inner();
     let rid = id.clone();
-    let deleted = web::block(move || st.store.delete(&tenant, kind, &rid, expected)).await??;
+    let outbox: Vec<Enqueue> = state
+        .targets
+        .snapshot()
+        .of(&tenant)
+        .iter()
+        .filter(|t| t.handles(kind))
+        .map(|t| Enqueue::deliver(t.name()))
+        .collect();
+    let deleted = web::block(move || st.store.delete_with(&tenant, kind, &rid, expected, &outbox)).await??;
     if !deleted {
         return Err(not_found(kind, &id));
     }
+    state.wake.notify_one();
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, "deleted");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -390,6 +417,27 @@ fn take_members(body: &mut Map<String, Value>, kind: Kind) -> Result<Vec<Member>
         None => Ok(Vec::new()),
         Some(v) => members::parse_members(&v).map_err(ApiError::Scim),
     }
+}
+
+/// The deliveries a change to `body` asks for, after each in-scope target's rules (a refusal is
+/// the request's 400). `id` is the resource's, when it has one yet.
+fn deliveries_for(
+    targets: &TargetSet,
+    tenant_id: &str,
+    kind: Kind,
+    schema: &ResourceSchema<'_>,
+    body: &Map<String, Value>,
+    id: Option<&str>,
+) -> Result<Vec<Enqueue>, ScimError> {
+    let targets = targets.of(tenant_id);
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut resource = body.clone();
+    if let Some(id) = id {
+        resource.insert("id".into(), Value::String(id.to_owned()));
+    }
+    plan_deliveries(targets, kind, &resource, schema)
 }
 
 fn not_found(kind: Kind, id: &str) -> ApiError {

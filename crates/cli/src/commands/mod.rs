@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod config;
+pub mod deliveries;
 pub mod key;
 pub mod serve;
 pub mod tenant;

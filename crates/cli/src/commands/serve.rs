@@ -1,17 +1,62 @@
-//! `scimgw serve`: the SCIM endpoint.
+//! `scimgw serve` (the SCIM endpoint and, unless turned off, the dispatcher) and `scimgw worker`
+//! (the dispatcher alone).
 
 use std::io::IsTerminal;
+use std::path::Path;
+use std::sync::Arc;
 
 use actix_web::web;
-use anyhow::Context;
+use anyhow::{Context, bail};
 use scimgw_gateway::config::LogFormat;
-use scimgw_gateway::{AppState, Config};
+use scimgw_gateway::dispatch::Dispatcher;
+use scimgw_gateway::{AppState, Config, TargetSet, Targets, adapter_registry};
 use scimgw_scim::schema::Registry;
+use scimgw_store::Store;
+use tokio::sync::{Notify, watch};
 use tracing_subscriber::EnvFilter;
 
 use super::{open_store, redact_url};
 
-/// Runs until SIGINT or SIGTERM; in-flight requests finish first (actix's graceful shutdown).
+/// Loads every tenant's targets; any error refuses the whole set, each problem on its own line.
+pub(crate) fn load_targets(config: &Config, store: &Store, schemas: &Registry) -> anyhow::Result<TargetSet> {
+    let tenants = store.tenants().context("reading tenants")?;
+    match TargetSet::load(Path::new(&config.tenants_dir), &tenants, &adapter_registry(), schemas) {
+        Ok((set, warnings)) => {
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            Ok(set)
+        }
+        Err(problems) => {
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            bail!("the target configuration in {} has problems:\n  {}", config.tenants_dir, lines.join("\n  "))
+        }
+    }
+}
+
+/// Re-reads the targets on every SIGHUP; a set that fails validation is refused and the old one kept.
+fn reload_on_sighup(config: Config, store: Store, schemas: Arc<Registry>, targets: Arc<Targets>) {
+    actix_web::rt::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; targets are read at start only");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let (c, s, sc) = (config.clone(), store.clone(), schemas.clone());
+            match tokio::task::spawn_blocking(move || load_targets(&c, &s, &sc)).await {
+                Ok(Ok(set)) => {
+                    tracing::info!(targets = set.len(), "SIGHUP: targets reloaded");
+                    targets.replace(set);
+                }
+                Ok(Err(e)) => tracing::error!("SIGHUP: reload refused, keeping the previous targets: {e:#}"),
+                Err(e) => tracing::error!("SIGHUP: reload failed: {e}"),
+            }
+        }
+    });
+}
+
+/// Runs until SIGINT or SIGTERM: stops taking requests, lets in-flight requests and deliveries
+/// finish (deliveries within `dispatcher.shutdown_grace_secs`), and leaves the rest in the outbox.
 pub fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config);
     let store = open_store(&config)?;
@@ -23,13 +68,58 @@ pub fn run(config: Config) -> anyhow::Result<()> {
              (from a checkout: cargo run -- tenant add acme, then cargo run -- key issue --tenant acme)\n"
         );
     }
-    let state = web::Data::new(AppState::new(config.clone(), store, Registry::default()));
+    let schemas = Arc::new(Registry::default());
+    let set = load_targets(&config, &store, &schemas)?;
+    tracing::info!(targets = set.len(), tenants_dir = %config.tenants_dir, "targets loaded");
+    let targets = Arc::new(Targets::new(set));
+    let wake = Arc::new(Notify::new());
+    let state = web::Data::new(
+        AppState::new(config.clone(), store.clone(), Registry::default()).with_targets(targets.clone(), wake.clone()),
+    );
     actix_web::rt::System::new().block_on(async move {
         let (server, addrs) = scimgw_gateway::bind(state).with_context(|| format!("listening on {}", config.listen))?;
         for addr in addrs {
             tracing::info!("SCIM endpoint at http://{addr}{}", config.base_path());
         }
-        server.await.context("serving")
+        reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone());
+        let (stop, stopped) = watch::channel(false);
+        let dispatcher = config.dispatcher.enabled.then(|| {
+            let d = Arc::new(Dispatcher::new(store, targets, schemas, config.dispatcher.clone(), wake));
+            actix_web::rt::spawn(d.run(stopped))
+        });
+        // actix stops on SIGINT/SIGTERM after in-flight requests finish.
+        let served = server.await.context("serving");
+        let _ = stop.send(true);
+        if let Some(d) = dispatcher {
+            let _ = d.await;
+        }
+        served
+    })
+}
+
+/// `scimgw worker`: the dispatcher without the SCIM endpoint, for scale-out on PostgreSQL.
+pub fn worker(config: Config) -> anyhow::Result<()> {
+    init_logging(&config);
+    let store = open_store(&config)?;
+    let schemas = Arc::new(Registry::default());
+    let set = load_targets(&config, &store, &schemas)?;
+    tracing::info!(targets = set.len(), "worker: targets loaded");
+    let targets = Arc::new(Targets::new(set));
+    actix_web::rt::System::new().block_on(async move {
+        reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone());
+        let (stop, stopped) = watch::channel(false);
+        let d = Arc::new(Dispatcher::new(store, targets, schemas, config.dispatcher.clone(), Arc::new(Notify::new())));
+        let task = actix_web::rt::spawn(d.run(stopped));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("worker: stopping");
+        let _ = stop.send(true);
+        let _ = task.await;
+        Ok(())
     })
 }
 

@@ -114,11 +114,53 @@ pub fn run(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
                 if let Some(user) = store.get(&t.id, Kind::User, &id, false).context("reading the user")? {
                     println!("tenant: {}", t.name);
                     println!("{}", serde_json::to_string_pretty(&user.to_scim(None))?);
+                    print_targets(&store, &t.id, &id)?;
                     return Ok(());
                 }
             }
             bail!("no user with id {id}");
         }
     }
+    Ok(())
+}
+
+/// Each target's state of the user: its link (remote id, last delivered version) and the
+/// newest delivery's state and error.
+fn print_targets(store: &scimgw_store::Store, tenant_id: &str, id: &str) -> anyhow::Result<()> {
+    let links = store.links_of(tenant_id, Kind::User, id).context("reading links")?;
+    let deliveries = store
+        .deliveries(&scimgw_store::DeliveryFilter {
+            tenant_id: Some(tenant_id),
+            resource_id: Some(id),
+            limit: 1000,
+            ..Default::default()
+        })
+        .context("reading deliveries")?;
+    let mut names: Vec<String> = links.iter().map(|l| l.target.clone()).collect();
+    names.extend(deliveries.iter().map(|d| d.target.clone()));
+    names.sort();
+    names.dedup();
+    println!();
+    if names.is_empty() {
+        println!("targets: none has been asked to deliver this user");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .map(|name| {
+            let link = links.iter().find(|l| &l.target == name);
+            // Newest first: the first one of this target is its latest.
+            let last = deliveries.iter().find(|d| &d.target == name);
+            vec![
+                name.clone(),
+                link.and_then(|l| l.remote_id.clone()).unwrap_or_else(|| "-".into()),
+                link.map_or_else(|| "-".into(), |l| l.state.clone()),
+                link.and_then(|l| l.delivered_version).map_or_else(|| "-".into(), |v| v.to_string()),
+                last.map_or_else(|| "-".into(), |d| format!("{} ({})", d.state, d.id)),
+                last.and_then(|d| d.last_error.clone()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(&["TARGET", "REMOTE ID", "STATE", "DELIVERED VERSION", "LAST DELIVERY", "LAST ERROR"], &rows);
     Ok(())
 }

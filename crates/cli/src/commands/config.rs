@@ -1,0 +1,107 @@
+//! `scimgw config check`: everything `serve` would refuse or warn about, one line per problem,
+//! never a secret.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use scimgw_adapter::{ConfigProblem, load_tenant_file};
+use scimgw_gateway::{Config, TargetSet, adapter_registry};
+use scimgw_scim::schema::Registry;
+
+use super::open_store;
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and every tenant's targets (exit 1 on any error).
+    Check {
+        /// Skip the reachability probe of each target's base_url.
+        #[arg(long)]
+        offline: bool,
+    },
+}
+
+pub fn run(config: Config, cmd: ConfigCommand) -> anyhow::Result<()> {
+    let ConfigCommand::Check { offline } = cmd;
+    // The gateway's own keys were validated while loading; the store must open.
+    let store = open_store(&config)?;
+    let tenants = store.tenants().context("reading tenants")?;
+    let dir = Path::new(&config.tenants_dir);
+    let schemas = Registry::default();
+    let mut problems: Vec<ConfigProblem> = Vec::new();
+    let mut count = 0;
+    match TargetSet::load(dir, &tenants, &adapter_registry(), &schemas) {
+        Ok((set, warnings)) => {
+            count = set.len();
+            problems.extend(warnings);
+        }
+        Err(found) => problems.extend(found),
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            if !tenants.iter().any(|t| t.name == stem) {
+                problems.push(ConfigProblem {
+                    target: None,
+                    message: format!(
+                        "{} names no tenant; its targets are not used (scimgw tenant add {stem})",
+                        path.display()
+                    ),
+                    warning: true,
+                });
+            }
+        }
+    } else if !tenants.is_empty() {
+        problems.push(ConfigProblem {
+            target: None,
+            message: format!("tenants_dir {} does not exist: no tenant has targets", dir.display()),
+            warning: true,
+        });
+    }
+    if !offline {
+        for t in &tenants {
+            let Ok(file) = load_tenant_file(&dir.join(format!("{}.toml", t.name))) else { continue };
+            for target in file.targets {
+                if let Some(message) = unreachable(&target.base_url) {
+                    problems.push(ConfigProblem {
+                        target: Some(format!("{}/{}", t.name, target.name)),
+                        message,
+                        warning: true,
+                    });
+                }
+            }
+        }
+    }
+    let errors = problems.iter().filter(|p| !p.warning).count();
+    for p in &problems {
+        println!("{p}");
+    }
+    if errors > 0 {
+        bail!("{errors} error(s) in the configuration");
+    }
+    println!("ok: {count} target(s) for {} tenant(s), {} warning(s)", tenants.len(), problems.len());
+    Ok(())
+}
+
+/// `Some(reason)` when nothing answers a TCP connect to the URL's host and port within 3 s.
+fn unreachable(base_url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(base_url).ok()?;
+    let host = url.host_str()?;
+    let port = url.port_or_known_default()?;
+    let addrs = match (host, port).to_socket_addrs() {
+        Ok(a) => a.collect::<Vec<_>>(),
+        Err(e) => return Some(format!("base_url host {host} does not resolve: {e}")),
+    };
+    for addr in &addrs {
+        if TcpStream::connect_timeout(addr, Duration::from_secs(3)).is_ok() {
+            return None;
+        }
+    }
+    Some(format!("base_url {host}:{port} does not accept connections now (deliveries will be retried)"))
+}

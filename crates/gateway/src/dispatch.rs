@@ -1,0 +1,386 @@
+//! The dispatcher: claims outbox rows, converges each target on the resource's current state,
+//! and records the outcome (done, retry with backoff, dead-letter).
+//!
+//! A row says "target T must converge on resource R", not "send this change": the dispatcher
+//! reads R as it is *now*, so several changes before a delivery become one call, a deleted R
+//! becomes a deprovision, and a retried or re-claimed row can never send stale data. The link
+//! (local id → remote id, last delivered version) makes it idempotent: a row whose version the
+//! target already has is done without a call, and a user with no link is looked up at the vendor
+//! and adopted before anything is created.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+use scimgw_adapter::{DeliveryError, Deprovision, OnInvalid};
+use scimgw_scim::schema::Registry as SchemaRegistry;
+use scimgw_store::{Delivery, DeliveryState, Finish, Kind, Link, Store, StoreError};
+
+use crate::targets::{Target, Targets, describe};
+
+/// `[dispatcher]` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatcherConfig {
+    /// Run the dispatcher inside `serve` (turn off when separate `scimgw worker`s deliver).
+    pub enabled: bool,
+    /// Deliveries in flight at once, over all targets.
+    pub concurrency: usize,
+    /// How long a claimed row is ours; a dispatcher that dies leaves its rows to others after this.
+    pub lease_secs: u64,
+    /// How often to look for due rows when nothing wakes the dispatcher.
+    pub poll_ms: u64,
+    /// On shutdown, how long in-flight deliveries may take to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig { enabled: true, concurrency: 16, lease_secs: 60, poll_ms: 250, shutdown_grace_secs: 10 }
+    }
+}
+
+/// A running dispatcher's shared parts.
+pub struct Dispatcher {
+    store: Store,
+    targets: Arc<Targets>,
+    schemas: Arc<SchemaRegistry>,
+    config: DispatcherConfig,
+    owner: String,
+    wake: Arc<Notify>,
+}
+
+/// What converging did, for the attempt history.
+enum Converged {
+    Done(String),
+    Skipped(String),
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store`; `wake` is notified by the SCIM endpoint after each write.
+    pub fn new(
+        store: Store,
+        targets: Arc<Targets>,
+        schemas: Arc<SchemaRegistry>,
+        config: DispatcherConfig,
+        wake: Arc<Notify>,
+    ) -> Self {
+        let owner = format!("{}-{}", hostname(), uuid_like());
+        Dispatcher { store, targets, schemas, config, owner, wake }
+    }
+
+    /// Runs until `shutdown` turns true; then lets in-flight deliveries finish within the grace
+    /// period and gives back the leases of the rest.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(owner = %self.owner, concurrency = self.config.concurrency, "dispatcher started");
+        let mut tasks: JoinSet<String> = JoinSet::new();
+        let mut in_flight: Vec<String> = Vec::new();
+        let concurrency = self.config.concurrency.max(1);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let free = concurrency.saturating_sub(tasks.len());
+            let mut claimed = 0;
+            if free > 0 {
+                let me = self.clone();
+                let limit = i64::try_from(free).unwrap_or(i64::MAX);
+                let lease = Duration::from_secs(self.config.lease_secs.max(1));
+                match tokio::task::spawn_blocking(move || me.store.claim_deliveries(&me.owner, limit, lease)).await {
+                    Ok(Ok(rows)) => {
+                        claimed = rows.len();
+                        for row in rows {
+                            in_flight.push(row.id.clone());
+                            let me = self.clone();
+                            tasks.spawn(async move {
+                                let id = row.id.clone();
+                                me.deliver(row).await;
+                                id
+                            });
+                        }
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "claiming deliveries failed; trying again"),
+                    Err(e) => tracing::error!(error = %e, "the claim task failed"),
+                }
+            }
+            if claimed > 0 && tasks.len() < concurrency {
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(self.config.poll_ms.max(10))) => {}
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok(id) = done { in_flight.retain(|x| *x != id); }
+                }
+                _ = shutdown.changed() => {}
+            }
+            while let Some(done) = tasks.try_join_next() {
+                if let Ok(id) = done {
+                    in_flight.retain(|x| *x != id);
+                }
+            }
+        }
+        let grace = Duration::from_secs(self.config.shutdown_grace_secs);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !tasks.is_empty() {
+            match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+                Ok(Some(Ok(id))) => in_flight.retain(|x| *x != id),
+                Ok(Some(Err(_))) => {}
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(left = tasks.len(), "deliveries still running at the end of the grace period");
+                    tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        if !in_flight.is_empty() {
+            // Convergence is state-based, so an interrupted delivery is safe to run again at once.
+            let me = self.clone();
+            let ids = in_flight.clone();
+            let _ = tokio::task::spawn_blocking(move || me.store.release_deliveries(&me.owner, &ids)).await;
+        }
+        tracing::info!(left_for_next_start = in_flight.len(), "dispatcher stopped");
+    }
+
+    /// One row: converge, then record the outcome.
+    async fn deliver(self: &Arc<Self>, row: Delivery) {
+        let started = Instant::now();
+        let set = self.targets.snapshot();
+        let finish = match set.get(&row.tenant_id, &row.target) {
+            None => Finish {
+                state: DeliveryState::Dead,
+                retry_in: Duration::ZERO,
+                detail: Some(format!(
+                    "target \"{}\" is not configured for this tenant (any more); fix the tenant file and run \
+                     `scimgw deliveries retry`",
+                    row.target
+                )),
+                duration: started.elapsed(),
+            },
+            Some(target) => {
+                let outcome = {
+                    let _permit = target.in_flight.acquire().await;
+                    self.converge(&target, &row).await
+                };
+                self.outcome(&target, &row, outcome, started.elapsed())
+            }
+        };
+        let span_state = finish.state;
+        tracing::info!(
+            delivery.id = %row.id,
+            target = %row.target,
+            resource.id = %row.resource_id,
+            attempt = row.attempts + 1,
+            outcome = %span_state,
+            detail = finish.detail.as_deref().unwrap_or(""),
+            "delivery"
+        );
+        let me = self.clone();
+        let res = tokio::task::spawn_blocking(move || me.store.finish_delivery(&row, &me.owner, &finish)).await;
+        match res {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => tracing::info!("the lease was lost meanwhile; the row will be delivered again"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "recording a delivery failed; its lease will expire and it runs again")
+            }
+            Err(e) => tracing::error!(error = %e, "the record task failed"),
+        }
+    }
+
+    fn outcome(
+        &self,
+        target: &Target,
+        row: &Delivery,
+        outcome: Result<Converged, DeliveryError>,
+        duration: Duration,
+    ) -> Finish {
+        let attempts = u32::try_from(row.attempts).unwrap_or(0).saturating_add(1);
+        let policy = target.config.retry();
+        match outcome {
+            Ok(Converged::Done(detail)) => {
+                Finish { state: DeliveryState::Done, retry_in: Duration::ZERO, detail: Some(detail), duration }
+            }
+            Ok(Converged::Skipped(reason)) => {
+                Finish { state: DeliveryState::Skipped, retry_in: Duration::ZERO, detail: Some(reason), duration }
+            }
+            Err(e) if e.is_retryable() && attempts < policy.max_attempts => {
+                let retry_after = match &e {
+                    DeliveryError::RateLimited { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                let jitter = rand::rng().random_range(0.5..=1.0);
+                let retry_in = policy.delay(attempts, jitter, retry_after);
+                Finish { state: DeliveryState::Failed, retry_in, detail: Some(e.to_string()), duration }
+            }
+            Err(e) => {
+                let detail =
+                    if e.is_retryable() { format!("gave up after {attempts} attempts: {e}") } else { e.to_string() };
+                Finish { state: DeliveryState::Dead, retry_in: Duration::ZERO, detail: Some(detail), duration }
+            }
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, DeliveryError> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(DeliveryError::retryable(format!("the store: {e}"))),
+            Err(e) => Err(DeliveryError::retryable(format!("the store task: {e}"))),
+        }
+    }
+
+    /// Brings `target` to the current state of the row's resource.
+    async fn converge(&self, target: &Target, row: &Delivery) -> Result<Converged, DeliveryError> {
+        if row.kind != Kind::User {
+            return Ok(Converged::Done("groups are not delivered yet".into()));
+        }
+        let (tenant, id) = (row.tenant_id.clone(), row.resource_id.clone());
+        let current = self.blocking(move |s| s.get(&tenant, Kind::User, &id, false)).await?;
+        let (tenant, id, name) = (row.tenant_id.clone(), row.resource_id.clone(), row.target.clone());
+        let link = self.blocking(move |s| s.link(&tenant, &name, Kind::User, &id)).await?;
+        let schema = self
+            .schemas
+            .resource("User")
+            .ok_or_else(|| DeliveryError::permanent("the User resource type is not registered"))?;
+
+        let wanted = current.and_then(|r| {
+            let mut user = r.to_scim(None);
+            user.remove("meta");
+            target.in_scope(&Value::Object(user.clone()), &schema).then_some((r.version, user))
+        });
+        let Some((version, user)) = wanted else {
+            return self.deprovision(target, row, link).await;
+        };
+        if let Some(l) = &link {
+            if l.state == "active" && l.delivered_version.is_some_and(|v| v >= version) {
+                return Ok(Converged::Done(format!("already at version {version}")));
+            }
+        }
+        let violations = target.adapter.validate(&user);
+        if !violations.is_empty() {
+            let reason = describe(&violations);
+            return match target.config.on_invalid {
+                OnInvalid::Skip => Ok(Converged::Skipped(reason)),
+                OnInvalid::Reject => {
+                    Err(DeliveryError::permanent(format!("the user breaks the target's rules: {reason}")))
+                }
+            };
+        }
+        let payload = target.adapter.translate(&user).map_err(|v| DeliveryError::permanent(v.to_string()))?;
+
+        let mut remote = link.as_ref().and_then(|l| l.remote_id.clone());
+        let mut how = "updated";
+        if remote.is_none() {
+            target.pace().await;
+            if let Some(found) = target.adapter.find(&user).await? {
+                remote = Some(found.id);
+                how = "adopted";
+            }
+        }
+        let remote_id = match remote {
+            Some(rid) => {
+                target.pace().await;
+                match target.adapter.update(&rid, &payload).await {
+                    Ok(()) => rid,
+                    Err(DeliveryError::NotFound { .. }) => {
+                        how = "re-created (the target had lost it)";
+                        self.create(target, &user, &payload).await?
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => {
+                how = "created";
+                self.create(target, &user, &payload).await?
+            }
+        };
+        let link = Link {
+            tenant_id: row.tenant_id.clone(),
+            target: row.target.clone(),
+            kind: Kind::User,
+            local_id: row.resource_id.clone(),
+            remote_id: Some(remote_id.clone()),
+            delivered_version: Some(version),
+            state: "active".into(),
+            last_error: None,
+            updated_us: 0,
+        };
+        self.blocking(move |s| s.put_link(&link)).await?;
+        Ok(Converged::Done(format!("{how} {remote_id} at version {version}")))
+    }
+
+    /// Creates the user; a conflict (the vendor has it after all) is resolved by lookup.
+    async fn create(
+        &self,
+        target: &Target,
+        user: &serde_json::Map<String, Value>,
+        payload: &Value,
+    ) -> Result<String, DeliveryError> {
+        target.pace().await;
+        match target.adapter.create(payload).await {
+            Ok(r) => Ok(r.id),
+            Err(DeliveryError::Conflict { message }) => {
+                target.pace().await;
+                let found = target.adapter.find(user).await?.ok_or_else(|| {
+                    DeliveryError::permanent(format!("the target reports a conflict but no match to adopt: {message}"))
+                })?;
+                target.pace().await;
+                target.adapter.update(&found.id, payload).await?;
+                Ok(found.id)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The resource is gone or out of scope: deprovision what the target holds.
+    async fn deprovision(
+        &self,
+        target: &Target,
+        row: &Delivery,
+        link: Option<Link>,
+    ) -> Result<Converged, DeliveryError> {
+        let Some(mut link) = link.filter(|l| l.remote_id.is_some()) else {
+            return Ok(Converged::Done("nothing to do: the target never had it".into()));
+        };
+        let Some(remote_id) = link.remote_id.clone() else {
+            return Ok(Converged::Done("nothing to do".into()));
+        };
+        let how = match target.config.deprovision {
+            Deprovision::Delete if link.state != "deleted" => {
+                target.pace().await;
+                target.adapter.delete(&remote_id).await?;
+                link.state = "deleted".into();
+                "deleted"
+            }
+            Deprovision::Deactivate if link.state == "active" => {
+                target.pace().await;
+                target.adapter.deactivate(&remote_id).await?;
+                link.state = "deactivated".into();
+                "deactivated"
+            }
+            _ => return Ok(Converged::Done(format!("already {}", link.state))),
+        };
+        link.delivered_version = None;
+        self.blocking(move |s| s.put_link(&link)).await?;
+        let _ = row;
+        Ok(Converged::Done(format!("{how} {remote_id}")))
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "scimgw".into())
+}
+
+fn uuid_like() -> String {
+    let n: u64 = rand::rng().random();
+    format!("{n:016x}")
+}

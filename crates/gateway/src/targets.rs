@@ -1,0 +1,244 @@
+//! Each tenant's targets: loaded from `<tenants_dir>/<tenant>.toml`, built into adapters, checked
+//! at request time (scope and vendor rules), and swapped whole on reload.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+
+use scimgw_adapter::{
+    Adapter, ConfigProblem, OnInvalid, Registry as AdapterRegistry, TargetConfig, Violation, generic::ScimAdapter,
+    load_tenant_file,
+};
+use scimgw_scim::ScimError;
+use scimgw_scim::filter::Filter;
+use scimgw_scim::schema::{Registry as SchemaRegistry, ResourceSchema};
+use scimgw_store::{Enqueue, Kind, Tenant};
+
+/// Every adapter kind this gateway links. Adding a vendor is one line here.
+pub fn adapter_registry() -> AdapterRegistry {
+    let mut r = AdapterRegistry::new();
+    r.register("scim", ScimAdapter::construct);
+    r
+}
+
+/// One configured target, ready to validate and deliver.
+pub struct Target {
+    /// Its configuration.
+    pub config: TargetConfig,
+    /// Its adapter.
+    pub adapter: Arc<dyn Adapter>,
+    /// Its parsed scope (`None`: every user).
+    pub scope: Option<Filter>,
+    /// At most `max_in_flight` deliveries at once.
+    pub in_flight: Semaphore,
+    /// `rate_per_sec` / `burst`, when set.
+    limiter: Option<DefaultDirectRateLimiter>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("name", &self.config.name).field("kind", &self.config.kind).finish()
+    }
+}
+
+impl Target {
+    /// The target's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Waits until the rate limit allows one more request to the vendor.
+    pub async fn pace(&self) {
+        if let Some(l) = &self.limiter {
+            l.until_ready().await;
+        }
+    }
+
+    /// Whether `user` (its SCIM JSON) is in this target's scope.
+    pub fn in_scope(&self, user: &Value, schema: &ResourceSchema<'_>) -> bool {
+        self.scope.as_ref().is_none_or(|f| f.matches(user, schema))
+    }
+
+    /// Whether this target takes resources of `kind`.
+    pub fn handles(&self, kind: Kind) -> bool {
+        let caps = self.adapter.capabilities();
+        match kind {
+            Kind::User => caps.users,
+            Kind::Group => caps.groups,
+        }
+    }
+}
+
+/// The targets of every tenant, by tenant id.
+#[derive(Debug, Default)]
+pub struct TargetSet {
+    tenants: HashMap<String, Vec<Arc<Target>>>,
+}
+
+impl TargetSet {
+    /// The targets of a tenant (none for a tenant without a file).
+    pub fn of(&self, tenant_id: &str) -> &[Arc<Target>] {
+        self.tenants.get(tenant_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// One target of a tenant.
+    pub fn get(&self, tenant_id: &str, name: &str) -> Option<Arc<Target>> {
+        self.of(tenant_id).iter().find(|t| t.name() == name).cloned()
+    }
+
+    /// How many targets in all.
+    pub fn len(&self) -> usize {
+        self.tenants.values().map(Vec::len).sum()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Builds the targets of `tenants` from `<dir>/<tenant name>.toml`. Any error fails the
+    /// whole load (so a reload keeps the old set); warnings come back with the set.
+    pub fn load(
+        dir: &Path,
+        tenants: &[Tenant],
+        adapters: &AdapterRegistry,
+        schemas: &SchemaRegistry,
+    ) -> Result<(TargetSet, Vec<ConfigProblem>), Vec<ConfigProblem>> {
+        let mut set = TargetSet::default();
+        let mut problems = Vec::new();
+        for tenant in tenants {
+            let path = dir.join(format!("{}.toml", tenant.name));
+            let file = match load_tenant_file(&path) {
+                Ok(f) => f,
+                Err(message) => {
+                    problems.push(ConfigProblem { target: None, message, warning: false });
+                    continue;
+                }
+            };
+            problems.extend(file.check());
+            let mut built = Vec::new();
+            for config in file.targets {
+                match build(&config, adapters, schemas) {
+                    Ok(target) => {
+                        if config.options.get("groups") == Some(&Value::Bool(true)) && !target.handles(Kind::Group) {
+                            problems.push(ConfigProblem {
+                                target: Some(config.name.clone()),
+                                message: "groups = true, but group delivery is not implemented yet; only users are \
+                                          delivered"
+                                    .into(),
+                                warning: true,
+                            });
+                        }
+                        built.push(Arc::new(target));
+                    }
+                    Err(messages) => problems.extend(messages.into_iter().map(|message| ConfigProblem {
+                        target: Some(format!("{}/{}", tenant.name, config.name)),
+                        message,
+                        warning: false,
+                    })),
+                }
+            }
+            if !built.is_empty() {
+                set.tenants.insert(tenant.id.clone(), built);
+            }
+        }
+        if problems.iter().any(|p| !p.warning) { Err(problems) } else { Ok((set, problems)) }
+    }
+}
+
+/// One target from its configuration: every problem with it, or the target.
+fn build(config: &TargetConfig, adapters: &AdapterRegistry, schemas: &SchemaRegistry) -> Result<Target, Vec<String>> {
+    let mut problems = config.check();
+    let constructor = adapters.get(&config.kind);
+    if constructor.is_none() {
+        problems.push(format!("unknown kind \"{}\" (known: {})", config.kind, adapters.kinds().join(", ")));
+    }
+    let scope = config.scope_filter(schemas).map_err(|e| problems.push(e)).ok().flatten();
+    let secret = config.resolve_secret();
+    let (Some(constructor), Ok(secret), true) = (constructor, secret, problems.is_empty()) else {
+        return Err(problems);
+    };
+    let adapter = constructor(config, secret).map_err(|e| vec![e])?;
+    let limiter = config.rate_per_sec.and_then(NonZeroU32::new).map(|rate| {
+        let burst = config.burst.and_then(NonZeroU32::new).unwrap_or(rate);
+        RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+    });
+    let permits = usize::try_from(config.max_in_flight).unwrap_or(1).max(1);
+    Ok(Target { config: config.clone(), adapter, scope, in_flight: Semaphore::new(permits), limiter })
+}
+
+/// The current target set, swapped whole by a reload.
+#[derive(Debug, Default)]
+pub struct Targets {
+    current: RwLock<Arc<TargetSet>>,
+}
+
+impl Targets {
+    /// Holds `set`.
+    pub fn new(set: TargetSet) -> Self {
+        Targets { current: RwLock::new(Arc::new(set)) }
+    }
+
+    /// The set as it is now.
+    pub fn snapshot(&self) -> Arc<TargetSet> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the set (rows of removed targets dead-letter with a reason when they come up).
+    pub fn replace(&self, set: TargetSet) {
+        match self.current.write() {
+            Ok(mut g) => *g = Arc::new(set),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
+        }
+    }
+}
+
+/// The deliveries a change of `kind` asks for, after each in-scope target's rules: `Err` with a
+/// SCIM 400 `invalidValue` naming the target, the attribute and the rule when a target with
+/// `on_invalid = "reject"` refuses it. `user` is the resulting resource's SCIM JSON.
+pub fn plan_deliveries(
+    targets: &[Arc<Target>],
+    kind: Kind,
+    resource: &Map<String, Value>,
+    schema: &ResourceSchema<'_>,
+) -> Result<Vec<Enqueue>, ScimError> {
+    let mut out = Vec::new();
+    let as_value = Value::Object(resource.clone());
+    for t in targets.iter().filter(|t| t.handles(kind)) {
+        // Out of scope: still a delivery, so that a user who leaves the scope is deprovisioned
+        // (the dispatcher does nothing for a user the target never had).
+        if kind == Kind::User && t.in_scope(&as_value, schema) {
+            let violations = t.adapter.validate(resource);
+            if !violations.is_empty() {
+                let reason = describe(&violations);
+                match t.config.on_invalid {
+                    OnInvalid::Reject => {
+                        return Err(ScimError::invalid_value(format!(
+                            "target \"{}\" refuses this user: {reason}",
+                            t.name()
+                        )));
+                    }
+                    OnInvalid::Skip => {
+                        out.push(Enqueue::skip(t.name(), reason));
+                        continue;
+                    }
+                }
+            }
+        }
+        out.push(Enqueue::deliver(t.name()));
+    }
+    Ok(out)
+}
+
+/// `attribute: rule; attribute: rule`.
+pub fn describe(violations: &[Violation]) -> String {
+    violations.iter().map(Violation::to_string).collect::<Vec<_>>().join("; ")
+}
