@@ -1,5 +1,7 @@
 //! Every SCIM endpoint of the generic profile, over real HTTP.
 
+#![expect(clippy::unwrap_used, reason = "test helpers: a failed setup must fail the test loudly")]
+
 mod common;
 
 use common::{Client, ENTERPRISE, GROUP_SCHEMA, USER_SCHEMA, patch_op, user};

@@ -1,6 +1,8 @@
 //! Every fault, over real HTTP. Deterministic: counters and seeds, never chance; waits are short
 //! and bounded.
 
+#![expect(clippy::unwrap_used, reason = "test helpers: a failed setup must fail the test loudly")]
+
 mod common;
 
 use std::time::{Duration, Instant};

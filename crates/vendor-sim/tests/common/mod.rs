@@ -1,5 +1,6 @@
 //! What every test file shares: a small SCIM client over reqwest.
 #![allow(dead_code, reason = "each test file uses a different part of the helper")]
+#![expect(clippy::expect_used, reason = "test helpers: a request that gets no answer must fail the test loudly")]
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
