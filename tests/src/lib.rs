@@ -7,11 +7,15 @@
 //! passes when PostgreSQL is not configured.
 #![allow(clippy::expect_used, reason = "a test harness: a failed setup must stop the test loudly")]
 
+pub mod delivery;
+
+use std::sync::Arc;
+
 use actix_web::dev::ServerHandle;
 use actix_web::web;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
-use scimgw_gateway::{AppState, Config, issue_key};
+use scimgw_gateway::{AppState, Config, Targets, issue_key};
 use scimgw_scim::schema::Registry;
 pub use scimgw_store::Backend;
 use scimgw_store::testing::TestDb;
@@ -62,12 +66,26 @@ impl TestApp {
 
     /// As [`TestApp::spawn`], with the configuration adjusted first.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        Self::spawn_with_targets(backend, adjust, Arc::new(Targets::default()), wake).await
+    }
+
+    /// As [`TestApp::spawn_with`], with these targets (empty until the caller fills them) and a
+    /// dispatcher's wake-up signal.
+    pub async fn spawn_with_targets(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Config),
+        targets: Arc<Targets>,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Option<TestApp> {
         let db = TestDb::on(backend)?;
         let mut config = Config { listen: "127.0.0.1:0".into(), workers: Some(2), ..Config::default() };
         config.store = db.config().clone();
         adjust(&mut config);
         let base_path = config.base_path().to_owned();
-        let state = web::Data::new(AppState::new(config, db.store().clone(), Registry::default()));
+        let state = web::Data::new(
+            AppState::new(config, db.store().clone(), Registry::default()).with_targets(targets, wake),
+        );
         let (server, addrs) = scimgw_gateway::bind(state).expect("the gateway binds a loopback port");
         let handle = server.handle();
         actix_web::rt::spawn(server);
