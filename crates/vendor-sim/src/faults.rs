@@ -1,5 +1,5 @@
 //! Fault injection: what to break ([`Faults`], plain data that serialises for the admin API) and
-//! the per-request decision that applies it ([`FaultState`]).
+//! the per-request decision that applies it (`FaultState`, crate-private).
 //!
 //! Every fault is deterministic: counters (`fail_next`, `throttle_next`, `hang_next`) say exactly
 //! which requests fail, and `error_rate` draws from a PRNG seeded by `seed`, so the same requests
