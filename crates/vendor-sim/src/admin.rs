@@ -39,6 +39,11 @@ pub(crate) fn handle(req: &HttpRequest, body: &[u8], shared: &Shared) -> HttpRes
             let faults: Faults = serde_json::from_value(v)
                 .map_err(|e| ScimError::invalid_value(format!("not a valid faults object: {e}")))?;
             faults.validate().map_err(ScimError::invalid_value)?;
+            if faults.refuses_forever() {
+                return Err(ScimError::invalid_value(
+                    "a refuse outage set over the admin API needs duration_ms: the admin API is behind the port it closes",
+                ));
+            }
             shared.install_faults(faults);
             shared.reconcile_soon();
             faults_json(shared)

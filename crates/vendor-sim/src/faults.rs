@@ -1,5 +1,5 @@
 //! Fault injection: what to break ([`Faults`], plain data that serialises for the admin API) and
-//! the per-request decision that applies it ([`FaultState`]).
+//! the per-request decision that applies it (`FaultState`, crate-private).
 //!
 //! Every fault is deterministic: counters (`fail_next`, `throttle_next`, `hang_next`) say exactly
 //! which requests fail, and `error_rate` draws from a PRNG seeded by `seed`, so the same requests
@@ -21,6 +21,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+/// The longest a request that slipped in during a `refuse` outage is held (see
+/// [`FaultState::outage`]).
+const REFUSE_HOLD_MAX: Duration = Duration::from_secs(5);
 
 /// What to break. `Faults::default()` breaks nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +98,12 @@ impl Faults {
             }
         }
         Ok(())
+    }
+
+    /// Whether these faults close the port with no end: nothing served on that port — the admin
+    /// API included — could open it again, so the admin API and the binary refuse them.
+    pub fn refuses_forever(&self) -> bool {
+        self.outage.as_ref().is_some_and(|o| o.mode == OutageMode::Refuse && o.duration_ms.is_none())
     }
 }
 
@@ -310,9 +320,13 @@ impl FaultState {
         }
     }
 
-    /// Step 1: the outage's 503, for a request in scope. A `refuse` outage also answers 503 to a
-    /// request that slipped in on an open connection before the port closed.
-    pub(crate) fn outage(&self, now: Instant, method: &str, rel_path: &str) -> Option<FaultReply> {
+    /// Step 1: the outage's answer for a request in scope, and how long to hold the request first.
+    ///
+    /// During a `refuse` outage the port is closed, but a request can still arrive on a connection
+    /// that was open before, while the server is shutting down. It gets no answer: it is held
+    /// until its connection is dropped — which is what the client of a vanished app sees — or, if
+    /// the port somehow stays open, until the window ends ([`REFUSE_HOLD_MAX`] at most), and then a 503.
+    pub(crate) fn outage(&self, now: Instant, method: &str, rel_path: &str) -> Option<(FaultReply, Duration)> {
         let (mode, start, end) = self.window()?;
         let in_window = now >= start && end.is_none_or(|e| now < e);
         if !in_window || (mode == OutageMode::Unavailable && !self.faults.scope.matches(method, rel_path)) {
@@ -320,13 +334,20 @@ impl FaultState {
         }
         let configured = self.faults.outage.as_ref().and_then(|o| o.retry_after_secs);
         let retry_after_secs = configured.or_else(|| end.map(|e| ceil_secs(e.saturating_duration_since(now))));
-        Some(FaultReply {
+        let hold = match mode {
+            OutageMode::Unavailable => Duration::ZERO,
+            OutageMode::Refuse => {
+                end.map_or(REFUSE_HOLD_MAX, |e| e.saturating_duration_since(now).min(REFUSE_HOLD_MAX))
+            }
+        };
+        let reply = FaultReply {
             status: 503,
             scim_type: None,
             detail: "vendor-sim: the service is in a simulated outage".into(),
             retry_after_secs,
             fault: InjectedFault::Outage,
-        })
+        };
+        Some((reply, hold))
     }
 
     /// Steps 3 and 4 for an authenticated request: the latency to add and the action. Consumes
@@ -482,8 +503,8 @@ mod tests {
             outage: Some(Outage::lasting(OutageMode::Unavailable, Duration::from_millis(2_500))),
             ..Faults::default()
         });
-        let r = st.outage(st.set_at, "GET", "/Users").unwrap();
-        assert_eq!((r.status, r.retry_after_secs), (503, Some(3)));
+        let (r, hold) = st.outage(st.set_at, "GET", "/Users").unwrap();
+        assert_eq!((r.status, r.retry_after_secs, hold), (503, Some(3), Duration::ZERO));
         assert!(st.outage(st.set_at + Duration::from_secs(3), "GET", "/Users").is_none());
     }
 

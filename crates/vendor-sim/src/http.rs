@@ -32,7 +32,7 @@ pub(crate) async fn entry(req: HttpRequest, body: web::Bytes, shared: web::Data<
     let headers = recorded_headers(&req);
     let authenticated = is_authenticated(&req, &shared.token);
     let seq = shared.record_start(&req, &headers, &body, authenticated);
-    let (resp, fault) = serve(&req, &body, &shared, &headers, authenticated).await;
+    let (resp, fault) = serve(&req, &body, &shared, &headers, authenticated, seq).await;
     shared.record_finish(seq, resp.status().as_u16(), fault);
     resp
 }
@@ -44,15 +44,19 @@ async fn serve(
     shared: &Shared,
     headers: &[(String, String)],
     authenticated: bool,
+    seq: u64,
 ) -> (HttpResponse, Option<InjectedFault>) {
     let now = Instant::now();
     let method = req.method().as_str();
     let rel = shared.relative_path(req.path());
     let fault_path = rel.unwrap_or(req.path());
     let outage = shared.lock().faults.outage(now, method, fault_path);
-    if let Some(reply) = outage {
+    if let Some((reply, hold)) = outage {
+        if !hold.is_zero() {
+            shared.mark_fault(seq, reply.fault);
+            tokio::time::sleep(hold).await;
+        }
         let mut resp = fault_response(&reply);
-        // Open connections are how a request slips in while the port is closing: close them.
         resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         return (resp, Some(reply.fault));
     }

@@ -212,6 +212,14 @@ impl Shared {
         self.changed.notify_waiters();
     }
 
+    /// Records the fault of a request that is being held without an answer.
+    pub(crate) fn mark_fault(&self, seq: u64, fault: InjectedFault) {
+        let mut st = self.lock();
+        if let Ok(i) = st.log.binary_search_by_key(&seq, |r| r.seq) {
+            st.log[i].fault = Some(fault);
+        }
+    }
+
     pub(crate) fn install_faults(&self, faults: Faults) {
         self.lock().faults = faults::FaultState::new(faults);
     }

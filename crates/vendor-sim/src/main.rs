@@ -39,6 +39,9 @@ fn parse_faults(s: &str) -> Result<Faults, String> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.faults.as_ref().is_some_and(Faults::refuses_forever) {
+        anyhow::bail!("--faults: a refuse outage needs duration_ms, or the port would never open");
+    }
     let config = SimConfig {
         listen: args.listen,
         token: args.token,

@@ -75,18 +75,17 @@ async fn the_admin_api_is_never_faulted() {
 }
 
 #[tokio::test]
-async fn a_refuse_outage_set_over_http_answers_first_then_closes_the_port() {
+async fn a_refuse_outage_set_over_http_answers_first_then_closes_the_port_for_its_duration() {
     let (sim, _c, admin) = start();
-    let resp = admin
-        .put(format!("{}/_sim/faults", sim.origin()))
-        .json(&json!({"outage": {"mode": "refuse", "duration_ms": 300}}))
-        .send()
-        .await
-        .unwrap();
+    let url = format!("{}/_sim/faults", sim.origin());
+    let forever = admin.put(&url).json(&json!({"outage": {"mode": "refuse"}})).send().await.unwrap();
+    assert_eq!(forever.status(), StatusCode::BAD_REQUEST, "nothing could reopen the port");
+    let resp = admin.put(&url).json(&json!({"outage": {"mode": "refuse", "duration_ms": 1500}})).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
     let mut refused = false;
-    for _ in 0..50 {
+    while std::time::Instant::now() < deadline {
         match fresh.get(format!("{}/Users", sim.base_url())).send().await {
             Err(e) if e.is_connect() => {
                 refused = true;
@@ -96,6 +95,7 @@ async fn a_refuse_outage_set_over_http_answers_first_then_closes_the_port() {
         }
     }
     assert!(refused, "the port closed");
+    sim.clear_faults().unwrap();
 }
 
 #[tokio::test]
