@@ -96,7 +96,11 @@ impl DeliveryApp {
     pub fn deliveries(&self) -> Vec<Delivery> {
         self.app
             .store()
-            .deliveries(&DeliveryFilter { tenant_id: Some(&self.tenant_id), limit: 10_000, ..DeliveryFilter::default() })
+            .deliveries(&DeliveryFilter {
+                tenant_id: Some(&self.tenant_id),
+                limit: 10_000,
+                ..DeliveryFilter::default()
+            })
             .expect("reading deliveries")
     }
 
@@ -104,10 +108,8 @@ impl DeliveryApp {
     pub async fn settled(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let busy = self
-                .deliveries()
-                .iter()
-                .any(|d| matches!(d.state, DeliveryState::Pending | DeliveryState::Failed));
+            let busy =
+                self.deliveries().iter().any(|d| matches!(d.state, DeliveryState::Pending | DeliveryState::Failed));
             if !busy {
                 return true;
             }

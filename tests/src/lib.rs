@@ -83,9 +83,8 @@ impl TestApp {
         config.store = db.config().clone();
         adjust(&mut config);
         let base_path = config.base_path().to_owned();
-        let state = web::Data::new(
-            AppState::new(config, db.store().clone(), Registry::default()).with_targets(targets, wake),
-        );
+        let state =
+            web::Data::new(AppState::new(config, db.store().clone(), Registry::default()).with_targets(targets, wake));
         let (server, addrs) = scimgw_gateway::bind(state).expect("the gateway binds a loopback port");
         let handle = server.handle();
         actix_web::rt::spawn(server);

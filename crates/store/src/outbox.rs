@@ -251,9 +251,16 @@ pub struct DeliveryFilter<'a> {
 }
 
 /// Records `entries` for a change of (kind, resource_id) at `version`, inside the caller's write
-/// transaction. A waiting, unleased row of the same target and resource absorbs the change
-/// (coalescing); a row a dispatcher holds is left alone and a new row is added, so the change
-/// cannot be lost by a delivery that read the state before it.
+/// transaction. There is at most one live (pending or failed) row per target and resource: a
+/// live row absorbs the change (coalescing) by taking the new version. If a dispatcher holds it
+/// and may have read the state before this change, [`Store::finish_delivery`] sees the version
+/// moved and puts the row back to pending instead of done, so the change is delivered too.
+/// Two deliveries of one resource to one target therefore never run at once (which could let
+/// an older state land after a newer one).
+///
+/// The invariant holds on PostgreSQL too: the caller has already written the resource row in
+/// this transaction, which serialises concurrent changes of one resource, so the second
+/// transaction's statement here sees the first one's row.
 pub(crate) fn enqueue(
     c: &mut AnyConnection,
     tenant_id: &str,
@@ -271,15 +278,11 @@ pub(crate) fn enqueue(
                     .filter(deliveries::target.eq(&e.target))
                     .filter(deliveries::resource_type.eq(kind.resource_type()))
                     .filter(deliveries::resource_id.eq(resource_id))
-                    .filter(deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]))
-                    .filter(deliveries::lease_until_us.is_null().or(deliveries::lease_until_us.lt(now))),
+                    .filter(
+                        deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]),
+                    ),
             )
-            .set((
-                deliveries::version.eq(version),
-                deliveries::updated_us.eq(now),
-                deliveries::lease_owner.eq(None::<String>),
-                deliveries::lease_until_us.eq(None::<i64>),
-            ))
+            .set((deliveries::version.eq(version), deliveries::updated_us.eq(now)))
             .execute(c)?;
             if absorbed > 0 {
                 continue;
@@ -352,9 +355,12 @@ impl Store {
         })
     }
 
-    /// Records the end of an attempt on a delivery `owner` holds, and releases it. `false` (and
-    /// nothing written but the attempt's history) if the lease was lost meanwhile: a newer change
-    /// was absorbed into the row after the lease expired, so it must be delivered again.
+    /// Records the end of an attempt on a delivery `owner` holds (as claimed: `delivery.version`
+    /// is the version it was claimed at), and releases it. If a change was absorbed meanwhile
+    /// (the row's version moved), a done, dead or skipped outcome puts the row back to pending,
+    /// due now: the attempt may have read the state before that change. `false` (and nothing
+    /// written but the attempt's history) if the lease was lost: it expired and another
+    /// dispatcher took the row.
     pub fn finish_delivery(&self, delivery: &Delivery, owner: &str, finish: &Finish) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         let now = now_us();
@@ -383,19 +389,38 @@ impl Store {
                 DeliveryState::Done => None,
                 _ => finish.detail.as_deref(),
             };
-            let written = diesel::update(
-                deliveries::table.filter(deliveries::id.eq(&delivery.id)).filter(deliveries::lease_owner.eq(owner)),
-            )
-            .set((
-                deliveries::state.eq(finish.state.as_str()),
-                deliveries::attempts.eq(deliveries::attempts + 1),
-                deliveries::due_us.eq(due),
-                deliveries::last_error.eq(error),
-                deliveries::lease_owner.eq(None::<String>),
-                deliveries::lease_until_us.eq(None::<i64>),
-                deliveries::updated_us.eq(now),
-            ))
-            .execute(c)?;
+            let ours =
+                || deliveries::table.filter(deliveries::id.eq(&delivery.id)).filter(deliveries::lease_owner.eq(owner));
+            let written = diesel::update(ours().filter(deliveries::version.eq(delivery.version)))
+                .set((
+                    deliveries::state.eq(finish.state.as_str()),
+                    deliveries::attempts.eq(deliveries::attempts + 1),
+                    deliveries::due_us.eq(due),
+                    deliveries::last_error.eq(error),
+                    deliveries::lease_owner.eq(None::<String>),
+                    deliveries::lease_until_us.eq(None::<i64>),
+                    deliveries::updated_us.eq(now),
+                ))
+                .execute(c)?;
+            if written > 0 {
+                return Ok(true);
+            }
+            // The version moved: a newer change waits in this row.
+            let (state, due) = match finish.state {
+                DeliveryState::Failed => (DeliveryState::Failed, due),
+                _ => (DeliveryState::Pending, now),
+            };
+            let written = diesel::update(ours())
+                .set((
+                    deliveries::state.eq(state.as_str()),
+                    deliveries::attempts.eq(deliveries::attempts + 1),
+                    deliveries::due_us.eq(due),
+                    deliveries::last_error.eq(error),
+                    deliveries::lease_owner.eq(None::<String>),
+                    deliveries::lease_until_us.eq(None::<i64>),
+                    deliveries::updated_us.eq(now),
+                ))
+                .execute(c)?;
             Ok(written > 0)
         })
     }

@@ -145,16 +145,22 @@ fn failures_back_off_then_die_and_retry_requeues(store: &Store) {
     assert!(store.delivery("nope").unwrap().is_none());
 }
 
-fn a_change_during_a_delivery_gets_its_own_row(store: &Store) {
+fn a_change_during_a_delivery_is_delivered_after_it(store: &Store) {
     let t = store.create_tenant("acme").unwrap().id;
     let u = store.create_with(&t, user("carol"), &[Enqueue::deliver("crm")]).unwrap();
     let held = store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap().remove(0);
     rename(store, &t, &u.id, "carol2", vec![Enqueue::deliver("crm")]);
-    assert_eq!(all(store).len(), 2, "the held row is not touched");
-    assert!(store.finish_delivery(&held, "w", &done("v1")).unwrap());
-    let next = store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap();
-    assert_eq!(next.len(), 1);
-    assert_eq!(next[0].version, 2);
+    assert_eq!(all(store).len(), 1, "the held row absorbs the change: one live row per target and resource");
+    assert!(store.claim_deliveries("x", 10, Duration::from_secs(60)).unwrap().is_empty(), "still held");
+    assert!(store.finish_delivery(&held, "w", &done("delivered v1")).unwrap());
+    let again = store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap();
+    assert_eq!(again.len(), 1, "the attempt may have read v1, so the row is pending again");
+    assert_eq!((again[0].id.as_str(), again[0].version, again[0].state), (held.id.as_str(), 2, DeliveryState::Pending));
+    assert!(store.finish_delivery(&again[0], "w", &done("delivered v2")).unwrap());
+    assert_eq!(all(store)[0].state, DeliveryState::Done);
+    // A change after it is done starts a new row.
+    rename(store, &t, &u.id, "carol3", vec![Enqueue::deliver("crm")]);
+    assert_eq!(all(store).len(), 2);
 }
 
 fn links_are_written_and_replaced(store: &Store) {
@@ -191,6 +197,6 @@ both_engines!(
     deliveries_commit_with_the_change_and_coalesce_while_waiting,
     leases_keep_rows_from_two_dispatchers_and_expire,
     failures_back_off_then_die_and_retry_requeues,
-    a_change_during_a_delivery_gets_its_own_row,
+    a_change_during_a_delivery_is_delivered_after_it,
     links_are_written_and_replaced,
 );
