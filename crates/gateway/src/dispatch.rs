@@ -31,7 +31,9 @@ pub struct DispatcherConfig {
     pub enabled: bool,
     /// Deliveries in flight at once, over all targets.
     pub concurrency: usize,
-    /// How long a claimed row is ours; a dispatcher that dies leaves its rows to others after this.
+    /// How long a claimed row is ours, renewed when its delivery starts; a dispatcher that dies
+    /// leaves its rows to others after this. Keep it above a delivery's longest run (a lookup,
+    /// a write and a retry of the write, each up to the target's `request_timeout_ms`).
     pub lease_secs: u64,
     /// How often to look for due rows when nothing wakes the dispatcher.
     pub poll_ms: u64,
@@ -41,7 +43,7 @@ pub struct DispatcherConfig {
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
-        DispatcherConfig { enabled: true, concurrency: 16, lease_secs: 60, poll_ms: 250, shutdown_grace_secs: 10 }
+        DispatcherConfig { enabled: true, concurrency: 16, lease_secs: 120, poll_ms: 250, shutdown_grace_secs: 10 }
     }
 }
 
@@ -78,7 +80,8 @@ impl Dispatcher {
     /// period and gives back the leases of the rest.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(owner = %self.owner, concurrency = self.config.concurrency, "dispatcher started");
-        let mut tasks: JoinSet<String> = JoinSet::new();
+        // Each task answers (row id, whether it ran): rows not started by shutdown are given back.
+        let mut tasks: JoinSet<(String, bool)> = JoinSet::new();
         let mut in_flight: Vec<String> = Vec::new();
         let concurrency = self.config.concurrency.max(1);
         loop {
@@ -95,12 +98,18 @@ impl Dispatcher {
                     Ok(Ok(rows)) => {
                         claimed = rows.len();
                         for row in rows {
+                            // Our own lease expired while the row waited for its target, and
+                            // we claimed it again: it is already a task.
+                            if in_flight.contains(&row.id) {
+                                continue;
+                            }
                             in_flight.push(row.id.clone());
                             let me = self.clone();
+                            let stopping = shutdown.clone();
                             tasks.spawn(async move {
                                 let id = row.id.clone();
-                                me.deliver(row).await;
-                                id
+                                let ran = me.deliver(row, stopping).await;
+                                (id, ran)
                             });
                         }
                     }
@@ -115,12 +124,12 @@ impl Dispatcher {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(self.config.poll_ms.max(10))) => {}
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok(id) = done { in_flight.retain(|x| *x != id); }
+                    if let Ok((id, _)) = done { in_flight.retain(|x| *x != id); }
                 }
                 _ = shutdown.changed() => {}
             }
             while let Some(done) = tasks.try_join_next() {
-                if let Ok(id) = done {
+                if let Ok((id, _)) = done {
                     in_flight.retain(|x| *x != id);
                 }
             }
@@ -129,7 +138,9 @@ impl Dispatcher {
         let deadline = tokio::time::Instant::now() + grace;
         while !tasks.is_empty() {
             match tokio::time::timeout_at(deadline, tasks.join_next()).await {
-                Ok(Some(Ok(id))) => in_flight.retain(|x| *x != id),
+                // A row that never started keeps its place in `in_flight`: its lease is given back.
+                Ok(Some(Ok((id, true)))) => in_flight.retain(|x| *x != id),
+                Ok(Some(Ok((_, false)))) => {}
                 Ok(Some(Err(_))) => {}
                 Ok(None) => break,
                 Err(_) => {
@@ -148,8 +159,9 @@ impl Dispatcher {
         tracing::info!(left_for_next_start = in_flight.len(), "dispatcher stopped");
     }
 
-    /// One row: converge, then record the outcome.
-    async fn deliver(self: &Arc<Self>, row: Delivery) {
+    /// One row: converge, then record the outcome. `false` when shutdown came before it started
+    /// (it waited for the target's `max_in_flight` or rate limit); nothing was sent then.
+    async fn deliver(self: &Arc<Self>, row: Delivery, mut stopping: watch::Receiver<bool>) -> bool {
         let started = Instant::now();
         let set = self.targets.snapshot();
         let finish = match set.get(&row.tenant_id, &row.target) {
@@ -165,8 +177,31 @@ impl Dispatcher {
             },
             Some(target) => {
                 let outcome = {
-                    let _permit = target.in_flight.acquire().await;
-                    self.converge(&target, &row).await
+                    let permit = tokio::select! {
+                        p = target.in_flight.acquire() => p,
+                        _ = stopping.wait_for(|stop| *stop) => return false,
+                    };
+                    tokio::select! {
+                        () = target.pace() => {}
+                        _ = stopping.wait_for(|stop| *stop) => return false,
+                    }
+                    let lease = Duration::from_secs(self.config.lease_secs.max(1));
+                    let (me, id) = (self.clone(), row.id.clone());
+                    match tokio::task::spawn_blocking(move || me.store.renew_lease(&id, &me.owner, lease)).await {
+                        Ok(Ok(true)) => {}
+                        Ok(Ok(false)) => {
+                            tracing::info!(delivery.id = %row.id, "lease lost while waiting; another dispatcher has it");
+                            return true;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "renewing a lease failed; the row runs again later");
+                            return true;
+                        }
+                        Err(_) => return true,
+                    }
+                    let outcome = self.converge(&target, &row).await;
+                    drop(permit);
+                    outcome
                 };
                 self.outcome(&target, &row, outcome, started.elapsed())
             }
@@ -191,6 +226,7 @@ impl Dispatcher {
             }
             Err(e) => tracing::error!(error = %e, "the record task failed"),
         }
+        true
     }
 
     fn outcome(

@@ -127,7 +127,8 @@ pub fn bind(state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAd
     if let Some(w) = workers {
         server = server.workers(w.max(1));
     }
-    let server = server.bind(&listen)?;
+    // The binary handles SIGINT/SIGTERM itself, so that the dispatcher stops with the server.
+    let server = server.disable_signals().bind(&listen)?;
     let addrs = server.addrs();
     Ok((server.run(), addrs))
 }

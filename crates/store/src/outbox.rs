@@ -425,6 +425,18 @@ impl Store {
         })
     }
 
+    /// Extends a lease `owner` still holds to `lease` from now (a delivery that waited for its
+    /// target's capacity renews before it starts). `false` if the lease is no longer ours.
+    pub fn renew_lease(&self, id: &str, owner: &str, lease: Duration) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let until = now_us().saturating_add(micros(lease));
+        let n =
+            diesel::update(deliveries::table.filter(deliveries::id.eq(id)).filter(deliveries::lease_owner.eq(owner)))
+                .set(deliveries::lease_until_us.eq(until))
+                .execute(&mut conn)?;
+        Ok(n > 0)
+    }
+
     /// Gives back leases `owner` holds without an attempt (a shutdown before they started), so
     /// the next dispatcher takes them at once instead of after the lease.
     pub fn release_deliveries(&self, owner: &str, ids: &[String]) -> Result<usize, StoreError> {

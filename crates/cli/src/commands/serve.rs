@@ -87,9 +87,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             let d = Arc::new(Dispatcher::new(store, targets, schemas, config.dispatcher.clone(), wake));
             actix_web::rt::spawn(d.run(stopped))
         });
-        // actix stops on SIGINT/SIGTERM after in-flight requests finish.
+        // On SIGINT/SIGTERM: stop taking requests and stop the dispatcher together; in-flight
+        // requests and deliveries finish (deliveries within dispatcher.shutdown_grace_secs).
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            wait_for_stop_signal().await;
+            tracing::info!("stopping: finishing in-flight requests and deliveries");
+            let _ = stop.send(true);
+            handle.stop(true).await;
+        });
         let served = server.await.context("serving");
-        let _ = stop.send(true);
         if let Some(d) = dispatcher {
             let _ = d.await;
         }
@@ -110,17 +117,27 @@ pub fn worker(config: Config) -> anyhow::Result<()> {
         let (stop, stopped) = watch::channel(false);
         let d = Arc::new(Dispatcher::new(store, targets, schemas, config.dispatcher.clone(), Arc::new(Notify::new())));
         let task = actix_web::rt::spawn(d.run(stopped));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("listening for SIGTERM")?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        wait_for_stop_signal().await;
         tracing::info!("worker: stopping");
         let _ = stop.send(true);
         let _ = task.await;
         Ok(())
     })
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn wait_for_stop_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 fn init_logging(config: &Config) {

@@ -1,0 +1,338 @@
+//! The `scimgw` process delivering to a vendor-sim app: durability across SIGKILL (SQLite and
+//! PostgreSQL), and the `deliveries`, `users show` and `config check` commands an operator uses.
+#![cfg(test)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use scimgw_store::Backend;
+use scimgw_store::testing::TestDb;
+use serde_json::{Value, json};
+use vendor_sim::{Faults, InjectedError, Scope, Sim, SimConfig};
+
+/// A working directory with a config, a tenant file and a store.
+struct Gw {
+    dir: tempfile::TempDir,
+    url: String,
+    port: u16,
+}
+
+impl Gw {
+    fn new(store_url: &str, sim: &Sim, target_extra: &str) -> Gw {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::fs::create_dir_all(dir.path().join("tenants")).unwrap();
+        std::fs::write(dir.path().join("crm.token"), sim.token()).unwrap();
+        std::fs::write(
+            dir.path().join("tenants/acme.toml"),
+            format!(
+                "[[targets]]\nname = \"crm\"\nkind = \"scim\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\n\
+                 backoff_base_ms = 50\nbackoff_max_ms = 300\n{target_extra}\n",
+                sim.base_url(),
+                dir.path().join("crm.token").display()
+            ),
+        )
+        .unwrap();
+        Gw { dir, url: store_url.to_owned(), port }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_scimgw"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("SCIMGW_CONFIG")
+            .env("SCIMGW_STORE__URL", &self.url)
+            .env("SCIMGW_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("SCIMGW_TENANTS_DIR", self.dir.path().join("tenants"))
+            .env("SCIMGW_DISPATCHER__LEASE_SECS", "2")
+            .env("SCIMGW_DISPATCHER__POLL_MS", "50");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "scimgw {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    /// Starts `scimgw serve` and waits until it answers.
+    async fn serve(&self) -> Proc {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log()).unwrap();
+        let child = Proc(self.cmd(&["serve"]).stdout(Stdio::null()).stderr(Stdio::from(log)).spawn().unwrap());
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = client.get(format!("http://127.0.0.1:{}/scim/v2/ServiceProviderConfig", self.port)).send().await;
+            if r.is_ok() {
+                return child;
+            }
+            assert!(Instant::now() < deadline, "serve did not come up: {}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
+    }
+
+    fn token(&self) -> String {
+        self.ok(&["tenant", "add", "acme"]);
+        let issued: Value = serde_json::from_str(&self.ok(&["key", "issue", "--tenant", "acme", "--json"])).unwrap();
+        issued["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn create(&self, token: &str, name: &str) -> String {
+        let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "active": true});
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/scim/v2/Users", self.port))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A child process that is killed and reaped when dropped, so a failed assertion never leaves a
+/// gateway running.
+struct Proc(Child);
+
+impl Proc {
+    /// SIGKILL, and reap.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn until(timeout: Duration, cond: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+fn sim() -> Sim {
+    Sim::start(SimConfig::default()).unwrap()
+}
+
+async fn sigkill_with_pending_rows_then_restart_delivers_all(backend: Backend) {
+    let Some(db) = TestDb::on(backend) else { return };
+    let sim = sim();
+    // The app is down (every request 500s) while the gateway takes the changes.
+    sim.set_faults(Faults { fail_next: u32::MAX, ..Faults::default() }).unwrap();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    let token = gw.token();
+    let mut first = gw.serve().await;
+    for i in 0..20 {
+        gw.create(&token, &format!("user{i}@example.com")).await;
+    }
+    assert!(until(Duration::from_secs(20), || sim.requests().len() >= 5).await, "deliveries were being tried");
+    first.kill(); // SIGKILL: no graceful shutdown, leases left behind
+    assert!(sim.users().is_empty());
+
+    sim.clear_faults().unwrap();
+    let mut second = gw.serve().await;
+    let all = until(Duration::from_secs(30), || sim.users().len() == 20).await;
+    second.kill();
+    assert!(all, "only {} of 20 users arrived after the restart: {}", sim.users().len(), gw.log_text());
+    for i in 0..20 {
+        assert!(sim.user_by_username(&format!("user{i}@example.com")).is_some());
+    }
+}
+
+#[tokio::test]
+async fn sigkill_then_restart_delivers_everything_sqlite() {
+    sigkill_with_pending_rows_then_restart_delivers_all(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn sigkill_then_restart_delivers_everything_postgres() {
+    sigkill_with_pending_rows_then_restart_delivers_all(Backend::Postgres).await;
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_dead_delivery_is_shown_with_the_vendors_message_and_retried_from_the_cli() {
+    let db = TestDb::sqlite();
+    let sim = sim();
+    sim.set_faults(Faults {
+        fail_next: 1,
+        error: InjectedError::permanent("department is required by this app"),
+        scope: Scope { methods: vec!["POST".into()], path_prefix: None },
+        ..Faults::default()
+    })
+    .unwrap();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    let token = gw.token();
+    let mut serve = gw.serve().await;
+    let id = gw.create(&token, "dana@example.com").await;
+    let dead = until(Duration::from_secs(20), || {
+        stdout(&gw.run(&["deliveries", "list", "--state", "dead"])).contains(&format!("User {id}"))
+    })
+    .await;
+    assert!(dead, "{}", gw.log_text());
+    let list = gw.ok(&["deliveries", "list", "--state", "dead", "--target", "crm"]);
+    let delivery_id = list.lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap().to_owned();
+    let show = gw.ok(&["deliveries", "show", &delivery_id]);
+    assert!(show.contains("state:      dead"), "{show}");
+    assert!(show.contains("department is required by this app"), "the vendor's message is shown: {show}");
+    let user = gw.ok(&["users", "show", &id]);
+    assert!(user.contains("crm") && user.contains("dead"), "{user}");
+
+    assert_eq!(gw.ok(&["deliveries", "retry", &delivery_id]).trim(), "re-queued 1 delivery");
+    assert!(until(Duration::from_secs(20), || sim.user_by_username("dana@example.com").is_some()).await);
+    let shown = until(Duration::from_secs(10), || {
+        let user = stdout(&gw.run(&["users", "show", &id]));
+        user.contains("active") && user.lines().any(|l| l.starts_with("crm") && l.contains("done"))
+    })
+    .await;
+    serve.kill();
+    assert!(shown, "{}", stdout(&gw.run(&["users", "show", &id])));
+    let again = gw.run(&["deliveries", "retry", &delivery_id]);
+    assert_eq!(again.status.code(), Some(1), "a done delivery is not retried");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is done"));
+    assert_eq!(gw.run(&["deliveries", "retry"]).status.code(), Some(2), "usage: an id or --dead --target");
+}
+
+#[test]
+fn config_check_names_each_problem_and_never_prints_a_secret() {
+    let db = TestDb::sqlite();
+    let sim = Sim::start(SimConfig { token: "sup3r-s3cret-token".into(), ..SimConfig::default() }).unwrap();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    gw.token();
+    let ok = gw.run(&["config", "check"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(stdout(&ok).contains("ok: 1 target(s) for 1 tenant(s)"), "{}", stdout(&ok));
+
+    let tenants = gw.dir.path().join("tenants");
+    write_bad_tenant_file(&tenants, &gw);
+    let bad = gw.run(&["config", "check"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let text = stdout(&bad);
+    for needle in [
+        "unknown kind \"nosuch\"",
+        "SCIMGW_TEST_UNSET_TOKEN_VAR (token_env) is not set",
+        "is not a valid SCIM filter",
+        "names no tenant",
+        "does not accept connections",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("sup3r-s3cret-token"));
+    assert!(!String::from_utf8_lossy(&bad.stderr).contains("sup3r-s3cret-token"));
+    // serve refuses the same configuration, with the same lines.
+    let serve = gw.run(&["serve"]);
+    assert_eq!(serve.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&serve.stderr).contains("unknown kind \"nosuch\""));
+}
+
+fn write_bad_tenant_file(tenants: &Path, gw: &Gw) {
+    let token = gw.dir.path().join("crm.token");
+    std::fs::write(
+        tenants.join("acme.toml"),
+        format!(
+            "[[targets]]\nname = \"a\"\nkind = \"nosuch\"\nbase_url = \"http://127.0.0.1:1/scim\"\ntoken_file = \"{}\"\n\n\
+             [[targets]]\nname = \"b\"\nkind = \"scim\"\nbase_url = \"http://127.0.0.1:1/scim\"\n\
+             token_env = \"SCIMGW_TEST_UNSET_TOKEN_VAR\"\n\n\
+             [[targets]]\nname = \"c\"\nkind = \"scim\"\nbase_url = \"http://127.0.0.1:1/scim\"\ntoken_file = \"{}\"\n\
+             scope = \"active eq\"\n",
+            token.display(),
+            token.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(tenants.join("ghost.toml"), "").unwrap();
+}
+
+fn signal(child: &Proc, sig: &str) {
+    let status = Command::new("kill").args([sig, &child.0.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn sighup_reloads_targets_and_keeps_the_old_set_when_the_new_one_is_broken() {
+    let db = TestDb::sqlite();
+    let sim = sim();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    let token = gw.token();
+    let mut serve = gw.serve().await;
+    let file = gw.dir.path().join("tenants/acme.toml");
+    let good = std::fs::read_to_string(&file).unwrap();
+
+    std::fs::write(&file, "[[targets]]\nname = \"x\"\nkind = \"nosuch\"\nbase_url = \"http://127.0.0.1:1\"\n").unwrap();
+    signal(&serve, "-HUP");
+    assert!(until(Duration::from_secs(10), || gw.log_text().contains("reload refused")).await, "{}", gw.log_text());
+    // The old target still delivers.
+    gw.create(&token, "old-set@example.com").await;
+    assert!(until(Duration::from_secs(10), || sim.user_by_username("old-set@example.com").is_some()).await);
+
+    // A valid file whose target only takes active users: an inactive user is not delivered.
+    std::fs::write(&file, format!("{good}scope = 'active eq false'\n")).unwrap();
+    signal(&serve, "-HUP");
+    assert!(until(Duration::from_secs(10), || gw.log_text().contains("targets reloaded")).await);
+    gw.create(&token, "new-set@example.com").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    serve.kill();
+    assert!(sim.user_by_username("new-set@example.com").is_none(), "out of the reloaded scope");
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_inflight_delivery_finish_and_leaves_the_rest_for_the_next_start() {
+    let db = TestDb::sqlite();
+    let sim = sim();
+    sim.set_faults(Faults { latency_ms: 1500, ..Faults::default() }).unwrap();
+    let gw = Gw::new(&db.config().url, &sim, "max_in_flight = 1\n");
+    let token = gw.token();
+    let mut serve = gw.serve().await;
+    for i in 0..3 {
+        gw.create(&token, &format!("slow{i}@example.com")).await;
+    }
+    // The first delivery is in flight at the app (its lookup is being answered slowly).
+    assert!(until(Duration::from_secs(10), || !sim.requests().is_empty()).await);
+    signal(&serve, "-TERM");
+    let started = Instant::now();
+    let status = serve.wait();
+    assert!(status.success(), "{}", gw.log_text());
+    assert!(started.elapsed() < Duration::from_secs(15), "stopped within the grace period");
+    assert_eq!(sim.users().len(), 1, "the in-flight delivery finished: {}", gw.log_text());
+    let pending = gw.ok(&["deliveries", "list", "--state", "pending"]);
+    assert_eq!(pending.lines().count(), 3, "two left in the outbox (plus the header): {pending}");
+
+    sim.clear_faults().unwrap();
+    let mut again = gw.serve().await;
+    let all = until(Duration::from_secs(20), || sim.users().len() == 3).await;
+    again.kill();
+    assert!(all, "{}", gw.log_text());
+}
