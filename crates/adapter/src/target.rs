@@ -317,6 +317,16 @@ rate_per_sec = 5
     }
 
     #[test]
+    fn the_shipped_example_loads_and_builds() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/tenants/example.toml.sample");
+        let file = load_tenant_file(&path).unwrap();
+        assert_eq!(file.targets.len(), 1);
+        let t = &file.targets[0];
+        assert!(t.scope_filter(&SchemaRegistry::default()).unwrap().is_some());
+        crate::generic::ScimAdapter::from_config(t, Secret::new("x")).unwrap();
+    }
+
+    #[test]
     fn a_missing_file_is_no_targets_and_a_broken_one_says_where() {
         let dir = tempfile::tempdir().unwrap();
         assert!(load_tenant_file(&dir.path().join("nobody.toml")).unwrap().targets.is_empty());
