@@ -290,11 +290,12 @@ pub(crate) async fn patch(
     let request = PatchRequest::from_json(&value)?;
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
-    let plan = match kind {
+    let mut plan = match kind {
         Kind::User => members::Plan::body_only(request),
         Kind::Group => members::Plan::split(request),
     };
-    members::check_exist(&state, &principal.tenant_id, plan.added_members()).await?;
+    let checked = members::check_exist(&state, &principal.tenant_id, plan.added_members()).await?;
+    plan.set_member_types(&checked);
 
     let st = state.clone();
     let tenant = principal.tenant_id.clone();
