@@ -5,6 +5,7 @@ pub mod config;
 mod discovery;
 mod error;
 mod http;
+mod limits;
 mod members;
 mod resources;
 
@@ -23,6 +24,7 @@ use scimgw_store::{Kind, Store};
 pub use crate::auth::{IssuedKey, Principal, issue_key};
 pub use crate::config::Config;
 pub use crate::error::ApiError;
+pub use crate::limits::MAX_INDEXED_VALUE_BYTES;
 
 /// What every handler shares.
 pub struct AppState {

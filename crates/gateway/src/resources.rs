@@ -6,7 +6,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use scimgw_scim::ScimError;
 use scimgw_scim::filter::{AttrPath, Filter, PatchPath, parse_filter, parse_patch_path};
-use scimgw_scim::messages::{ListResponse, Page, PatchRequest, SearchRequest, SortOrder, split_attribute_list};
+use scimgw_scim::messages::{
+    ListResponse, Page, PatchRequest, SearchRequest, SortOrder, parse_integer_param, split_attribute_list,
+};
 use scimgw_scim::projection::Projection;
 use scimgw_scim::resource::{check_immutable, validate_resource};
 use scimgw_scim::schema::ResourceSchema;
@@ -17,7 +19,7 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::{Params, if_match, json_response, read_json};
-use crate::members;
+use crate::{limits, members};
 
 type Data = web::Data<AppState>;
 
@@ -67,16 +69,7 @@ pub(crate) async fn list(
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(&req)?;
-    let parse_int = |name: &str| -> Result<Option<i64>, ApiError> {
-        params
-            .get(name)
-            .map(|s| {
-                s.trim().parse::<i64>().map_err(|_| {
-                    ApiError::Scim(ScimError::invalid_value(format!("{name} must be an integer (RFC 7644 §3.4.2.4)")))
-                })
-            })
-            .transpose()
-    };
+    let parse_int = |name: &str| params.get(name).map(|s| parse_integer_param(name, s)).transpose();
     let spec = QuerySpec {
         filter: params.get("filter").map(str::to_owned),
         attributes: params.get("attributes").map(split_attribute_list).unwrap_or_default(),
@@ -123,6 +116,7 @@ async fn run_query(
         Some(text) => {
             let f = parse_filter(text).map_err(|e| e.into_filter_error())?;
             f.validate(&schema)?;
+            limits::check_filter(&f)?;
             Some(f)
         }
     };
@@ -188,13 +182,13 @@ pub(crate) async fn get(
     id: web::Path<String>,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
+    let id = resource_id(id, kind)?;
     let params = Params::parse(&req)?;
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
     let with_members = kind == Kind::Group && projection.returns(&schema, "members");
     let st = state.clone();
     let tenant = principal.tenant_id.clone();
-    let id = id.into_inner();
     let found = {
         let id = id.clone();
         web::block(move || st.store.get(&tenant, kind, &id, with_members)).await??
@@ -220,6 +214,7 @@ pub(crate) async fn create(
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
     let mut body = validate_resource(&schema, value)?;
+    limits::check_indexed(kind, &body)?;
     let members = take_members(&mut body, kind)?;
     let members = members::check_exist(&state, &principal.tenant_id, members).await?;
     let st = state.clone();
@@ -242,17 +237,18 @@ pub(crate) async fn replace(
     body: web::Payload,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
+    let id = resource_id(id, kind)?;
     let params = Params::parse(&req)?;
     let expected = if_match(&req)?;
     let value = read_json(&req, body, state.config.max_body_bytes).await?;
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
     let mut body = validate_resource(&schema, value)?;
+    limits::check_indexed(kind, &body)?;
     let new_members = take_members(&mut body, kind)?;
     let new_members = members::check_exist(&state, &principal.tenant_id, new_members).await?;
     let st = state.clone();
     let tenant = principal.tenant_id.clone();
-    let id = id.into_inner();
     let rid = id.clone();
     let updated = web::block(move || {
         let schema = schema_of(&st, kind)?;
@@ -284,10 +280,12 @@ pub(crate) async fn patch(
     body: web::Payload,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
+    let id = resource_id(id, kind)?;
     let params = Params::parse(&req)?;
     let expected = if_match(&req)?;
     let value = read_json(&req, body, state.config.max_body_bytes).await?;
     let request = PatchRequest::from_json(&value)?;
+    limits::check_patch_paths(&request)?;
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
     let mut plan = match kind {
@@ -299,12 +297,17 @@ pub(crate) async fn patch(
 
     let st = state.clone();
     let tenant = principal.tenant_id.clone();
-    let id = id.into_inner();
     let rid = id.clone();
     let needs_members = plan.needs_current_members();
     let updated = web::block(move || {
         let schema = schema_of(&st, kind)?;
-        st.store.update(&tenant, kind, &rid, expected, needs_members, |current: &Resource| plan.apply(&schema, current))
+        st.store.update(&tenant, kind, &rid, expected, needs_members, |current: &Resource| {
+            let change = plan.apply(&schema, current)?;
+            if let Change::Update { body, .. } = &change {
+                limits::check_indexed(kind, body)?;
+            }
+            Ok(change)
+        })
     })
     .await??;
     let updated = updated.ok_or_else(|| not_found(kind, &id))?;
@@ -325,10 +328,10 @@ pub(crate) async fn delete(
     id: web::Path<String>,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
+    let id = resource_id(id, kind)?;
     let expected = if_match(&req)?;
     let st = state.clone();
     let tenant = principal.tenant_id.clone();
-    let id = id.into_inner();
     let rid = id.clone();
     let deleted = web::block(move || st.store.delete(&tenant, kind, &rid, expected)).await??;
     if !deleted {
@@ -391,6 +394,16 @@ fn take_members(body: &mut Map<String, Value>, kind: Kind) -> Result<Vec<Member>
         None => Ok(Vec::new()),
         Some(v) => members::parse_members(&v).map_err(ApiError::Scim),
     }
+}
+
+/// The id from the URL. One with a NUL names no resource (ids are UUIDs), and PostgreSQL could
+/// not even compare it: 404 without asking the store.
+fn resource_id(id: web::Path<String>, kind: Kind) -> Result<String, ApiError> {
+    let id = id.into_inner();
+    if id.contains('\0') {
+        return Err(not_found(kind, &id.replace('\0', "\\0")));
+    }
+    Ok(id)
 }
 
 fn not_found(kind: Kind, id: &str) -> ApiError {
