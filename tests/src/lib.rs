@@ -11,7 +11,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::web;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
-use scimgw_gateway::{AppState, Config, issue_key};
+pub use scimgw_gateway::Config;
+use scimgw_gateway::{AppState, issue_key};
 use scimgw_scim::schema::Registry;
 pub use scimgw_store::Backend;
 use scimgw_store::testing::TestDb;
@@ -288,21 +289,31 @@ impl Drop for TestApp {
     }
 }
 
-/// `both_backends!(name, body)` where `body` is an `async fn(TestApp)`: defines the module `name`
-/// with the tests `sqlite` and `postgres`.
+/// `both_backends!(name)` where `name` is an `async fn(TestApp)`: defines the module `name`
+/// with the tests `sqlite` and `postgres`. `both_backends!(name, adjust)` spawns the gateway
+/// with its configuration adjusted by `adjust: fn(&mut Config)` (see [`TestApp::spawn_with`]).
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident) => {
+        $crate::both_backends!($name, |_: &mut $crate::Config| {});
+    };
+    ($name:ident, $adjust:expr) => {
         mod $name {
+            // `$adjust` is written in the caller's module and may name its items.
+            #[allow(unused_imports, reason = "used only when the adjustment names the caller's items")]
+            use super::*;
+
             #[actix_web::test]
             async fn sqlite() {
-                let app = $crate::TestApp::spawn($crate::Backend::Sqlite).await.expect("SQLite is always available");
+                let app = $crate::TestApp::spawn_with($crate::Backend::Sqlite, $adjust)
+                    .await
+                    .expect("SQLite is always available");
                 super::$name(app).await;
             }
 
             #[actix_web::test]
             async fn postgres() {
-                let Some(app) = $crate::TestApp::spawn($crate::Backend::Postgres).await else { return };
+                let Some(app) = $crate::TestApp::spawn_with($crate::Backend::Postgres, $adjust).await else { return };
                 super::$name(app).await;
             }
         }
