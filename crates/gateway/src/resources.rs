@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::http::{Params, if_match, json_response, read_json};
+use crate::http::{Params, if_match, json_response, parse_etag, read_json};
 use crate::{limits, members};
 
 type Data = web::Data<AppState>;
@@ -195,7 +195,8 @@ pub(crate) async fn get(
     };
     let resource = found.ok_or_else(|| not_found(kind, &id))?;
     if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        if inm.split(',').any(|t| t.trim() == resource.etag() || t.trim() == "*") {
+        // Weak comparison (RFC 7232 §3.2): `"3"` and `W/"3"` both name version 3.
+        if inm.split(',').map(str::trim).any(|t| t == "*" || parse_etag(t) == Some(resource.version)) {
             return Ok(HttpResponse::NotModified().insert_header((header::ETAG, resource.etag())).finish());
         }
     }
