@@ -154,7 +154,7 @@ fn cases(f: &Fixture) -> Vec<Case> {
         post("member value a number", "/Groups", &json!({"schemas":[GROUP_URN],"displayName":"g","members":[{"value":5}]}))
             .expect(400, Some("invalidValue")),
         post("extension not an object", "/Users", &user(json!({ENTERPRISE_URN: "Sales"}))).expect(400, Some("invalidSyntax")),
-        post("meta.created not a date", "/Users", &user(json!({"x509Certificates": [{"value": 7}]})))
+        post("certificate value a number", "/Users", &user(json!({"x509Certificates": [{"value": 7}]})))
             .expect(400, Some("invalidValue")),
         post(".search count a string", "/Users/.search", &json!({"schemas":[SEARCH_URN],"count":"ten"}))
             .expect(400, Some("invalidValue")),
@@ -207,6 +207,12 @@ fn cases(f: &Fixture) -> Vec<Case> {
         get("filter ending in and", users_where("userName eq \"a\" and")).expect(400, Some("invalidFilter")),
         get("filter with an unquoted value", users_where("userName eq alice")).expect(400, Some("invalidFilter")),
         get("filter with an open bracket", users_where("emails[type eq \"work\"")).expect(400, Some("invalidFilter")),
+        get("filter on a dateTime with a non-date", users_where("meta.created gt \"not a date\""))
+            .expect(400, Some("invalidFilter")),
+        get("filter with a number too large for a double", users_where("userName eq 1e400")).expect(400, Some("invalidFilter")),
+        post("JSON nested 200 deep", "/Users", &json!(null))
+            .text(format!("{}{}", "[".repeat(200), "]".repeat(200)))
+            .expect(400, Some("invalidSyntax")),
         get("filter gt on a boolean", users_where("active gt true")).expect(400, Some("invalidFilter")),
         get("filter over the length limit", users_where(&format!("userName eq \"{}\"", "a".repeat(9000))))
             .expect(400, Some("invalidFilter")),

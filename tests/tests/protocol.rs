@@ -359,3 +359,35 @@ async fn discovery_describes_what_the_gateway_serves(app: TestApp) {
     assert_eq!(r.body["id"], ENTERPRISE_URN);
 }
 both_backends!(discovery_describes_what_the_gateway_serves);
+
+async fn filter_literals_with_sql_wildcards_and_odd_values_match_literally(app: TestApp) {
+    let token = app.token("proto");
+    for name in
+        ["a_b@example.com", "axb@example.com", "100%@example.com", "back\\slash@example.com", "ǅemo@example.com"]
+    {
+        app.create_user(&token, name).await;
+    }
+    let count = |filter: String| {
+        let (app, token) = (&app, &token);
+        async move {
+            let r = app.get(token, &format!("/Users?filter={}", enc(&filter))).await;
+            assert_eq!(r.status, StatusCode::OK, "{filter}: {}", r.text);
+            r.total()
+        }
+    };
+    assert_eq!(count("userName co \"_\"".into()).await, 1, "_ is not a LIKE wildcard");
+    assert_eq!(count("userName sw \"a_\"".into()).await, 1);
+    assert_eq!(count("userName co \"%\"".into()).await, 1, "% is not a LIKE wildcard");
+    assert_eq!(count("userName ew \"%@example.com\"".into()).await, 1);
+    assert_eq!(count("userName co \"\\\\\"".into()).await, 1, "a backslash is literal");
+    assert_eq!(count("userName sw \"back\\\\\"".into()).await, 1);
+    assert_eq!(count("userName sw \"ǆ\"".into()).await, 1, "titlecase folds like the stored value");
+    assert_eq!(count("userName eq \"A_B@EXAMPLE.COM\"".into()).await, 1);
+    // Long literals are only compared, never stored: no index limit applies.
+    assert_eq!(count(format!("externalId eq \"{}\"", "x".repeat(7000))).await, 0);
+    assert_eq!(count(format!("userName sw \"{}\"", "y".repeat(7000))).await, 0);
+    // Odd values of the right type.
+    assert_eq!(count("meta.created gt \"1970-01-01T00:00:00Z\"".into()).await, 5);
+    assert_eq!(count("meta.lastModified lt \"9999-12-31T23:59:59.999Z\"".into()).await, 5);
+}
+both_backends!(filter_literals_with_sql_wildcards_and_odd_values_match_literally);
