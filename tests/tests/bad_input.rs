@@ -175,6 +175,12 @@ fn cases(f: &Fixture) -> Vec<Case> {
         post("user without userName", "/Users", &json!({"schemas":[USER_URN],"displayName":"No Name"}))
             .expect(400, Some("invalidValue")),
         post("user with null userName", "/Users", &user(json!({"userName": null}))).expect(400, Some("invalidValue")),
+        post("user with an empty userName", "/Users", &user(json!({"userName": ""}))).expect(400, Some("invalidValue")),
+        post("user with a blank userName", "/Users", &user(json!({"userName": "  "}))).expect(400, Some("invalidValue")),
+        post("group with an empty displayName", "/Groups", &json!({"schemas":[GROUP_URN],"displayName":""}))
+            .expect(400, Some("invalidValue")),
+        patch("PATCH userName to empty", &u, json!([{"op":"replace","path":"userName","value":""}]))
+            .expect(400, Some("invalidValue")),
         post("group without displayName", "/Groups", &json!({"schemas":[GROUP_URN],"members":[]}))
             .expect(400, Some("invalidValue")),
         put("PUT without userName", &u, &json!({"schemas":[USER_URN],"title":"x"})).expect(400, Some("invalidValue")),

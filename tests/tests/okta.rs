@@ -217,6 +217,14 @@ async fn group_push(app: TestApp) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(app.member_ids(&token, &gid).await.is_empty());
 
+    // members: null is "no members", on POST and on PUT.
+    app.patch(&token, &path, &patch_op(json!([{"op":"add","path":"members","value":[{"value":users[3]}]}]))).await;
+    let r = app.put(&token, &path, &json!({"schemas":[GROUP_URN],"displayName":"Eng","members":null})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(app.member_ids(&token, &gid).await.is_empty());
+    let r = app.post(&token, "/Groups", &json!({"schemas":[GROUP_URN],"displayName":"Null","members":null})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+
     // Remove of all members with no value.
     app.patch(&token, &path, &patch_op(json!([{"op":"add","path":"members","value":[{"value":users[2]}]}]))).await;
     let r = app.patch(&token, &path, &patch_op(json!([{"op":"remove","path":"members"}]))).await;
