@@ -532,3 +532,31 @@ async fn group_patch_answers_with_the_group_when_asked(app: TestApp) {
     assert!(r.body.get("displayName").is_none(), "attributes=members returns only members (and id): {}", r.text);
 }
 both_backends!(group_patch_answers_with_the_group_when_asked);
+
+async fn member_operations_the_fast_path_does_not_cover_still_work(app: TestApp) {
+    // A filter on `type` sends the whole PATCH through the engine on the full member list;
+    // members added in that PATCH get their type too.
+    let token = app.token("contoso");
+    let u1 = app.create_user(&token, "one@contoso.com").await["id"].as_str().unwrap().to_owned();
+    let u2 = app.create_user(&token, "two@contoso.com").await["id"].as_str().unwrap().to_owned();
+    let inner = app.create_group(&token, "Nested", &[]).await["id"].as_str().unwrap().to_owned();
+    let gid = app.create_group(&token, "Mixed", &[&u1, &inner]).await["id"].as_str().unwrap().to_owned();
+    let r = app
+        .patch(
+            &token,
+            &format!("/Groups/{gid}"),
+            &patch_op(json!([
+                {"op":"remove","path":"members[type eq \"Group\"]"},
+                {"op":"add","path":"members","value":[{"value": u2}]}
+            ])),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = app.get(&token, &format!("/Groups/{gid}")).await;
+    let mut members = r.body["members"].as_array().unwrap().clone();
+    members.sort_by_key(|m| m["value"].as_str().unwrap().to_owned());
+    let mut expected = vec![json!({"value": u1, "type": "User"}), json!({"value": u2, "type": "User"})];
+    expected.sort_by_key(|m| m["value"].as_str().unwrap().to_owned());
+    assert_eq!(members, expected, "{}", r.text);
+}
+both_backends!(member_operations_the_fast_path_does_not_cover_still_work);
