@@ -1,5 +1,6 @@
 //! Concurrent writers: no update is ever lost, and `If-Match` lets exactly one of several
 //! writers of the same version win (the others get 412).
+#![expect(clippy::unwrap_used, reason = "a test: a panic is the failure report")]
 
 use futures_util::future::join_all;
 use reqwest::{Method, StatusCode};

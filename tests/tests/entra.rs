@@ -1,5 +1,6 @@
 //! Microsoft Entra ID's provisioning sequences (shared/ENTRA.md), request by request over HTTP,
 //! in both PATCH dialects: legacy (no flag) and `?aadOptscim062020`.
+#![expect(clippy::unwrap_used, reason = "a test: a panic is the failure report")]
 
 use reqwest::StatusCode;
 use scimgw_e2e::{ENTERPRISE_URN, GROUP_URN, TestApp, USER_URN, both_backends, enc, patch_op};

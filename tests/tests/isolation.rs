@@ -1,5 +1,6 @@
 //! Tenant isolation: a token selects one tenant, and nothing of another tenant can be read,
 //! changed, found or referenced with it — not even its existence.
+#![expect(clippy::unwrap_used, reason = "a test: a panic is the failure report")]
 
 use reqwest::StatusCode;
 use scimgw_e2e::{GROUP_URN, TestApp, USER_URN, both_backends, enc, patch_op};

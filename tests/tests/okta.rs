@@ -1,5 +1,6 @@
 //! Okta's provisioning sequences (shared/ENTRA.md, "Okta"): existence checks, create with a
 //! password, updates by full PUT, activation by PATCH, imports by page, group push.
+#![expect(clippy::unwrap_used, reason = "a test: a panic is the failure report")]
 
 use reqwest::StatusCode;
 use scimgw_e2e::{GROUP_URN, TestApp, USER_URN, both_backends, enc, patch_op};

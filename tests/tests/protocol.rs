@@ -1,5 +1,6 @@
 //! Protocol details every client relies on: lenient query strings, paging limits, sorting,
 //! attribute projection, media types, ETags, discovery, and the size limit of indexed values.
+#![expect(clippy::unwrap_used, reason = "a test: a panic is the failure report")]
 
 use reqwest::{Method, StatusCode};
 use scimgw_e2e::{ENTERPRISE_URN, GROUP_URN, TestApp, USER_URN, both_backends, enc, patch_op};

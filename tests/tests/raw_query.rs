@@ -21,6 +21,7 @@
 //!
 //! If these tests start failing because a dependency update made the parser lenient, the
 //! gateway then *accepts* raw quotes: update the pins and the README.
+#![expect(clippy::unwrap_used, reason = "a test: a panic is the failure report")]
 
 use scimgw_e2e::{RawReply, TestApp, both_backends};
 use serde_json::Value;
