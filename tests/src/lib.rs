@@ -15,7 +15,8 @@ use actix_web::dev::ServerHandle;
 use actix_web::web;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
-use scimgw_gateway::{AppState, Config, Targets, issue_key};
+pub use scimgw_gateway::Config;
+use scimgw_gateway::{AppState, Targets, issue_key};
 use scimgw_scim::schema::Registry;
 pub use scimgw_store::Backend;
 use scimgw_store::testing::TestDb;
@@ -56,6 +57,78 @@ impl Reply {
     pub fn scim_type(&self) -> Option<&str> {
         self.body.get("scimType").and_then(Value::as_str)
     }
+
+    /// `Resources` of a ListResponse (empty when there is none).
+    pub fn resources(&self) -> &[Value] {
+        self.body.get("Resources").and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    }
+
+    /// `totalResults` of a ListResponse.
+    pub fn total(&self) -> u64 {
+        self.body.get("totalResults").and_then(Value::as_u64).expect("a ListResponse has totalResults")
+    }
+
+    /// `id` of a resource body.
+    pub fn id(&self) -> String {
+        self.body.get("id").and_then(Value::as_str).expect("the body has an id").to_owned()
+    }
+
+    /// Panics unless this is a SCIM Error with `status` and `scim_type` (`None`: no `scimType`).
+    /// `what` says which case failed.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, scim_type: Option<&str>, what: &str) {
+        assert_eq!(self.status.as_u16(), status, "{what}: status; body: {}", self.text);
+        assert!(
+            self.body["schemas"].as_array().is_some_and(|s| s.iter().any(|u| u == ERROR_URN)),
+            "{what}: not a SCIM Error: {}",
+            self.text
+        );
+        assert_eq!(self.body["status"], Value::String(status.to_string()), "{what}: status is a string");
+        assert_eq!(self.scim_type(), scim_type, "{what}: scimType; body: {}", self.text);
+    }
+}
+
+/// URN of the SCIM Error message.
+pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+/// URN of the PatchOp message.
+pub const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+/// URN of the ListResponse message.
+pub const LIST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// URN of the core User schema.
+pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// URN of the core Group schema.
+pub const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// URN of the enterprise User extension.
+pub const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// Percent-encodes a query-string value: everything but RFC 3986's unreserved characters.
+pub fn enc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A PatchOp body with `operations`.
+pub fn patch_op(operations: Value) -> Value {
+    serde_json::json!({"schemas": [PATCH_URN], "Operations": operations})
+}
+
+/// A response read off a raw socket: the status line's code, the header block and the body, as
+/// bytes arrived.
+#[derive(Debug)]
+pub struct RawReply {
+    /// The status code, 0 when the connection closed without a status line.
+    pub status: u16,
+    /// The status line and headers, as text.
+    pub head: String,
+    /// Whatever followed the blank line.
+    pub body: String,
 }
 
 impl TestApp {
@@ -160,6 +233,69 @@ impl TestApp {
     pub async fn delete(&self, token: &str, path: &str) -> Reply {
         self.send(Method::DELETE, token, path, None).await
     }
+
+    /// Any request: `headers` as given (no bearer token unless among them), `body` as raw text.
+    pub async fn request(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(b) = body {
+            req = req.body(b.to_vec());
+        }
+        Self::read(req.send().await.expect("the request reaches the gateway")).await
+    }
+
+    /// Writes `request` as is on a fresh TCP connection and reads the answer until the server
+    /// closes (send `Connection: close`). For what no HTTP client library will send.
+    pub async fn raw(&self, request: &[u8]) -> RawReply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.origin.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connecting to the gateway");
+        stream.write_all(request).await.expect("writing the request");
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "the gateway neither answered nor closed the connection within 10 s");
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text.as_str(), ""));
+        let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        RawReply { status, head: head.to_owned(), body: body.to_owned() }
+    }
+
+    /// Creates a user with `user_name` (and nothing else required); returns the created body.
+    pub async fn create_user(&self, token: &str, user_name: &str) -> Value {
+        let r = self
+            .post(token, "/Users", &serde_json::json!({"schemas": [USER_URN], "userName": user_name, "active": true}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "creating user: {}", r.text);
+        r.body
+    }
+
+    /// Creates a group named `display_name` with the given member ids; returns the created body.
+    pub async fn create_group(&self, token: &str, display_name: &str, members: &[&str]) -> Value {
+        let members: Vec<Value> = members.iter().map(|m| serde_json::json!({"value": m})).collect();
+        let r = self
+            .post(
+                token,
+                "/Groups",
+                &serde_json::json!({"schemas": [GROUP_URN], "displayName": display_name, "members": members}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "creating group: {}", r.text);
+        r.body
+    }
+
+    /// The member ids of a group, sorted, as a GET returns them.
+    pub async fn member_ids(&self, token: &str, group_id: &str) -> Vec<String> {
+        let r = self.get(token, &format!("/Groups/{group_id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "reading group: {}", r.text);
+        let mut ids: Vec<String> = r.body["members"]
+            .as_array()
+            .map(|m| m.iter().filter_map(|m| m["value"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
 }
 
 impl Drop for TestApp {
@@ -170,21 +306,31 @@ impl Drop for TestApp {
     }
 }
 
-/// `both_backends!(name, body)` where `body` is an `async fn(TestApp)`: defines the module `name`
-/// with the tests `sqlite` and `postgres`.
+/// `both_backends!(name)` where `name` is an `async fn(TestApp)`: defines the module `name`
+/// with the tests `sqlite` and `postgres`. `both_backends!(name, adjust)` spawns the gateway
+/// with its configuration adjusted by `adjust: fn(&mut Config)` (see [`TestApp::spawn_with`]).
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident) => {
+        $crate::both_backends!($name, |_: &mut $crate::Config| {});
+    };
+    ($name:ident, $adjust:expr) => {
         mod $name {
+            // `$adjust` is written in the caller's module and may name its items.
+            #[allow(unused_imports, reason = "used only when the adjustment names the caller's items")]
+            use super::*;
+
             #[actix_web::test]
             async fn sqlite() {
-                let app = $crate::TestApp::spawn($crate::Backend::Sqlite).await.expect("SQLite is always available");
+                let app = $crate::TestApp::spawn_with($crate::Backend::Sqlite, $adjust)
+                    .await
+                    .expect("SQLite is always available");
                 super::$name(app).await;
             }
 
             #[actix_web::test]
             async fn postgres() {
-                let Some(app) = $crate::TestApp::spawn($crate::Backend::Postgres).await else { return };
+                let Some(app) = $crate::TestApp::spawn_with($crate::Backend::Postgres, $adjust).await else { return };
                 super::$name(app).await;
             }
         }

@@ -13,7 +13,8 @@ use crate::error::{ApiError, bad_json};
 /// The SCIM media type (RFC 7644 §8.1).
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 
-/// Reads the body (at most `limit` bytes; 413 beyond) and parses it as JSON (400 otherwise).
+/// Reads the body (at most `limit` bytes; 413 beyond) and parses it as JSON (400 otherwise; a
+/// NUL character anywhere in it is a 400 too, see [`crate::limits`]).
 /// `application/scim+json`, `application/json` and no content type at all are accepted;
 /// anything else is a 415.
 pub(crate) async fn read_json(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Value, ApiError> {
@@ -45,7 +46,9 @@ pub(crate) async fn read_json(req: &HttpRequest, mut payload: web::Payload, limi
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax("the request body is empty; a JSON object is required").into());
     }
-    serde_json::from_slice(&body).map_err(|e| bad_json(&e))
+    let value = serde_json::from_slice(&body).map_err(|e| bad_json(&e))?;
+    crate::limits::reject_nul_in_body(&value)?;
+    Ok(value)
 }
 
 /// Query parameters, parsed leniently: `?aadOptscim062020` (a flag without a value) and unknown

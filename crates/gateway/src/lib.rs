@@ -6,6 +6,7 @@ mod discovery;
 pub mod dispatch;
 mod error;
 mod http;
+mod limits;
 mod members;
 mod resources;
 pub mod targets;
@@ -26,6 +27,7 @@ use scimgw_store::{Kind, Store};
 pub use crate::auth::{IssuedKey, Principal, issue_key};
 pub use crate::config::Config;
 pub use crate::error::ApiError;
+pub use crate::limits::MAX_INDEXED_VALUE_BYTES;
 pub use crate::targets::{TargetSet, Targets, adapter_registry};
 
 /// What every handler shares.

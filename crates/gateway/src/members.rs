@@ -9,7 +9,7 @@
 //! the whole PATCH run through the engine on the full member list, and the difference is
 //! written back: correct for every RFC shape, and only slow for shapes no IdP sends.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use actix_web::web;
 use scimgw_scim::ScimError;
@@ -92,12 +92,14 @@ pub(crate) struct Plan {
     members: Vec<MembersChange>,
     /// Set when some operation on `members` needs the full member list: the whole request.
     whole: Option<PatchRequest>,
+    /// Each added member's `type` (`User` or `Group`) as the store knows it, by id.
+    types: HashMap<String, String>,
 }
 
 impl Plan {
     /// A user PATCH: everything goes to the engine.
     pub(crate) fn body_only(request: PatchRequest) -> Self {
-        Self { body: Some(request), members: Vec::new(), whole: None }
+        Self { body: Some(request), members: Vec::new(), whole: None, types: HashMap::new() }
     }
 
     /// A group PATCH, sorted into body operations and membership changes.
@@ -114,12 +116,27 @@ impl Plan {
                 }
                 Ok(None) => body_ops.push(op.clone()),
                 Err(Generic) => {
-                    return Self { body: None, members: Vec::new(), whole: Some(request) };
+                    return Self { body: None, members: Vec::new(), whole: Some(request), types: HashMap::new() };
                 }
             }
         }
         let body = (!body_ops.is_empty()).then_some(PatchRequest { operations: body_ops });
-        Self { body, members, whole: None }
+        Self { body, members, whole: None, types: HashMap::new() }
+    }
+
+    /// Records what each added member is, from [`check_exist`]'s answer: the stored `type` is
+    /// the member's real kind, not what the client sent (or left out).
+    pub(crate) fn set_member_types(&mut self, checked: &[Member]) {
+        self.types = checked.iter().filter_map(|m| Some((m.value.clone(), m.r#type.clone()?))).collect();
+        for change in &mut self.members {
+            if let MembersChange::Add(list) | MembersChange::Set(list) = change {
+                for m in list {
+                    if let Some(t) = self.types.get(&m.value) {
+                        m.r#type = Some(t.clone());
+                    }
+                }
+            }
+        }
     }
 
     /// Whether the current member list must be loaded.
@@ -146,7 +163,7 @@ impl Plan {
     /// Runs inside the store's write transaction on the current resource.
     pub(crate) fn apply(&self, schema: &ResourceSchema<'_>, current: &Resource) -> Result<Change, ScimError> {
         if let Some(whole) = &self.whole {
-            return apply_whole(schema, current, whole);
+            return apply_whole(schema, current, whole, &self.types);
         }
         let (body, changed) = match &self.body {
             None => (current.body.clone(), false),
@@ -273,7 +290,12 @@ fn collect_member_values(value: Option<&Value>, out: &mut Vec<Member>) {
 
 /// The general path: the whole PATCH on the group with its full member list, then the
 /// difference written back as row changes.
-fn apply_whole(schema: &ResourceSchema<'_>, current: &Resource, request: &PatchRequest) -> Result<Change, ScimError> {
+fn apply_whole(
+    schema: &ResourceSchema<'_>,
+    current: &Resource,
+    request: &PatchRequest,
+    types: &HashMap<String, String>,
+) -> Result<Change, ScimError> {
     let old: Vec<Member> = current.members.clone().unwrap_or_default();
     let mut doc: Map<String, Value> = current.body.clone();
     if !old.is_empty() {
@@ -298,7 +320,11 @@ fn apply_whole(schema: &ResourceSchema<'_>, current: &Resource, request: &PatchR
     let old_ids: HashSet<&str> = old.iter().map(|m| m.value.as_str()).collect();
     let new_ids: HashSet<&str> = new.iter().map(|m| m.value.as_str()).collect();
     let removed: Vec<String> = old_ids.difference(&new_ids).map(|s| (*s).to_owned()).collect();
-    let added: Vec<Member> = new.iter().filter(|m| !old_ids.contains(m.value.as_str())).cloned().collect();
+    let added: Vec<Member> = new
+        .iter()
+        .filter(|m| !old_ids.contains(m.value.as_str()))
+        .map(|m| Member { value: m.value.clone(), r#type: types.get(&m.value).cloned().or_else(|| m.r#type.clone()) })
+        .collect();
     let mut members = Vec::new();
     if !removed.is_empty() {
         members.push(MembersChange::Remove(removed));

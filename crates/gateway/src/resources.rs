@@ -6,7 +6,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use scimgw_scim::ScimError;
 use scimgw_scim::filter::{AttrPath, Filter, PatchPath, parse_filter, parse_patch_path};
-use scimgw_scim::messages::{ListResponse, Page, PatchRequest, SearchRequest, SortOrder, split_attribute_list};
+use scimgw_scim::messages::{
+    ListResponse, Page, PatchRequest, SearchRequest, SortOrder, parse_integer_param, split_attribute_list,
+};
 use scimgw_scim::projection::Projection;
 use scimgw_scim::resource::{check_immutable, validate_resource};
 use scimgw_scim::schema::ResourceSchema;
@@ -16,9 +18,9 @@ use serde_json::{Map, Value};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::http::{Params, if_match, json_response, read_json};
-use crate::members;
+use crate::http::{Params, if_match, json_response, parse_etag, read_json};
 use crate::targets::{TargetSet, plan_deliveries};
+use crate::{limits, members};
 
 type Data = web::Data<AppState>;
 
@@ -68,16 +70,7 @@ pub(crate) async fn list(
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(&req)?;
-    let parse_int = |name: &str| -> Result<Option<i64>, ApiError> {
-        params
-            .get(name)
-            .map(|s| {
-                s.trim().parse::<i64>().map_err(|_| {
-                    ApiError::Scim(ScimError::invalid_value(format!("{name} must be an integer (RFC 7644 §3.4.2.4)")))
-                })
-            })
-            .transpose()
-    };
+    let parse_int = |name: &str| params.get(name).map(|s| parse_integer_param(name, s)).transpose();
     let spec = QuerySpec {
         filter: params.get("filter").map(str::to_owned),
         attributes: params.get("attributes").map(split_attribute_list).unwrap_or_default(),
@@ -124,6 +117,7 @@ async fn run_query(
         Some(text) => {
             let f = parse_filter(text).map_err(|e| e.into_filter_error())?;
             f.validate(&schema)?;
+            limits::check_filter(&f)?;
             Some(f)
         }
     };
@@ -189,20 +183,21 @@ pub(crate) async fn get(
     id: web::Path<String>,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
+    let id = resource_id(id, kind)?;
     let params = Params::parse(&req)?;
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
     let with_members = kind == Kind::Group && projection.returns(&schema, "members");
     let st = state.clone();
     let tenant = principal.tenant_id.clone();
-    let id = id.into_inner();
     let found = {
         let id = id.clone();
         web::block(move || st.store.get(&tenant, kind, &id, with_members)).await??
     };
     let resource = found.ok_or_else(|| not_found(kind, &id))?;
     if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        if inm.split(',').any(|t| t.trim() == resource.etag() || t.trim() == "*") {
+        // Weak comparison (RFC 7232 §3.2): `"3"` and `W/"3"` both name version 3.
+        if inm.split(',').map(str::trim).any(|t| t == "*" || parse_etag(t) == Some(resource.version)) {
             return Ok(HttpResponse::NotModified().insert_header((header::ETAG, resource.etag())).finish());
         }
     }
@@ -221,6 +216,7 @@ pub(crate) async fn create(
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
     let mut body = validate_resource(&schema, value)?;
+    limits::check_indexed(kind, &body)?;
     let members = take_members(&mut body, kind)?;
     let members = members::check_exist(&state, &principal.tenant_id, members).await?;
     let outbox = deliveries_for(&state.targets.snapshot(), &principal.tenant_id, kind, &schema, &body, None)?;
@@ -246,17 +242,18 @@ pub(crate) async fn replace(
     body: web::Payload,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
+    let id = resource_id(id, kind)?;
     let params = Params::parse(&req)?;
     let expected = if_match(&req)?;
     let value = read_json(&req, body, state.config.max_body_bytes).await?;
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
     let mut body = validate_resource(&schema, value)?;
+    limits::check_indexed(kind, &body)?;
     let new_members = take_members(&mut body, kind)?;
     let new_members = members::check_exist(&state, &principal.tenant_id, new_members).await?;
     let st = state.clone();
     let tenant = principal.tenant_id.clone();
-    let id = id.into_inner();
     let rid = id.clone();
     let targets = state.targets.snapshot();
     let updated = web::block(move || {
@@ -291,21 +288,23 @@ pub(crate) async fn patch(
     body: web::Payload,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
+    let id = resource_id(id, kind)?;
     let params = Params::parse(&req)?;
     let expected = if_match(&req)?;
     let value = read_json(&req, body, state.config.max_body_bytes).await?;
     let request = PatchRequest::from_json(&value)?;
+    limits::check_patch_paths(&request)?;
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
-    let plan = match kind {
+    let mut plan = match kind {
         Kind::User => members::Plan::body_only(request),
         Kind::Group => members::Plan::split(request),
     };
-    members::check_exist(&state, &principal.tenant_id, plan.added_members()).await?;
+    let checked = members::check_exist(&state, &principal.tenant_id, plan.added_members()).await?;
+    plan.set_member_types(&checked);
 
     let st = state.clone();
     let tenant = principal.tenant_id.clone();
-    let id = id.into_inner();
     let rid = id.clone();
     let needs_members = plan.needs_current_members();
     let targets = state.targets.snapshot();
@@ -315,6 +314,7 @@ pub(crate) async fn patch(
             let change = plan.apply(&schema, current)?;
             let outbox = match &change {
                 Change::Update { body, .. } => {
+                    limits::check_indexed(kind, body)?;
                     deliveries_for(&targets, &tenant, kind, &schema, body, Some(&current.id))?
                 }
                 Change::Unchanged => Vec::new(),
@@ -342,10 +342,10 @@ pub(crate) async fn delete(
     id: web::Path<String>,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
+    let id = resource_id(id, kind)?;
     let expected = if_match(&req)?;
     let st = state.clone();
     let tenant = principal.tenant_id.clone();
-    let id = id.into_inner();
     let rid = id.clone();
     let outbox: Vec<Enqueue> = state
         .targets
@@ -438,6 +438,16 @@ fn deliveries_for(
         resource.insert("id".into(), Value::String(id.to_owned()));
     }
     plan_deliveries(targets, kind, &resource, schema)
+}
+
+/// The id from the URL. One with a NUL names no resource (ids are UUIDs), and PostgreSQL could
+/// not even compare it: 404 without asking the store.
+fn resource_id(id: web::Path<String>, kind: Kind) -> Result<String, ApiError> {
+    let id = id.into_inner();
+    if id.contains('\0') {
+        return Err(not_found(kind, &id.replace('\0', "\\0")));
+    }
+    Ok(id)
 }
 
 fn not_found(kind: Kind, id: &str) -> ApiError {

@@ -101,14 +101,7 @@ impl Page {
         default_count: u64,
         max_count: u64,
     ) -> Result<Self, ScimError> {
-        let parse = |name: &str, v: Option<&str>| -> Result<Option<i64>, ScimError> {
-            v.map(|s| {
-                s.trim()
-                    .parse::<i64>()
-                    .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer (RFC 7644 §3.4.2.4)")))
-            })
-            .transpose()
-        };
+        let parse = |name: &str, v: Option<&str>| v.map(|s| parse_integer_param(name, s)).transpose();
         Ok(Self::new(parse("startIndex", start_index)?, parse("count", count)?, default_count, max_count))
     }
 
@@ -116,6 +109,38 @@ impl Page {
     pub fn offset(&self) -> u64 {
         self.start_index - 1
     }
+}
+
+/// Parses a `startIndex` or `count` query parameter. Integers beyond `i64` saturate (a client's
+/// `count=99999999999999999999` means "as many as you give", and is then clamped like any other
+/// large count); anything that is not an integer is a 400 `invalidValue` naming `name`.
+pub fn parse_integer_param(name: &str, s: &str) -> Result<i64, ScimError> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    let (negative, digits) = match s.strip_prefix('-') {
+        Some(digits) => (true, digits),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(if negative { i64::MIN } else { i64::MAX });
+    }
+    Err(ScimError::invalid_value(format!("{name} must be an integer (RFC 7644 §3.4.2.4)")))
+}
+
+/// A JSON number as an integer parameter: integers beyond `i64` (which serde_json holds as
+/// `u64` or `f64`) saturate as in [`parse_integer_param`]; a fraction is not an integer.
+fn json_integer(n: &serde_json::Number) -> Option<i64> {
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    if n.as_u64().is_some() {
+        return Some(i64::MAX);
+    }
+    let f = n.as_f64()?;
+    // `as` saturates at i64::MIN/MAX, which is the intent here.
+    (f.is_finite() && f.fract() == 0.0).then_some(f as i64)
 }
 
 /// A query sent as `POST …/.search` (RFC 7644 §3.4.3). Attribute lists are kept as the client
@@ -161,8 +186,7 @@ impl SearchRequest {
         let integer = |name: &str| -> Result<Option<i64>, ScimError> {
             match get_ci(obj, name) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::Number(n)) => n
-                    .as_i64()
+                Some(Value::Number(n)) => json_integer(n)
                     .map(Some)
                     .ok_or_else(|| ScimError::invalid_value(format!("\"{name}\" must be an integer"))),
                 Some(other) => {
@@ -344,7 +368,15 @@ mod tests {
         assert_eq!(Page::from_query(Some("1"), Some("2"), 100, 1000).unwrap().count, 2);
         let e = Page::from_query(Some("one"), None, 100, 1000).unwrap_err();
         assert_eq!((e.status, e.scim_type), (400, Some(ScimType::InvalidValue)));
-        assert!(Page::from_query(None, Some("99999999999999999999"), 100, 1000).is_err());
+        // Beyond i64 saturates, then clamps like any large count.
+        assert_eq!(
+            Page::from_query(Some("99999999999999999999"), Some("99999999999999999999"), 100, 1000).unwrap(),
+            Page { start_index: i64::MAX as u64, count: 1000 }
+        );
+        assert_eq!(Page::from_query(None, Some("-99999999999999999999"), 100, 1000).unwrap().count, 0);
+        for bad in ["", "-", "1.5", "1e3", "0x10", "ten", "１"] {
+            assert!(Page::from_query(None, Some(bad), 100, 1000).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -398,6 +430,11 @@ mod tests {
         assert_eq!(r.sort_order, Some(SortOrder::Descending));
         assert_eq!((r.start_index, r.count), (Some(1), Some(10)));
         assert!(SearchRequest::from_json(&json!({"count":"ten"})).is_err());
+        assert!(SearchRequest::from_json(&json!({"count":1.5})).is_err());
+        let huge: Value =
+            serde_json::from_str(r#"{"count":99999999999999999999,"startIndex":18446744073709551615}"#).unwrap();
+        let r = SearchRequest::from_json(&huge).unwrap();
+        assert_eq!((r.count, r.start_index), (Some(i64::MAX), Some(i64::MAX)));
         assert!(SearchRequest::from_json(&json!({"sortOrder":"up"})).is_err());
     }
 }
