@@ -225,3 +225,74 @@ async fn an_existing_account_is_adopted(app: DeliveryApp) {
     assert_eq!(link.remote_id.as_deref(), existing["id"].as_str());
 }
 both_backends_delivery!(an_existing_account_is_adopted, super::one_slow_target());
+
+fn rule_targets() -> Vec<TargetSpec> {
+    vec![
+        TargetSpec::new("strict", "match_attribute = \"externalId\"\non_invalid = \"reject\"\nscope = 'title eq \"Engineer\"'"),
+        TargetSpec::new("lenient", "match_attribute = \"externalId\"\non_invalid = \"skip\""),
+    ]
+}
+
+/// Vendor rules at the edge: a `reject` target refuses the request (400 naming target, attribute
+/// and rule; nothing stored); a `skip` target records a skipped delivery; out of a target's
+/// scope, its rules do not apply.
+async fn vendor_rules_run_before_anything_is_stored(app: DeliveryApp) {
+    // No externalId: both targets' rule is broken, but "strict" only cares about engineers.
+    let mut body = user("frank@example.com");
+    body["title"] = json!("Engineer");
+    let r = app.app.post(&app.token, "/Users", &body).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.scim_type(), Some("invalidValue"));
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(detail.contains("\"strict\"") && detail.contains("externalId"), "{detail}");
+    let listed = app.app.get(&app.token, "/Users?filter=userName%20eq%20%22frank@example.com%22").await;
+    assert_eq!(listed.body["totalResults"], 0, "nothing stored");
+    assert!(app.deliveries().is_empty(), "no delivery recorded for a refused change");
+
+    // Not an engineer: out of "strict"'s scope; "lenient" skips with the reason.
+    let r = app.app.post(&app.token, "/Users", &user("grace@example.com")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert!(app.settled(WAIT).await);
+    let skipped: Vec<_> = app.deliveries().into_iter().filter(|d| d.state == DeliveryState::Skipped).collect();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].target, "lenient");
+    assert!(skipped[0].last_error.as_deref().unwrap_or("").contains("externalId"));
+    assert!(app.sims[1].users().is_empty(), "a skipped delivery sends nothing");
+
+    // A PATCH that gives the engineer title without an externalId is refused too, and the
+    // stored user is unchanged.
+    let ops = json!([{"op": "add", "path": "title", "value": "Engineer"}]);
+    let r = app.app.patch(&app.token, &format!("/Users/{id}"), &patch(ops)).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let stored = app.app.get(&app.token, &format!("/Users/{id}")).await;
+    assert!(stored.body.get("title").is_none());
+
+    // With an externalId every rule holds: both targets get the user.
+    let ops = json!([{"op": "add", "path": "externalId", "value": "E-1"}, {"op": "add", "path": "title", "value": "Engineer"}]);
+    let r = app.app.patch(&app.token, &format!("/Users/{id}"), &patch(ops)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(app.settled(WAIT).await);
+    for sim in &app.sims {
+        assert_eq!(sim.user_by_username("grace@example.com").unwrap()["externalId"], "E-1");
+    }
+}
+both_backends_delivery!(vendor_rules_run_before_anything_is_stored, super::rule_targets());
+
+fn rate_limited_target() -> Vec<TargetSpec> {
+    vec![TargetSpec::new("crm", "rate_per_sec = 10\nburst = 1")]
+}
+
+/// A target's rate limit paces the requests the app sees.
+async fn the_rate_limit_paces_requests(app: DeliveryApp) {
+    for i in 0..5 {
+        create(&app, &format!("paced{i}@example.com")).await;
+    }
+    assert!(app.settled(WAIT).await);
+    let log = app.sim().requests();
+    assert_eq!(log.len(), 10, "a lookup and a create per user");
+    let span = log[log.len() - 1].at.duration_since(log[0].at);
+    // 10 requests at 10/s with a burst of 1: at least 9 intervals of 100 ms.
+    assert!(span >= Duration::from_millis(850), "10 requests in {span:?}");
+}
+both_backends_delivery!(the_rate_limit_paces_requests, super::rate_limited_target());
