@@ -228,7 +228,10 @@ both_backends_delivery!(an_existing_account_is_adopted, super::one_slow_target()
 
 fn rule_targets() -> Vec<TargetSpec> {
     vec![
-        TargetSpec::new("strict", "match_attribute = \"externalId\"\non_invalid = \"reject\"\nscope = 'title eq \"Engineer\"'"),
+        TargetSpec::new(
+            "strict",
+            "match_attribute = \"externalId\"\non_invalid = \"reject\"\nscope = 'title eq \"Engineer\"'",
+        ),
         TargetSpec::new("lenient", "match_attribute = \"externalId\"\non_invalid = \"skip\""),
     ]
 }
