@@ -299,3 +299,69 @@ async fn the_rate_limit_paces_requests(app: DeliveryApp) {
     assert!(span >= Duration::from_millis(850), "10 requests in {span:?}");
 }
 both_backends_delivery!(the_rate_limit_paces_requests, super::rate_limited_target());
+
+fn group_targets() -> Vec<TargetSpec> {
+    // Users are deactivated, not deleted, so the app keeps them: only our group update can drop a
+    // deleted user from the group there.
+    vec![TargetSpec::new("crm", &format!("groups = true\ndeprovision = \"deactivate\"\n{FAST_RETRY}"))]
+}
+
+fn remote_id_of(app: &DeliveryApp, user_name: &str) -> String {
+    app.sim().user_by_username(user_name).unwrap()["id"].as_str().unwrap().to_owned()
+}
+
+fn remote_members(group: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = group["members"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|x| x["value"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// Groups reach a group-capable target with their members as the target's ids, follow member
+/// changes, lose deleted users, and are deleted with the local group.
+async fn groups_follow_with_remote_member_ids(app: DeliveryApp) {
+    let alice = create(&app, "alice@example.com").await;
+    let bob = create(&app, "bob@example.com").await;
+    let group = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Engineering",
+        "members": [{"value": alice}, {"value": bob}]
+    });
+    let r = app.app.post(&app.token, "/Groups", &group).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let gid = r.body["id"].as_str().unwrap().to_owned();
+    assert!(app.settled(WAIT).await, "{:?}", app.deliveries());
+    let groups = app.sim().groups();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["displayName"], "Engineering");
+    let mut want = vec![remote_id_of(&app, "alice@example.com"), remote_id_of(&app, "bob@example.com")];
+    want.sort();
+    assert_eq!(remote_members(&groups[0]), want, "members are the app's ids, not ours");
+
+    // Entra's member removal and a rename.
+    let ops = json!([
+        {"op": "Remove", "path": format!("members[value eq \"{bob}\"]")},
+        {"op": "Replace", "path": "displayName", "value": "Eng"}
+    ]);
+    let r = app.app.patch(&app.token, &format!("/Groups/{gid}"), &patch(ops)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(app.settled(WAIT).await);
+    let g = &app.sim().groups()[0];
+    assert_eq!(g["displayName"], "Eng");
+    assert_eq!(remote_members(g), vec![remote_id_of(&app, "alice@example.com")]);
+
+    // Deleting a member user updates the group; deleting the group deletes it at the app.
+    let r = app.app.delete(&app.token, &format!("/Users/{alice}")).await;
+    assert_eq!(r.status, 204);
+    assert!(app.settled(WAIT).await);
+    assert_eq!(app.sim().user_by_username("alice@example.com").unwrap()["active"], false);
+    assert!(remote_members(&app.sim().groups()[0]).is_empty(), "the deleted user left the group at the app");
+    let r = app.app.delete(&app.token, &format!("/Groups/{gid}")).await;
+    assert_eq!(r.status, 204);
+    assert!(app.settled(WAIT).await);
+    assert!(app.sim().groups().is_empty());
+    assert!(app.sim().requests().iter().any(|r| r.method == "DELETE" && r.path.contains("/Groups/")));
+}
+both_backends_delivery!(groups_follow_with_remote_member_ids, super::group_targets());

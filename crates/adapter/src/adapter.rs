@@ -106,4 +106,39 @@ pub trait Adapter: Send + Sync + fmt::Debug {
 
     /// Deletes the vendor's copy; one already gone counts as deleted.
     async fn delete(&self, remote_id: &str) -> Result<(), DeliveryError>;
+
+    /// The payload the vendor accepts for `group` (its SCIM representation without `members`),
+    /// with its members given as the vendor's ids. Only called when `capabilities().groups`.
+    fn translate_group(&self, group: &Map<String, Value>, member_remote_ids: &[String]) -> Result<Value, Violation> {
+        let _ = (group, member_remote_ids);
+        Err(Violation::new("members", format!("the {} adapter does not deliver groups", self.kind())))
+    }
+
+    /// Looks up the vendor's copy of `group` (by `displayName`, typically).
+    async fn find_group(&self, group: &Map<String, Value>) -> Result<Option<Remote>, DeliveryError> {
+        let _ = group;
+        Err(no_groups(self.kind()))
+    }
+
+    /// Creates the group at the vendor.
+    async fn create_group(&self, payload: &Value) -> Result<Remote, DeliveryError> {
+        let _ = payload;
+        Err(no_groups(self.kind()))
+    }
+
+    /// Brings the vendor's group `remote_id` to `payload`, members included.
+    async fn update_group(&self, remote_id: &str, payload: &Value) -> Result<(), DeliveryError> {
+        let _ = (remote_id, payload);
+        Err(no_groups(self.kind()))
+    }
+
+    /// Deletes the vendor's group; one already gone counts as deleted.
+    async fn delete_group(&self, remote_id: &str) -> Result<(), DeliveryError> {
+        let _ = remote_id;
+        Err(no_groups(self.kind()))
+    }
+}
+
+fn no_groups(kind: &str) -> DeliveryError {
+    DeliveryError::permanent(format!("the {kind} adapter does not deliver groups"))
 }

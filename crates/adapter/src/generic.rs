@@ -12,7 +12,8 @@
 //!
 //! Users are created with `POST /Users`, updated with `PUT /Users/{id}` (the full allow-listed
 //! state: the dispatcher delivers states, not diffs), deactivated with a PATCH of `active`, and
-//! deleted with `DELETE`.
+//! deleted with `DELETE`. With `groups = true`, groups go the same way to `/Groups`: found by
+//! `displayName`, sent with `displayName`, `externalId` and their members as the app's ids.
 
 use std::sync::Arc;
 
@@ -29,6 +30,9 @@ use crate::target::TargetConfig;
 
 /// The core User schema URN.
 const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+/// The core Group schema URN.
+const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
 /// Attributes sent when the target gives no `attributes` list.
 pub const DEFAULT_ATTRIBUTES: &[&str] = &["userName", "externalId", "active", "name", "displayName", "emails"];
@@ -143,8 +147,7 @@ impl Adapter for ScimAdapter {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // Group delivery is not implemented yet, whatever `groups` says (config check warns).
-        Capabilities { users: true, groups: false, deactivate: true, delete: true }
+        Capabilities { users: true, groups: self.groups, deactivate: true, delete: true }
     }
 
     fn validate(&self, user: &Map<String, Value>) -> Vec<Violation> {
@@ -228,6 +231,48 @@ impl Adapter for ScimAdapter {
 
     async fn delete(&self, remote_id: &str) -> Result<(), DeliveryError> {
         self.client.delete("Users", remote_id).await
+    }
+
+    fn translate_group(&self, group: &Map<String, Value>, member_remote_ids: &[String]) -> Result<Value, Violation> {
+        let name = get_ci(group, "displayName")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Violation::new("displayName", "a group needs a displayName"))?;
+        let mut out = Map::new();
+        out.insert("schemas".into(), json!([GROUP_URN]));
+        out.insert("displayName".into(), Value::from(name));
+        if let Some(ext) = get_ci(group, "externalId").filter(|v| v.is_string()) {
+            out.insert("externalId".into(), ext.clone());
+        }
+        let members: Vec<Value> = member_remote_ids.iter().map(|id| json!({ "value": id })).collect();
+        out.insert("members".into(), Value::Array(members));
+        Ok(Value::Object(out))
+    }
+
+    async fn find_group(&self, group: &Map<String, Value>) -> Result<Option<Remote>, DeliveryError> {
+        let Some(name) = get_ci(group, "displayName").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let filter = format!("displayName eq {}", filter_literal(name));
+        match self.client.find_one("Groups", &filter).await? {
+            None => Ok(None),
+            Some(found) => remote_of(&found).map(Some),
+        }
+    }
+
+    async fn create_group(&self, payload: &Value) -> Result<Remote, DeliveryError> {
+        remote_of(&self.client.create("Groups", payload).await?)
+    }
+
+    async fn update_group(&self, remote_id: &str, payload: &Value) -> Result<(), DeliveryError> {
+        let mut body = payload.clone();
+        if let Some(o) = body.as_object_mut() {
+            o.insert("id".into(), Value::from(remote_id));
+        }
+        self.client.replace("Groups", remote_id, &body).await.map(drop)
+    }
+
+    async fn delete_group(&self, remote_id: &str) -> Result<(), DeliveryError> {
+        self.client.delete("Groups", remote_id).await
     }
 }
 

@@ -276,8 +276,8 @@ impl Dispatcher {
 
     /// Brings `target` to the current state of the row's resource.
     async fn converge(&self, target: &Target, row: &Delivery) -> Result<Converged, DeliveryError> {
-        if row.kind != Kind::User {
-            return Ok(Converged::Done("groups are not delivered yet".into()));
+        if row.kind == Kind::Group {
+            return self.converge_group(target, row).await;
         }
         let (tenant, id) = (row.tenant_id.clone(), row.resource_id.clone());
         let current = self.blocking(move |s| s.get(&tenant, Kind::User, &id, false)).await?;
@@ -352,6 +352,132 @@ impl Dispatcher {
         };
         self.blocking(move |s| s.put_link(&link)).await?;
         Ok(Converged::Done(format!("{how} {remote_id} at version {version}")))
+    }
+
+    /// Brings `target` to the current state of a group: its attributes and its members, given
+    /// as the target's ids. Members the target does not hold (out of its scope, skipped) are
+    /// left out; a member whose own delivery is still waiting makes this a retry, so that the
+    /// group never goes out without a member that is about to exist.
+    async fn converge_group(&self, target: &Target, row: &Delivery) -> Result<Converged, DeliveryError> {
+        let (tenant, id) = (row.tenant_id.clone(), row.resource_id.clone());
+        let current = self.blocking(move |s| s.get(&tenant, Kind::Group, &id, true)).await?;
+        let (tenant, id, name) = (row.tenant_id.clone(), row.resource_id.clone(), row.target.clone());
+        let link = self.blocking(move |s| s.link(&tenant, &name, Kind::Group, &id)).await?;
+        let Some(group) = current else {
+            let Some(mut link) = link.filter(|l| l.remote_id.is_some() && l.state != "deleted") else {
+                return Ok(Converged::Done("nothing to do: the target never had it".into()));
+            };
+            let remote_id = link.remote_id.clone().unwrap_or_default();
+            target.pace().await;
+            target.adapter.delete_group(&remote_id).await?;
+            link.state = "deleted".into();
+            link.delivered_version = None;
+            self.blocking(move |s| s.put_link(&link)).await?;
+            return Ok(Converged::Done(format!("deleted group {remote_id}")));
+        };
+        if let Some(l) = &link {
+            if l.state == "active" && l.delivered_version.is_some_and(|v| v >= group.version) {
+                return Ok(Converged::Done(format!("already at version {}", group.version)));
+            }
+        }
+        let members = group.members.clone().unwrap_or_default();
+        let mut remote_members = Vec::with_capacity(members.len());
+        for kind in [Kind::User, Kind::Group] {
+            let ids: Vec<String> = members
+                .iter()
+                .filter(|m| (m.r#type.as_deref() == Some("Group")) == (kind == Kind::Group))
+                .map(|m| m.value.clone())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let (tenant, name, wanted) = (row.tenant_id.clone(), row.target.clone(), ids.clone());
+            let links = self.blocking(move |s| s.links_for(&tenant, &name, kind, &wanted)).await?;
+            let held: Vec<&String> =
+                links.iter().filter(|l| l.state != "deleted").filter_map(|l| l.remote_id.as_ref()).collect();
+            remote_members.extend(held.into_iter().cloned());
+            let linked: Vec<&str> =
+                links.iter().filter(|l| l.state != "deleted").map(|l| l.local_id.as_str()).collect();
+            let missing: Vec<String> = ids.into_iter().filter(|i| !linked.contains(&i.as_str())).collect();
+            if !missing.is_empty() {
+                let (tenant, name) = (row.tenant_id.clone(), row.target.clone());
+                let waiting = self.blocking(move |s| s.awaiting_delivery(&tenant, &name, kind, &missing)).await?;
+                if let Some(first) = waiting.first() {
+                    return Err(DeliveryError::retryable(format!(
+                        "{} of the members (e.g. {} {first}) are not at the target yet; retrying after them",
+                        waiting.len(),
+                        kind.resource_type()
+                    )));
+                }
+            }
+        }
+        remote_members.sort();
+        let mut scim = group.to_scim(None);
+        scim.remove("meta");
+        scim.remove("members");
+        let payload = target
+            .adapter
+            .translate_group(&scim, &remote_members)
+            .map_err(|v| DeliveryError::permanent(v.to_string()))?;
+        let mut remote = link.as_ref().filter(|l| l.state != "deleted").and_then(|l| l.remote_id.clone());
+        let mut how = "updated";
+        if remote.is_none() {
+            target.pace().await;
+            if let Some(found) = target.adapter.find_group(&scim).await? {
+                remote = Some(found.id);
+                how = "adopted";
+            }
+        }
+        let create = |target: &Target| {
+            let payload = payload.clone();
+            let scim = scim.clone();
+            let adapter = target.adapter.clone();
+            async move {
+                match adapter.create_group(&payload).await {
+                    Ok(r) => Ok(r.id),
+                    Err(DeliveryError::Conflict { message }) => {
+                        let found = adapter.find_group(&scim).await?.ok_or_else(|| {
+                            DeliveryError::permanent(format!("the target reports a conflict but no match: {message}"))
+                        })?;
+                        adapter.update_group(&found.id, &payload).await?;
+                        Ok(found.id)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        target.pace().await;
+        let remote_id = match remote {
+            Some(rid) => match target.adapter.update_group(&rid, &payload).await {
+                Ok(()) => rid,
+                Err(DeliveryError::NotFound { .. }) => {
+                    how = "re-created (the target had lost it)";
+                    create(target).await?
+                }
+                Err(e) => return Err(e),
+            },
+            None => {
+                how = "created";
+                create(target).await?
+            }
+        };
+        let version = group.version;
+        let link = Link {
+            tenant_id: row.tenant_id.clone(),
+            target: row.target.clone(),
+            kind: Kind::Group,
+            local_id: row.resource_id.clone(),
+            remote_id: Some(remote_id.clone()),
+            delivered_version: Some(version),
+            state: "active".into(),
+            last_error: None,
+            updated_us: 0,
+        };
+        self.blocking(move |s| s.put_link(&link)).await?;
+        Ok(Converged::Done(format!(
+            "{how} group {remote_id} with {} member(s) at version {version}",
+            remote_members.len()
+        )))
     }
 
     /// Creates the user; a conflict (the vendor has it after all) is resolved by lookup.

@@ -347,15 +347,15 @@ pub(crate) async fn delete(
     let st = state.clone();
     let tenant = principal.tenant_id.clone();
     let rid = id.clone();
-    let outbox: Vec<Enqueue> = state
-        .targets
-        .snapshot()
-        .of(&tenant)
-        .iter()
-        .filter(|t| t.handles(kind))
-        .map(|t| Enqueue::deliver(t.name()))
-        .collect();
-    let deleted = web::block(move || st.store.delete_with(&tenant, kind, &rid, expected, &outbox)).await??;
+    let set = state.targets.snapshot();
+    let of_kind = |k: Kind| -> Vec<Enqueue> {
+        set.of(&tenant).iter().filter(|t| t.handles(k)).map(|t| Enqueue::deliver(t.name())).collect()
+    };
+    let outbox = of_kind(kind);
+    // A deleted user or group leaves the groups it was in: group targets must hear of it.
+    let groups_outbox = of_kind(Kind::Group);
+    let deleted =
+        web::block(move || st.store.delete_with(&tenant, kind, &rid, expected, &outbox, &groups_outbox)).await??;
     if !deleted {
         return Err(not_found(kind, &id));
     }

@@ -128,9 +128,10 @@ impl TargetSet {
                         if config.options.get("groups") == Some(&Value::Bool(true)) && !target.handles(Kind::Group) {
                             problems.push(ConfigProblem {
                                 target: Some(config.name.clone()),
-                                message: "groups = true, but group delivery is not implemented yet; only users are \
-                                          delivered"
-                                    .into(),
+                                message: format!(
+                                    "groups = true, but the {} adapter does not deliver groups; only users are",
+                                    config.kind
+                                ),
                                 warning: true,
                             });
                         }

@@ -549,6 +549,53 @@ impl Store {
         Ok(rows.into_iter().map(Link::from).collect())
     }
 
+    /// The links at one target of some local resources (the members of a group, say).
+    pub fn links_for(
+        &self,
+        tenant_id: &str,
+        target: &str,
+        kind: Kind,
+        local_ids: &[String],
+    ) -> Result<Vec<Link>, StoreError> {
+        let mut conn = self.conn()?;
+        let mut out = Vec::new();
+        for chunk in local_ids.chunks(crate::members::CHUNK) {
+            let rows = links::table
+                .filter(links::tenant_id.eq(tenant_id))
+                .filter(links::target.eq(target))
+                .filter(links::resource_type.eq(kind.resource_type()))
+                .filter(links::local_id.eq_any(chunk))
+                .load::<LinkRow>(&mut conn)?;
+            out.extend(rows.into_iter().map(Link::from));
+        }
+        Ok(out)
+    }
+
+    /// Which of `local_ids` have a live (pending or failed) delivery to `target`: resources the
+    /// target is still waiting for.
+    pub fn awaiting_delivery(
+        &self,
+        tenant_id: &str,
+        target: &str,
+        kind: Kind,
+        local_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        let mut out = Vec::new();
+        for chunk in local_ids.chunks(crate::members::CHUNK) {
+            let ids = deliveries::table
+                .filter(deliveries::tenant_id.eq(tenant_id))
+                .filter(deliveries::target.eq(target))
+                .filter(deliveries::resource_type.eq(kind.resource_type()))
+                .filter(deliveries::resource_id.eq_any(chunk))
+                .filter(deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]))
+                .select(deliveries::resource_id)
+                .load::<String>(&mut conn)?;
+            out.extend(ids);
+        }
+        Ok(out)
+    }
+
     /// Writes a link (insert or replace).
     pub fn put_link(&self, link: &Link) -> Result<(), StoreError> {
         let mut conn = self.conn()?;

@@ -303,11 +303,12 @@ impl Store {
     /// `group_members` go too — a group's members, and its memberships in other groups (a user's,
     /// or a nested group's) — and each group that lost a member gets a new version.
     pub fn delete(&self, tenant_id: &str, kind: Kind, id: &str, if_match: Option<i64>) -> Result<bool, StoreError> {
-        self.delete_with(tenant_id, kind, id, if_match, &[])
+        self.delete_with(tenant_id, kind, id, if_match, &[], &[])
     }
 
     /// [`Store::delete`], recording `outbox` deliveries of the deletion in the same transaction
-    /// (the dispatcher finds the resource gone and deprovisions it).
+    /// (the dispatcher finds the resource gone and deprovisions it), and `groups_outbox`
+    /// deliveries of each group that lost it as a member.
     #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = kind.resource_type(), resource.id = %id))]
     pub fn delete_with(
         &self,
@@ -316,6 +317,7 @@ impl Store {
         id: &str,
         if_match: Option<i64>,
         outbox: &[Enqueue],
+        groups_outbox: &[Enqueue],
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
         for attempt in 0..=OPTIMISTIC_TRIES {
@@ -355,6 +357,16 @@ impl Store {
                 )
                 .set((groups::version.eq(groups::version + 1), groups::modified_us.eq(now_us())))
                 .execute(c)?;
+                if !groups_outbox.is_empty() {
+                    let touched = groups::table
+                        .filter(groups::tenant_id.eq(tenant_id))
+                        .filter(groups::id.eq_any(memberships.select(group_members::group_id)))
+                        .select((groups::id, groups::version))
+                        .load::<(String, i64)>(c)?;
+                    for (group_id, version) in touched {
+                        outbox::enqueue(c, tenant_id, Kind::Group, &group_id, version, groups_outbox)?;
+                    }
+                }
                 diesel::delete(memberships).execute(c)?;
                 outbox::enqueue(c, tenant_id, kind, id, 0, outbox)?;
                 Ok(Attempt::Done(true))

@@ -75,7 +75,7 @@ fn deliveries_commit_with_the_change_and_coalesce_while_waiting(store: &Store) {
     assert_eq!(skipped[0].last_error.as_deref(), Some("emails: a work email is required"));
 
     // A deletion writes its row too (here absorbed into the waiting ones).
-    assert!(store.delete_with(&t, Kind::User, &u.id, None, &targets).unwrap());
+    assert!(store.delete_with(&t, Kind::User, &u.id, None, &targets, &[]).unwrap());
     let pending =
         store.deliveries(&DeliveryFilter { state: Some(DeliveryState::Pending), ..DeliveryFilter::default() }).unwrap();
     assert_eq!(pending.len(), 2);
