@@ -339,17 +339,7 @@ impl Dispatcher {
                 self.create(target, &user, &payload).await?
             }
         };
-        let link = Link {
-            tenant_id: row.tenant_id.clone(),
-            target: row.target.clone(),
-            kind: Kind::User,
-            local_id: row.resource_id.clone(),
-            remote_id: Some(remote_id.clone()),
-            delivered_version: Some(version),
-            state: "active".into(),
-            last_error: None,
-            updated_us: 0,
-        };
+        let link = delivered(row, Kind::User, &remote_id, version);
         self.blocking(move |s| s.put_link(&link)).await?;
         Ok(Converged::Done(format!("{how} {remote_id} at version {version}")))
     }
@@ -462,17 +452,7 @@ impl Dispatcher {
             }
         };
         let version = group.version;
-        let link = Link {
-            tenant_id: row.tenant_id.clone(),
-            target: row.target.clone(),
-            kind: Kind::Group,
-            local_id: row.resource_id.clone(),
-            remote_id: Some(remote_id.clone()),
-            delivered_version: Some(version),
-            state: "active".into(),
-            last_error: None,
-            updated_us: 0,
-        };
+        let link = delivered(row, Kind::Group, &remote_id, version);
         self.blocking(move |s| s.put_link(&link)).await?;
         Ok(Converged::Done(format!(
             "{how} group {remote_id} with {} member(s) at version {version}",
@@ -535,6 +515,21 @@ impl Dispatcher {
         self.blocking(move |s| s.put_link(&link)).await?;
         let _ = row;
         Ok(Converged::Done(format!("{how} {remote_id}")))
+    }
+}
+
+/// The link of a resource the target now holds at `version`.
+fn delivered(row: &Delivery, kind: Kind, remote_id: &str, version: i64) -> Link {
+    Link {
+        tenant_id: row.tenant_id.clone(),
+        target: row.target.clone(),
+        kind,
+        local_id: row.resource_id.clone(),
+        remote_id: Some(remote_id.to_owned()),
+        delivered_version: Some(version),
+        state: "active".into(),
+        last_error: None,
+        updated_us: 0,
     }
 }
 
