@@ -17,7 +17,6 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 pub use scimgw_gateway::Config;
 use scimgw_gateway::{AppState, Targets, issue_key};
-use scimgw_scim::schema::Registry;
 pub use scimgw_store::Backend;
 use scimgw_store::testing::TestDb;
 use serde_json::Value;
@@ -156,8 +155,9 @@ impl TestApp {
         config.store = db.config().clone();
         adjust(&mut config);
         let base_path = config.base_path().to_owned();
-        let state =
-            web::Data::new(AppState::new(config, db.store().clone(), Registry::default()).with_targets(targets, wake));
+        let state = web::Data::new(
+            AppState::new(config, db.store().clone(), scimgw_gateway::schema_registry()).with_targets(targets, wake),
+        );
         let (server, addrs) = scimgw_gateway::bind(state).expect("the gateway binds a loopback port");
         let handle = server.handle();
         actix_web::rt::spawn(server);

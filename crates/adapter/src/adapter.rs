@@ -91,6 +91,24 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// The payload the vendor accepts for `user`.
     fn translate(&self, user: &Map<String, Value>) -> Result<Value, Violation>;
 
+    /// Things about `user` worth an admin's attention that do not stop a delivery (`preview`).
+    fn warnings(&self, user: &Map<String, Value>) -> Vec<Violation> {
+        let _ = user;
+        Vec::new()
+    }
+
+    /// What of `user` is not sent, each with the reason (`preview`).
+    fn dropped(&self, user: &Map<String, Value>) -> Vec<(String, String)> {
+        let _ = user;
+        Vec::new()
+    }
+
+    /// Whether an inactive user that the vendor does not have yet is created there (`false`: it
+    /// is created when it becomes active; one that exists is still deactivated).
+    fn creates_inactive(&self) -> bool {
+        true
+    }
+
     /// Looks up the vendor's copy of `user` by the matching attribute (to adopt it rather than
     /// create a duplicate). `None` when the vendor has none.
     async fn find(&self, user: &Map<String, Value>) -> Result<Option<Remote>, DeliveryError>;

@@ -25,11 +25,13 @@ pub mod generic;
 mod outcome;
 mod registry;
 mod secret;
+pub mod table;
 mod target;
+pub mod vendor;
 
 pub use adapter::{Adapter, Capabilities, Deprovision, Remote, Violation};
 pub use client::{ClientOptions, ScimClient};
 pub use outcome::DeliveryError;
-pub use registry::{Constructor, Registry};
+pub use registry::{Constructor, Registry, Schemas, no_schemas};
 pub use secret::Secret;
 pub use target::{ConfigProblem, OnInvalid, RetryPolicy, TargetConfig, TenantTargets, load_tenant_file};

@@ -322,6 +322,12 @@ impl Dispatcher {
                 how = "adopted";
             }
         }
+        if remote.is_none() && !target.adapter.creates_inactive() && user_inactive(&user) {
+            return Ok(Converged::Done(format!(
+                "not created: the user is inactive and {} does not create inactive users",
+                target.adapter.kind()
+            )));
+        }
         let remote_id = match remote {
             Some(rid) => {
                 target.pace().await;
@@ -516,6 +522,11 @@ impl Dispatcher {
         let _ = row;
         Ok(Converged::Done(format!("{how} {remote_id}")))
     }
+}
+
+/// `active` is false (absent means active, RFC 7643 §4.1.1 leaves it to the provider).
+fn user_inactive(user: &serde_json::Map<String, Value>) -> bool {
+    scimgw_scim::value::get_ci(user, "active").and_then(Value::as_bool) == Some(false)
 }
 
 /// The link of a resource the target now holds at `version`.

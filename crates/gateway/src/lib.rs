@@ -28,7 +28,7 @@ pub use crate::auth::{IssuedKey, Principal, issue_key};
 pub use crate::config::Config;
 pub use crate::error::ApiError;
 pub use crate::limits::MAX_INDEXED_VALUE_BYTES;
-pub use crate::targets::{TargetSet, Targets, adapter_registry};
+pub use crate::targets::{TargetSet, Targets, adapter_registry, schema_registry};
 
 /// What every handler shares.
 pub struct AppState {

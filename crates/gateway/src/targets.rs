@@ -22,8 +22,26 @@ use scimgw_store::{Enqueue, Kind, Tenant};
 /// Every adapter kind this gateway links. Adding a vendor is one line here.
 pub fn adapter_registry() -> AdapterRegistry {
     let mut r = AdapterRegistry::new();
-    r.register("scim", ScimAdapter::construct);
+    r.register("scim", ScimAdapter::construct, scimgw_adapter::no_schemas);
+    r.register(scimgw_adapter_jostle::KIND, scimgw_adapter_jostle::construct, scimgw_adapter_jostle::extension_schemas);
+    r.register(
+        scimgw_adapter_joyn_fsm::KIND,
+        scimgw_adapter_joyn_fsm::construct,
+        scimgw_adapter_joyn_fsm::extension_schemas,
+    );
+    r.register(scimgw_adapter_jumpcloud::KIND, scimgw_adapter_jumpcloud::construct, scimgw_adapter::no_schemas);
     r
+}
+
+/// The RFC schemas plus every linked adapter kind's extension schemas: what the SCIM endpoint
+/// validates against and serves under `/Schemas`.
+pub fn schema_registry() -> SchemaRegistry {
+    let mut schemas = SchemaRegistry::default();
+    if let Err(e) = adapter_registry().register_schemas(&mut schemas) {
+        // Two linked adapters define the same extension differently: a build error in effect.
+        tracing::error!("{e}");
+    }
+    schemas
 }
 
 /// One configured target, ready to validate and deliver.

@@ -68,13 +68,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
              (from a checkout: cargo run -- tenant add acme, then cargo run -- key issue --tenant acme)\n"
         );
     }
-    let schemas = Arc::new(Registry::default());
+    let schemas = Arc::new(scimgw_gateway::schema_registry());
     let set = load_targets(&config, &store, &schemas)?;
     tracing::info!(targets = set.len(), tenants_dir = %config.tenants_dir, "targets loaded");
     let targets = Arc::new(Targets::new(set));
     let wake = Arc::new(Notify::new());
     let state = web::Data::new(
-        AppState::new(config.clone(), store.clone(), Registry::default()).with_targets(targets.clone(), wake.clone()),
+        AppState::new(config.clone(), store.clone(), scimgw_gateway::schema_registry())
+            .with_targets(targets.clone(), wake.clone()),
     );
     actix_web::rt::System::new().block_on(async move {
         let (server, addrs) = scimgw_gateway::bind(state).with_context(|| format!("listening on {}", config.listen))?;
@@ -108,7 +109,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 pub fn worker(config: Config) -> anyhow::Result<()> {
     init_logging(&config);
     let store = open_store(&config)?;
-    let schemas = Arc::new(Registry::default());
+    let schemas = Arc::new(scimgw_gateway::schema_registry());
     let set = load_targets(&config, &store, &schemas)?;
     tracing::info!(targets = set.len(), "worker: targets loaded");
     let targets = Arc::new(Targets::new(set));

@@ -4,7 +4,6 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use scimgw_gateway::Config;
 use scimgw_scim::filter::parse_filter;
-use scimgw_scim::schema::Registry;
 use scimgw_store::{Kind, Query};
 
 use super::{open_store, print_table};
@@ -35,7 +34,7 @@ pub enum UsersCommand {
 
 pub fn run(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
     let store = open_store(&config)?;
-    let registry = Registry::default();
+    let registry = scimgw_gateway::schema_registry();
     let Some(schema) = registry.resource("User") else { bail!("the User resource type is missing") };
     match cmd {
         UsersCommand::List { tenant, filter, json } => {

@@ -1,0 +1,241 @@
+//! The JumpCloud-style directory adapter (`kind = "jumpcloud"`).
+//!
+//! Where each rule comes from (`VENDORS.md` § JumpCloud-style directory, and the vendor's SCIM
+//! import guide in `seeds/jumpcloud-entra-scim-import.txt`):
+//!
+//! - **Tenant URL**: must carry `?aadOptscim062020`; without it the directory supports creates
+//!   only. A target without the flag is a configuration error. Requests are RFC 7644-shaped
+//!   whatever dialect the IdP used (the gateway always speaks RFC 7644 to targets).
+//! - **username** (`userName`): required, at most 1024 characters, **not an email address**, and
+//!   "no special characters" — which the vendor does not define; we read it conservatively as
+//!   letters, digits, `.`, `-` and `_`. Its source is configurable, as the vendor advises mapping
+//!   it from the mail nickname: `username_from = "userName"` (as is, the default),
+//!   `"userName_local_part"` (the part before `@` of an email-shaped `userName`), or
+//!   `"work_email_local_part"` (the part before `@` of the work email). A value that still breaks
+//!   a rule is refused with the rule named.
+//! - **Company email**: the primary email (else the work email), required, email-shaped, at most
+//!   1024 characters; sent as the one `work` email, `primary: true`.
+//! - `name.givenName`, `name.familyName`: at most 1024 characters each.
+//! - **Sent**: only the mapping table's attributes — `userName`, `name.givenName`,
+//!   `name.familyName`, the company email, `displayName`, `active`, `title`, `locale`, `userType`,
+//!   and the enterprise `department`, `costCenter`, `organization`, `employeeNumber`.
+//!   `manager` is not supported and never sent. `meta` is read-only there and never sent.
+//! - **Inactive users are not created**; an existing one is deactivated (PATCH `active: false`),
+//!   not deleted, unless the target says `deprovision = "delete"`.
+//! - **Users only**: real-time group import is not supported, so no group is ever sent.
+//! - `employeeNumber` must be unique in the directory: the directory's 409 is reported with its
+//!   message (the gateway cannot know the directory's other users).
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use scimgw_adapter::table::{Row, Rule, Table, is_email};
+use scimgw_adapter::vendor::{Prepare, TableAdapter, VendorSpec, check_options, extra_attributes};
+use scimgw_adapter::{Adapter, Secret, TargetConfig, no_schemas};
+use scimgw_scim::value::get_ci;
+
+/// `kind` of JumpCloud targets.
+pub const KIND: &str = "jumpcloud";
+
+/// The most characters of username, email and name parts.
+pub const MAX_CHARS: usize = 1024;
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// The attribute table (VENDORS.md § JumpCloud, "Attribute mapping").
+pub const ATTRIBUTES: &[Row] = &[
+    Row { path: "userName", rules: &[Rule::Required, Rule::MaxChars(MAX_CHARS), Rule::NotEmail, Rule::PlainName] },
+    Row { path: "name.givenName", rules: &[Rule::MaxChars(MAX_CHARS)] },
+    Row { path: "name.familyName", rules: &[Rule::MaxChars(MAX_CHARS)] },
+    Row { path: "emails[type eq \"work\"].value", rules: &[Rule::Required, Rule::Email, Rule::MaxChars(MAX_CHARS)] },
+    Row { path: "emails[type eq \"work\"].primary", rules: &[] },
+    Row { path: "displayName", rules: &[] },
+    Row { path: "active", rules: &[] },
+    Row { path: "title", rules: &[] },
+    Row { path: "locale", rules: &[] },
+    Row { path: "userType", rules: &[] },
+    Row { path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", rules: &[] },
+    Row { path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter", rules: &[] },
+    Row { path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization", rules: &[] },
+    Row { path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", rules: &[] },
+];
+
+/// The adapter's own keys.
+const OPTIONS: &[&str] = &["username_from", "extra_attributes"];
+
+/// Where the username comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsernameFrom {
+    /// `userName` as it is.
+    UserName,
+    /// The local part of an email-shaped `userName` (`first.last@corp.example` → `first.last`).
+    UserNameLocalPart,
+    /// The local part of the work email.
+    WorkEmailLocalPart,
+}
+
+impl UsernameFrom {
+    fn parse(target: &TargetConfig) -> Result<UsernameFrom, String> {
+        match target.options.get("username_from").map(Value::as_str) {
+            None | Some(Some("userName")) => Ok(UsernameFrom::UserName),
+            Some(Some("userName_local_part")) => Ok(UsernameFrom::UserNameLocalPart),
+            Some(Some("work_email_local_part")) => Ok(UsernameFrom::WorkEmailLocalPart),
+            Some(_) => {
+                Err("username_from must be \"userName\", \"userName_local_part\" or \"work_email_local_part\"".into())
+            }
+        }
+    }
+}
+
+/// The company email: the primary email, else the work one.
+fn company_email(user: &Map<String, Value>) -> Option<&str> {
+    let emails = get_ci(user, "emails")?.as_array()?;
+    let flag = |e: &Value, k: &str| e.as_object().and_then(|o| get_ci(o, k)).cloned();
+    let primary = emails.iter().find(|e| flag(e, "primary") == Some(Value::Bool(true)));
+    let work = emails
+        .iter()
+        .find(|e| flag(e, "type").and_then(|t| t.as_str().map(|t| t.eq_ignore_ascii_case("work"))).unwrap_or(false));
+    primary.or(work).and_then(|e| e.as_object()).and_then(|o| get_ci(o, "value")).and_then(Value::as_str)
+}
+
+fn local_part(s: &str) -> &str {
+    if is_email(s) { s.split('@').next().unwrap_or(s) } else { s }
+}
+
+/// Derives the username and the company email before the table reads the user.
+fn prepare(from: UsernameFrom) -> Prepare {
+    Arc::new(move |user: &Map<String, Value>| {
+        let mut out = user.clone();
+        let email = company_email(user).map(str::to_owned);
+        let user_name = get_ci(user, "userName").and_then(Value::as_str).unwrap_or("");
+        let derived = match from {
+            UsernameFrom::UserName => user_name.to_owned(),
+            UsernameFrom::UserNameLocalPart => local_part(user_name).to_owned(),
+            UsernameFrom::WorkEmailLocalPart => match &email {
+                Some(e) => local_part(e).to_owned(),
+                None => user_name.to_owned(),
+            },
+        };
+        out.insert("userName".into(), Value::String(derived));
+        match email {
+            Some(e) => out.insert("emails".into(), json!([{"type": "work", "value": e, "primary": true}])),
+            None => out.remove("emails"),
+        };
+        out
+    })
+}
+
+/// The spec of one target.
+pub fn spec(target: &TargetConfig) -> Result<VendorSpec, String> {
+    check_options(target, OPTIONS)?;
+    let has_flag = target
+        .base_url
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|p| p.split('=').next() == Some("aadOptscim062020")));
+    if !has_flag {
+        return Err("base_url must end with ?aadOptscim062020 (without it the directory supports creates only: no \
+             updates, no deprovisioning)"
+            .into());
+    }
+    let from = UsernameFrom::parse(target)?;
+    Ok(VendorSpec {
+        kind: KIND,
+        vendor: "JumpCloud",
+        table: Table::new("JumpCloud", ATTRIBUTES, &extra_attributes(target)?)?,
+        prepare: Some(prepare(from)),
+        warnings: Table::new("JumpCloud", &[], &[])?,
+        creates_inactive: false,
+        drop_reasons: vec![
+            (
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+                "JumpCloud does not support manager: never sent",
+            ),
+            ("password", "the IdP never sends passwords to JumpCloud: new users start password-pending"),
+        ],
+        extension_schemas: no_schemas,
+    })
+}
+
+/// The registry constructor of `kind = "jumpcloud"`.
+pub fn construct(target: &TargetConfig, token: Secret) -> Result<Arc<dyn Adapter>, String> {
+    Ok(Arc::new(TableAdapter::new(spec(target)?, target, token)?))
+}
+
+/// `ENTERPRISE`, for tests and docs.
+pub const ENTERPRISE_USER_SCHEMA: &str = ENTERPRISE;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(extra: Value) -> TargetConfig {
+        let mut t =
+            json!({"name": "jc", "kind": "jumpcloud", "base_url": "https://dir.example/scim/v2/?aadOptscim062020"});
+        if let (Some(t), Some(e)) = (t.as_object_mut(), extra.as_object()) {
+            t.extend(e.clone());
+        }
+        serde_json::from_value(t).unwrap()
+    }
+
+    fn user(user_name: &str) -> Map<String, Value> {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+            "userName": user_name,
+            "active": true,
+            "nickName": "fl",
+            "name": {"givenName": "First", "familyName": "Last"},
+            "emails": [{"type": "work", "value": "first.last@corp.example", "primary": true}, {"type": "home", "value": "f@home.example"}],
+            ENTERPRISE: {"department": "Ops", "employeeNumber": "42", "manager": {"value": "m1"}}
+        })
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    #[test]
+    fn an_email_username_is_refused_unless_derived() {
+        let plain = construct(&target(json!({})), Secret::new("t")).unwrap();
+        let v: Vec<String> = plain.validate(&user("first.last@corp.example")).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            v,
+            [
+                "userName: must not be an email address (JumpCloud)",
+                "userName: may hold only letters, digits, '.', '-' and '_' (JumpCloud)"
+            ]
+        );
+        let derived = construct(&target(json!({"username_from": "userName_local_part"})), Secret::new("t")).unwrap();
+        assert!(derived.validate(&user("first.last@corp.example")).is_empty());
+        let out = derived.translate(&user("first.last@corp.example")).unwrap();
+        assert_eq!(out["userName"], "first.last");
+        assert_eq!(out["emails"], json!([{"type": "work", "value": "first.last@corp.example", "primary": true}]));
+        assert_eq!(out[ENTERPRISE], json!({"department": "Ops", "employeeNumber": "42"}));
+        assert!(out.get("nickName").is_none());
+        let by_mail = construct(&target(json!({"username_from": "work_email_local_part"})), Secret::new("t")).unwrap();
+        assert_eq!(by_mail.translate(&user("whatever-id")).unwrap()["userName"], "first.last");
+    }
+
+    #[test]
+    fn what_still_breaks_the_rules_is_named() {
+        let a = construct(&target(json!({"username_from": "userName_local_part"})), Secret::new("t")).unwrap();
+        let mut u = user("anne marie@corp.example");
+        u.insert("emails".into(), json!([{"type": "home", "value": "x"}]));
+        u.insert("name".into(), json!({"givenName": "x".repeat(1025)}));
+        let v: Vec<String> = a.validate(&u).iter().map(|v| v.attribute.clone()).collect();
+        assert_eq!(v, ["userName", "userName", "name.givenName", "emails[type eq \"work\"].value"]);
+        assert!(!a.creates_inactive());
+        let dropped = a.dropped(&user("a"));
+        assert!(
+            dropped.iter().any(|(attr, why)| attr.ends_with(":manager") && why.contains("does not support manager"))
+        );
+    }
+
+    #[test]
+    fn the_url_flag_and_options_are_checked() {
+        let mut t = target(json!({}));
+        t.base_url = "https://dir.example/scim/v2".into();
+        assert!(construct(&t, Secret::new("t")).unwrap_err().contains("aadOptscim062020"));
+        assert!(construct(&target(json!({"username_from": "mail"})), Secret::new("t")).is_err());
+        assert!(construct(&target(json!({"groups": true})), Secret::new("t")).unwrap_err().contains("unknown key"));
+    }
+}

@@ -1,0 +1,178 @@
+//! [`TableAdapter`]: an adapter for a vendor whose app is a SCIM 2.0 service provider and whose
+//! rules are an attribute [`Table`]. The vendor crates (`adapters/*`) are a table, a config
+//! struct and a few hooks on top of it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+
+use scimgw_scim::schema::Schema;
+use scimgw_scim::value::get_ci;
+
+use crate::adapter::{Adapter, Capabilities, Remote, Violation};
+use crate::client::{ClientOptions, ScimClient};
+use crate::generic::filter_literal;
+use crate::outcome::DeliveryError;
+use crate::secret::Secret;
+use crate::table::Table;
+use crate::target::TargetConfig;
+
+/// Rewrites a user before the table reads it (JumpCloud derives its username here).
+pub type Prepare = Arc<dyn Fn(&Map<String, Value>) -> Map<String, Value> + Send + Sync>;
+
+/// What makes one table vendor differ from another.
+#[derive(Clone)]
+pub struct VendorSpec {
+    /// The `kind` of its targets.
+    pub kind: &'static str,
+    /// Its name in messages (`Jostle`).
+    pub vendor: &'static str,
+    /// The attribute table (with any `extra_attributes` of the target).
+    pub table: Table,
+    /// Rewrites applied before the table reads a user.
+    pub prepare: Option<Prepare>,
+    /// Rules that only warn (shown by `preview`, never refuse a change).
+    pub warnings: Table,
+    /// Whether an inactive user that the app does not have yet is created there.
+    pub creates_inactive: bool,
+    /// Reasons for dropping attributes that say more than "not in the table" (`manager`).
+    pub drop_reasons: Vec<(&'static str, &'static str)>,
+    /// The extension schemas it defines.
+    pub extension_schemas: fn() -> Vec<(Schema, &'static str)>,
+}
+
+impl std::fmt::Debug for VendorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VendorSpec").field("kind", &self.kind).finish()
+    }
+}
+
+/// An adapter driven by a [`VendorSpec`]: users only, matched by `userName`, created with POST,
+/// updated with PUT of the projected state, deactivated with an RFC 7644 PATCH of `active`,
+/// deleted with DELETE.
+#[derive(Debug)]
+pub struct TableAdapter {
+    spec: VendorSpec,
+    client: ScimClient,
+}
+
+impl TableAdapter {
+    /// The adapter of one target.
+    pub fn new(spec: VendorSpec, target: &TargetConfig, token: Secret) -> Result<TableAdapter, String> {
+        let options = ClientOptions {
+            request_timeout: std::time::Duration::from_millis(target.request_timeout_ms),
+            ..ClientOptions::default()
+        };
+        let client = ScimClient::new(&target.base_url, token, options)?;
+        Ok(TableAdapter { spec, client })
+    }
+
+    fn prepared(&self, user: &Map<String, Value>) -> Map<String, Value> {
+        match &self.spec.prepare {
+            Some(f) => f(user),
+            None => user.clone(),
+        }
+    }
+}
+
+/// The `extra_attributes` option: a list of attribute paths, or nothing.
+pub fn extra_attributes(target: &TargetConfig) -> Result<Vec<String>, String> {
+    match target.options.get("extra_attributes") {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_owned).ok_or_else(|| "extra_attributes: every entry must be a string".into())
+            })
+            .collect(),
+        Some(_) => Err("extra_attributes must be a list of attribute paths".into()),
+    }
+}
+
+/// Refuses option keys outside `known`.
+pub fn check_options(target: &TargetConfig, known: &[&str]) -> Result<(), String> {
+    match target.options.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(unknown) => Err(format!(
+            "unknown key \"{unknown}\" for kind \"{}\" (known: {})",
+            target.kind,
+            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+        )),
+        None => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Adapter for TableAdapter {
+    fn kind(&self) -> &'static str {
+        self.spec.kind
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { users: true, groups: false, deactivate: true, delete: true }
+    }
+
+    fn extension_schemas(&self) -> Vec<(Schema, &'static str)> {
+        (self.spec.extension_schemas)()
+    }
+
+    fn validate(&self, user: &Map<String, Value>) -> Vec<Violation> {
+        self.spec.table.validate(&self.prepared(user))
+    }
+
+    fn translate(&self, user: &Map<String, Value>) -> Result<Value, Violation> {
+        Ok(Value::Object(self.spec.table.project(&self.prepared(user))))
+    }
+
+    fn warnings(&self, user: &Map<String, Value>) -> Vec<Violation> {
+        self.spec.warnings.validate(&self.prepared(user))
+    }
+
+    fn dropped(&self, user: &Map<String, Value>) -> Vec<(String, String)> {
+        let mut out = self.spec.table.dropped(user);
+        for (attr, reason) in &mut out {
+            if let Some((_, better)) = self.spec.drop_reasons.iter().find(|(a, _)| attr.eq_ignore_ascii_case(a)) {
+                *reason = (*better).to_owned();
+            }
+        }
+        out
+    }
+
+    fn creates_inactive(&self) -> bool {
+        self.spec.creates_inactive
+    }
+
+    async fn find(&self, user: &Map<String, Value>) -> Result<Option<Remote>, DeliveryError> {
+        let prepared = self.prepared(user);
+        let Some(name) = get_ci(&prepared, "userName").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let found = self.client.find_one("Users", &format!("userName eq {}", filter_literal(name))).await?;
+        Ok(found.and_then(|v| v.get("id").and_then(Value::as_str).map(|id| Remote { id: id.to_owned() })))
+    }
+
+    async fn create(&self, payload: &Value) -> Result<Remote, DeliveryError> {
+        let created = self.client.create("Users", payload).await?;
+        match created.get("id").and_then(Value::as_str) {
+            Some(id) => Ok(Remote { id: id.to_owned() }),
+            None => Err(DeliveryError::retryable(format!("{}'s answer to the create has no \"id\"", self.spec.vendor))),
+        }
+    }
+
+    async fn update(&self, remote_id: &str, payload: &Value) -> Result<(), DeliveryError> {
+        let mut body = payload.clone();
+        if let Some(o) = body.as_object_mut() {
+            o.insert("id".into(), Value::from(remote_id));
+        }
+        self.client.replace("Users", remote_id, &body).await.map(drop)
+    }
+
+    async fn deactivate(&self, remote_id: &str) -> Result<(), DeliveryError> {
+        let ops = json!([{"op": "replace", "path": "active", "value": false}]);
+        self.client.patch("Users", remote_id, ops).await.map(drop)
+    }
+
+    async fn delete(&self, remote_id: &str) -> Result<(), DeliveryError> {
+        self.client.delete("Users", remote_id).await
+    }
+}
