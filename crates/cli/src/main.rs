@@ -41,6 +41,8 @@ enum Command {
     /// Inspect and re-queue deliveries to targets.
     #[command(subcommand)]
     Deliveries(commands::deliveries::DeliveriesCommand),
+    /// Dry-run a target's adapter on a user: the payload, what is dropped and why, every rule broken.
+    Preview(commands::preview::PreviewArgs),
     /// Check the configuration and every tenant's targets.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
@@ -68,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker => commands::serve::worker(config),
         Command::Deliveries(cmd) => commands::deliveries::run(config, cmd),
         Command::Config(cmd) => commands::config::run(config, cmd),
+        Command::Preview(args) => commands::preview::run(config, args),
     }
 }
 

@@ -1,0 +1,81 @@
+//! `scimgw preview`: the exact payload, what is dropped and why, and every broken rule.
+#![cfg(test)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+fn scimgw(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scimgw"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SCIMGW_CONFIG")
+        .env("SCIMGW_STORE__URL", format!("sqlite://{}", dir.join("store.db").display()))
+        .env("SCIMGW_TENANTS_DIR", dir.join("tenants"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn preview_shows_the_payload_the_drops_and_two_broken_jumpcloud_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tenants")).unwrap();
+    std::fs::write(
+        dir.path().join("tenants/acme.toml"),
+        "[[targets]]\nname = \"jc\"\nkind = \"jumpcloud\"\nbase_url = \"https://dir.example/scim/v2/?aadOptscim062020\"\n\
+         token_env = \"ACME_JC_TOKEN_NOT_NEEDED_FOR_PREVIEW\"\n",
+    )
+    .unwrap();
+    assert_eq!(scimgw(dir.path(), &["tenant", "add", "acme"], None).0, 0);
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "userName": "first.last@corp.example",
+        "active": true,
+        "nickName": "fl",
+        "name": {"givenName": "First", "familyName": "Last"},
+        "emails": [{"type": "work", "value": "not-an-email"}],
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Ops", "manager": {"value": "m-1"}}
+    });
+    let (code, out, err) =
+        scimgw(dir.path(), &["preview", "--tenant", "acme", "--target", "jc", "-"], Some(&user.to_string()));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("outcome:  REFUSED"), "{out}");
+    assert!(out.contains("  userName: must not be an email address (JumpCloud)"), "{out}");
+    assert!(out.contains("  emails[type eq \"work\"].value: must be an email address (JumpCloud)"), "{out}");
+    assert!(out.contains("  nickName — not in the JumpCloud attribute table"), "{out}");
+    assert!(out.contains(":manager — JumpCloud does not support manager: never sent"), "{out}");
+    let payload: Value = serde_json::from_str(&out[out.find("\n{").unwrap()..]).unwrap();
+    assert_eq!(
+        payload,
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "userName": "first.last@corp.example",
+            "active": true,
+            "name": {"givenName": "First", "familyName": "Last"},
+            "emails": [{"type": "work", "value": "not-an-email", "primary": true}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Ops"}
+        })
+    );
+
+    // A stored user by id; a body that is not SCIM; an unknown target.
+    let (code, _, err) = scimgw(dir.path(), &["preview", "--tenant", "acme", "--target", "nope", "-"], Some("{}"));
+    assert_eq!(code, 1);
+    assert!(err.contains("has no target named nope"), "{err}");
+    let (code, _, err) =
+        scimgw(dir.path(), &["preview", "--tenant", "acme", "--target", "jc", "-"], Some("{\"userName\": 5}"));
+    assert_eq!(code, 1);
+    assert!(err.contains("not a valid SCIM user"), "{err}");
+}
