@@ -261,3 +261,31 @@ pub fn plan_deliveries(
 pub fn describe(violations: &[Violation]) -> String {
     violations.iter().map(Violation::to_string).collect::<Vec<_>>().join("; ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_sample_loads_and_builds_with_its_adapter() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/tenants");
+        let registry = adapter_registry();
+        let schemas = schema_registry();
+        let mut kinds = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("sample") {
+                continue;
+            }
+            let file = load_tenant_file(&path).unwrap();
+            for t in &file.targets {
+                let construct = registry.get(&t.kind).unwrap();
+                construct(t, scimgw_adapter::Secret::new("x")).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                t.scope_filter(&schemas).unwrap();
+                kinds.push(t.kind.clone());
+            }
+        }
+        kinds.sort();
+        assert_eq!(kinds, ["jostle", "joyn-fsm", "jumpcloud", "scim"]);
+    }
+}
