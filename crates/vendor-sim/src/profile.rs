@@ -3,8 +3,8 @@
 //!
 //! A vendor profile (Jostle, Joyn FSM, JumpCloud) overrides the hooks it needs: which extension
 //! schemas it knows and accepts, whether it has groups, which attributes must be unique, which
-//! filters it understands, the rules a user must pass, and what the app does to a user when it
-//! stores it. Each hook is a *named capability*, so the server never asks which vendor it is.
+//! filters it understands, how it reads a body, the rules a user must pass, and what the app does
+//! to a user when it stores it. Each hook is a *named capability*, so the server never asks which vendor it is.
 
 use std::fmt::Debug;
 use std::str::FromStr;
@@ -140,6 +140,15 @@ pub trait Profile: Send + Sync + Debug + 'static {
     /// The filter has already passed schema validation.
     fn check_filter(&self, _kind: Kind, _filter: &Filter) -> Result<(), ScimError> {
         Ok(())
+    }
+
+    /// How the app reads a request body as sent, before the protocol core validates it: a `POST`
+    /// or `PUT` resource (and a pre-seeded one), or a `PATCH` message. The core is lenient where
+    /// Entra ID needs it (`"op": "Replace"`, `"active": "False"`, dotted keys in a path-less
+    /// `replace`); an app that is not refuses here. An app that takes another spelling of an
+    /// attribute rewrites it into the core's here. The default takes the body as it is.
+    fn read_body(&self, _kind: Kind, body: Value, _write: Write<'_>) -> Result<Value, ScimError> {
+        Ok(body)
     }
 
     /// The app's rules for a user about to be stored, after any PATCH operations are applied.
