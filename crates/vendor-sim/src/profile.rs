@@ -1,10 +1,18 @@
 //! What makes one simulated app differ from another: the [`Profile`] trait and its generic SCIM 2.0
 //! implementation.
 //!
-//! A vendor profile (Jostle, Joyn FSM, JumpCloud) overrides the hooks it needs: which extension
-//! schemas it knows and accepts, whether it has groups, which attributes must be unique, which
-//! filters it understands, how it reads a body, the rules a user must pass, and what the app does
-//! to a user when it stores it. Each hook is a *named capability*, so the server never asks which vendor it is.
+//! A vendor profile overrides the hooks it needs: which extension schemas it knows and accepts,
+//! whether it has groups, which attributes must be unique, which filters it understands, how it
+//! reads a body, the rules a user must pass, and what the app does to a user when it stores it.
+//! Each hook is a *named capability*, so the server never asks which vendor it is.
+//!
+//! The vendor profiles — [`JostleProfile`] — are
+//! written from `shared/VENDORS.md` and the vendor documents it digests, each rule with its source
+//! in the profile's module doc, and never from the gateway's adapters: they are the independent
+//! check that an adapter sends only what the real app would accept.
+
+mod jostle;
+mod rules;
 
 use std::fmt::Debug;
 use std::str::FromStr;
@@ -14,6 +22,8 @@ use scimgw_scim::ScimError;
 use scimgw_scim::filter::Filter;
 use scimgw_scim::schema::{ENTERPRISE_USER_SCHEMA, Schema};
 use serde_json::{Map, Value};
+
+pub use jostle::{JOSTLE_USER_SCHEMA, JostleProfile};
 
 /// A resource type the simulator serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -186,16 +196,19 @@ pub enum ProfileKind {
     /// [`GenericProfile`].
     #[default]
     Generic,
+    /// [`JostleProfile`].
+    Jostle,
 }
 
 impl ProfileKind {
     /// Every kind, for help texts.
-    pub const ALL: &'static [ProfileKind] = &[ProfileKind::Generic];
+    pub const ALL: &'static [ProfileKind] = &[ProfileKind::Generic, ProfileKind::Jostle];
 
     /// The name `--profile` takes.
     pub fn name(self) -> &'static str {
         match self {
             ProfileKind::Generic => "generic",
+            ProfileKind::Jostle => "jostle",
         }
     }
 
@@ -203,6 +216,7 @@ impl ProfileKind {
     pub fn build(self) -> Arc<dyn Profile> {
         match self {
             ProfileKind::Generic => Arc::new(GenericProfile),
+            ProfileKind::Jostle => Arc::new(JostleProfile),
         }
     }
 }
@@ -225,6 +239,7 @@ mod tests {
     #[test]
     fn profile_kinds_parse_by_name_ignoring_case() {
         assert_eq!("Generic".parse::<ProfileKind>(), Ok(ProfileKind::Generic));
+        assert_eq!("jostle".parse::<ProfileKind>(), Ok(ProfileKind::Jostle));
         assert!("jostle-ish".parse::<ProfileKind>().unwrap_err().contains("generic"));
         for k in ProfileKind::ALL {
             assert_eq!(k.build().name(), k.name());
