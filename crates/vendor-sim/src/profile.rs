@@ -6,12 +6,13 @@
 //! reads a body, the rules a user must pass, and what the app does to a user when it stores it.
 //! Each hook is a *named capability*, so the server never asks which vendor it is.
 //!
-//! The vendor profiles — [`JostleProfile`] — are
+//! The vendor profiles — [`JostleProfile`], [`JoynFsmProfile`] — are
 //! written from `shared/VENDORS.md` and the vendor documents it digests, each rule with its source
 //! in the profile's module doc, and never from the gateway's adapters: they are the independent
 //! check that an adapter sends only what the real app would accept.
 
 mod jostle;
+mod joyn_fsm;
 mod rules;
 
 use std::fmt::Debug;
@@ -24,6 +25,7 @@ use scimgw_scim::schema::{ENTERPRISE_USER_SCHEMA, Schema};
 use serde_json::{Map, Value};
 
 pub use jostle::{JOSTLE_USER_SCHEMA, JostleProfile};
+pub use joyn_fsm::{JOYN_FSM_USER_SCHEMA, JoynFsmProfile};
 
 /// A resource type the simulator serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -198,17 +200,20 @@ pub enum ProfileKind {
     Generic,
     /// [`JostleProfile`].
     Jostle,
+    /// [`JoynFsmProfile`].
+    JoynFsm,
 }
 
 impl ProfileKind {
     /// Every kind, for help texts.
-    pub const ALL: &'static [ProfileKind] = &[ProfileKind::Generic, ProfileKind::Jostle];
+    pub const ALL: &'static [ProfileKind] = &[ProfileKind::Generic, ProfileKind::Jostle, ProfileKind::JoynFsm];
 
     /// The name `--profile` takes.
     pub fn name(self) -> &'static str {
         match self {
             ProfileKind::Generic => "generic",
             ProfileKind::Jostle => "jostle",
+            ProfileKind::JoynFsm => "joyn-fsm",
         }
     }
 
@@ -217,6 +222,7 @@ impl ProfileKind {
         match self {
             ProfileKind::Generic => Arc::new(GenericProfile),
             ProfileKind::Jostle => Arc::new(JostleProfile),
+            ProfileKind::JoynFsm => Arc::new(JoynFsmProfile),
         }
     }
 }
@@ -239,6 +245,8 @@ mod tests {
     #[test]
     fn profile_kinds_parse_by_name_ignoring_case() {
         assert_eq!("Generic".parse::<ProfileKind>(), Ok(ProfileKind::Generic));
+        assert_eq!("joyn-fsm".parse::<ProfileKind>(), Ok(ProfileKind::JoynFsm));
+        assert_eq!("joyn-fsm".parse::<ProfileKind>(), Ok(ProfileKind::JoynFsm));
         assert_eq!("jostle".parse::<ProfileKind>(), Ok(ProfileKind::Jostle));
         assert!("jostle-ish".parse::<ProfileKind>().unwrap_err().contains("generic"));
         for k in ProfileKind::ALL {

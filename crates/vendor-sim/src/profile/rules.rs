@@ -156,6 +156,20 @@ pub(crate) fn sub_string<'u>(user: &'u Map<String, Value>, name: &str, sub: &str
     user.get(name).and_then(|v| v.get(sub)).and_then(Value::as_str)
 }
 
+/// The values of a multi-valued attribute.
+pub(crate) fn values<'u>(user: &'u Map<String, Value>, name: &str) -> impl Iterator<Item = &'u Map<String, Value>> {
+    user.get(name).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object)
+}
+
+/// The `value` of the element of type `ty` (ignoring case), when set and not blank.
+pub(crate) fn typed_value<'u>(user: &'u Map<String, Value>, name: &str, ty: &str) -> Option<&'u str> {
+    values(user, name)
+        .find(|v| v.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case(ty)))
+        .and_then(|v| v.get("value"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+}
+
 /// Client-sent words (an email `type`) echoed in errors are cut short.
 fn clip(s: &str) -> String {
     s.chars().take(32).collect()
