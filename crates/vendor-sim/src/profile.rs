@@ -6,13 +6,14 @@
 //! reads a body, the rules a user must pass, and what the app does to a user when it stores it.
 //! Each hook is a *named capability*, so the server never asks which vendor it is.
 //!
-//! The vendor profiles — [`JostleProfile`], [`JoynFsmProfile`] — are
+//! The vendor profiles — [`JostleProfile`], [`JoynFsmProfile`], [`JumpCloudProfile`] — are
 //! written from `shared/VENDORS.md` and the vendor documents it digests, each rule with its source
 //! in the profile's module doc, and never from the gateway's adapters: they are the independent
 //! check that an adapter sends only what the real app would accept.
 
 mod jostle;
 mod joyn_fsm;
+mod jumpcloud;
 mod rules;
 
 use std::fmt::Debug;
@@ -26,6 +27,7 @@ use serde_json::{Map, Value};
 
 pub use jostle::{JOSTLE_USER_SCHEMA, JostleProfile};
 pub use joyn_fsm::{JOYN_FSM_USER_SCHEMA, JoynFsmProfile};
+pub use jumpcloud::{AAD_OPT_FLAG, JumpCloudProfile};
 
 /// A resource type the simulator serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -202,11 +204,14 @@ pub enum ProfileKind {
     Jostle,
     /// [`JoynFsmProfile`].
     JoynFsm,
+    /// [`JumpCloudProfile`].
+    JumpCloud,
 }
 
 impl ProfileKind {
     /// Every kind, for help texts.
-    pub const ALL: &'static [ProfileKind] = &[ProfileKind::Generic, ProfileKind::Jostle, ProfileKind::JoynFsm];
+    pub const ALL: &'static [ProfileKind] =
+        &[ProfileKind::Generic, ProfileKind::Jostle, ProfileKind::JoynFsm, ProfileKind::JumpCloud];
 
     /// The name `--profile` takes.
     pub fn name(self) -> &'static str {
@@ -214,6 +219,7 @@ impl ProfileKind {
             ProfileKind::Generic => "generic",
             ProfileKind::Jostle => "jostle",
             ProfileKind::JoynFsm => "joyn-fsm",
+            ProfileKind::JumpCloud => "jumpcloud",
         }
     }
 
@@ -223,6 +229,7 @@ impl ProfileKind {
             ProfileKind::Generic => Arc::new(GenericProfile),
             ProfileKind::Jostle => Arc::new(JostleProfile),
             ProfileKind::JoynFsm => Arc::new(JoynFsmProfile),
+            ProfileKind::JumpCloud => Arc::new(JumpCloudProfile),
         }
     }
 }
@@ -245,7 +252,7 @@ mod tests {
     #[test]
     fn profile_kinds_parse_by_name_ignoring_case() {
         assert_eq!("Generic".parse::<ProfileKind>(), Ok(ProfileKind::Generic));
-        assert_eq!("joyn-fsm".parse::<ProfileKind>(), Ok(ProfileKind::JoynFsm));
+        assert_eq!("JumpCloud".parse::<ProfileKind>(), Ok(ProfileKind::JumpCloud));
         assert_eq!("joyn-fsm".parse::<ProfileKind>(), Ok(ProfileKind::JoynFsm));
         assert_eq!("jostle".parse::<ProfileKind>(), Ok(ProfileKind::Jostle));
         assert!("jostle-ish".parse::<ProfileKind>().unwrap_err().contains("generic"));

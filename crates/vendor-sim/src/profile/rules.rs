@@ -151,6 +151,11 @@ pub(crate) fn only_username_eq(vendor: &str, filter: &Filter) -> Result<(), Scim
     )))
 }
 
+/// A string attribute's value, when set.
+pub(crate) fn string<'u>(user: &'u Map<String, Value>, name: &str) -> Option<&'u str> {
+    user.get(name).and_then(Value::as_str)
+}
+
 /// A sub-attribute of a singular complex attribute, when set: `name.givenName`.
 pub(crate) fn sub_string<'u>(user: &'u Map<String, Value>, name: &str, sub: &str) -> Option<&'u str> {
     user.get(name).and_then(|v| v.get(sub)).and_then(Value::as_str)
@@ -168,6 +173,20 @@ pub(crate) fn typed_value<'u>(user: &'u Map<String, Value>, name: &str, ty: &str
         .and_then(|v| v.get("value"))
         .and_then(Value::as_str)
         .filter(|s| !s.trim().is_empty())
+}
+
+/// Whether `s` looks like an email address: one `@`, something before it, and a dotted domain
+/// after it, no spaces. Deliberately loose: it tells `first.last` from `first.last@example.com`,
+/// not a deliverable address from an undeliverable one.
+pub(crate) fn is_email_shaped(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    let labels_ok = domain.split('.').count() >= 2 && domain.split('.').all(|l| !l.is_empty());
+    !local.is_empty() && !domain.contains('@') && labels_ok && !s.chars().any(char::is_whitespace)
+}
+
+/// A length in characters, as the vendors count "max length".
+pub(crate) fn char_len(s: &str) -> usize {
+    s.chars().count()
 }
 
 /// Client-sent words (an email `type`) echoed in errors are cut short.
@@ -241,5 +260,14 @@ mod tests {
             let e = only_username_eq("Acme", &bad.parse().unwrap()).unwrap_err();
             assert_eq!(e.scim_type.map(|t| t.as_str()), Some("invalidFilter"), "{bad}");
         }
+    }
+
+    #[test]
+    fn email_shape_tells_a_nickname_from_an_address() {
+        assert!(is_email_shaped("ada.lovelace@example.com"));
+        for not in ["ada.lovelace", "ada@", "@example.com", "ada@example", "a b@example.com", "a@b@c.io", "a@x..io"] {
+            assert!(!is_email_shaped(not), "{not}");
+        }
+        assert_eq!(char_len("é"), 1);
     }
 }
