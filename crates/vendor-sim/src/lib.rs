@@ -24,7 +24,10 @@ use tokio::sync::mpsc::UnboundedSender;
 
 pub use crate::faults::{Faults, InjectedError, InjectedFault, Outage, OutageMode, RateLimit, Scope};
 pub use crate::log::RecordedRequest;
-pub use crate::profile::{GenericProfile, Kind, Profile, ProfileKind, RequestInfo, Write};
+pub use crate::profile::{
+    AAD_OPT_FLAG, GenericProfile, JOSTLE_USER_SCHEMA, JOYN_FSM_USER_SCHEMA, JostleProfile, JoynFsmProfile,
+    JumpCloudProfile, Kind, Profile, ProfileKind, RequestInfo, Write,
+};
 use crate::server::Control;
 use crate::store::{Ctx, Store};
 

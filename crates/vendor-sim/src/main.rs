@@ -17,7 +17,9 @@ struct Args {
     /// The bearer token SCIM requests must carry.
     #[arg(long, env = "VENDOR_SIM_TOKEN", hide_env_values = true)]
     token: String,
-    /// The app to simulate.
+    /// The app to simulate: generic (plain SCIM 2.0), jostle, joyn-fsm or jumpcloud (the vendors'
+    /// rules as shared/VENDORS.md gives them; jumpcloud needs ?aadOptscim062020 on the URL for
+    /// anything but creates and reads).
     #[arg(long, default_value = "generic", value_parser = parse_profile)]
     profile: ProfileKind,
     /// The path the SCIM API is served under.
@@ -87,5 +89,15 @@ mod tests {
         assert_eq!(args.profile, ProfileKind::Generic);
         assert_eq!(args.faults.unwrap().latency_ms, 5);
         assert!(Args::try_parse_from(["vendor-sim", "--token", "x", "--profile", "nope"]).is_err());
+    }
+
+    #[test]
+    fn cli_help_names_every_profile() {
+        let help = Args::command().render_long_help().to_string();
+        for kind in ProfileKind::ALL {
+            assert!(help.contains(kind.name()), "{} missing from --help", kind.name());
+            let args = Args::try_parse_from(["vendor-sim", "--token", "x", "--profile", kind.name()]).unwrap();
+            assert_eq!(args.profile, *kind);
+        }
     }
 }

@@ -1,10 +1,20 @@
 //! What makes one simulated app differ from another: the [`Profile`] trait and its generic SCIM 2.0
 //! implementation.
 //!
-//! A vendor profile (Jostle, Joyn FSM, JumpCloud) overrides the hooks it needs: which extension
-//! schemas it knows and accepts, whether it has groups, which attributes must be unique, which
-//! filters it understands, the rules a user must pass, and what the app does to a user when it
-//! stores it. Each hook is a *named capability*, so the server never asks which vendor it is.
+//! A vendor profile overrides the hooks it needs: which extension schemas it knows and accepts,
+//! whether it has groups, which attributes must be unique, which filters it understands, how it
+//! reads a body, the rules a user must pass, and what the app does to a user when it stores it.
+//! Each hook is a *named capability*, so the server never asks which vendor it is.
+//!
+//! The vendor profiles — [`JostleProfile`], [`JoynFsmProfile`], [`JumpCloudProfile`] — are
+//! written from `shared/VENDORS.md` and the vendor documents it digests, each rule with its source
+//! in the profile's module doc, and never from the gateway's adapters: they are the independent
+//! check that an adapter sends only what the real app would accept.
+
+mod jostle;
+mod joyn_fsm;
+mod jumpcloud;
+mod rules;
 
 use std::fmt::Debug;
 use std::str::FromStr;
@@ -14,6 +24,10 @@ use scimgw_scim::ScimError;
 use scimgw_scim::filter::Filter;
 use scimgw_scim::schema::{ENTERPRISE_USER_SCHEMA, Schema};
 use serde_json::{Map, Value};
+
+pub use jostle::{JOSTLE_USER_SCHEMA, JostleProfile};
+pub use joyn_fsm::{JOYN_FSM_USER_SCHEMA, JoynFsmProfile};
+pub use jumpcloud::{AAD_OPT_FLAG, JumpCloudProfile};
 
 /// A resource type the simulator serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,6 +156,15 @@ pub trait Profile: Send + Sync + Debug + 'static {
         Ok(())
     }
 
+    /// How the app reads a request body as sent, before the protocol core validates it: a `POST`
+    /// or `PUT` resource (and a pre-seeded one), or a `PATCH` message. The core is lenient where
+    /// Entra ID needs it (`"op": "Replace"`, `"active": "False"`, dotted keys in a path-less
+    /// `replace`); an app that is not refuses here. An app that takes another spelling of an
+    /// attribute rewrites it into the core's here. The default takes the body as it is.
+    fn read_body(&self, _kind: Kind, body: Value, _write: Write<'_>) -> Result<Value, ScimError> {
+        Ok(body)
+    }
+
     /// The app's rules for a user about to be stored, after any PATCH operations are applied.
     fn validate_user(&self, _user: &Map<String, Value>, _write: Write<'_>) -> Result<(), ScimError> {
         Ok(())
@@ -177,16 +200,26 @@ pub enum ProfileKind {
     /// [`GenericProfile`].
     #[default]
     Generic,
+    /// [`JostleProfile`].
+    Jostle,
+    /// [`JoynFsmProfile`].
+    JoynFsm,
+    /// [`JumpCloudProfile`].
+    JumpCloud,
 }
 
 impl ProfileKind {
     /// Every kind, for help texts.
-    pub const ALL: &'static [ProfileKind] = &[ProfileKind::Generic];
+    pub const ALL: &'static [ProfileKind] =
+        &[ProfileKind::Generic, ProfileKind::Jostle, ProfileKind::JoynFsm, ProfileKind::JumpCloud];
 
     /// The name `--profile` takes.
     pub fn name(self) -> &'static str {
         match self {
             ProfileKind::Generic => "generic",
+            ProfileKind::Jostle => "jostle",
+            ProfileKind::JoynFsm => "joyn-fsm",
+            ProfileKind::JumpCloud => "jumpcloud",
         }
     }
 
@@ -194,6 +227,9 @@ impl ProfileKind {
     pub fn build(self) -> Arc<dyn Profile> {
         match self {
             ProfileKind::Generic => Arc::new(GenericProfile),
+            ProfileKind::Jostle => Arc::new(JostleProfile),
+            ProfileKind::JoynFsm => Arc::new(JoynFsmProfile),
+            ProfileKind::JumpCloud => Arc::new(JumpCloudProfile),
         }
     }
 }
@@ -216,6 +252,9 @@ mod tests {
     #[test]
     fn profile_kinds_parse_by_name_ignoring_case() {
         assert_eq!("Generic".parse::<ProfileKind>(), Ok(ProfileKind::Generic));
+        assert_eq!("JumpCloud".parse::<ProfileKind>(), Ok(ProfileKind::JumpCloud));
+        assert_eq!("joyn-fsm".parse::<ProfileKind>(), Ok(ProfileKind::JoynFsm));
+        assert_eq!("jostle".parse::<ProfileKind>(), Ok(ProfileKind::Jostle));
         assert!("jostle-ish".parse::<ProfileKind>().unwrap_err().contains("generic"));
         for k in ProfileKind::ALL {
             assert_eq!(k.build().name(), k.name());

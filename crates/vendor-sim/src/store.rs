@@ -131,6 +131,7 @@ impl Store {
         wanted_id: Option<String>,
     ) -> Result<Value, ScimError> {
         let schema = ctx.schema(kind)?;
+        let body = ctx.profile.read_body(kind, body, Write::Create)?;
         let attrs = validate_resource(&schema, body)?;
         let attrs = self.prepare(ctx, &schema, kind, attrs, Write::Create, None)?;
         let id = wanted_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -190,6 +191,7 @@ impl Store {
     pub(crate) fn replace(&mut self, ctx: &Ctx<'_>, kind: Kind, id: &str, body: Value) -> Result<Value, ScimError> {
         let schema = ctx.schema(kind)?;
         let previous = self.coll(kind).get(id).ok_or_else(|| not_found(kind))?.attrs.clone();
+        let body = ctx.profile.read_body(kind, body, Write::Replace { previous: &previous })?;
         let attrs = validate_resource(&schema, body)?;
         check_immutable(&schema, &previous, &attrs)?;
         let attrs = self.prepare(ctx, &schema, kind, attrs, Write::Replace { previous: &previous }, Some(id))?;
@@ -200,8 +202,9 @@ impl Store {
     /// alone.
     pub(crate) fn patch(&mut self, ctx: &Ctx<'_>, kind: Kind, id: &str, body: &Value) -> Result<Value, ScimError> {
         let schema = ctx.schema(kind)?;
-        let request = PatchRequest::from_json(body)?;
         let stored = self.coll(kind).get(id).ok_or_else(|| not_found(kind))?;
+        let body = ctx.profile.read_body(kind, body.clone(), Write::Patch { previous: &stored.attrs })?;
+        let request = PatchRequest::from_json(&body)?;
         let outcome = apply_patch(&schema, &stored.attrs, &request)?;
         if !outcome.changed {
             return Ok(stored.rendered.clone());

@@ -1,6 +1,7 @@
 //! Every `Profile` hook, through a test profile that uses them all the way the vendor profiles
-//! will (a work email required, no email-shaped userName, users only, one filterable attribute,
-//! an extension of its own, a URL flag, a server-side transformation).
+//! do (a work email required, no email-shaped userName, users only, one filterable attribute,
+//! an extension of its own, a URL flag, a body read before the core, a server-side
+//! transformation).
 
 #![expect(clippy::unwrap_used, reason = "test helpers: a failed setup must fail the test loudly")]
 
@@ -64,6 +65,20 @@ impl Profile for AcmeProfile {
             Filter::Compare { path, .. } if path.name.eq_ignore_ascii_case("userName") && path.urn.is_none() => Ok(()),
             _ => Err(ScimError::invalid_filter("acme: only userName is filterable")),
         }
+    }
+
+    fn read_body(&self, _kind: Kind, mut body: Value, write: Write<'_>) -> Result<Value, ScimError> {
+        // An old spelling the app still takes: a top-level `badgeNumber` is its extension's badge.
+        if let (Write::Create, Some(obj)) = (write, body.as_object_mut()) {
+            if let Some(badge) = obj.remove("badgeNumber") {
+                obj.insert(ACME.into(), json!({ "badge": badge }));
+            }
+        }
+        let legacy_op = body["Operations"].as_array().into_iter().flatten().any(|op| op["op"] == "Replace");
+        if matches!(write, Write::Patch { .. }) && legacy_op {
+            return Err(ScimError::invalid_syntax("acme: op must be lower case"));
+        }
+        Ok(body)
     }
 
     fn validate_user(&self, user: &Map<String, Value>, write: Write<'_>) -> Result<(), ScimError> {
@@ -138,6 +153,26 @@ async fn the_profile_transforms_what_it_stores_and_checks_patched_results() {
     let r = c.patch(&format!("/Users/{id}?aadOptscim062020"), &deactivate).await;
     assert_eq!(r.status, StatusCode::OK, "an existing user may be deactivated");
     assert_eq!(sim.users()[0]["active"], false);
+}
+
+#[tokio::test]
+async fn the_profile_reads_bodies_as_sent_before_the_core_does() {
+    let (sim, c) = start();
+    let mut old_spelling = acme_user("ada", "1");
+    let obj = old_spelling.as_object_mut().unwrap();
+    obj.remove(ACME);
+    obj.insert("badgeNumber".into(), json!("9"));
+    let r = c.post("/Users", &old_spelling).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body[ACME]["badge"], "9");
+    let id = r.body["id"].as_str().unwrap();
+    // The core takes "Replace"; this app does not.
+    let legacy = patch_op(json!([{"op": "Replace", "path": "title", "value": "x"}]));
+    let r = c.patch(&format!("/Users/{id}?aadOptscim062020"), &legacy).await;
+    assert_eq!((r.status, r.body["scimType"].as_str()), (StatusCode::BAD_REQUEST, Some("invalidSyntax")));
+    old_spelling["userName"] = json!("grace");
+    old_spelling["badgeNumber"] = json!("10");
+    assert_eq!(sim.insert_user(old_spelling).unwrap()[ACME]["badge"], "10", "seeding reads bodies too");
 }
 
 #[tokio::test]

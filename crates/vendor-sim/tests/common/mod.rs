@@ -94,3 +94,28 @@ pub fn user(user_name: &str) -> Value {
 pub fn patch_op(operations: Value) -> Value {
     json!({"schemas": [PATCH_OP], "Operations": operations})
 }
+
+/// Asserts a SCIM error: the status, the `scimType` (or none), and a `detail` that contains
+/// `names` (the attribute or rule the error must name).
+#[track_caller]
+pub fn assert_error(r: &Reply, status: StatusCode, scim_type: Option<&str>, names: &str) {
+    let detail = r.body["detail"].as_str().unwrap_or_default();
+    assert_eq!(r.status, status, "{}", r.body);
+    assert_eq!(r.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{}", r.body);
+    assert_eq!(r.body["scimType"].as_str(), scim_type, "{}", r.body);
+    assert!(detail.contains(names), "detail {detail:?} does not name {names:?}");
+}
+
+/// Asserts a `400 invalidValue` that names `names`.
+#[track_caller]
+pub fn assert_invalid_value(r: &Reply, names: &str) {
+    assert_error(r, StatusCode::BAD_REQUEST, Some("invalidValue"), names);
+}
+
+/// A URL query value, percent-encoded (enough for filters: spaces and quotes).
+pub fn encode(s: &str) -> String {
+    s.replace('%', "%25").replace(' ', "%20").replace('"', "%22").replace('&', "%26").replace('+', "%2B")
+}
+
+/// One change to a valid body, for tests that break one rule at a time.
+pub type Change = Box<dyn Fn(&mut Value)>;
