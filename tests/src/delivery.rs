@@ -12,23 +12,41 @@ use scimgw_gateway::dispatch::{Dispatcher, DispatcherConfig};
 use scimgw_gateway::{TargetSet, Targets, adapter_registry};
 use scimgw_store::{Backend, Delivery, DeliveryFilter, DeliveryState};
 use tokio::sync::{Notify, watch};
-use vendor_sim::{Sim, SimConfig};
+use vendor_sim::{ProfileKind, Sim, SimConfig};
 
 use crate::TestApp;
 
-/// One target to configure: its name and the TOML lines after `name`, `kind`, `base_url` and
-/// `token_file` (e.g. `scope = 'active eq true'`).
+/// One target to configure: its name, adapter kind, the simulator profile that plays the app,
+/// and the TOML lines after `name`, `kind`, `base_url` and `token_file` (e.g.
+/// `scope = 'active eq true'`).
 pub struct TargetSpec {
     /// The target's name.
     pub name: &'static str,
+    /// The adapter kind.
+    pub kind: &'static str,
+    /// The simulated app.
+    pub profile: ProfileKind,
+    /// Appended to the simulator's base URL (`/?aadOptscim062020`).
+    pub url_suffix: &'static str,
     /// Extra TOML keys.
     pub extra: String,
 }
 
 impl TargetSpec {
-    /// A `scim` target with these extra keys.
+    /// A `scim` target on a generic simulator, with these extra keys.
     pub fn new(name: &'static str, extra: &str) -> Self {
-        TargetSpec { name, extra: extra.to_owned() }
+        TargetSpec { name, kind: "scim", profile: ProfileKind::Generic, url_suffix: "", extra: extra.to_owned() }
+    }
+
+    /// A vendor target on that vendor's strict simulator.
+    pub fn vendor(name: &'static str, kind: &'static str, extra: &str) -> Self {
+        let (profile, url_suffix) = match kind {
+            "jostle" => (ProfileKind::Jostle, ""),
+            "joyn-fsm" => (ProfileKind::JoynFsm, ""),
+            "jumpcloud" => (ProfileKind::JumpCloud, "/?aadOptscim062020"),
+            _ => (ProfileKind::Generic, ""),
+        };
+        TargetSpec { name, kind, profile, url_suffix, extra: extra.to_owned() }
     }
 }
 
@@ -61,13 +79,15 @@ impl DeliveryApp {
         let mut toml = String::new();
         let mut sims = Vec::new();
         for spec in &targets {
-            let sim = Sim::start(SimConfig::default()).expect("the simulator starts");
+            let sim = Sim::start(SimConfig::with_profile(spec.profile.build())).expect("the simulator starts");
             let token_file = dir.path().join(format!("{}.token", spec.name));
             std::fs::write(&token_file, sim.token()).expect("writing the token file");
             toml.push_str(&format!(
-                "[[targets]]\nname = \"{}\"\nkind = \"scim\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\n{}\n\n",
+                "[[targets]]\nname = \"{}\"\nkind = \"{}\"\nbase_url = \"{}{}\"\ntoken_file = \"{}\"\n{}\n\n",
                 spec.name,
+                spec.kind,
                 sim.base_url(),
+                spec.url_suffix,
                 token_file.display(),
                 spec.extra
             ));

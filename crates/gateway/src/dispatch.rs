@@ -88,6 +88,11 @@ impl Dispatcher {
             if *shutdown.borrow() {
                 break;
             }
+            while let Some(done) = tasks.try_join_next() {
+                if let Ok((id, _)) = done {
+                    in_flight.retain(|x| *x != id);
+                }
+            }
             let free = concurrency.saturating_sub(tasks.len());
             let mut claimed = 0;
             if free > 0 {
@@ -97,10 +102,13 @@ impl Dispatcher {
                 match tokio::task::spawn_blocking(move || me.store.claim_deliveries(&me.owner, limit, lease)).await {
                     Ok(Ok(rows)) => {
                         claimed = rows.len();
+                        let mut again = Vec::new();
                         for row in rows {
-                            // Our own lease expired while the row waited for its target, and
-                            // we claimed it again: it is already a task.
+                            // A task of ours still has this row: its lease expired while it
+                            // waited, or it finished a moment ago and we have not joined it yet.
+                            // Give the new lease back; the next claim takes the row again.
                             if in_flight.contains(&row.id) {
+                                again.push(row.id);
                                 continue;
                             }
                             in_flight.push(row.id.clone());
@@ -111,6 +119,13 @@ impl Dispatcher {
                                 let ran = me.deliver(row, stopping).await;
                                 (id, ran)
                             });
+                        }
+                        // Only new tasks count: rows given back must not make this loop spin.
+                        claimed -= again.len();
+                        if !again.is_empty() {
+                            let me = self.clone();
+                            let _ = tokio::task::spawn_blocking(move || me.store.release_deliveries(&me.owner, &again))
+                                .await;
                         }
                     }
                     Ok(Err(e)) => tracing::warn!(error = %e, "claiming deliveries failed; trying again"),
@@ -315,18 +330,20 @@ impl Dispatcher {
 
         let mut remote = link.as_ref().and_then(|l| l.remote_id.clone());
         let mut how = "updated";
+        // An inactive user the target never had is not created there (JumpCloud): not even
+        // looked up, so nothing reaches the app until the user is active.
+        if remote.is_none() && !target.adapter.creates_inactive() && user_inactive(&user) {
+            return Ok(Converged::Done(format!(
+                "not created: the user is inactive and {} does not create inactive users",
+                target.adapter.kind()
+            )));
+        }
         if remote.is_none() {
             target.pace().await;
             if let Some(found) = target.adapter.find(&user).await? {
                 remote = Some(found.id);
                 how = "adopted";
             }
-        }
-        if remote.is_none() && !target.adapter.creates_inactive() && user_inactive(&user) {
-            return Ok(Converged::Done(format!(
-                "not created: the user is inactive and {} does not create inactive users",
-                target.adapter.kind()
-            )));
         }
         let remote_id = match remote {
             Some(rid) => {
