@@ -336,3 +336,19 @@ async fn sigterm_lets_an_inflight_delivery_finish_and_leaves_the_rest_for_the_ne
     again.kill();
     assert!(all, "{}", gw.log_text());
 }
+
+#[tokio::test]
+async fn users_show_tells_why_a_target_skipped_the_user() {
+    let db = TestDb::sqlite();
+    let sim = sim();
+    let gw = Gw::new(&db.config().url, &sim, "match_attribute = \"externalId\"\non_invalid = \"skip\"\n");
+    let token = gw.token();
+    let mut serve = gw.serve().await;
+    let id = gw.create(&token, "no-external-id@example.com").await;
+    serve.kill();
+    let shown = gw.ok(&["users", "show", &id]);
+    let line = shown.lines().find(|l| l.starts_with("crm")).unwrap_or_default();
+    assert!(line.contains("skipped"), "{shown}");
+    assert!(line.contains("externalId: this target matches accounts by externalId, so it is required"), "{shown}");
+    assert!(sim.requests().is_empty(), "a skipped user is never sent");
+}

@@ -230,6 +230,7 @@ pub fn plan_deliveries(
     schema: &ResourceSchema<'_>,
 ) -> Result<Vec<Enqueue>, ScimError> {
     let mut out = Vec::new();
+    let mut refusals = Vec::new();
     let as_value = Value::Object(resource.clone());
     for t in targets.iter().filter(|t| t.handles(kind)) {
         // Out of scope: still a delivery, so that a user who leaves the scope is deprovisioned
@@ -240,10 +241,8 @@ pub fn plan_deliveries(
                 let reason = describe(&violations);
                 match t.config.on_invalid {
                     OnInvalid::Reject => {
-                        return Err(ScimError::invalid_value(format!(
-                            "target \"{}\" refuses this user: {reason}",
-                            t.name()
-                        )));
+                        refusals.push(format!("target \"{}\" refuses this user: {reason}", t.name()));
+                        continue;
                     }
                     OnInvalid::Skip => {
                         out.push(Enqueue::skip(t.name(), reason));
@@ -253,6 +252,10 @@ pub fn plan_deliveries(
             }
         }
         out.push(Enqueue::deliver(t.name()));
+    }
+    if !refusals.is_empty() {
+        // Every refusing target at once, so the admin fixes the mapping in one go.
+        return Err(ScimError::invalid_value(refusals.join(". ")));
     }
     Ok(out)
 }
