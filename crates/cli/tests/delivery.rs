@@ -210,6 +210,8 @@ async fn a_dead_delivery_is_shown_with_the_vendors_message_and_retried_from_the_
     assert!(show.contains("department is required by this app"), "the vendor's message is shown: {show}");
     let user = gw.ok(&["users", "show", &id]);
     assert!(user.contains("crm") && user.contains("dead"), "{user}");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", gw.port)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("scimgw_outbox_rows{tenant=\"acme\",target=\"crm\",state=\"dead\"} 1"), "{metrics}");
 
     assert_eq!(gw.ok(&["deliveries", "retry", &delivery_id]).trim(), "re-queued 1 delivery");
     assert!(until(Duration::from_secs(20), || sim.user_by_username("dana@example.com").is_some()).await);
@@ -351,4 +353,90 @@ async fn users_show_tells_why_a_target_skipped_the_user() {
     assert!(line.contains("skipped"), "{shown}");
     assert!(line.contains("externalId: this target matches accounts by externalId, so it is required"), "{shown}");
     assert!(sim.requests().is_empty(), "a skipped user is never sent");
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_request_ids_and_logs_without_secrets() {
+    let db = TestDb::sqlite();
+    let sim = Sim::start(SimConfig { token: "vendor-s3cret-token-value".into(), ..SimConfig::default() }).unwrap();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    let token = gw.token();
+    let secret_part = token.rsplit('_').next().unwrap().to_owned();
+    // Everything at debug, to be sure no layer logs a header.
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(gw.log()).unwrap();
+    let mut serve = Proc(
+        gw.cmd(&["serve"])
+            .env("SCIMGW_LOG__LEVEL", "debug")
+            .env("SCIMGW_LOG__FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::new();
+    let origin = format!("http://127.0.0.1:{}", gw.port);
+    assert!(
+        until(Duration::from_secs(20), || std::net::TcpStream::connect(("127.0.0.1", gw.port)).is_ok()).await,
+        "{}",
+        gw.log_text()
+    );
+
+    let health = client.get(format!("{origin}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: Value = client.get(format!("{origin}/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["checks"]["dispatcher"], "running");
+    assert_eq!(ready["checks"]["migrations"], "current");
+
+    // A full provisioning run: create, patch, a bad token, delete.
+    let id = gw.create(&token, "logged@example.com").await;
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let r = client
+        .patch(format!("{origin}/scim/v2/Users/{id}"))
+        .bearer_auth(&token)
+        .header("x-request-id", "trace-me-42")
+        .header("content-type", "application/scim+json")
+        .body(patch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-request-id"], "trace-me-42", "a sane incoming id is echoed");
+    let bad = client
+        .get(format!("{origin}/scim/v2/Users"))
+        .bearer_auth(format!("{token}x"))
+        .header("x-request-id", "no spaces allowed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    let generated = bad.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(generated.len(), 32, "an unusable incoming id is replaced: {generated}");
+    assert!(
+        until(Duration::from_secs(10), || sim
+            .user_by_username("logged@example.com")
+            .is_some_and(|u| u["active"] == false))
+        .await
+    );
+
+    let metrics = client.get(format!("{origin}/metrics")).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        "scimgw_http_requests_total{",
+        "route=\"/scim/v2/Users/{id}\"",
+        "tenant=\"acme\"",
+        "scimgw_http_request_duration_seconds_bucket{",
+        "scimgw_auth_failures_total{reason=\"malformed\"} 1",
+        "scimgw_deliveries_total{target=\"crm\",outcome=\"done\"}",
+        "scimgw_delivery_duration_seconds_bucket{",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
+    }
+    serve.kill();
+
+    let logs = gw.log_text();
+    assert!(!logs.contains(&secret_part), "the API token's secret is in the logs");
+    assert!(!logs.contains("vendor-s3cret-token-value"), "the vendor token is in the logs");
+    assert!(!logs.to_ascii_lowercase().contains("bearer "), "an Authorization header is in the logs");
+    let line = logs.lines().find(|l| l.contains("trace-me-42") && l.contains("\"http.route\"")).unwrap_or_default();
+    assert!(line.contains("\"tenant\":\"acme\""), "the request's log line carries tenant and request id: {line}");
 }

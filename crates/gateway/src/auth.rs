@@ -175,6 +175,7 @@ impl actix_web::FromRequest for Principal {
                 Some(Ok(h)) => Some(h),
                 Some(Err(_)) => {
                     tracing::warn!(auth.failure = "malformed", "authentication failed");
+                    metrics::counter!("scimgw_auth_failures_total", "reason" => "malformed").increment(1);
                     return Err(crate::error::ApiError::Unauthorized);
                 }
             };
@@ -196,11 +197,13 @@ impl actix_web::FromRequest for Principal {
                             }
                         });
                     }
+                    tracing::Span::current().record("tenant", principal.tenant_name.as_str());
                     req.extensions_mut().insert(principal.clone());
                     Ok(principal)
                 }
                 Err(failure) => {
                     tracing::warn!(auth.failure = failure.as_str(), "authentication failed");
+                    metrics::counter!("scimgw_auth_failures_total", "reason" => failure.as_str()).increment(1);
                     Err(crate::error::ApiError::Unauthorized)
                 }
             }

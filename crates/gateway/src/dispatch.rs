@@ -55,6 +55,7 @@ pub struct Dispatcher {
     config: DispatcherConfig,
     owner: String,
     wake: Arc<Notify>,
+    heartbeat: crate::telemetry::Heartbeat,
 }
 
 /// What converging did, for the attempt history.
@@ -73,7 +74,12 @@ impl Dispatcher {
         wake: Arc<Notify>,
     ) -> Self {
         let owner = format!("{}-{}", hostname(), uuid_like());
-        Dispatcher { store, targets, schemas, config, owner, wake }
+        Dispatcher { store, targets, schemas, config, owner, wake, heartbeat: Default::default() }
+    }
+
+    /// The heartbeat `/readyz` checks: the loop beats it on every round.
+    pub fn heartbeat(&self) -> crate::telemetry::Heartbeat {
+        self.heartbeat.clone()
     }
 
     /// Runs until `shutdown` turns true; then lets in-flight deliveries finish within the grace
@@ -88,6 +94,7 @@ impl Dispatcher {
             if *shutdown.borrow() {
                 break;
             }
+            self.heartbeat.beat();
             while let Some(done) = tasks.try_join_next() {
                 if let Ok((id, _)) = done {
                     in_flight.retain(|x| *x != id);
@@ -222,6 +229,10 @@ impl Dispatcher {
             }
         };
         let span_state = finish.state;
+        metrics::counter!("scimgw_deliveries_total", "target" => row.target.clone(), "outcome" => span_state.as_str())
+            .increment(1);
+        metrics::histogram!("scimgw_delivery_duration_seconds", "target" => row.target.clone())
+            .record(finish.duration.as_secs_f64());
         tracing::info!(
             delivery.id = %row.id,
             target = %row.target,

@@ -10,16 +10,15 @@ mod limits;
 mod members;
 mod resources;
 pub mod targets;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::dev::Server;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use scimgw_scim::ScimError;
 use scimgw_scim::schema::Registry;
 use scimgw_store::{Kind, Store};
@@ -38,6 +37,7 @@ pub struct AppState {
     pub(crate) last_used: auth::LastUsed,
     pub(crate) targets: Arc<Targets>,
     pub(crate) wake: Arc<tokio::sync::Notify>,
+    pub(crate) heartbeat: Option<telemetry::Heartbeat>,
 }
 
 impl AppState {
@@ -50,7 +50,14 @@ impl AppState {
             last_used: auth::LastUsed::default(),
             targets: Arc::new(Targets::default()),
             wake: Arc::new(tokio::sync::Notify::new()),
+            heartbeat: None,
         }
+    }
+
+    /// With the heartbeat of the dispatcher this process runs, which `/readyz` then checks.
+    pub fn with_heartbeat(mut self, heartbeat: telemetry::Heartbeat) -> Self {
+        self.heartbeat = Some(heartbeat);
+        self
     }
 
     /// With these targets; `wake` is notified after every write so that a dispatcher on it
@@ -88,6 +95,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(web::to(|| async { method_not_allowed("GET, PUT, PATCH, DELETE") })),
         );
     }
+    cfg.service(web::resource("/healthz").route(web::get().to(telemetry::healthz)));
+    cfg.service(web::resource("/readyz").route(web::get().to(telemetry::readyz)));
+    cfg.service(web::resource("/metrics").route(web::get().to(telemetry::metrics_endpoint)));
     cfg.service(
         web::resource(format!("{base}/ServiceProviderConfig"))
             .route(web::get().to(discovery::service_provider_config))
@@ -117,6 +127,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
 
 /// Builds the HTTP server and binds it; the caller runs (awaits) the returned server.
 pub fn bind(state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAddr>)> {
+    // Install the Prometheus recorder before the first request is counted.
+    let _ = telemetry::prometheus();
     let listen = state.config.listen.clone();
     let workers = state.config.workers;
     let factory_state = state.clone();
@@ -124,7 +136,7 @@ pub fn bind(state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAd
         App::new()
             .configure(|cfg| configure(cfg, factory_state.clone()))
             .default_service(web::to(not_found))
-            .wrap(from_fn(access_log))
+            .wrap(from_fn(telemetry::request_telemetry))
     });
     if let Some(w) = workers {
         server = server.workers(w.max(1));
@@ -156,27 +168,4 @@ fn scim_error_response(e: &ScimError) -> HttpResponse {
     HttpResponse::build(actix_web::http::StatusCode::from_u16(e.status).unwrap_or_default())
         .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(http::SCIM_CONTENT_TYPE)))
         .body(serde_json::to_vec(&e.to_response()).unwrap_or_default())
-}
-
-/// One log line per request: method, route pattern (never the query string: filters carry
-/// user names), status, duration, tenant and key id. Never headers, never bodies.
-async fn access_log(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = req.match_pattern().unwrap_or_else(|| "(unmatched)".to_owned());
-    let res = next.call(req).await?;
-    let principal = res.request().extensions().get::<Principal>().cloned();
-    tracing::info!(
-        http.method = %method,
-        http.route = %route,
-        http.status = res.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        tenant.name = principal.as_ref().map_or("-", |p| p.tenant_name.as_str()),
-        key.id = principal.as_ref().map_or("-", |p| p.key_id.as_str()),
-        "request"
-    );
-    Ok(res)
 }

@@ -19,7 +19,7 @@ pub mod testing;
 pub use config::{SqliteSynchronous, StoreConfig};
 pub use connection::Backend;
 pub use error::StoreError;
-pub use outbox::{Attempt, Delivery, DeliveryFilter, DeliveryState, Enqueue, Finish, Link};
+pub use outbox::{Attempt, Delivery, DeliveryFilter, DeliveryState, Enqueue, Finish, Link, OutboxStat};
 pub use query::{Query, QueryPage};
 pub use resource::{Change, Kind, Member, MembersChange, NewResource, Resource, Updated};
 pub use store::Store;

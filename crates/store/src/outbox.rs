@@ -235,6 +235,21 @@ struct LinkRow {
     updated_us: i64,
 }
 
+/// One line of [`Store::outbox_stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxStat {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The target.
+    pub target: String,
+    /// The state (`pending`, `failed`, `dead`, `skipped`).
+    pub state: String,
+    /// How many rows.
+    pub count: i64,
+    /// When the oldest of them was written (microseconds since the epoch).
+    pub oldest_created_us: i64,
+}
+
 /// Which deliveries `Store::deliveries` lists.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter<'a> {
@@ -594,6 +609,34 @@ impl Store {
             out.extend(ids);
         }
         Ok(out)
+    }
+
+    /// Live outbox rows (every state but `done`) counted by tenant, target and state, with the
+    /// oldest row's creation time: the gauges of `/metrics` and `scimgw status`.
+    pub fn outbox_stats(&self) -> Result<Vec<OutboxStat>, StoreError> {
+        let mut conn = self.conn()?;
+        let rows = deliveries::table
+            .filter(deliveries::state.ne(DeliveryState::Done.as_str()))
+            .group_by((deliveries::tenant_id, deliveries::target, deliveries::state))
+            .select((
+                deliveries::tenant_id,
+                deliveries::target,
+                deliveries::state,
+                diesel::dsl::count_star(),
+                diesel::dsl::min(deliveries::created_us),
+            ))
+            .order((deliveries::tenant_id, deliveries::target, deliveries::state))
+            .load::<(String, String, String, i64, Option<i64>)>(&mut conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(tenant_id, target, state, count, oldest)| OutboxStat {
+                tenant_id,
+                target,
+                state,
+                count,
+                oldest_created_us: oldest.unwrap_or(0),
+            })
+            .collect())
     }
 
     /// Writes a link (insert or replace).

@@ -73,10 +73,21 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(targets = set.len(), tenants_dir = %config.tenants_dir, "targets loaded");
     let targets = Arc::new(Targets::new(set));
     let wake = Arc::new(Notify::new());
-    let state = web::Data::new(
-        AppState::new(config.clone(), store.clone(), scimgw_gateway::schema_registry())
-            .with_targets(targets.clone(), wake.clone()),
-    );
+    let dispatcher = config.dispatcher.enabled.then(|| {
+        Arc::new(Dispatcher::new(
+            store.clone(),
+            targets.clone(),
+            schemas.clone(),
+            config.dispatcher.clone(),
+            wake.clone(),
+        ))
+    });
+    let mut app_state = AppState::new(config.clone(), store.clone(), scimgw_gateway::schema_registry())
+        .with_targets(targets.clone(), wake);
+    if let Some(d) = &dispatcher {
+        app_state = app_state.with_heartbeat(d.heartbeat());
+    }
+    let state = web::Data::new(app_state);
     actix_web::rt::System::new().block_on(async move {
         let (server, addrs) = scimgw_gateway::bind(state).with_context(|| format!("listening on {}", config.listen))?;
         for addr in addrs {
@@ -84,10 +95,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         }
         reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone());
         let (stop, stopped) = watch::channel(false);
-        let dispatcher = config.dispatcher.enabled.then(|| {
-            let d = Arc::new(Dispatcher::new(store, targets, schemas, config.dispatcher.clone(), wake));
-            actix_web::rt::spawn(d.run(stopped))
-        });
+        let dispatcher = dispatcher.map(|d| actix_web::rt::spawn(d.run(stopped)));
         // On SIGINT/SIGTERM: stop taking requests and stop the dispatcher together; in-flight
         // requests and deliveries finish (deliveries within dispatcher.shutdown_grace_secs).
         let handle = server.handle();

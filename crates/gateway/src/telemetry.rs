@@ -1,0 +1,218 @@
+//! Operations endpoints and telemetry: `/healthz`, `/readyz`, Prometheus `/metrics`, and the
+//! per-request span (request id, tenant) with its access-log line and metrics.
+//!
+//! The request id is taken from an incoming `X-Request-Id` when it is sane (1–64 characters of
+//! letters, digits, `-`, `_`, `.`), else generated, and echoed in the response. Every log line of a
+//! request is inside the `request` span, which carries the id and, once the bearer token is
+//! checked, the tenant. Headers, bodies and query strings are never logged (filters carry user
+//! names; the Authorization header carries the token).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, web};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use tracing::Instrument;
+
+use crate::AppState;
+use crate::auth::Principal;
+
+/// `X-Request-Id`.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Latency buckets in seconds, for requests and deliveries.
+const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// The process's Prometheus recorder, installed on first use. `None` if another recorder was
+/// installed first (then metrics are not exported).
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().set_buckets(BUCKETS) {
+            Ok(b) => b.install_recorder().ok(),
+            Err(_) => None,
+        })
+        .as_ref()
+}
+
+/// When the dispatcher last went round its loop (milliseconds since the epoch), for `/readyz`.
+#[derive(Debug, Default, Clone)]
+pub struct Heartbeat(Arc<AtomicI64>);
+
+impl Heartbeat {
+    /// Now.
+    pub fn beat(&self) {
+        self.0.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the last beat (`None`: never).
+    pub fn age_ms(&self) -> Option<i64> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(chrono::Utc::now().timestamp_millis() - at),
+        }
+    }
+}
+
+fn sane_request_id(v: &str) -> bool {
+    (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn new_request_id() -> String {
+    use rand::RngExt;
+    let n: u128 = rand::rng().random();
+    format!("{n:032x}")
+}
+
+/// The per-request middleware: span, request id, access log, request metrics.
+pub(crate) async fn request_telemetry(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| sane_request_id(v))
+        .map_or_else(new_request_id, str::to_owned);
+    let method = req.method().clone();
+    let route = req.match_pattern().unwrap_or_else(|| "(unmatched)".to_owned());
+    let span = tracing::info_span!("request", request_id = %id, tenant = tracing::field::Empty);
+    let mut res = next.call(req).instrument(span.clone()).await?;
+    let status = res.status().as_u16();
+    let principal = res.request().extensions().get::<Principal>().cloned();
+    let tenant = principal.as_ref().map_or("-", |p| p.tenant_name.as_str()).to_owned();
+    let elapsed = started.elapsed().as_secs_f64();
+    span.in_scope(|| {
+        tracing::info!(
+            http.method = %method,
+            http.route = %route,
+            http.status = status,
+            duration_ms = elapsed * 1000.0,
+            key.id = principal.as_ref().map_or("-", |p| p.key_id.as_str()),
+            "request"
+        );
+    });
+    if route != "/metrics" {
+        let labels = [
+            ("route", route.clone()),
+            ("method", method.to_string()),
+            ("status", status.to_string()),
+            ("tenant", tenant),
+        ];
+        metrics::counter!("scimgw_http_requests_total", &labels).increment(1);
+        metrics::histogram!("scimgw_http_request_duration_seconds", "route" => route, "method" => method.to_string())
+            .record(elapsed);
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    Ok(res)
+}
+
+/// `GET /healthz`: the process answers.
+pub(crate) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the store answers, its migrations are current, and the dispatcher (when this
+/// process runs one) went round its loop recently. 503 with the failing checks otherwise.
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let st = state.clone();
+    let store = web::block(move || -> Result<usize, String> {
+        st.store.ping().map_err(|e| format!("store: {e}"))?;
+        st.store.pending_migrations().map(|p| p.len()).map_err(|e| format!("store: {e}"))
+    })
+    .await;
+    let mut checks = serde_json::Map::new();
+    let mut ready = true;
+    match store {
+        Ok(Ok(0)) => {
+            checks.insert("store".into(), json!("ok"));
+            checks.insert("migrations".into(), json!("current"));
+        }
+        Ok(Ok(n)) => {
+            ready = false;
+            checks.insert("store".into(), json!("ok"));
+            checks.insert("migrations".into(), json!(format!("{n} pending: run scimgw migrate")));
+        }
+        Ok(Err(e)) => {
+            ready = false;
+            checks.insert("store".into(), json!(e));
+        }
+        Err(e) => {
+            ready = false;
+            checks.insert("store".into(), json!(e.to_string()));
+        }
+    }
+    if let Some(hb) = &state.heartbeat {
+        let limit = i64::try_from(state.config.dispatcher.poll_ms.saturating_mul(20).max(10_000)).unwrap_or(i64::MAX);
+        match hb.age_ms() {
+            Some(age) if age <= limit => {
+                checks.insert("dispatcher".into(), json!("running"));
+            }
+            Some(age) => {
+                ready = false;
+                checks.insert("dispatcher".into(), json!(format!("stalled: last loop {age} ms ago")));
+            }
+            None => {
+                ready = false;
+                checks.insert("dispatcher".into(), json!("not started"));
+            }
+        }
+    }
+    let body = json!({"status": if ready { "ready" } else { "not ready" }, "checks": checks});
+    if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+}
+
+/// Label sets of the outbox gauges set at the last scrape, to zero those that disappeared.
+static OUTBOX_LABELS: Mutex<Option<HashSet<(String, String, String)>>> = Mutex::new(None);
+
+/// `GET /metrics`: the Prometheus text format, with the outbox gauges read from the store now.
+pub(crate) async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
+    let Some(handle) = prometheus() else {
+        return HttpResponse::ServiceUnavailable().body("metrics are not available in this process\n");
+    };
+    let st = state.clone();
+    let stats = web::block(move || -> Result<_, String> {
+        let tenants = st.store.tenants().map_err(|e| e.to_string())?;
+        let rows = st.store.outbox_stats().map_err(|e| e.to_string())?;
+        Ok((tenants, rows))
+    })
+    .await;
+    if let Ok(Ok((tenants, rows))) = stats {
+        let name = |id: &str| tenants.iter().find(|t| t.id == id).map_or_else(|| id.to_owned(), |t| t.name.clone());
+        let now_us = chrono::Utc::now().timestamp_micros();
+        let mut seen = HashSet::new();
+        for row in &rows {
+            let tenant = name(&row.tenant_id);
+            let key = (tenant.clone(), row.target.clone(), row.state.clone());
+            metrics::gauge!("scimgw_outbox_rows", "tenant" => key.0.clone(), "target" => key.1.clone(), "state" => key.2.clone())
+                .set(row.count as f64);
+            if row.state == "pending" || row.state == "failed" {
+                let age = (now_us - row.oldest_created_us).max(0) as f64 / 1e6;
+                metrics::gauge!("scimgw_outbox_oldest_seconds", "tenant" => tenant, "target" => row.target.clone(), "state" => row.state.clone())
+                    .set(age);
+            }
+            seen.insert(key);
+        }
+        if let Ok(mut last) = OUTBOX_LABELS.lock() {
+            for gone in last.get_or_insert_with(HashSet::new).difference(&seen) {
+                metrics::gauge!("scimgw_outbox_rows", "tenant" => gone.0.clone(), "target" => gone.1.clone(), "state" => gone.2.clone())
+                    .set(0.0);
+                metrics::gauge!("scimgw_outbox_oldest_seconds", "tenant" => gone.0.clone(), "target" => gone.1.clone(), "state" => gone.2.clone())
+                    .set(0.0);
+            }
+            *last = Some(seen);
+        }
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
+}
