@@ -43,6 +43,10 @@ enum Command {
     Deliveries(commands::deliveries::DeliveriesCommand),
     /// Dry-run a target's adapter on a user: the payload, what is dropped and why, every rule broken.
     Preview(commands::preview::PreviewArgs),
+    /// Per tenant and target: deliveries by state and the oldest waiting one's age.
+    Status(commands::ops::StatusArgs),
+    /// Send every in-scope user to a target again (after fixing a mapping, or adding a target).
+    Resync(commands::ops::ResyncArgs),
     /// Check the configuration and every tenant's targets.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
@@ -71,6 +75,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deliveries(cmd) => commands::deliveries::run(config, cmd),
         Command::Config(cmd) => commands::config::run(config, cmd),
         Command::Preview(args) => commands::preview::run(config, args),
+        Command::Status(args) => commands::ops::status(config, args),
+        Command::Resync(args) => commands::ops::resync(config, args),
     }
 }
 

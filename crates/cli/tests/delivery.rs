@@ -440,3 +440,42 @@ async fn health_readiness_metrics_request_ids_and_logs_without_secrets() {
     let line = logs.lines().find(|l| l.contains("trace-me-42") && l.contains("\"http.route\"")).unwrap_or_default();
     assert!(line.contains("\"tenant\":\"acme\""), "the request's log line carries tenant and request id: {line}");
 }
+
+#[tokio::test]
+async fn status_counts_by_state_and_resync_sends_unchanged_users_again() {
+    let db = TestDb::sqlite();
+    let sim = sim();
+    let gw = Gw::new(&db.config().url, &sim, "scope = 'active eq true'\n");
+    let token = gw.token();
+    let mut serve = gw.serve().await;
+    for i in 0..3 {
+        gw.create(&token, &format!("r{i}@example.com")).await;
+    }
+    assert!(until(Duration::from_secs(20), || sim.users().len() == 3).await);
+    serve.kill();
+
+    let status: Value = serde_json::from_str(&gw.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status[0]["tenant"], "acme");
+    assert_eq!(status[0]["target"], "crm");
+    assert_eq!(status[0]["done"], 3);
+    assert_eq!(status[0]["pending"], 0);
+    assert!(status[0]["oldest_waiting_seconds"].is_null());
+    assert!(gw.ok(&["status"]).lines().nth(1).unwrap_or_default().starts_with("acme"));
+
+    let out = gw.ok(&["resync", "--tenant", "acme", "--target", "crm"]);
+    assert!(out.starts_with("queued 3 user(s) for target crm"), "{out}");
+    let status: Value = serde_json::from_str(&gw.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status[0]["pending"], 3);
+    assert!(status[0]["oldest_waiting_seconds"].as_i64().is_some());
+
+    let puts_before = sim.requests().iter().filter(|r| r.method == "PUT").count();
+    let mut serve = gw.serve().await;
+    let resent = until(Duration::from_secs(20), || {
+        sim.requests().iter().filter(|r| r.method == "PUT").count() == puts_before + 3
+    })
+    .await;
+    serve.kill();
+    assert!(resent, "unchanged users were sent again: {}", gw.log_text());
+    assert_eq!(sim.users().len(), 3, "re-sent, not duplicated");
+    assert_eq!(gw.run(&["resync", "--tenant", "acme", "--target", "nope"]).status.code(), Some(1));
+}

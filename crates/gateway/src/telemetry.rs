@@ -184,7 +184,7 @@ pub(crate) async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse
     let st = state.clone();
     let stats = web::block(move || -> Result<_, String> {
         let tenants = st.store.tenants().map_err(|e| e.to_string())?;
-        let rows = st.store.outbox_stats().map_err(|e| e.to_string())?;
+        let rows = st.store.outbox_stats(false).map_err(|e| e.to_string())?;
         Ok((tenants, rows))
     })
     .await;

@@ -611,12 +611,17 @@ impl Store {
         Ok(out)
     }
 
-    /// Live outbox rows (every state but `done`) counted by tenant, target and state, with the
-    /// oldest row's creation time: the gauges of `/metrics` and `scimgw status`.
-    pub fn outbox_stats(&self) -> Result<Vec<OutboxStat>, StoreError> {
+    /// Outbox rows counted by tenant, target and state, with the oldest row's creation time:
+    /// the gauges of `/metrics` and `scimgw status`. `done` rows only when `include_done`.
+    pub fn outbox_stats(&self, include_done: bool) -> Result<Vec<OutboxStat>, StoreError> {
         let mut conn = self.conn()?;
+        let states: Vec<&str> = DeliveryState::ALL
+            .iter()
+            .filter(|s| include_done || **s != DeliveryState::Done)
+            .map(|s| s.as_str())
+            .collect();
         let rows = deliveries::table
-            .filter(deliveries::state.ne(DeliveryState::Done.as_str()))
+            .filter(deliveries::state.eq_any(states))
             .group_by((deliveries::tenant_id, deliveries::target, deliveries::state))
             .select((
                 deliveries::tenant_id,
@@ -637,6 +642,41 @@ impl Store {
                 oldest_created_us: oldest.unwrap_or(0),
             })
             .collect())
+    }
+
+    /// Queues a delivery of each of `resources` (id, current version) to `target`, and forgets
+    /// the version the target last got, so that it is sent again even if unchanged (after a
+    /// mapping was fixed, or a target added). Returns how many were queued.
+    pub fn resync(
+        &self,
+        tenant_id: &str,
+        target: &str,
+        kind: Kind,
+        resources: &[(String, i64)],
+    ) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        let entry = [Enqueue::deliver(target)];
+        let mut n = 0;
+        for chunk in resources.chunks(crate::members::CHUNK) {
+            write_tx(&mut conn, |c| -> Result<(), StoreError> {
+                let ids: Vec<&String> = chunk.iter().map(|(id, _)| id).collect();
+                diesel::update(
+                    links::table
+                        .filter(links::tenant_id.eq(tenant_id))
+                        .filter(links::target.eq(target))
+                        .filter(links::resource_type.eq(kind.resource_type()))
+                        .filter(links::local_id.eq_any(&ids)),
+                )
+                .set(links::delivered_version.eq(None::<i64>))
+                .execute(c)?;
+                for (id, version) in chunk {
+                    enqueue(c, tenant_id, kind, id, *version, &entry)?;
+                }
+                Ok(())
+            })?;
+            n += chunk.len();
+        }
+        Ok(n)
     }
 
     /// Writes a link (insert or replace).

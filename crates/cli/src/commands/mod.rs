@@ -3,6 +3,7 @@
 pub mod config;
 pub mod deliveries;
 pub mod key;
+pub mod ops;
 pub mod preview;
 pub mod serve;
 pub mod tenant;

@@ -1,0 +1,187 @@
+//! `scimgw status` and `scimgw resync`: the outbox at a glance, and re-sending a target's users.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use scimgw_adapter::load_tenant_file;
+use scimgw_gateway::{Config, schema_registry};
+use scimgw_store::{Kind, Query};
+use serde_json::{Value, json};
+
+use super::{open_store, print_table};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `scimgw status`: per tenant and target, deliveries by state and the oldest waiting one's age.
+pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
+    let store = open_store(&config)?;
+    let tenants = store.tenants().context("reading tenants")?;
+    let stats = store.outbox_stats(true).context("reading the outbox")?;
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let mut out = Vec::new();
+    for t in &tenants {
+        let mut names: Vec<String> = load_tenant_file(&Path::new(&config.tenants_dir).join(format!("{}.toml", t.name)))
+            .map(|f| f.targets.into_iter().map(|x| x.name).collect())
+            .unwrap_or_default();
+        names.extend(stats.iter().filter(|s| s.tenant_id == t.id).map(|s| s.target.clone()));
+        names.sort();
+        names.dedup();
+        for target in names {
+            let count = |state: &str| {
+                stats
+                    .iter()
+                    .find(|s| s.tenant_id == t.id && s.target == target && s.state == state)
+                    .map_or(0, |s| s.count)
+            };
+            let oldest = stats
+                .iter()
+                .filter(|s| s.tenant_id == t.id && s.target == target && (s.state == "pending" || s.state == "failed"))
+                .map(|s| s.oldest_created_us)
+                .min()
+                .map(|us| (now_us - us).max(0) / 1_000_000);
+            out.push(json!({
+                "tenant": t.name,
+                "target": target,
+                "pending": count("pending"),
+                "failed": count("failed"),
+                "dead": count("dead"),
+                "skipped": count("skipped"),
+                "done": count("done"),
+                "oldest_waiting_seconds": oldest,
+            }));
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
+        return Ok(());
+    }
+    if out.is_empty() {
+        println!("no targets: add [[targets]] to {}/<tenant>.toml", config.tenants_dir);
+        return Ok(());
+    }
+    let cell = |v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let rows: Vec<Vec<String>> = out
+        .iter()
+        .map(|r| {
+            ["tenant", "target", "pending", "failed", "dead", "skipped", "done"]
+                .iter()
+                .map(|k| cell(&r[*k]))
+                .chain(std::iter::once(match r["oldest_waiting_seconds"].as_i64() {
+                    Some(s) => format!("{s}s"),
+                    None => "-".into(),
+                }))
+                .collect()
+        })
+        .collect();
+    print_table(&["TENANT", "TARGET", "PENDING", "FAILED", "DEAD", "SKIPPED", "DONE", "OLDEST WAITING"], &rows);
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ResyncArgs {
+    /// The tenant's name.
+    #[arg(long)]
+    tenant: String,
+    /// The target to send every in-scope user to again.
+    #[arg(long)]
+    target: String,
+}
+
+/// `scimgw resync`: queue every user in the target's scope (and every user it holds) for
+/// delivery again, even unchanged ones. A running dispatcher sends them.
+pub fn resync(config: Config, args: ResyncArgs) -> anyhow::Result<()> {
+    let store = open_store(&config)?;
+    let Some(tenant) = store.tenant_by_name(&args.tenant).context("reading the tenant")? else {
+        bail!("no tenant named {}", args.tenant);
+    };
+    let path = Path::new(&config.tenants_dir).join(format!("{}.toml", tenant.name));
+    let file = load_tenant_file(&path).map_err(|e| anyhow::anyhow!(e))?;
+    let Some(target) = file.targets.into_iter().find(|t| t.name == args.target) else {
+        bail!("{} has no target named {}", path.display(), args.target);
+    };
+    let schemas = schema_registry();
+    let Some(schema) = schemas.resource("User") else { bail!("the User resource type is missing") };
+    let scope = target.scope_filter(&schemas).map_err(|e| anyhow::anyhow!("target {}: {e}", target.name))?;
+    let total = store
+        .query(
+            &tenant.id,
+            Kind::User,
+            &Query {
+                filter: None,
+                schema: &schema,
+                sort_by: None,
+                descending: false,
+                offset: 0,
+                count: 0,
+                with_members: false,
+            },
+        )
+        .context("counting users")?
+        .total;
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} users ({eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    const PAGE: u64 = 500;
+    let (mut queued, mut out_of_scope, mut offset) = (0usize, 0usize, 0u64);
+    loop {
+        let page = store
+            .query(
+                &tenant.id,
+                Kind::User,
+                &Query {
+                    filter: None,
+                    schema: &schema,
+                    sort_by: None,
+                    descending: false,
+                    offset,
+                    count: PAGE,
+                    with_members: false,
+                },
+            )
+            .context("reading users")?;
+        let n = page.resources.len() as u64;
+        let ids: Vec<String> = page.resources.iter().map(|r| r.id.clone()).collect();
+        let linked: Vec<String> = store
+            .links_for(&tenant.id, &target.name, Kind::User, &ids)
+            .context("reading links")?
+            .into_iter()
+            .filter(|l| l.remote_id.is_some())
+            .map(|l| l.local_id)
+            .collect();
+        let mut batch = Vec::new();
+        for r in &page.resources {
+            let in_scope = scope.as_ref().is_none_or(|f| f.matches(&Value::Object(r.to_scim(None)), &schema));
+            if in_scope || linked.contains(&r.id) {
+                batch.push((r.id.clone(), r.version));
+            } else {
+                out_of_scope += 1;
+            }
+        }
+        queued += store.resync(&tenant.id, &target.name, Kind::User, &batch).context("queueing deliveries")?;
+        bar.inc(n);
+        offset += n;
+        if n < PAGE {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    println!(
+        "queued {queued} user(s) for target {} ({out_of_scope} out of its scope and never delivered there: left alone); \
+         a running `scimgw serve` or `scimgw worker` delivers them",
+        target.name
+    );
+    Ok(())
+}
