@@ -23,8 +23,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the SCIM endpoint (creates and migrates the store first).
+    /// Run the SCIM endpoint and the dispatcher (creates and migrates the store first).
     Serve,
+    /// Try it: the gateway on a fresh store with three simulated vendor apps, a token and a curl.
+    Demo(commands::demo::DemoArgs),
     /// Apply pending store migrations and exit.
     Migrate,
     /// Manage tenants: one per identity provider connection.
@@ -67,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = settings::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => commands::serve::run(config),
+        Command::Demo(args) => commands::demo::run(config, args),
         Command::Migrate => commands::migrate(config),
         Command::Tenant(cmd) => commands::tenant::run(config, cmd),
         Command::Key(cmd) => commands::key::run(config, cmd),

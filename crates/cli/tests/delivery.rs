@@ -479,3 +479,67 @@ async fn status_counts_by_state_and_resync_sends_unchanged_users_again() {
     assert_eq!(sim.users().len(), 3, "re-sent, not duplicated");
     assert_eq!(gw.run(&["resync", "--tenant", "acme", "--target", "nope"]).status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn demo_prints_a_token_and_shows_each_delivery_landing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Proc(
+        Command::new(env!("CARGO_BIN_EXE_scimgw"))
+            .args(["demo", "--dir", &dir.path().join("demo").display().to_string()])
+            .current_dir(dir.path())
+            .env_remove("SCIMGW_CONFIG")
+            .env("SCIMGW_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SCIMGW_LOG__LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let stdout = child.0.stdout.take().unwrap();
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+    let text = || lines.lock().unwrap().join("\n");
+    assert!(until(Duration::from_secs(30), || text().contains("Token:")).await, "{}", text());
+    let out = text();
+    let token = out.lines().find_map(|l| l.strip_prefix("Token:")).unwrap().trim().to_owned();
+    assert!(token.starts_with("scimgw_"));
+    assert!(out.contains(&format!("curl -s -X POST 'http://127.0.0.1:{port}/scim/v2/Users'")), "{out}");
+
+    // The printed curl, as reqwest.
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ada.lovelace@example.com", "active": true,
+        "name": {"givenName": "Ada", "familyName": "Lovelace"},
+        "emails": [{"type": "work", "primary": true, "value": "ada.lovelace@example.com"}]
+    });
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/scim/v2/Users"))
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let landed = until(Duration::from_secs(20), || {
+        let t = text();
+        [
+            "[   jostle] POST /scim/v2/Users → 201",
+            "[     joyn] POST /scim/v2/Users → 201",
+            "[jumpcloud] POST /scim/v2/Users → 201",
+        ]
+        .iter()
+        .all(|l| t.contains(l))
+    })
+    .await;
+    child.kill();
+    assert!(landed, "{}", text());
+}

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod deliveries;
+pub mod demo;
 pub mod key;
 pub mod ops;
 pub mod preview;

@@ -68,6 +68,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
              (from a checkout: cargo run -- tenant add acme, then cargo run -- key issue --tenant acme)\n"
         );
     }
+    serve_until_stopped(config, store, |_| {})
+}
+
+/// Loads the targets, then serves SCIM and delivers until SIGINT/SIGTERM; `on_ready` gets the
+/// bound addresses once the endpoint listens (`demo` prints its instructions there).
+pub(crate) fn serve_until_stopped(
+    config: Config,
+    store: Store,
+    on_ready: impl FnOnce(&[std::net::SocketAddr]),
+) -> anyhow::Result<()> {
     let schemas = Arc::new(scimgw_gateway::schema_registry());
     let set = load_targets(&config, &store, &schemas)?;
     tracing::info!(targets = set.len(), tenants_dir = %config.tenants_dir, "targets loaded");
@@ -90,9 +100,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let state = web::Data::new(app_state);
     actix_web::rt::System::new().block_on(async move {
         let (server, addrs) = scimgw_gateway::bind(state).with_context(|| format!("listening on {}", config.listen))?;
-        for addr in addrs {
+        for addr in &addrs {
             tracing::info!("SCIM endpoint at http://{addr}{}", config.base_path());
         }
+        on_ready(&addrs);
         reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone());
         let (stop, stopped) = watch::channel(false);
         let dispatcher = dispatcher.map(|d| actix_web::rt::spawn(d.run(stopped)));
@@ -149,7 +160,7 @@ async fn wait_for_stop_signal() {
     }
 }
 
-fn init_logging(config: &Config) {
+pub(crate) fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
