@@ -21,6 +21,7 @@ const KEYS: &[&str] = &[
     "default_page_size",
     "max_page_size",
     "workers",
+    "tls",
     "tenants_dir",
     "dispatcher",
     "store",

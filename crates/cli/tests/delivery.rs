@@ -543,3 +543,46 @@ async fn demo_prints_a_token_and_shows_each_delivery_landing() {
     child.kill();
     assert!(landed, "{}", text());
 }
+
+#[tokio::test]
+async fn serve_terminates_tls_when_a_certificate_is_configured() {
+    let db = TestDb::sqlite();
+    let sim = sim();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(gw.log()).unwrap();
+    let mut serve = Proc(
+        gw.cmd(&["serve"])
+            .env("SCIMGW_TLS__CERT", fixtures.join("cert.pem"))
+            .env("SCIMGW_TLS__KEY", fixtures.join("key.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(fixtures.join("cert.pem")).unwrap()).unwrap();
+    let client = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    let url = format!("https://127.0.0.1:{}/healthz", gw.port);
+    let mut answered = None;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answered.is_none() && Instant::now() < deadline {
+        answered = client.get(&url).send().await.ok().map(|r| r.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answered, Some(reqwest::StatusCode::OK), "{}", gw.log_text());
+    let plain = reqwest::get(format!("http://127.0.0.1:{}/healthz", gw.port)).await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| r.status() != 200), "plain HTTP is not served on a TLS port");
+    serve.kill();
+    assert!(gw.log_text().contains("SCIM endpoint at https://"));
+
+    // A missing key is a one-line error naming the file.
+    let out = gw
+        .cmd(&["serve"])
+        .env("SCIMGW_TLS__CERT", fixtures.join("cert.pem"))
+        .env("SCIMGW_TLS__KEY", "/nonexistent/key.pem")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tls.key /nonexistent/key.pem"), "{err}");
+}

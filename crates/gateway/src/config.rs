@@ -4,6 +4,16 @@ use serde::{Deserialize, Serialize};
 
 pub use scimgw_store::{SqliteSynchronous, StoreConfig};
 
+/// `[tls]`: the certificate chain and private key `serve` terminates TLS with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM, leaf first.
+    pub cert: std::path::PathBuf,
+    /// The private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+}
+
 /// Everything `scimgw serve` is configured with. Every key has a default; see the README's
 /// configuration reference for the environment variable of each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,6 +34,9 @@ pub struct Config {
     pub max_page_size: u64,
     /// HTTP worker threads; unset means one per core.
     pub workers: Option<usize>,
+    /// HTTPS: serve TLS with this certificate chain and key (PEM). Unset: plain HTTP (behind a
+    /// TLS-terminating proxy, or on loopback).
+    pub tls: Option<TlsConfig>,
     /// The directory of the tenants' target files, `<tenants_dir>/<tenant>.toml`.
     pub tenants_dir: String,
     /// The dispatcher that delivers to targets.
@@ -44,6 +57,7 @@ impl Default for Config {
             default_page_size: 100,
             max_page_size: 1000,
             workers: None,
+            tls: None,
             tenants_dir: "config/tenants".into(),
             dispatcher: crate::dispatch::DispatcherConfig::default(),
             store: StoreConfig::default(),

@@ -11,6 +11,7 @@ mod members;
 mod resources;
 pub mod targets;
 pub mod telemetry;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -142,7 +143,11 @@ pub fn bind(state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAd
         server = server.workers(w.max(1));
     }
     // The binary handles SIGINT/SIGTERM itself, so that the dispatcher stops with the server.
-    let server = server.disable_signals().bind(&listen)?;
+    let server = server.disable_signals();
+    let server = match &state.config.tls {
+        Some(tls) => server.bind_rustls_0_23(&listen, tls::server_config(tls)?)?,
+        None => server.bind(&listen)?,
+    };
     let addrs = server.addrs();
     Ok((server.run(), addrs))
 }

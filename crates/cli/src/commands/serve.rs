@@ -101,7 +101,11 @@ pub(crate) fn serve_until_stopped(
     actix_web::rt::System::new().block_on(async move {
         let (server, addrs) = scimgw_gateway::bind(state).with_context(|| format!("listening on {}", config.listen))?;
         for addr in &addrs {
-            tracing::info!("SCIM endpoint at http://{addr}{}", config.base_path());
+            tracing::info!(
+                "SCIM endpoint at {}://{addr}{}",
+                if config.tls.is_some() { "https" } else { "http" },
+                config.base_path()
+            );
         }
         on_ready(&addrs);
         reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone());
