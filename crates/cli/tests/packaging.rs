@@ -521,6 +521,7 @@ const DOCS: &[&str] = &[
 /// `scimgw <words>` inside the code of a Markdown file (fenced blocks and inline spans).
 fn commands_in(markdown: &str) -> Vec<Vec<String>> {
     let mut code = Vec::new();
+    let mut prose = String::new();
     let mut fenced = false;
     for line in markdown.lines() {
         if line.trim_start().starts_with("```") {
@@ -530,14 +531,18 @@ fn commands_in(markdown: &str) -> Vec<Vec<String>> {
         if fenced {
             code.push(line.to_owned());
         } else {
-            code.extend(line.split('`').skip(1).step_by(2).map(str::to_owned));
+            // Inline spans may wrap onto the next line.
+            prose.push_str(line);
+            prose.push('\n');
         }
     }
+    code.extend(prose.split('`').skip(1).step_by(2).map(str::to_owned));
     let mut found = Vec::new();
     for snippet in code {
         let words: Vec<&str> = snippet.split_whitespace().collect();
         for (i, w) in words.iter().enumerate() {
-            if *w != "scimgw" {
+            // `docker exec scimgw scimgw …`: a container named scimgw, then the command.
+            if *w != "scimgw" || words.get(i + 1) == Some(&"scimgw") {
                 continue;
             }
             // The subcommand words: up to the first flag, placeholder, value or shell syntax.
