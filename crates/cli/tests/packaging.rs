@@ -208,8 +208,7 @@ fn arg_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
 #[test]
 fn compose_runs_the_gateway_postgres_and_three_vendor_simulators_from_one_image() {
     let c = compose();
-    let names: BTreeSet<String> =
-        c["services"].as_mapping().unwrap().keys().map(scalar).collect();
+    let names: BTreeSet<String> = c["services"].as_mapping().unwrap().keys().map(scalar).collect();
     let expected: BTreeSet<String> =
         ["gateway", "postgres"].into_iter().chain(SIMULATORS.iter().map(|(s, _)| *s)).map(str::to_owned).collect();
     assert_eq!(names, expected);
@@ -241,10 +240,14 @@ fn only_the_gateway_and_simulators_publish_ports_and_only_on_the_host_loopback()
     let c = compose();
     let gateway: Vec<_> = list_of(&service(&c, "gateway")["ports"]).iter().map(|p| published(p)).collect();
     assert_eq!(gateway.len(), 1, "{gateway:?}");
-    let expose = read("Dockerfile").lines().find_map(|l| l.trim().strip_prefix("EXPOSE ").map(str::trim).map(str::to_owned));
+    let expose =
+        read("Dockerfile").lines().find_map(|l| l.trim().strip_prefix("EXPOSE ").map(str::trim).map(str::to_owned));
     assert_eq!(Some(gateway[0].2.clone()), expose, "the gateway publishes the port the image exposes");
     assert_eq!(gateway[0].2, "8080");
-    assert!(list_of(&service(&c, "postgres")["ports"]).is_empty(), "PostgreSQL is reached over the compose network only");
+    assert!(
+        list_of(&service(&c, "postgres")["ports"]).is_empty(),
+        "PostgreSQL is reached over the compose network only"
+    );
 
     let mut host_ports = BTreeSet::new();
     for name in std::iter::once("gateway").chain(SIMULATORS.iter().map(|(s, _)| *s)) {
@@ -290,7 +293,10 @@ fn no_secret_is_written_in_the_compose_file() {
                 secret_source(&format!("{name}: the password in {key}"), &password);
             }
         }
-        assert!(svc.get("env_file").is_none(), "{name}: variables come through .env interpolation, listed in .env.example");
+        assert!(
+            svc.get("env_file").is_none(),
+            "{name}: variables come through .env interpolation, listed in .env.example"
+        );
     }
     // POSTGRES_PASSWORD, three tokens at the gateway and the same three at the simulators.
     assert_eq!(checked, 7, "the secrets checked");
@@ -322,7 +328,8 @@ fn postgres_keeps_its_data_in_a_named_volume_and_the_tenants_folder_is_mounted_r
     let c = compose();
     let named: BTreeSet<String> = c["volumes"].as_mapping().expect("top-level volumes").keys().map(scalar).collect();
     let pg = list_of(&service(&c, "postgres")["volumes"]);
-    let data = pg.iter().find(|v| v.contains(":/var/lib/postgresql/data")).expect("PostgreSQL's data folder is mounted");
+    let data =
+        pg.iter().find(|v| v.contains(":/var/lib/postgresql/data")).expect("PostgreSQL's data folder is mounted");
     let source = data.split(':').next().unwrap_or_default();
     assert!(named.contains(source), "PostgreSQL's data lives in a named volume, not `{source}`");
 
@@ -383,7 +390,11 @@ fn each_compose_target_points_at_its_simulator_with_a_token_the_gateway_and_the_
         assert_eq!(Some(listen.rsplit(':').next().unwrap()), url.port().map(|p| p.to_string()).as_deref());
         assert!(url.path().starts_with("/scim/v2"), "{}", target.base_url);
         let sim_token = env_of(sim).get("VENDOR_SIM_TOKEN").cloned().unwrap_or_default();
-        assert_eq!(secret_source(&format!("{host}: VENDOR_SIM_TOKEN"), &sim_token), source, "{host} expects the token the gateway sends");
+        assert_eq!(
+            secret_source(&format!("{host}: VENDOR_SIM_TOKEN"), &sim_token),
+            source,
+            "{host} expects the token the gateway sends"
+        );
         if target.kind == "jumpcloud" {
             assert_eq!(url.query(), Some("aadOptscim062020"), "JumpCloud needs the flag for updates");
         }
@@ -498,8 +509,12 @@ fn the_dockerfile_builds_in_stages_and_runs_scimgw_serve_as_a_non_root_user() {
 #[test]
 fn the_docker_build_context_leaves_out_build_output_local_data_and_secrets() {
     let ignore = read(".dockerignore");
-    let entries: BTreeSet<&str> =
-        ignore.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| l.trim_end_matches('/')).collect();
+    let entries: BTreeSet<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.trim_end_matches('/'))
+        .collect();
     for needed in ["target", "fuzz/target", "data", ".git", ".env"] {
         assert!(entries.contains(needed), ".dockerignore leaves out {needed}: {entries:?}");
     }
