@@ -151,6 +151,17 @@ impl TestApp {
         wake: Arc<tokio::sync::Notify>,
     ) -> Option<TestApp> {
         let db = TestDb::on(backend)?;
+        Some(Self::spawn_on(db, adjust, targets, wake).await)
+    }
+
+    /// A gateway on this test database (for tests that shape the store's connection, e.g.
+    /// through a proxy they can cut).
+    pub async fn spawn_on(
+        db: TestDb,
+        adjust: impl FnOnce(&mut Config),
+        targets: Arc<Targets>,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> TestApp {
         let mut config = Config { listen: "127.0.0.1:0".into(), workers: Some(2), ..Config::default() };
         config.store = db.config().clone();
         adjust(&mut config);
@@ -162,13 +173,13 @@ impl TestApp {
         let handle = server.handle();
         actix_web::rt::spawn(server);
         let origin = format!("http://{}", addrs[0]);
-        Some(TestApp {
+        TestApp {
             base_url: format!("{origin}{base_path}"),
             origin,
             client: reqwest::Client::builder().build().expect("a reqwest client"),
             db,
             handle,
-        })
+        }
     }
 
     /// The store behind the gateway.

@@ -156,6 +156,11 @@ async fn sigkill_with_pending_rows_then_restart_delivers_all(backend: Backend) {
         gw.create(&token, &format!("user{i}@example.com")).await;
     }
     assert!(until(Duration::from_secs(20), || sim.requests().len() >= 5).await, "deliveries were being tried");
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", gw.port)).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("scimgw_outbox_oldest_seconds{tenant=\"acme\",target=\"crm\",state=\"failed\"}"),
+        "{metrics}"
+    );
     first.kill(); // SIGKILL: no graceful shutdown, leases left behind
     assert!(sim.users().is_empty());
 
