@@ -534,6 +534,7 @@ async fn demo_prints_a_token_and_shows_each_delivery_landing() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    let posted = Instant::now();
     let landed = until(Duration::from_secs(20), || {
         let t = text();
         [
@@ -545,6 +546,9 @@ async fn demo_prints_a_token_and_shows_each_delivery_landing() {
         .all(|l| t.contains(l))
     })
     .await;
+    // The "within a second" is a timing target: reported here, asserted nowhere (timings
+    // live in benchmarks).
+    eprintln!("demo: the user reached all three simulators {:?} after the POST", posted.elapsed());
     child.kill();
     assert!(landed, "{}", text());
 }
