@@ -22,6 +22,55 @@ pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// A tenant by name and one of its targets from `<tenants_dir>/<tenant>.toml`.
+pub(crate) fn tenant_target(
+    config: &Config,
+    store: &Store,
+    tenant: &str,
+    target: &str,
+) -> anyhow::Result<(scimgw_store::Tenant, scimgw_adapter::TargetConfig)> {
+    let Some(t) = store.tenant_by_name(tenant).context("reading the tenant")? else {
+        anyhow::bail!("no tenant named {tenant}");
+    };
+    let path = std::path::Path::new(&config.tenants_dir).join(format!("{}.toml", t.name));
+    let file = scimgw_adapter::load_tenant_file(&path).map_err(|e| anyhow::anyhow!(e))?;
+    let Some(found) = file.targets.into_iter().find(|x| x.name == target) else {
+        anyhow::bail!("{} has no target named {target}", path.display());
+    };
+    Ok((t, found))
+}
+
+/// Calls `each` with every page (of `page` users) of a tenant's users matching `filter`, in
+/// creation order; returns how many there were.
+pub(crate) fn for_each_user_page(
+    store: &Store,
+    tenant_id: &str,
+    schema: &scimgw_scim::schema::ResourceSchema<'_>,
+    filter: Option<&scimgw_scim::filter::Filter>,
+    page: u64,
+    mut each: impl FnMut(Vec<scimgw_store::Resource>) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    let mut offset = 0;
+    loop {
+        let q = scimgw_store::Query {
+            filter,
+            schema,
+            sort_by: None,
+            descending: false,
+            offset,
+            count: page,
+            with_members: false,
+        };
+        let found = store.query(tenant_id, scimgw_store::Kind::User, &q).context("reading users")?;
+        let n = found.resources.len() as u64;
+        each(found.resources)?;
+        offset += n;
+        if n < page {
+            return Ok(offset);
+        }
+    }
+}
+
 /// `scimgw migrate`.
 pub fn migrate(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.store)

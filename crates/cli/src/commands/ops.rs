@@ -10,7 +10,7 @@ use scimgw_gateway::{Config, schema_registry};
 use scimgw_store::{Kind, Query};
 use serde_json::{Value, json};
 
-use super::{open_store, print_table};
+use super::{for_each_user_page, open_store, print_table, tenant_target};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -102,58 +102,28 @@ pub struct ResyncArgs {
 /// delivery again, even unchanged ones. A running dispatcher sends them.
 pub fn resync(config: Config, args: ResyncArgs) -> anyhow::Result<()> {
     let store = open_store(&config)?;
-    let Some(tenant) = store.tenant_by_name(&args.tenant).context("reading the tenant")? else {
-        bail!("no tenant named {}", args.tenant);
-    };
-    let path = Path::new(&config.tenants_dir).join(format!("{}.toml", tenant.name));
-    let file = load_tenant_file(&path).map_err(|e| anyhow::anyhow!(e))?;
-    let Some(target) = file.targets.into_iter().find(|t| t.name == args.target) else {
-        bail!("{} has no target named {}", path.display(), args.target);
-    };
+    let (tenant, target) = tenant_target(&config, &store, &args.tenant, &args.target)?;
     let schemas = schema_registry();
     let Some(schema) = schemas.resource("User") else { bail!("the User resource type is missing") };
     let scope = target.scope_filter(&schemas).map_err(|e| anyhow::anyhow!("target {}: {e}", target.name))?;
-    let total = store
-        .query(
-            &tenant.id,
-            Kind::User,
-            &Query {
-                filter: None,
-                schema: &schema,
-                sort_by: None,
-                descending: false,
-                offset: 0,
-                count: 0,
-                with_members: false,
-            },
-        )
-        .context("counting users")?
-        .total;
+    let count = Query {
+        filter: None,
+        schema: &schema,
+        sort_by: None,
+        descending: false,
+        offset: 0,
+        count: 0,
+        with_members: false,
+    };
+    let total = store.query(&tenant.id, Kind::User, &count).context("counting users")?.total;
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} users ({eta} left)")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    const PAGE: u64 = 500;
-    let (mut queued, mut out_of_scope, mut offset) = (0usize, 0usize, 0u64);
-    loop {
-        let page = store
-            .query(
-                &tenant.id,
-                Kind::User,
-                &Query {
-                    filter: None,
-                    schema: &schema,
-                    sort_by: None,
-                    descending: false,
-                    offset,
-                    count: PAGE,
-                    with_members: false,
-                },
-            )
-            .context("reading users")?;
-        let n = page.resources.len() as u64;
-        let ids: Vec<String> = page.resources.iter().map(|r| r.id.clone()).collect();
+    let (mut queued, mut out_of_scope) = (0usize, 0usize);
+    for_each_user_page(&store, &tenant.id, &schema, None, 500, |users| {
+        let ids: Vec<String> = users.iter().map(|r| r.id.clone()).collect();
         let linked: Vec<String> = store
             .links_for(&tenant.id, &target.name, Kind::User, &ids)
             .context("reading links")?
@@ -162,7 +132,7 @@ pub fn resync(config: Config, args: ResyncArgs) -> anyhow::Result<()> {
             .map(|l| l.local_id)
             .collect();
         let mut batch = Vec::new();
-        for r in &page.resources {
+        for r in &users {
             let in_scope = scope.as_ref().is_none_or(|f| f.matches(&Value::Object(r.to_scim(None)), &schema));
             if in_scope || linked.contains(&r.id) {
                 batch.push((r.id.clone(), r.version));
@@ -171,12 +141,9 @@ pub fn resync(config: Config, args: ResyncArgs) -> anyhow::Result<()> {
             }
         }
         queued += store.resync(&tenant.id, &target.name, Kind::User, &batch).context("queueing deliveries")?;
-        bar.inc(n);
-        offset += n;
-        if n < PAGE {
-            break;
-        }
-    }
+        bar.inc(users.len() as u64);
+        Ok(())
+    })?;
     bar.finish_and_clear();
     println!(
         "queued {queued} user(s) for target {} ({out_of_scope} out of its scope and never delivered there: left alone); \

@@ -1,17 +1,16 @@
 //! `scimgw preview`: a dry run of one target's adapter on a user. Nothing is stored or sent.
 
 use std::io::Read;
-use std::path::Path;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use scimgw_adapter::{OnInvalid, Secret, load_tenant_file};
+use scimgw_adapter::{OnInvalid, Secret};
 use scimgw_gateway::{Config, adapter_registry, schema_registry};
 use scimgw_scim::resource::validate_resource;
 use scimgw_store::Kind;
 use serde_json::{Map, Value};
 
-use super::open_store;
+use super::{open_store, tenant_target};
 
 #[derive(Debug, Args)]
 pub struct PreviewArgs {
@@ -30,14 +29,7 @@ pub struct PreviewArgs {
 
 pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
     let store = open_store(&config)?;
-    let Some(tenant) = store.tenant_by_name(&args.tenant).context("reading the tenant")? else {
-        bail!("no tenant named {}", args.tenant);
-    };
-    let path = Path::new(&config.tenants_dir).join(format!("{}.toml", tenant.name));
-    let file = load_tenant_file(&path).map_err(|e| anyhow::anyhow!(e))?;
-    let Some(target) = file.targets.into_iter().find(|t| t.name == args.target) else {
-        bail!("{} has no target named {}", path.display(), args.target);
-    };
+    let (tenant, target) = tenant_target(&config, &store, &args.tenant, &args.target)?;
     let registry = adapter_registry();
     let Some(construct) = registry.get(&target.kind) else {
         bail!("target {}: unknown kind \"{}\"", target.name, target.kind);

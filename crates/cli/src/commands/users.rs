@@ -4,9 +4,9 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use scimgw_gateway::Config;
 use scimgw_scim::filter::parse_filter;
-use scimgw_store::{Kind, Query};
+use scimgw_store::Kind;
 
-use super::{open_store, print_table};
+use super::{for_each_user_page, open_store, print_table};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
@@ -49,27 +49,9 @@ pub fn run(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
                 }
                 None => None,
             };
-            const PAGE: u64 = 500;
-            let mut offset = 0;
             let mut rows = Vec::new();
-            loop {
-                let page = store
-                    .query(
-                        &t.id,
-                        Kind::User,
-                        &Query {
-                            filter: filter.as_ref(),
-                            schema: &schema,
-                            sort_by: None,
-                            descending: false,
-                            offset,
-                            count: PAGE,
-                            with_members: false,
-                        },
-                    )
-                    .context("reading users")?;
-                let n = page.resources.len() as u64;
-                for user in page.resources {
+            for_each_user_page(&store, &t.id, &schema, filter.as_ref(), 500, |users| {
+                for user in users {
                     if json {
                         println!("{}", serde_json::to_string(&user.to_scim(None))?);
                     } else {
@@ -88,11 +70,8 @@ pub fn run(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
                         ]);
                     }
                 }
-                offset += n;
-                if n < PAGE {
-                    break;
-                }
-            }
+                Ok(())
+            })?;
             if !json {
                 print_table(&["ID", "USERNAME", "ACTIVE", "EXTERNAL ID", "LAST MODIFIED"], &rows);
             }
