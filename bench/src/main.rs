@@ -1,0 +1,372 @@
+//! `scimgw-load`: replays identity-provider provisioning traffic against a SCIM 2.0 endpoint on
+//! loopback (ours or anyone's) and reports throughput, latency percentiles and errors per request
+//! kind, as a table or as JSON.
+//!
+//! Scenarios: `create`, `filter`, `get`, `patch` (single-request workloads on users the tool creates
+//! first, outside the measurement), and `entra-initial` (per user: a `userName eq` lookup, then a
+//! POST; then a PATCH pass). Runs are bounded by `--requests` and `--seconds`. Only loopback base
+//! URLs are accepted: this is a benchmark, not a stress test of someone's server.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// POST /Users.
+    Create,
+    /// GET /Users?filter=userName eq "…" on existing users.
+    Filter,
+    /// GET /Users/{id}.
+    Get,
+    /// PATCH /Users/{id} (Entra's shape: replace of a name part).
+    Patch,
+    /// Entra's initial cycle: a lookup then a create per user, then a PATCH pass.
+    EntraInitial,
+}
+
+/// Load for a SCIM 2.0 endpoint on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "scimgw-load", version, about)]
+struct Args {
+    /// The SCIM base URL, e.g. http://127.0.0.1:8080/scim/v2 (loopback only).
+    #[arg(long)]
+    base_url: String,
+    /// The bearer token.
+    #[arg(long, env = "SCIMGW_LOAD_TOKEN", hide_env_values = true)]
+    token: String,
+    /// What to send.
+    #[arg(long, value_enum)]
+    scenario: Scenario,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Users to create before a `filter`/`get`/`patch` run, or to provision in `entra-initial`.
+    #[arg(long, default_value_t = 1000)]
+    users: u64,
+    /// Stop after this many measured requests.
+    #[arg(long, default_value_t = 100_000)]
+    requests: u64,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Latency and outcome of one kind of request.
+struct Kind {
+    latency: Histogram<u64>,
+    statuses: BTreeMap<u16, u64>,
+    failures: u64,
+}
+
+impl Kind {
+    fn new() -> anyhow::Result<Kind> {
+        Ok(Kind { latency: Histogram::new_with_bounds(1, 60_000_000, 3)?, statuses: BTreeMap::new(), failures: 0 })
+    }
+}
+
+struct Load {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    kinds: Mutex<BTreeMap<&'static str, Kind>>,
+    run: String,
+}
+
+impl Load {
+    /// Sends one request and records it under `kind`; the JSON answer when it was 2xx.
+    async fn send(&self, kind: &'static str, req: reqwest::RequestBuilder) -> Option<Value> {
+        let started = Instant::now();
+        let result = req.bearer_auth(&self.token).send().await;
+        let (status, body) = match result {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let body = r.bytes().await.ok();
+                (Some(status), body)
+            }
+            Err(_) => (None, None),
+        };
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+        let mut kinds = self.kinds.lock().await;
+        let entry = match kinds.entry(kind) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(v) => match Kind::new() {
+                Ok(k) => v.insert(k),
+                Err(_) => return None,
+            },
+        };
+        let _ = entry.latency.record(micros.min(60_000_000));
+        match status {
+            Some(s) => *entry.statuses.entry(s).or_insert(0) += 1,
+            None => entry.failures += 1,
+        }
+        drop(kinds);
+        match (status, body) {
+            (Some(s), Some(b)) if (200..300).contains(&s) => serde_json::from_slice(&b).ok().or(Some(Value::Null)),
+            _ => None,
+        }
+    }
+
+    fn user(&self, i: u64) -> Value {
+        let name = format!("load-{}-{i}@example.com", self.run);
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "externalId": format!("ext-{}-{i}", self.run),
+            "userName": name,
+            "active": true,
+            "displayName": format!("Load User {i}"),
+            "emails": [{"primary": true, "type": "work", "value": name}],
+            "name": {"formatted": format!("Load User {i}"), "familyName": "User", "givenName": "Load"},
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Bench", "employeeNumber": format!("{i}")}
+        })
+    }
+
+    async fn create(&self, kind: &'static str, i: u64) -> Option<String> {
+        let req = self
+            .client
+            .post(format!("{}/Users", self.base))
+            .header("content-type", "application/scim+json")
+            .body(self.user(i).to_string());
+        self.send(kind, req).await.and_then(|v| v["id"].as_str().map(str::to_owned))
+    }
+
+    async fn filter(&self, kind: &'static str, i: u64) -> Option<Value> {
+        let filter = format!("userName eq \"load-{}-{i}@example.com\"", self.run);
+        let mut url = reqwest::Url::parse(&format!("{}/Users", self.base)).ok()?;
+        url.query_pairs_mut().append_pair("filter", &filter);
+        self.send(kind, self.client.get(url)).await
+    }
+
+    async fn get(&self, kind: &'static str, id: &str) -> Option<Value> {
+        self.send(kind, self.client.get(format!("{}/Users/{id}", self.base))).await
+    }
+
+    async fn patch(&self, kind: &'static str, id: &str, n: u64) -> Option<Value> {
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "name.givenName", "value": format!("Load{n}")}]
+        });
+        let req = self
+            .client
+            .patch(format!("{}/Users/{id}", self.base))
+            .header("content-type", "application/scim+json")
+            .body(body.to_string());
+        self.send(kind, req).await
+    }
+}
+
+/// Runs `work(n)` for n = 0, 1, … on `concurrency` tasks until `requests` or `deadline`.
+async fn drive<F, Fut>(concurrency: usize, requests: u64, deadline: Instant, work: F) -> (u64, Duration)
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let next = Arc::new(AtomicU64::new(0));
+    let work = Arc::new(work);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let (next, work) = (next.clone(), work.clone());
+        tasks.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= requests || Instant::now() >= deadline {
+                    break;
+                }
+                work(n).await;
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let done = next.load(Ordering::Relaxed).min(requests);
+    (done, started.elapsed())
+}
+
+fn check_loopback(url: &str) -> anyhow::Result<()> {
+    let parsed = reqwest::Url::parse(url).context("--base-url is not a URL")?;
+    match parsed.host_str() {
+        Some("127.0.0.1" | "localhost" | "[::1]" | "::1") => Ok(()),
+        other => bail!("--base-url must be on loopback (127.0.0.1, localhost, ::1), not {other:?}"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    check_loopback(&args.base_url)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")?;
+    let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
+    let load = Arc::new(Load {
+        client,
+        base: args.base_url.trim_end_matches('/').to_owned(),
+        token: args.token.clone(),
+        kinds: Mutex::new(BTreeMap::new()),
+        run,
+    });
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut ids: Vec<String> = Vec::new();
+    if matches!(args.scenario, Scenario::Filter | Scenario::Get | Scenario::Patch) {
+        eprintln!("creating {} users (not measured)…", args.users);
+        let created = Arc::new(Mutex::new(Vec::new()));
+        let (l, c) = (load.clone(), created.clone());
+        drive(args.concurrency, args.users, Instant::now() + Duration::from_secs(3600), move |n| {
+            let (l, c) = (l.clone(), c.clone());
+            async move {
+                if let Some(id) = l.create("setup", n).await {
+                    c.lock().await.push(id);
+                }
+            }
+        })
+        .await;
+        ids = std::mem::take(&mut *created.lock().await);
+        load.kinds.lock().await.clear();
+        if ids.is_empty() {
+            bail!("no user could be created: check the URL and the token");
+        }
+    }
+    let ids = Arc::new(ids);
+    let users = args.users.max(1);
+    let (done, elapsed) = match args.scenario {
+        Scenario::Create => {
+            let l = load.clone();
+            drive(args.concurrency, args.requests, deadline, move |n| {
+                let l = l.clone();
+                async move {
+                    l.create("POST /Users", 1_000_000 + n).await;
+                }
+            })
+            .await
+        }
+        Scenario::Filter => {
+            let l = load.clone();
+            drive(args.concurrency, args.requests, deadline, move |n| {
+                let l = l.clone();
+                async move {
+                    l.filter("GET /Users?filter", n % users).await;
+                }
+            })
+            .await
+        }
+        Scenario::Get | Scenario::Patch => {
+            let (l, ids2) = (load.clone(), ids.clone());
+            let patch = args.scenario == Scenario::Patch;
+            drive(args.concurrency, args.requests, deadline, move |n| {
+                let (l, ids) = (l.clone(), ids2.clone());
+                async move {
+                    let idx = usize::try_from(n % ids.len() as u64).unwrap_or(0);
+                    let id = &ids[idx];
+                    if patch {
+                        l.patch("PATCH /Users/{id}", id, n).await;
+                    } else {
+                        l.get("GET /Users/{id}", id).await;
+                    }
+                }
+            })
+            .await
+        }
+        Scenario::EntraInitial => {
+            let created = Arc::new(Mutex::new(Vec::new()));
+            let (l, c) = (load.clone(), created.clone());
+            let (a, t1) = drive(args.concurrency, users, deadline, move |n| {
+                let (l, c) = (l.clone(), c.clone());
+                async move {
+                    if let Some(found) = l.filter("GET /Users?filter", n).await {
+                        if found["totalResults"] == 0 {
+                            if let Some(id) = l.create("POST /Users", n).await {
+                                c.lock().await.push(id);
+                            }
+                        }
+                    }
+                }
+            })
+            .await;
+            let ids = Arc::new(std::mem::take(&mut *created.lock().await));
+            let (l, ids2) = (load.clone(), ids.clone());
+            let count = ids.len() as u64;
+            let (b, t2) = drive(args.concurrency, count, deadline, move |n| {
+                let (l, ids) = (l.clone(), ids2.clone());
+                async move {
+                    let idx = usize::try_from(n).unwrap_or(0);
+                    if let Some(id) = ids.get(idx) {
+                        l.patch("PATCH /Users/{id}", id, n).await;
+                    }
+                }
+            })
+            .await;
+            (a + b, t1 + t2)
+        }
+    };
+    report(&load, &args, done, elapsed).await
+}
+
+async fn report(load: &Load, args: &Args, done: u64, elapsed: Duration) -> anyhow::Result<()> {
+    let kinds = load.kinds.lock().await;
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let mut rows = Vec::new();
+    for (name, k) in kinds.iter() {
+        let count = k.latency.len();
+        let ok: u64 = k.statuses.iter().filter(|(s, _)| (200..300).contains(*s)).map(|(_, n)| n).sum();
+        let errors: BTreeMap<String, u64> = k
+            .statuses
+            .iter()
+            .filter(|(s, _)| !(200..300).contains(*s))
+            .map(|(s, n)| (s.to_string(), *n))
+            .chain((k.failures > 0).then(|| ("transport".to_owned(), k.failures)))
+            .collect();
+        rows.push(json!({
+            "kind": name,
+            "requests": count,
+            "ok": ok,
+            "per_second": (count as f64 / secs).round(),
+            "p50_ms": k.latency.value_at_quantile(0.50) as f64 / 1000.0,
+            "p99_ms": k.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            "p999_ms": k.latency.value_at_quantile(0.999) as f64 / 1000.0,
+            "max_ms": k.latency.max() as f64 / 1000.0,
+            "errors": errors,
+        }));
+    }
+    let summary = json!({
+        "scenario": format!("{:?}", args.scenario),
+        "concurrency": args.concurrency,
+        "seconds": secs,
+        "work_items": done,
+        "kinds": rows,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
+    println!("scenario {:?}, concurrency {}, {:.1} s", args.scenario, args.concurrency, secs);
+    println!(
+        "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  errors",
+        "kind", "requests", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms"
+    );
+    for r in &rows {
+        println!(
+            "{:<22} {:>9} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2}  {}",
+            r["kind"].as_str().unwrap_or(""),
+            r["requests"],
+            r["per_second"],
+            r["p50_ms"].as_f64().unwrap_or(0.0),
+            r["p99_ms"].as_f64().unwrap_or(0.0),
+            r["p999_ms"].as_f64().unwrap_or(0.0),
+            r["max_ms"].as_f64().unwrap_or(0.0),
+            r["errors"]
+        );
+    }
+    Ok(())
+}
