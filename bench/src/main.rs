@@ -217,7 +217,6 @@ async fn main() -> anyhow::Result<()> {
         kinds: Mutex::new(BTreeMap::new()),
         run,
     });
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut ids: Vec<String> = Vec::new();
     if matches!(args.scenario, Scenario::Filter | Scenario::Get | Scenario::Patch) {
         eprintln!("creating {} users (not measured)…", args.users);
@@ -240,6 +239,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let ids = Arc::new(ids);
     let users = args.users.max(1);
+    // The measured part starts now: set-up is not counted against --seconds.
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let (done, elapsed) = match args.scenario {
         Scenario::Create => {
             let l = load.clone();
@@ -357,10 +358,10 @@ async fn report(load: &Load, args: &Args, done: u64, elapsed: Duration) -> anyho
     );
     for r in &rows {
         println!(
-            "{:<22} {:>9} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2}  {}",
+            "{:<22} {:>9} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2}  {}",
             r["kind"].as_str().unwrap_or(""),
-            r["requests"],
-            r["per_second"],
+            r["requests"].as_u64().unwrap_or(0),
+            r["per_second"].as_f64().unwrap_or(0.0),
             r["p50_ms"].as_f64().unwrap_or(0.0),
             r["p99_ms"].as_f64().unwrap_or(0.0),
             r["p999_ms"].as_f64().unwrap_or(0.0),
