@@ -89,16 +89,16 @@ impl Dispatcher {
         // Each task answers (row id, whether it ran): rows not started by shutdown are given back.
         let mut tasks: JoinSet<(String, bool)> = JoinSet::new();
         let mut in_flight: Vec<String> = Vec::new();
+        // Which row each task holds, so that a task that panicked still frees its row.
+        let mut rows_of: std::collections::HashMap<tokio::task::Id, String> = std::collections::HashMap::new();
         let concurrency = self.config.concurrency.max(1);
         loop {
             if *shutdown.borrow() {
                 break;
             }
             self.heartbeat.beat();
-            while let Some(done) = tasks.try_join_next() {
-                if let Ok((id, _)) = done {
-                    in_flight.retain(|x| *x != id);
-                }
+            while let Some(done) = tasks.try_join_next_with_id() {
+                settle(done, &mut in_flight, &mut rows_of);
             }
             let free = concurrency.saturating_sub(tasks.len());
             let mut claimed = 0;
@@ -121,11 +121,13 @@ impl Dispatcher {
                             in_flight.push(row.id.clone());
                             let me = self.clone();
                             let stopping = shutdown.clone();
-                            tasks.spawn(async move {
+                            let row_id = row.id.clone();
+                            let handle = tasks.spawn(async move {
                                 let id = row.id.clone();
                                 let ran = me.deliver(row, stopping).await;
                                 (id, ran)
                             });
+                            rows_of.insert(handle.id(), row_id);
                         }
                         // Only new tasks count: rows given back must not make this loop spin.
                         claimed -= again.len();
@@ -145,25 +147,23 @@ impl Dispatcher {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(self.config.poll_ms.max(10))) => {}
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok((id, _)) = done { in_flight.retain(|x| *x != id); }
+                Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    settle(done, &mut in_flight, &mut rows_of);
                 }
                 _ = shutdown.changed() => {}
             }
-            while let Some(done) = tasks.try_join_next() {
-                if let Ok((id, _)) = done {
-                    in_flight.retain(|x| *x != id);
-                }
+            while let Some(done) = tasks.try_join_next_with_id() {
+                settle(done, &mut in_flight, &mut rows_of);
             }
         }
         let grace = Duration::from_secs(self.config.shutdown_grace_secs);
         let deadline = tokio::time::Instant::now() + grace;
         while !tasks.is_empty() {
-            match tokio::time::timeout_at(deadline, tasks.join_next()).await {
+            match tokio::time::timeout_at(deadline, tasks.join_next_with_id()).await {
                 // A row that never started keeps its place in `in_flight`: its lease is given back.
-                Ok(Some(Ok((id, true)))) => in_flight.retain(|x| *x != id),
-                Ok(Some(Ok((_, false)))) => {}
-                Ok(Some(Err(_))) => {}
+                Ok(Some(Ok((_, (id, true))))) => in_flight.retain(|x| *x != id),
+                Ok(Some(Ok((_, (_, false))))) => {}
+                Ok(Some(Err(e))) => tracing::error!(error = %e, "a delivery task failed during shutdown"),
                 Ok(None) => break,
                 Err(_) => {
                     tracing::warn!(left = tasks.len(), "deliveries still running at the end of the grace period");
@@ -569,6 +569,25 @@ fn delivered(row: &Delivery, kind: Kind, remote_id: &str, version: i64) -> Link 
         state: "active".into(),
         last_error: None,
         updated_us: 0,
+    }
+}
+
+/// Forgets a finished task's row (also when the task panicked: a bug, logged, whose row is then
+/// claimed again once its lease expires).
+fn settle(
+    done: Result<(tokio::task::Id, (String, bool)), tokio::task::JoinError>,
+    in_flight: &mut Vec<String>,
+    rows_of: &mut std::collections::HashMap<tokio::task::Id, String>,
+) {
+    let (task, row) = match done {
+        Ok((task, (row, _))) => (task, Some(row)),
+        Err(e) => {
+            tracing::error!(error = %e, "a delivery task failed; its row is delivered again after its lease");
+            (e.id(), None)
+        }
+    };
+    if let Some(row) = rows_of.remove(&task).or(row) {
+        in_flight.retain(|x| *x != row);
     }
 }
 

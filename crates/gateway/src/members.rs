@@ -229,7 +229,9 @@ fn canonical_members(value: Option<&Value>) -> Result<Vec<Member>, ScimError> {
     let Some(value) = value else {
         return Err(ScimError::invalid_value("\"members\" needs a value"));
     };
-    let registry = scimgw_scim::schema::Registry::default();
+    // Built once: the RFC Group schema never changes at run time.
+    static REGISTRY: std::sync::OnceLock<scimgw_scim::schema::Registry> = std::sync::OnceLock::new();
+    let registry = REGISTRY.get_or_init(scimgw_scim::schema::Registry::default);
     let schema =
         registry.resource("Group").ok_or_else(|| ScimError::new(500, None, "the Group resource type is missing"))?;
     let body = validate_resource(&schema, json!({"schemas": [GROUP_SCHEMA], "displayName": "-", "members": value}))?;
