@@ -3,9 +3,11 @@
 //! kind, as a table or as JSON.
 //!
 //! Scenarios: `create`, `filter`, `get`, `patch` (single-request workloads on users the tool creates
-//! first, outside the measurement), and `entra-initial` (per user: a `userName eq` lookup, then a
-//! POST; then a PATCH pass). Runs are bounded by `--requests` and `--seconds`. Only loopback base
-//! URLs are accepted: this is a benchmark, not a stress test of someone's server.
+//! first, outside the measurement); `entra-initial` (per user: a `userName eq` lookup, then a POST;
+//! then a PATCH pass); `entra-incremental` (on a populated store: PATCHes, disables and re-enables,
+//! deletes); `okta` (lookup then POST per user; then GET + PUT). Several comma-separated tokens
+//! spread the users over that many tenants. Runs are bounded by `--requests` and `--seconds`. Only
+//! loopback base URLs are accepted: this is a benchmark, not a stress test of someone's server.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +32,11 @@ enum Scenario {
     Patch,
     /// Entra's initial cycle: a lookup then a create per user, then a PATCH pass.
     EntraInitial,
+    /// Entra's incremental cycles on a populated store: PATCHes (80 %), disables and re-enables
+    /// (15 %), deletes (5 %, each user once).
+    EntraIncremental,
+    /// Okta: a lookup then a create per user, then a GET + PUT (full replace) pass.
+    Okta,
 }
 
 /// Load for a SCIM 2.0 endpoint on loopback.
@@ -39,9 +46,9 @@ struct Args {
     /// The SCIM base URL, e.g. http://127.0.0.1:8080/scim/v2 (loopback only).
     #[arg(long)]
     base_url: String,
-    /// The bearer token.
-    #[arg(long, env = "SCIMGW_LOAD_TOKEN", hide_env_values = true)]
-    token: String,
+    /// The bearer token; several, comma-separated, spread the users over that many tenants.
+    #[arg(long, env = "SCIMGW_LOAD_TOKEN", hide_env_values = true, value_delimiter = ',', required = true)]
+    token: Vec<String>,
     /// What to send.
     #[arg(long, value_enum)]
     scenario: Scenario,
@@ -78,16 +85,22 @@ impl Kind {
 struct Load {
     client: reqwest::Client,
     base: String,
-    token: String,
+    tokens: Vec<String>,
     kinds: Mutex<BTreeMap<&'static str, Kind>>,
     run: String,
 }
 
 impl Load {
     /// Sends one request and records it under `kind`; the JSON answer when it was 2xx.
-    async fn send(&self, kind: &'static str, req: reqwest::RequestBuilder) -> Option<Value> {
+    /// The tenant (token index) of user `i`.
+    fn tenant_of(&self, i: u64) -> usize {
+        usize::try_from(i % self.tokens.len().max(1) as u64).unwrap_or(0)
+    }
+
+    async fn send(&self, kind: &'static str, req: reqwest::RequestBuilder, tenant: usize) -> Option<Value> {
         let started = Instant::now();
-        let result = req.bearer_auth(&self.token).send().await;
+        let token = self.tokens.get(tenant).map_or("", String::as_str);
+        let result = req.bearer_auth(token).send().await;
         let (status, body) = match result {
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -131,37 +144,60 @@ impl Load {
         })
     }
 
-    async fn create(&self, kind: &'static str, i: u64) -> Option<String> {
+    async fn create(&self, kind: &'static str, i: u64) -> Option<(String, usize)> {
         let req = self
             .client
             .post(format!("{}/Users", self.base))
             .header("content-type", "application/scim+json")
             .body(self.user(i).to_string());
-        self.send(kind, req).await.and_then(|v| v["id"].as_str().map(str::to_owned))
+        let tenant = self.tenant_of(i);
+        self.send(kind, req, tenant).await.and_then(|v| v["id"].as_str().map(|id| (id.to_owned(), tenant)))
+    }
+
+    async fn replace(&self, kind: &'static str, id: &str, tenant: usize, i: u64, n: u64) -> Option<Value> {
+        let mut body = self.user(i);
+        body["name"]["givenName"] = json!(format!("Load{n}"));
+        let req = self
+            .client
+            .put(format!("{}/Users/{id}", self.base))
+            .header("content-type", "application/scim+json")
+            .body(body.to_string());
+        self.send(kind, req, tenant).await
+    }
+
+    async fn delete(&self, kind: &'static str, id: &str, tenant: usize) -> Option<Value> {
+        self.send(kind, self.client.delete(format!("{}/Users/{id}", self.base)), tenant).await
     }
 
     async fn filter(&self, kind: &'static str, i: u64) -> Option<Value> {
         let filter = format!("userName eq \"load-{}-{i}@example.com\"", self.run);
         let mut url = reqwest::Url::parse(&format!("{}/Users", self.base)).ok()?;
         url.query_pairs_mut().append_pair("filter", &filter);
-        self.send(kind, self.client.get(url)).await
+        self.send(kind, self.client.get(url), self.tenant_of(i)).await
     }
 
-    async fn get(&self, kind: &'static str, id: &str) -> Option<Value> {
-        self.send(kind, self.client.get(format!("{}/Users/{id}", self.base))).await
+    async fn get(&self, kind: &'static str, id: &str, tenant: usize) -> Option<Value> {
+        self.send(kind, self.client.get(format!("{}/Users/{id}", self.base)), tenant).await
     }
 
-    async fn patch(&self, kind: &'static str, id: &str, n: u64) -> Option<Value> {
-        let body = json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "Replace", "path": "name.givenName", "value": format!("Load{n}")}]
-        });
+    async fn patch(&self, kind: &'static str, id: &str, tenant: usize, n: u64) -> Option<Value> {
+        self.patch_ops(
+            kind,
+            id,
+            tenant,
+            json!([{"op": "Replace", "path": "name.givenName", "value": format!("Load{n}")}]),
+        )
+        .await
+    }
+
+    async fn patch_ops(&self, kind: &'static str, id: &str, tenant: usize, ops: Value) -> Option<Value> {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
         let req = self
             .client
             .patch(format!("{}/Users/{id}", self.base))
             .header("content-type", "application/scim+json")
             .body(body.to_string());
-        self.send(kind, req).await
+        self.send(kind, req, tenant).await
     }
 }
 
@@ -213,12 +249,12 @@ async fn main() -> anyhow::Result<()> {
     let load = Arc::new(Load {
         client,
         base: args.base_url.trim_end_matches('/').to_owned(),
-        token: args.token.clone(),
+        tokens: args.token.clone(),
         kinds: Mutex::new(BTreeMap::new()),
         run,
     });
-    let mut ids: Vec<String> = Vec::new();
-    if matches!(args.scenario, Scenario::Filter | Scenario::Get | Scenario::Patch) {
+    let mut ids: Vec<(String, usize)> = Vec::new();
+    if matches!(args.scenario, Scenario::Filter | Scenario::Get | Scenario::Patch | Scenario::EntraIncremental) {
         eprintln!("creating {} users (not measured)…", args.users);
         let created = Arc::new(Mutex::new(Vec::new()));
         let (l, c) = (load.clone(), created.clone());
@@ -234,7 +270,7 @@ async fn main() -> anyhow::Result<()> {
         ids = std::mem::take(&mut *created.lock().await);
         load.kinds.lock().await.clear();
         if ids.is_empty() {
-            bail!("no user could be created: check the URL and the token");
+            bail!("no user could be created: check the URL and the token(s)");
         }
     }
     let ids = Arc::new(ids);
@@ -269,11 +305,11 @@ async fn main() -> anyhow::Result<()> {
                 let (l, ids) = (l.clone(), ids2.clone());
                 async move {
                     let idx = usize::try_from(n % ids.len() as u64).unwrap_or(0);
-                    let id = &ids[idx];
+                    let (id, tenant) = &ids[idx];
                     if patch {
-                        l.patch("PATCH /Users/{id}", id, n).await;
+                        l.patch("PATCH /Users/{id}", id, *tenant, n).await;
                     } else {
-                        l.get("GET /Users/{id}", id).await;
+                        l.get("GET /Users/{id}", id, *tenant).await;
                     }
                 }
             })
@@ -303,7 +339,75 @@ async fn main() -> anyhow::Result<()> {
                 async move {
                     let idx = usize::try_from(n).unwrap_or(0);
                     if let Some(id) = ids.get(idx) {
-                        l.patch("PATCH /Users/{id}", id, n).await;
+                        l.patch("PATCH /Users/{id}", &id.0, id.1, n).await;
+                    }
+                }
+            })
+            .await;
+            (a + b, t1 + t2)
+        }
+        Scenario::EntraIncremental => {
+            // The last twentieth of the users are deleted, each once; the rest are patched and
+            // toggled.
+            let deletable = (ids.len() / 20).max(1).min(ids.len());
+            let keep = ids.len() - deletable;
+            let deleted = Arc::new(AtomicU64::new(0));
+            let (l, ids2) = (load.clone(), ids.clone());
+            drive(args.concurrency, args.requests, deadline, move |n| {
+                let (l, ids, deleted) = (l.clone(), ids2.clone(), deleted.clone());
+                async move {
+                    let pick = |m: u64| usize::try_from(m % keep.max(1) as u64).unwrap_or(0);
+                    match n % 20 {
+                        0 => {
+                            let d = usize::try_from(deleted.fetch_add(1, Ordering::Relaxed)).unwrap_or(usize::MAX);
+                            if let Some((id, tenant)) = ids.get(keep + d).filter(|_| d < deletable) {
+                                l.delete("DELETE /Users/{id}", id, *tenant).await;
+                            } else if let Some((id, tenant)) = ids.get(pick(n)) {
+                                l.patch("PATCH /Users/{id}", id, *tenant, n).await;
+                            }
+                        }
+                        1..=3 => {
+                            if let Some((id, tenant)) = ids.get(pick(n)) {
+                                let active = n % 2 == 0;
+                                let ops = json!([{"op": "Replace", "path": "active", "value": if active { "True" } else { "False" }}]);
+                                l.patch_ops("PATCH active", id, *tenant, ops).await;
+                            }
+                        }
+                        _ => {
+                            if let Some((id, tenant)) = ids.get(pick(n)) {
+                                l.patch("PATCH /Users/{id}", id, *tenant, n).await;
+                            }
+                        }
+                    }
+                }
+            })
+            .await
+        }
+        Scenario::Okta => {
+            let created = Arc::new(Mutex::new(Vec::new()));
+            let (l, c) = (load.clone(), created.clone());
+            let (a, t1) = drive(args.concurrency, users, deadline, move |n| {
+                let (l, c) = (l.clone(), c.clone());
+                async move {
+                    if let Some(found) = l.filter("GET /Users?filter", n).await {
+                        if found["totalResults"] == 0 {
+                            if let Some(id) = l.create("POST /Users", n).await {
+                                c.lock().await.push((id, n));
+                            }
+                        }
+                    }
+                }
+            })
+            .await;
+            let ids = Arc::new(std::mem::take(&mut *created.lock().await));
+            let (l, ids2) = (load.clone(), ids.clone());
+            let count = ids.len() as u64;
+            let (b, t2) = drive(args.concurrency, count, deadline, move |n| {
+                let (l, ids) = (l.clone(), ids2.clone());
+                async move {
+                    if let Some(((id, tenant), i)) = ids.get(usize::try_from(n).unwrap_or(usize::MAX)) {
+                        l.get("GET /Users/{id}", id, *tenant).await;
+                        l.replace("PUT /Users/{id}", id, *tenant, *i, n).await;
                     }
                 }
             })

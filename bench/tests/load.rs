@@ -44,6 +44,40 @@ async fn each_scenario_reports_its_requests() {
     let stored = app.get(&token, "/Users?count=0").await;
     assert_eq!(stored.body["totalResults"], 40 + 10 + 20);
 
+    // Okta's cycle spread over two tenants, then Entra's incremental mix: every request 2xx.
+    let other = app.token("bench-2");
+    let (a, both) = (app.clone(), format!("{token},{other}"));
+    let (okta, incremental) = tokio::task::spawn_blocking(move || {
+        let okta = run(&a, &both, &["--scenario", "okta", "--users", "10", "--concurrency", "4"]);
+        let inc = run(
+            &a,
+            &both,
+            &["--scenario", "entra-incremental", "--users", "40", "--requests", "100", "--concurrency", "4"],
+        );
+        (okta, inc)
+    })
+    .await
+    .unwrap();
+    let kinds: Vec<(&str, u64)> = okta["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kind"].as_str().unwrap(), k["ok"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("GET /Users/{id}", 10), ("GET /Users?filter", 10), ("POST /Users", 10), ("PUT /Users/{id}", 10)]
+    );
+    let inc_kinds = incremental["kinds"].as_array().unwrap();
+    assert!(inc_kinds.iter().all(|k| k["errors"] == serde_json::json!({})), "{incremental}");
+    assert!(inc_kinds.iter().any(|k| k["kind"] == "DELETE /Users/{id}"), "{incremental}");
+    let total: u64 = inc_kinds.iter().filter(|k| k["kind"] != "setup").map(|k| k["requests"].as_u64().unwrap()).sum();
+    assert_eq!(total, 100);
+    // Users of the second token live in the second tenant: 5 of okta's 10, 20 of the 40 set up,
+    // minus deletes there.
+    let second = app.get(&other, "/Users?count=0").await;
+    assert!(second.body["totalResults"].as_u64().unwrap() >= 5 + 20 - 2, "{}", second.text);
+
     // Only loopback.
     let out = Command::new(env!("CARGO_BIN_EXE_scimgw-load"))
         .args(["--base-url", "http://example.com/scim/v2", "--scenario", "get", "--token", "t"])
