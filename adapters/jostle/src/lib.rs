@@ -21,7 +21,7 @@
 use std::sync::Arc;
 
 use scimgw_adapter::table::{Row, Rule, Table};
-use scimgw_adapter::vendor::{TableAdapter, VendorSpec, check_options, extra_attributes};
+use scimgw_adapter::vendor::{TableAdapter, VendorSpec};
 use scimgw_adapter::{Adapter, Secret, TargetConfig};
 use scimgw_scim::schema::{Attribute, Schema};
 
@@ -48,9 +48,6 @@ pub const ATTRIBUTES: &[Row] = &[
 /// Rules that only warn.
 const WARNINGS: &[Row] = &[Row { path: "emails[type eq \"work\"].value", rules: &[Rule::Required] }];
 
-/// The adapter's own keys.
-const OPTIONS: &[&str] = &["extra_attributes"];
-
 /// Jostle's extension schema: the two alternate-email labels.
 pub fn extension_schemas() -> Vec<(Schema, &'static str)> {
     vec![(
@@ -69,16 +66,9 @@ pub fn extension_schemas() -> Vec<(Schema, &'static str)> {
 
 /// The spec of one target.
 pub fn spec(target: &TargetConfig) -> Result<VendorSpec, String> {
-    check_options(target, OPTIONS)?;
     Ok(VendorSpec {
-        kind: KIND,
-        vendor: "Jostle",
-        table: Table::new("Jostle", ATTRIBUTES, &extra_attributes(target)?)?,
-        prepare: None,
         warnings: Table::new("Jostle's UI", WARNINGS, &[])?,
-        creates_inactive: true,
-        drop_reasons: Vec::new(),
-        extension_schemas,
+        ..VendorSpec::from_table(KIND, "Jostle", ATTRIBUTES, target, &[], extension_schemas)?
     })
 }
 

@@ -19,8 +19,8 @@
 
 use std::sync::Arc;
 
-use scimgw_adapter::table::{Row, Rule, Table};
-use scimgw_adapter::vendor::{TableAdapter, VendorSpec, check_options, extra_attributes};
+use scimgw_adapter::table::{Row, Rule};
+use scimgw_adapter::vendor::{TableAdapter, VendorSpec};
 use scimgw_adapter::{Adapter, Secret, TargetConfig};
 use scimgw_scim::schema::{Attribute, Schema};
 
@@ -52,9 +52,6 @@ pub const ATTRIBUTES: &[Row] = &[
     Row { path: "urn:ietf:params:scim:schemas:extension:joynfsm:2.0:User:joynFieldId", rules: &[] },
 ];
 
-/// The adapter's own keys.
-const OPTIONS: &[&str] = &["extra_attributes"];
-
 /// Joyn FSM's extension schema: `xid` and `joynFieldId`, opaque strings.
 pub fn extension_schemas() -> Vec<(Schema, &'static str)> {
     vec![(
@@ -73,17 +70,7 @@ pub fn extension_schemas() -> Vec<(Schema, &'static str)> {
 
 /// The spec of one target.
 pub fn spec(target: &TargetConfig) -> Result<VendorSpec, String> {
-    check_options(target, OPTIONS)?;
-    Ok(VendorSpec {
-        kind: KIND,
-        vendor: "Joyn FSM",
-        table: Table::new("Joyn FSM", ATTRIBUTES, &extra_attributes(target)?)?,
-        prepare: None,
-        warnings: Table::new("Joyn FSM", &[], &[])?,
-        creates_inactive: true,
-        drop_reasons: Vec::new(),
-        extension_schemas,
-    })
+    VendorSpec::from_table(KIND, "Joyn FSM", ATTRIBUTES, target, &[], extension_schemas)
 }
 
 /// The registry constructor of `kind = "joyn-fsm"`.

@@ -30,8 +30,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use scimgw_adapter::table::{Row, Rule, Table, is_email};
-use scimgw_adapter::vendor::{Prepare, TableAdapter, VendorSpec, check_options, extra_attributes};
+use scimgw_adapter::table::{Row, Rule, is_email};
+use scimgw_adapter::vendor::{Prepare, TableAdapter, VendorSpec};
 use scimgw_adapter::{Adapter, Secret, TargetConfig, no_schemas};
 use scimgw_scim::value::get_ci;
 
@@ -60,9 +60,6 @@ pub const ATTRIBUTES: &[Row] = &[
     Row { path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization", rules: &[] },
     Row { path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", rules: &[] },
 ];
-
-/// The adapter's own keys.
-const OPTIONS: &[&str] = &["username_from", "extra_attributes"];
 
 /// Where the username comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +125,7 @@ fn prepare(from: UsernameFrom) -> Prepare {
 
 /// The spec of one target.
 pub fn spec(target: &TargetConfig) -> Result<VendorSpec, String> {
-    check_options(target, OPTIONS)?;
+    let base = VendorSpec::from_table(KIND, "JumpCloud", ATTRIBUTES, target, &["username_from"], no_schemas)?;
     let has_flag = target
         .base_url
         .split_once('?')
@@ -140,11 +137,7 @@ pub fn spec(target: &TargetConfig) -> Result<VendorSpec, String> {
     }
     let from = UsernameFrom::parse(target)?;
     Ok(VendorSpec {
-        kind: KIND,
-        vendor: "JumpCloud",
-        table: Table::new("JumpCloud", ATTRIBUTES, &extra_attributes(target)?)?,
         prepare: Some(prepare(from)),
-        warnings: Table::new("JumpCloud", &[], &[])?,
         creates_inactive: false,
         drop_reasons: vec![
             (
@@ -153,7 +146,7 @@ pub fn spec(target: &TargetConfig) -> Result<VendorSpec, String> {
             ),
             ("password", "the IdP never sends passwords to JumpCloud: new users start password-pending"),
         ],
-        extension_schemas: no_schemas,
+        ..base
     })
 }
 

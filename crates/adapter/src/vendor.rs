@@ -48,6 +48,34 @@ impl std::fmt::Debug for VendorSpec {
     }
 }
 
+impl VendorSpec {
+    /// The spec of a vendor whose rules are its table: `extra_attributes` (and `more_options`)
+    /// are the target's only adapter keys; no prepare hook, no warnings, inactive users created,
+    /// the default reasons for dropped attributes. Vendors change the fields that differ.
+    pub fn from_table(
+        kind: &'static str,
+        vendor: &'static str,
+        rows: &[crate::table::Row],
+        target: &TargetConfig,
+        more_options: &[&str],
+        extension_schemas: fn() -> Vec<(Schema, &'static str)>,
+    ) -> Result<VendorSpec, String> {
+        let mut known = vec!["extra_attributes"];
+        known.extend_from_slice(more_options);
+        check_options(target, &known)?;
+        Ok(VendorSpec {
+            kind,
+            vendor,
+            table: Table::new(vendor, rows, &extra_attributes(target)?)?,
+            prepare: None,
+            warnings: Table::new(vendor, &[], &[])?,
+            creates_inactive: true,
+            drop_reasons: Vec::new(),
+            extension_schemas,
+        })
+    }
+}
+
 /// An adapter driven by a [`VendorSpec`]: users only, matched by `userName`, created with POST,
 /// updated with PUT of the projected state, deactivated with an RFC 7644 PATCH of `active`,
 /// deleted with DELETE.

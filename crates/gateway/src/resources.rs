@@ -274,7 +274,10 @@ pub(crate) async fn replace(
     })
     .await??;
     let updated = updated.ok_or_else(|| not_found(kind, &id))?;
-    state.wake.notify_one();
+    if updated.changed {
+        // Only a change writes outbox rows: nothing to wake the dispatcher for otherwise.
+        state.wake.notify_one();
+    }
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, changed = updated.changed, "replaced");
     let resource = reload_members_if_needed(&state, &principal, kind, &projection, &schema, updated.resource).await?;
     respond_with(&req, &state, &schema, &projection, kind, &resource, StatusCode::OK)
@@ -324,7 +327,10 @@ pub(crate) async fn patch(
     })
     .await??;
     let updated = updated.ok_or_else(|| not_found(kind, &id))?;
-    state.wake.notify_one();
+    if updated.changed {
+        // Only a change writes outbox rows: nothing to wake the dispatcher for otherwise.
+        state.wake.notify_one();
+    }
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, changed = updated.changed, "patched");
     if kind == Kind::Group && params.get("attributes").is_none() && params.get("excludedAttributes").is_none() {
         // Entra prefers 204 for group PATCHes, and a large group's member list should not be

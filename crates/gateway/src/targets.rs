@@ -231,11 +231,12 @@ pub fn plan_deliveries(
 ) -> Result<Vec<Enqueue>, ScimError> {
     let mut out = Vec::new();
     let mut refusals = Vec::new();
-    let as_value = Value::Object(resource.clone());
+    // The evaluator reads a `Value`: build one only when some target has a scope.
+    let as_value = targets.iter().any(|t| t.scope.is_some()).then(|| Value::Object(resource.clone()));
     for t in targets.iter().filter(|t| t.handles(kind)) {
         // Out of scope: still a delivery, so that a user who leaves the scope is deprovisioned
         // (the dispatcher does nothing for a user the target never had).
-        if kind == Kind::User && t.in_scope(&as_value, schema) {
+        if kind == Kind::User && as_value.as_ref().is_none_or(|v| t.in_scope(v, schema)) {
             let violations = t.adapter.validate(resource);
             if !violations.is_empty() {
                 let reason = describe(&violations);
