@@ -17,8 +17,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Method;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
@@ -37,6 +42,9 @@ enum Scenario {
     EntraIncremental,
     /// Okta: a lookup then a create per user, then a GET + PUT (full replace) pass.
     Okta,
+    /// GET /healthz on the same server: no store, no authentication. The ceiling of this tool and
+    /// the HTTP stack together, to read the other figures against.
+    Ceiling,
 }
 
 /// Load for a SCIM 2.0 endpoint on loopback.
@@ -64,6 +72,10 @@ struct Args {
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
+    /// Threads of the tool's own runtime. One leaves the most CPU to a server on the same
+    /// machine; raise it when the tool, not the server, is the limit (see `--scenario ceiling`).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -82,9 +94,79 @@ impl Kind {
     }
 }
 
+/// A minimal HTTP/1.1 client: idle keep-alive connections on a stack, a new one when none is
+/// idle. Each request in flight holds its own connection, so the server sees `--concurrency`
+/// connections, as with wrk.
+struct Http {
+    addr: String,
+    host: hyper::header::HeaderValue,
+    idle: Mutex<Vec<SendRequest<Full<Bytes>>>>,
+}
+
+impl Http {
+    fn new(url: &reqwest::Url) -> anyhow::Result<Http> {
+        let host = url.host_str().context("--base-url has no host")?;
+        let port = url.port_or_known_default().context("--base-url has no port")?;
+        let addr = format!("{host}:{port}");
+        Ok(Http { host: hyper::header::HeaderValue::from_str(&addr)?, addr, idle: Mutex::new(Vec::new()) })
+    }
+
+    async fn connection(&self) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+            match idle {
+                Some(c) if !c.is_closed() => return Ok(c),
+                Some(_) => continue,
+                None => break,
+            }
+        }
+        let stream = tokio::net::TcpStream::connect(&self.addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// Sends one request; the status and the whole body.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<String>,
+    ) -> anyhow::Result<(u16, Bytes)> {
+        let mut sender = self.connection().await?;
+        sender.ready().await?;
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, self.host.clone())
+            .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        if body.is_some() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/scim+json");
+        }
+        let req = req.body(Full::new(body.map(Bytes::from).unwrap_or_default()))?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(sender);
+        Ok((status, bytes))
+    }
+}
+
+/// What to send: method, path (with query) and body.
+struct Req {
+    method: Method,
+    path: String,
+    body: Option<String>,
+}
+
 struct Load {
-    client: reqwest::Client,
-    base: String,
+    http: Http,
+    /// The base URL's path, e.g. `/scim/v2`.
+    prefix: String,
     tokens: Vec<String>,
     kinds: Mutex<BTreeMap<&'static str, Kind>>,
     run: String,
@@ -97,20 +179,23 @@ impl Load {
         usize::try_from(i % self.tokens.len().max(1) as u64).unwrap_or(0)
     }
 
-    async fn send(&self, kind: &'static str, req: reqwest::RequestBuilder, tenant: usize) -> Option<Value> {
+    /// Sends one request and records it under `kind`. With `parse`, the 2xx answer's JSON is
+    /// returned (`Value::Null` for an empty body); without, only whether it was a 2xx, so that
+    /// the tool spends no CPU on bodies it does not read.
+    async fn send(&self, kind: &'static str, req: Req, tenant: usize) -> Option<Value> {
+        self.send_as(kind, req, tenant, true).await
+    }
+
+    async fn send_as(&self, kind: &'static str, req: Req, tenant: usize, parse: bool) -> Option<Value> {
         let started = Instant::now();
         let token = self.tokens.get(tenant).map_or("", String::as_str);
-        let result = req.bearer_auth(token).send().await;
-        let (status, body) = match result {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let body = r.bytes().await.ok();
-                (Some(status), body)
-            }
-            Err(_) => (None, None),
+        let sent = tokio::time::timeout(Duration::from_secs(30), self.http.send(req.method, &req.path, token, req.body));
+        let (status, body) = match sent.await {
+            Ok(Ok((status, body))) => (Some(status), Some(body)),
+            Ok(Err(_)) | Err(_) => (None, None),
         };
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
-        let mut kinds = self.kinds.lock().await;
+        let mut kinds = self.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = match kinds.entry(kind) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::btree_map::Entry::Vacant(v) => match Kind::new() {
@@ -125,7 +210,10 @@ impl Load {
         }
         drop(kinds);
         match (status, body) {
-            (Some(s), Some(b)) if (200..300).contains(&s) => serde_json::from_slice(&b).ok().or(Some(Value::Null)),
+            (Some(s), Some(b)) if (200..300).contains(&s) && parse => {
+                serde_json::from_slice(&b).ok().or(Some(Value::Null))
+            }
+            (Some(s), Some(_)) if (200..300).contains(&s) => Some(Value::Null),
             _ => None,
         }
     }
@@ -145,11 +233,7 @@ impl Load {
     }
 
     async fn create(&self, kind: &'static str, i: u64) -> Option<(String, usize)> {
-        let req = self
-            .client
-            .post(format!("{}/Users", self.base))
-            .header("content-type", "application/scim+json")
-            .body(self.user(i).to_string());
+        let req = Req { method: Method::POST, path: format!("{}/Users", self.prefix), body: Some(self.user(i).to_string()) };
         let tenant = self.tenant_of(i);
         self.send(kind, req, tenant).await.and_then(|v| v["id"].as_str().map(|id| (id.to_owned(), tenant)))
     }
@@ -157,27 +241,26 @@ impl Load {
     async fn replace(&self, kind: &'static str, id: &str, tenant: usize, i: u64, n: u64) -> Option<Value> {
         let mut body = self.user(i);
         body["name"]["givenName"] = json!(format!("Load{n}"));
-        let req = self
-            .client
-            .put(format!("{}/Users/{id}", self.base))
-            .header("content-type", "application/scim+json")
-            .body(body.to_string());
-        self.send(kind, req, tenant).await
+        let req = Req { method: Method::PUT, path: format!("{}/Users/{id}", self.prefix), body: Some(body.to_string()) };
+        self.send_as(kind, req, tenant, false).await
     }
 
     async fn delete(&self, kind: &'static str, id: &str, tenant: usize) -> Option<Value> {
-        self.send(kind, self.client.delete(format!("{}/Users/{id}", self.base)), tenant).await
+        let req = Req { method: Method::DELETE, path: format!("{}/Users/{id}", self.prefix), body: None };
+        self.send_as(kind, req, tenant, false).await
     }
 
-    async fn filter(&self, kind: &'static str, i: u64) -> Option<Value> {
+    async fn filter(&self, kind: &'static str, i: u64, parse: bool) -> Option<Value> {
         let filter = format!("userName eq \"load-{}-{i}@example.com\"", self.run);
-        let mut url = reqwest::Url::parse(&format!("{}/Users", self.base)).ok()?;
+        let mut url = reqwest::Url::parse("http://127.0.0.1/").ok()?;
         url.query_pairs_mut().append_pair("filter", &filter);
-        self.send(kind, self.client.get(url), self.tenant_of(i)).await
+        let path = format!("{}/Users?{}", self.prefix, url.query().unwrap_or(""));
+        self.send_as(kind, Req { method: Method::GET, path, body: None }, self.tenant_of(i), parse).await
     }
 
     async fn get(&self, kind: &'static str, id: &str, tenant: usize) -> Option<Value> {
-        self.send(kind, self.client.get(format!("{}/Users/{id}", self.base)), tenant).await
+        let req = Req { method: Method::GET, path: format!("{}/Users/{id}", self.prefix), body: None };
+        self.send_as(kind, req, tenant, false).await
     }
 
     async fn patch(&self, kind: &'static str, id: &str, tenant: usize, n: u64) -> Option<Value> {
@@ -192,12 +275,13 @@ impl Load {
 
     async fn patch_ops(&self, kind: &'static str, id: &str, tenant: usize, ops: Value) -> Option<Value> {
         let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
-        let req = self
-            .client
-            .patch(format!("{}/Users/{id}", self.base))
-            .header("content-type", "application/scim+json")
-            .body(body.to_string());
-        self.send(kind, req, tenant).await
+        let req = Req { method: Method::PATCH, path: format!("{}/Users/{id}", self.prefix), body: Some(body.to_string()) };
+        self.send_as(kind, req, tenant, false).await
+    }
+
+    /// GET /healthz at the base URL's origin.
+    async fn healthz(&self, kind: &'static str) -> Option<Value> {
+        self.send_as(kind, Req { method: Method::GET, path: "/healthz".into(), body: None }, 0, false).await
     }
 }
 
@@ -236,19 +320,28 @@ fn check_loopback(url: &str) -> anyhow::Result<()> {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()
+    }
+    .context("starting the runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     check_loopback(&args.base_url)?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("building the HTTP client")?;
+    let base = reqwest::Url::parse(&args.base_url).context("--base-url is not a URL")?;
+    if base.scheme() != "http" {
+        bail!("--base-url must be http:// (the tool speaks plain HTTP/1.1 on loopback)");
+    }
+    let http = Http::new(&base)?;
     let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
     let load = Arc::new(Load {
-        client,
-        base: args.base_url.trim_end_matches('/').to_owned(),
+        http,
+        prefix: base.path().trim_end_matches('/').to_owned(),
         tokens: args.token.clone(),
         kinds: Mutex::new(BTreeMap::new()),
         run,
@@ -262,13 +355,13 @@ async fn main() -> anyhow::Result<()> {
             let (l, c) = (l.clone(), c.clone());
             async move {
                 if let Some(id) = l.create("setup", n).await {
-                    c.lock().await.push(id);
+                    c.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id);
                 }
             }
         })
         .await;
-        ids = std::mem::take(&mut *created.lock().await);
-        load.kinds.lock().await.clear();
+        ids = std::mem::take(&mut *created.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        load.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         if ids.is_empty() {
             bail!("no user could be created: check the URL and the token(s)");
         }
@@ -278,6 +371,16 @@ async fn main() -> anyhow::Result<()> {
     // The measured part starts now: set-up is not counted against --seconds.
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let (done, elapsed) = match args.scenario {
+        Scenario::Ceiling => {
+            let l = load.clone();
+            drive(args.concurrency, args.requests, deadline, move |_| {
+                let l = l.clone();
+                async move {
+                    l.healthz("GET /healthz").await;
+                }
+            })
+            .await
+        }
         Scenario::Create => {
             let l = load.clone();
             drive(args.concurrency, args.requests, deadline, move |n| {
@@ -293,7 +396,7 @@ async fn main() -> anyhow::Result<()> {
             drive(args.concurrency, args.requests, deadline, move |n| {
                 let l = l.clone();
                 async move {
-                    l.filter("GET /Users?filter", n % users).await;
+                    l.filter("GET /Users?filter", n % users, false).await;
                 }
             })
             .await
@@ -321,17 +424,17 @@ async fn main() -> anyhow::Result<()> {
             let (a, t1) = drive(args.concurrency, users, deadline, move |n| {
                 let (l, c) = (l.clone(), c.clone());
                 async move {
-                    if let Some(found) = l.filter("GET /Users?filter", n).await {
+                    if let Some(found) = l.filter("GET /Users?filter", n, true).await {
                         if found["totalResults"] == 0 {
                             if let Some(id) = l.create("POST /Users", n).await {
-                                c.lock().await.push(id);
+                                c.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id);
                             }
                         }
                     }
                 }
             })
             .await;
-            let ids = Arc::new(std::mem::take(&mut *created.lock().await));
+            let ids = Arc::new(std::mem::take(&mut *created.lock().unwrap_or_else(std::sync::PoisonError::into_inner)));
             let (l, ids2) = (load.clone(), ids.clone());
             let count = ids.len() as u64;
             let (b, t2) = drive(args.concurrency, count, deadline, move |n| {
@@ -389,17 +492,17 @@ async fn main() -> anyhow::Result<()> {
             let (a, t1) = drive(args.concurrency, users, deadline, move |n| {
                 let (l, c) = (l.clone(), c.clone());
                 async move {
-                    if let Some(found) = l.filter("GET /Users?filter", n).await {
+                    if let Some(found) = l.filter("GET /Users?filter", n, true).await {
                         if found["totalResults"] == 0 {
                             if let Some(id) = l.create("POST /Users", n).await {
-                                c.lock().await.push((id, n));
+                                c.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((id, n));
                             }
                         }
                     }
                 }
             })
             .await;
-            let ids = Arc::new(std::mem::take(&mut *created.lock().await));
+            let ids = Arc::new(std::mem::take(&mut *created.lock().unwrap_or_else(std::sync::PoisonError::into_inner)));
             let (l, ids2) = (load.clone(), ids.clone());
             let count = ids.len() as u64;
             let (b, t2) = drive(args.concurrency, count, deadline, move |n| {
@@ -419,7 +522,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn report(load: &Load, args: &Args, done: u64, elapsed: Duration) -> anyhow::Result<()> {
-    let kinds = load.kinds.lock().await;
+    let kinds = load.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let secs = elapsed.as_secs_f64().max(1e-9);
     let mut rows = Vec::new();
     for (name, k) in kinds.iter() {

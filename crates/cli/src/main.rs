@@ -54,6 +54,11 @@ enum Command {
     Config(commands::config::ConfigCommand),
 }
 
+/// mimalloc instead of glibc's malloc: the gateway allocates per request (JSON values, strings)
+/// on several threads at once, where glibc's arenas cost a tenth of the CPU (bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

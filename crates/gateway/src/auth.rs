@@ -179,8 +179,7 @@ impl actix_web::FromRequest for Principal {
                     return Err(crate::error::ApiError::Unauthorized);
                 }
             };
-            let st = state.clone();
-            let outcome = actix_web::web::block(move || authenticate(&st.store, header.as_deref())).await??;
+            let outcome = crate::quick_read(&state, move |store| authenticate(store, header.as_deref())).await?;
             match outcome {
                 Ok(principal) => {
                     if state.last_used.due(&principal.key_id) {

@@ -188,11 +188,16 @@ pub(crate) async fn get(
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
     let with_members = kind == Kind::Group && projection.returns(&schema, "members");
-    let st = state.clone();
     let tenant = principal.tenant_id.clone();
     let found = {
         let id = id.clone();
-        web::block(move || st.store.get(&tenant, kind, &id, with_members)).await??
+        if with_members {
+            // A group's members: as many rows as it has members, so off the worker thread.
+            let st = state.clone();
+            web::block(move || st.store.get(&tenant, kind, &id, true)).await??
+        } else {
+            crate::quick_read(&state, move |store| store.get(&tenant, kind, &id, false)).await?
+        }
     };
     let resource = found.ok_or_else(|| not_found(kind, &id))?;
     if let Some(inm) = req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
@@ -220,11 +225,15 @@ pub(crate) async fn create(
     let members = take_members(&mut body, kind)?;
     let members = members::check_exist(&state, &principal.tenant_id, members).await?;
     let outbox = deliveries_for(&state.targets.snapshot(), &principal.tenant_id, kind, &schema, &body, None)?;
+    let queued = !outbox.is_empty();
     let st = state.clone();
     let tenant = principal.tenant_id.clone();
     let created =
         web::block(move || st.store.create_with(&tenant, NewResource { kind, body, members }, &outbox)).await??;
-    state.wake.notify_one();
+    if queued {
+        // Only queued deliveries give the dispatcher work: a wake-up costs it a claim.
+        state.wake.notify_one();
+    }
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %created.id, "created");
     let mut resp = respond_with(&req, &state, &schema, &projection, kind, &created, StatusCode::CREATED)?;
     let location = format!("{}/{}", location_base(&req, &state, kind), created.id);
@@ -274,8 +283,9 @@ pub(crate) async fn replace(
     })
     .await??;
     let updated = updated.ok_or_else(|| not_found(kind, &id))?;
-    if updated.changed {
-        // Only a change writes outbox rows: nothing to wake the dispatcher for otherwise.
+    if updated.changed && has_targets(&state, &principal) {
+        // Only a change writes outbox rows, and only for a tenant with targets: nothing to wake
+        // the dispatcher for otherwise (a wake-up costs it a claim).
         state.wake.notify_one();
     }
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, changed = updated.changed, "replaced");
@@ -327,8 +337,9 @@ pub(crate) async fn patch(
     })
     .await??;
     let updated = updated.ok_or_else(|| not_found(kind, &id))?;
-    if updated.changed {
-        // Only a change writes outbox rows: nothing to wake the dispatcher for otherwise.
+    if updated.changed && has_targets(&state, &principal) {
+        // Only a change writes outbox rows, and only for a tenant with targets: nothing to wake
+        // the dispatcher for otherwise (a wake-up costs it a claim).
         state.wake.notify_one();
     }
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, changed = updated.changed, "patched");
@@ -365,9 +376,16 @@ pub(crate) async fn delete(
     if !deleted {
         return Err(not_found(kind, &id));
     }
-    state.wake.notify_one();
+    if has_targets(&state, &principal) {
+        state.wake.notify_one();
+    }
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, "deleted");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Whether the tenant has any target, i.e. whether a change can have queued deliveries.
+fn has_targets(state: &AppState, principal: &Principal) -> bool {
+    !state.targets.snapshot().of(&principal.tenant_id).is_empty()
 }
 
 /// Groups returned after a write carry their members only when the projection wants them;

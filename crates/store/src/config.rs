@@ -24,6 +24,11 @@ pub struct StoreConfig {
     /// SQLite only: how long a writer waits for another writer's lock before `Unavailable`, in
     /// milliseconds.
     pub busy_timeout_ms: u64,
+    /// SQLite only: group commit. Writes that arrive while another is being committed share the
+    /// next transaction, so `synchronous = full` costs one fsync per batch instead of one per
+    /// request; each caller is answered only after its batch is durable. This caps a batch's
+    /// size; `1` turns group commit off (one transaction per write).
+    pub write_batch_max: usize,
 }
 
 impl Default for StoreConfig {
@@ -34,6 +39,7 @@ impl Default for StoreConfig {
             connect_timeout_secs: 5,
             sqlite_synchronous: SqliteSynchronous::Full,
             busy_timeout_ms: 5000,
+            write_batch_max: 256,
         }
     }
 }
@@ -47,6 +53,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("busy_timeout_ms", &self.busy_timeout_ms)
+            .field("write_batch_max", &self.write_batch_max)
             .finish()
     }
 }

@@ -13,6 +13,7 @@ mod resources;
 mod schema;
 mod store;
 mod tenants;
+mod writer;
 #[cfg(feature = "testing")]
 pub mod testing;
 

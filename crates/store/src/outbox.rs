@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::connection::{AnyConnection, on_inner, write_tx};
+use crate::connection::{AnyConnection, on_inner};
 use crate::error::StoreError;
 use crate::resource::{Kind, from_us, now_us};
 use crate::schema::{deliveries, delivery_attempts, links};
@@ -335,10 +335,9 @@ impl Store {
     /// Leases up to `limit` due deliveries (pending, or failed and due) to `owner` for `lease`,
     /// oldest due first. Rows another owner holds under an unexpired lease are not taken.
     pub fn claim_deliveries(&self, owner: &str, limit: i64, lease: Duration) -> Result<Vec<Delivery>, StoreError> {
-        let mut conn = self.conn()?;
         let now = now_us();
         let until = now.saturating_add(micros(lease));
-        write_tx(&mut conn, |c| -> Result<Vec<Delivery>, StoreError> {
+        self.write(|c| -> Result<Vec<Delivery>, StoreError> {
             macro_rules! due {
                 () => {
                     deliveries::table
@@ -377,9 +376,8 @@ impl Store {
     /// written but the attempt's history) if the lease was lost: it expired and another
     /// dispatcher took the row.
     pub fn finish_delivery(&self, delivery: &Delivery, owner: &str, finish: &Finish) -> Result<bool, StoreError> {
-        let mut conn = self.conn()?;
         let now = now_us();
-        write_tx(&mut conn, |c| -> Result<bool, StoreError> {
+        self.write(|c| -> Result<bool, StoreError> {
             let attempt = delivery_attempts::table
                 .filter(delivery_attempts::delivery_id.eq(&delivery.id))
                 .select(diesel::dsl::max(delivery_attempts::attempt))
@@ -443,24 +441,27 @@ impl Store {
     /// Extends a lease `owner` still holds to `lease` from now (a delivery that waited for its
     /// target's capacity renews before it starts). `false` if the lease is no longer ours.
     pub fn renew_lease(&self, id: &str, owner: &str, lease: Duration) -> Result<bool, StoreError> {
-        let mut conn = self.conn()?;
         let until = now_us().saturating_add(micros(lease));
-        let n =
-            diesel::update(deliveries::table.filter(deliveries::id.eq(id)).filter(deliveries::lease_owner.eq(owner)))
-                .set(deliveries::lease_until_us.eq(until))
-                .execute(&mut conn)?;
+        let n = self.write(|c| {
+            Ok(diesel::update(
+                deliveries::table.filter(deliveries::id.eq(id)).filter(deliveries::lease_owner.eq(owner)),
+            )
+            .set(deliveries::lease_until_us.eq(until))
+            .execute(c)?)
+        })?;
         Ok(n > 0)
     }
 
     /// Gives back leases `owner` holds without an attempt (a shutdown before they started), so
     /// the next dispatcher takes them at once instead of after the lease.
     pub fn release_deliveries(&self, owner: &str, ids: &[String]) -> Result<usize, StoreError> {
-        let mut conn = self.conn()?;
-        Ok(diesel::update(
-            deliveries::table.filter(deliveries::id.eq_any(ids)).filter(deliveries::lease_owner.eq(owner)),
-        )
-        .set((deliveries::lease_owner.eq(None::<String>), deliveries::lease_until_us.eq(None::<i64>)))
-        .execute(&mut conn)?)
+        self.write(|c| {
+            Ok(diesel::update(
+                deliveries::table.filter(deliveries::id.eq_any(ids)).filter(deliveries::lease_owner.eq(owner)),
+            )
+            .set((deliveries::lease_owner.eq(None::<String>), deliveries::lease_until_us.eq(None::<i64>)))
+            .execute(c)?)
+        })
     }
 
     /// Deliveries matching `filter`, newest first.
@@ -654,11 +655,10 @@ impl Store {
         kind: Kind,
         resources: &[(String, i64)],
     ) -> Result<usize, StoreError> {
-        let mut conn = self.conn()?;
         let entry = [Enqueue::deliver(target)];
         let mut n = 0;
         for chunk in resources.chunks(crate::members::CHUNK) {
-            write_tx(&mut conn, |c| -> Result<(), StoreError> {
+            self.write(|c| -> Result<(), StoreError> {
                 let ids: Vec<&String> = chunk.iter().map(|(id, _)| id).collect();
                 diesel::update(
                     links::table
@@ -681,7 +681,6 @@ impl Store {
 
     /// Writes a link (insert or replace).
     pub fn put_link(&self, link: &Link) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
         let row = LinkRow {
             tenant_id: link.tenant_id.clone(),
             target: link.target.clone(),
@@ -694,13 +693,15 @@ impl Store {
             updated_us: now_us(),
         };
         // ON CONFLICT cannot go through the enum's backend; the same text runs on each engine.
-        on_inner!(&mut *conn, |c| diesel::insert_into(links::table)
-            .values(&row)
-            .on_conflict((links::tenant_id, links::target, links::resource_type, links::local_id))
-            .do_update()
-            .set(&row)
-            .execute(c))?;
-        Ok(())
+        self.write(|conn| {
+            on_inner!(conn, |c| diesel::insert_into(links::table)
+                .values(&row)
+                .on_conflict((links::tenant_id, links::target, links::resource_type, links::local_id))
+                .do_update()
+                .set(&row)
+                .execute(c))?;
+            Ok(())
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use scimgw_scim::ScimError;
 use scimgw_scim::value::remove_ci;
 
-use crate::connection::{AnyConnection, read_tx, write_tx};
+use crate::connection::{AnyConnection, read_tx};
 use crate::error::StoreError;
 use crate::members;
 use crate::models::resource::{GroupColumns, NewGroupRow, NewUserRow, ResourceRow, UserColumns};
@@ -134,8 +134,7 @@ impl Store {
         let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
         let id = Uuid::new_v4().to_string();
         let now = now_us();
-        let mut conn = self.conn()?;
-        write_tx(&mut conn, |c| -> Result<(), StoreError> {
+        self.write(|c| -> Result<(), StoreError> {
             match columns {
                 Columns::User(columns) => {
                     let row = NewUserRow {
@@ -235,11 +234,10 @@ impl Store {
     where
         F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError>,
     {
-        let mut conn = self.conn()?;
         let load_members = load_members && kind == Kind::Group;
         for attempt in 0..=OPTIMISTIC_TRIES {
             let lock_first = attempt == OPTIMISTIC_TRIES;
-            let outcome = write_tx(&mut conn, |c| -> Result<Attempt<Option<Updated>>, StoreError> {
+            let outcome = self.write(|c| -> Result<Attempt<Option<Updated>>, StoreError> {
                 if lock_first {
                     lock_row(c, tenant_id, kind, id)?;
                 }
@@ -319,10 +317,9 @@ impl Store {
         outbox: &[Enqueue],
         groups_outbox: &[Enqueue],
     ) -> Result<bool, StoreError> {
-        let mut conn = self.conn()?;
         for attempt in 0..=OPTIMISTIC_TRIES {
             let lock_first = attempt == OPTIMISTIC_TRIES;
-            let outcome = write_tx(&mut conn, |c| -> Result<Attempt<bool>, StoreError> {
+            let outcome = self.write(|c| -> Result<Attempt<bool>, StoreError> {
                 if lock_first {
                     lock_row(c, tenant_id, kind, id)?;
                 }

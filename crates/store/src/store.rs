@@ -1,5 +1,6 @@
 //! `Store`: the pool, opening, health and migrations.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::RunQueryDsl;
@@ -8,8 +9,9 @@ use diesel::migration::MigrationVersion;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::StoreConfig;
-use crate::connection::{AnyConnection, Backend, Manager, Target, prepare_sqlite};
+use crate::connection::{AnyConnection, Backend, Manager, Target, prepare_sqlite, write_tx};
 use crate::error::StoreError;
+use crate::writer::GroupWriter;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -26,6 +28,10 @@ pub struct Store {
     /// A copy of the pool's manager, for connections outside the pool (migrations).
     manager: Manager,
     backend: Backend,
+    /// SQLite's group-commit writer, through which every write of the hot paths goes; `None` on
+    /// PostgreSQL (which commits concurrent transactions together by itself) or when
+    /// `write_batch_max` is 1.
+    writer: Option<Arc<GroupWriter>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -82,7 +88,9 @@ impl Store {
             // database is down.
             .connection_timeout(Duration::from_secs(cfg.connect_timeout_secs.max(1)))
             .build(manager.clone())?;
-        Ok(Store { pool, manager, backend })
+        let writer = (backend == Backend::Sqlite && cfg.write_batch_max > 1)
+            .then(|| Arc::new(GroupWriter::new(manager.clone(), cfg.write_batch_max)));
+        Ok(Store { pool, manager, backend, writer })
     }
 
     /// Which engine this store runs on.
@@ -93,6 +101,22 @@ impl Store {
     /// A pooled connection, or `Unavailable` after `connect_timeout_secs`.
     pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
         Ok(self.pool.get()?)
+    }
+
+    /// Runs `f` as one write transaction: committed (durably) before this returns `Ok`, rolled back
+    /// entirely if `f` fails. On SQLite it joins the group-commit batch (see `writer.rs`); otherwise
+    /// it runs on a pooled connection.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        match &self.writer {
+            Some(writer) => writer.write(f),
+            None => write_tx(&mut *self.conn()?, f),
+        }
+    }
+
+    /// With group commit (SQLite): how many batches and writes have been committed since the store
+    /// was opened; their ratio is the mean batch size. `None` without group commit.
+    pub fn write_batches(&self) -> Option<(u64, u64)> {
+        self.writer.as_ref().map(|w| w.stats())
     }
 
     /// Checks that a connection can be had and answers (for `/readyz`).

@@ -5,7 +5,6 @@ use diesel::prelude::*;
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::connection::write_tx;
 use crate::error::StoreError;
 use crate::models::tenant::{ApiKeyRow, NewApiKeyRow, TenantRow};
 use crate::resource::{from_us, now_us};
@@ -82,8 +81,7 @@ impl Store {
     #[instrument(skip_all)]
     pub fn create_tenant(&self, name: &str) -> Result<Tenant, StoreError> {
         let row = TenantRow { id: Uuid::new_v4().to_string(), name: name.to_owned(), created_us: now_us() };
-        let mut conn = self.conn()?;
-        write_tx(&mut conn, |c| {
+        self.write(|c| {
             diesel::insert_into(tenants::table).values(&row).execute(c).map_err(StoreError::unique("name"))
         })?;
         Ok(row.into())
@@ -108,8 +106,7 @@ impl Store {
     /// `false` if there was no such tenant.
     #[instrument(skip_all)]
     pub fn remove_tenant(&self, name: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn()?;
-        let n = write_tx(&mut conn, |c| diesel::delete(tenants::table.filter(tenants::name.eq(name))).execute(c))?;
+        let n = self.write(|c| Ok(diesel::delete(tenants::table.filter(tenants::name.eq(name))).execute(c)?))?;
         Ok(n > 0)
     }
 
@@ -125,8 +122,7 @@ impl Store {
             label: key.label.as_deref(),
             created_us,
         };
-        let mut conn = self.conn()?;
-        write_tx(&mut conn, |c| {
+        self.write(|c| {
             diesel::insert_into(api_keys::table).values(&row).execute(c).map_err(StoreError::unique("id"))
         })?;
         Ok(ApiKey {
@@ -168,8 +164,7 @@ impl Store {
     /// is kept), `false` if there is no such key.
     #[instrument(skip_all, fields(key.id = %key_id))]
     pub fn revoke_api_key(&self, key_id: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn()?;
-        write_tx(&mut conn, |c| {
+        self.write(|c| {
             diesel::update(api_keys::table.filter(api_keys::id.eq(key_id)).filter(api_keys::revoked_us.is_null()))
                 .set(api_keys::revoked_us.eq(now_us()))
                 .execute(c)?;
@@ -181,11 +176,10 @@ impl Store {
     /// Records that a key was used at `at`. A write transaction each time: on SQLite with
     /// `synchronous = full` that is an fsync, so callers should record at most every minute or so.
     pub fn touch_api_key(&self, key_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        write_tx(&mut conn, |c| {
-            diesel::update(api_keys::table.filter(api_keys::id.eq(key_id)))
+        self.write(|c| {
+            Ok(diesel::update(api_keys::table.filter(api_keys::id.eq(key_id)))
                 .set(api_keys::last_used_us.eq(at.timestamp_micros()))
-                .execute(c)
+                .execute(c)?)
         })?;
         Ok(())
     }

@@ -580,3 +580,51 @@ fn sqlite_busy_beyond_the_timeout_is_unavailable() {
     locker.batch_execute("ROLLBACK").unwrap();
     db.store().create(&t, user("x")).unwrap();
 }
+
+/// Group commit: concurrent writes share batches, each write that returned `Ok` is in the file
+/// (read back through a second store opened on it), and a refused write in a batch takes none of
+/// its neighbours with it.
+#[test]
+fn sqlite_group_commit_batches_concurrent_writes_and_isolates_refusals() {
+    let db = TestDb::sqlite();
+    let store = db.store();
+    let t = tenant(store, "acme");
+    store.create(&t, user("taken")).unwrap();
+    let (batches_before, writes_before) = store.write_batches().expect("SQLite writes go through group commit");
+    let start = std::sync::Barrier::new(64);
+    let results: Vec<Result<String, StoreError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..64)
+            .map(|i| {
+                let (store, t, start) = (store.clone(), t.clone(), &start);
+                // Every eighth write asks for a taken userName and must be refused on its own.
+                let name = if i % 8 == 0 { "TAKEN".to_owned() } else { format!("u{i}") };
+                s.spawn(move || {
+                    start.wait();
+                    store.create(&t, user(&name)).map(|r| r.id)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused = results.iter().filter(|r| matches!(r, Err(StoreError::Conflict { attribute: "userName" }))).count();
+    let created: Vec<&String> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!((refused, created.len()), (8, 56), "{results:?}");
+    let (batches, writes) = store.write_batches().unwrap();
+    assert_eq!(writes - writes_before, 56, "refused writes are not counted as committed");
+    assert!(batches - batches_before < 56, "64 concurrent writes shared no batch ({} batches)", batches - batches_before);
+
+    let reopened = Store::open(db.config()).unwrap();
+    for id in created {
+        assert!(reopened.get(&t, Kind::User, id, false).unwrap().is_some(), "{id} was acknowledged but is not stored");
+    }
+}
+
+/// `write_batch_max = 1` turns group commit off: one transaction per write, as before.
+#[test]
+fn sqlite_group_commit_can_be_turned_off() {
+    let db = TestDb::sqlite_with(|c| c.write_batch_max = 1);
+    assert!(db.store().write_batches().is_none());
+    let t = tenant(db.store(), "acme");
+    db.store().create(&t, user("a")).unwrap();
+    assert!(matches!(db.store().create(&t, user("A")), Err(StoreError::Conflict { .. })));
+}
