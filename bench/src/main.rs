@@ -76,6 +76,20 @@ struct Args {
     /// machine; raise it when the tool, not the server, is the limit (see `--scenario ceiling`).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// A vendor simulator the gateway delivers to, by its origin (e.g. http://127.0.0.1:9001);
+    /// repeatable. After the load the tool waits for the outbox to drain, reads each simulator's
+    /// request log (`/_sim/requests`) and reports the end-to-end lag from the gateway's 2xx to the
+    /// simulator's first request carrying that state (a created user's email, a PATCH's new
+    /// givenName). Clear the simulators' logs before a run (`DELETE /_sim/requests`).
+    #[arg(long = "sim")]
+    sims: Vec<String>,
+    /// After the load, wait until the gateway's outbox holds no pending or failed row (read from its
+    /// unauthenticated `/metrics`) and report how long that took. Implied by `--sim`.
+    #[arg(long)]
+    drain: bool,
+    /// Give up waiting for the drain after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    drain_timeout: u64,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -165,6 +179,9 @@ struct Req {
 
 struct Load {
     http: Http,
+    /// With `--sim`: each acknowledged state, by a value the vendor receives with it, and when the
+    /// gateway acknowledged it (µs since the epoch).
+    acks: Option<Mutex<Vec<(String, u64)>>>,
     /// The base URL's path, e.g. `/scim/v2`.
     prefix: String,
     tokens: Vec<String>,
@@ -219,7 +236,7 @@ impl Load {
     }
 
     fn user(&self, i: u64) -> Value {
-        let name = format!("load-{}-{i}@example.com", self.run);
+        let name = self.email(i);
         json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
             "externalId": format!("ext-{}-{i}", self.run),
@@ -232,10 +249,24 @@ impl Load {
         })
     }
 
+    fn ack(&self, marker: String) {
+        if let Some(acks) = &self.acks {
+            acks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((marker, now_us()));
+        }
+    }
+
+    fn email(&self, i: u64) -> String {
+        format!("load-{}-{i}@example.com", self.run)
+    }
+
     async fn create(&self, kind: &'static str, i: u64) -> Option<(String, usize)> {
         let req = Req { method: Method::POST, path: format!("{}/Users", self.prefix), body: Some(self.user(i).to_string()) };
         let tenant = self.tenant_of(i);
-        self.send(kind, req, tenant).await.and_then(|v| v["id"].as_str().map(|id| (id.to_owned(), tenant)))
+        let created = self.send(kind, req, tenant).await.and_then(|v| v["id"].as_str().map(|id| (id.to_owned(), tenant)));
+        if created.is_some() && kind != "setup" {
+            self.ack(self.email(i));
+        }
+        created
     }
 
     async fn replace(&self, kind: &'static str, id: &str, tenant: usize, i: u64, n: u64) -> Option<Value> {
@@ -264,13 +295,13 @@ impl Load {
     }
 
     async fn patch(&self, kind: &'static str, id: &str, tenant: usize, n: u64) -> Option<Value> {
-        self.patch_ops(
-            kind,
-            id,
-            tenant,
-            json!([{"op": "Replace", "path": "name.givenName", "value": format!("Load{n}")}]),
-        )
-        .await
+        let given = format!("Load{n}");
+        let ops = json!([{"op": "Replace", "path": "name.givenName", "value": given}]);
+        let done = self.patch_ops(kind, id, tenant, ops).await;
+        if done.is_some() {
+            self.ack(given);
+        }
+        done
     }
 
     async fn patch_ops(&self, kind: &'static str, id: &str, tenant: usize, ops: Value) -> Option<Value> {
@@ -341,6 +372,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let run = format!("{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis());
     let load = Arc::new(Load {
         http,
+        acks: (!args.sims.is_empty()).then(|| Mutex::new(Vec::new())),
         prefix: base.path().trim_end_matches('/').to_owned(),
         tokens: args.token.clone(),
         kinds: Mutex::new(BTreeMap::new()),
@@ -518,10 +550,121 @@ async fn run(args: Args) -> anyhow::Result<()> {
             (a + b, t1 + t2)
         }
     };
-    report(&load, &args, done, elapsed).await
+    let delivery = if args.drain || !args.sims.is_empty() { Some(delivery_report(&load, &args).await?) } else { None };
+    report(&load, &args, done, elapsed, delivery).await
 }
 
-async fn report(load: &Load, args: &Args, done: u64, elapsed: Duration) -> anyhow::Result<()> {
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Waits for the outbox to drain, then measures the end-to-end lag at each simulator.
+async fn delivery_report(load: &Load, args: &Args) -> anyhow::Result<Value> {
+    let stopped = Instant::now();
+    let deadline = stopped + Duration::from_secs(args.drain_timeout);
+    let mut last_seen = None;
+    let drained = loop {
+        match load.http.send(Method::GET, "/metrics", "", None).await {
+            Ok((200, body)) => {
+                let open = outbox_open_rows(&String::from_utf8_lossy(&body));
+                last_seen = Some(open);
+                if open == 0 {
+                    break true;
+                }
+            }
+            Ok(_) | Err(_) => {}
+        }
+        if Instant::now() >= deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let drain_seconds = stopped.elapsed().as_secs_f64();
+    let acks = match &load.acks {
+        Some(a) => std::mem::take(&mut *a.lock().unwrap_or_else(std::sync::PoisonError::into_inner)),
+        None => Vec::new(),
+    };
+    let mut sims = Vec::new();
+    for sim in &args.sims {
+        check_loopback(sim)?;
+        let http = Http::new(&reqwest::Url::parse(sim).context("--sim is not a URL")?)?;
+        let (status, body) = http.send(Method::GET, "/_sim/requests", "", None).await?;
+        if status != 200 {
+            bail!("{sim}/_sim/requests answered {status}");
+        }
+        let log: Value = serde_json::from_slice(&body).context("the simulator's request log is not JSON")?;
+        // Every string value a successful write carried, with when the simulator first saw it.
+        let mut first_seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        let mut requests = 0u64;
+        for entry in log.as_array().map(Vec::as_slice).unwrap_or_default() {
+            requests += 1;
+            let ok = entry["status"].as_u64().is_some_and(|s| (200..300).contains(&s));
+            let at = entry["time_us"].as_u64().unwrap_or(0);
+            if ok && entry["method"] != "GET" {
+                strings_of(&entry["body"], &mut |s| {
+                    first_seen.entry(s.to_owned()).and_modify(|t| *t = (*t).min(at)).or_insert(at);
+                });
+            }
+        }
+        let mut lag = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+        let mut missing = 0u64;
+        for (marker, acked) in &acks {
+            match first_seen.get(marker) {
+                Some(seen) => {
+                    let _ = lag.record(seen.saturating_sub(*acked).clamp(1, 600_000_000));
+                }
+                None => missing += 1,
+            }
+        }
+        sims.push(json!({
+            "sim": sim,
+            "requests": requests,
+            "matched": lag.len(),
+            "missing": missing,
+            "lag_p50_ms": lag.value_at_quantile(0.50) as f64 / 1000.0,
+            "lag_p99_ms": lag.value_at_quantile(0.99) as f64 / 1000.0,
+            "lag_max_ms": lag.max() as f64 / 1000.0,
+        }));
+    }
+    Ok(json!({
+        "drained": drained,
+        "drain_seconds": drain_seconds,
+        "open_rows_at_end": last_seen,
+        "acknowledged_states": acks.len(),
+        "sims": sims,
+    }))
+}
+
+/// The outbox rows still to deliver, from the gateway's Prometheus text: the `pending` and
+/// `failed` series of `scimgw_outbox_rows`.
+fn outbox_open_rows(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("scimgw_outbox_rows{"))
+        .filter(|l| l.contains("state=\"pending\"") || l.contains("state=\"failed\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v.max(0.0) as u64)
+        .sum()
+}
+
+fn strings_of(v: &Value, f: &mut impl FnMut(&str)) {
+    match v {
+        Value::String(s) => f(s),
+        Value::Array(a) => a.iter().for_each(|x| strings_of(x, f)),
+        Value::Object(o) => o.values().for_each(|x| strings_of(x, f)),
+        _ => {}
+    }
+}
+
+async fn report(
+    load: &Load,
+    args: &Args,
+    done: u64,
+    elapsed: Duration,
+    delivery: Option<Value>,
+) -> anyhow::Result<()> {
     let kinds = load.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let secs = elapsed.as_secs_f64().max(1e-9);
     let mut rows = Vec::new();
@@ -553,6 +696,7 @@ async fn report(load: &Load, args: &Args, done: u64, elapsed: Duration) -> anyho
         "seconds": secs,
         "work_items": done,
         "kinds": rows,
+        "delivery": delivery,
     });
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -575,6 +719,25 @@ async fn report(load: &Load, args: &Args, done: u64, elapsed: Duration) -> anyho
             r["max_ms"].as_f64().unwrap_or(0.0),
             r["errors"]
         );
+    }
+    if let Some(d) = summary["delivery"].as_object() {
+        println!(
+            "outbox {} {:.1} s after the load stopped; {} acknowledged states",
+            if d["drained"] == true { "drained" } else { "NOT drained" },
+            d["drain_seconds"].as_f64().unwrap_or(0.0),
+            d["acknowledged_states"]
+        );
+        for s in d["sims"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            println!(
+                "  {}: end-to-end lag p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {} matched, {} missing",
+                s["sim"].as_str().unwrap_or(""),
+                s["lag_p50_ms"].as_f64().unwrap_or(0.0),
+                s["lag_p99_ms"].as_f64().unwrap_or(0.0),
+                s["lag_max_ms"].as_f64().unwrap_or(0.0),
+                s["matched"],
+                s["missing"]
+            );
+        }
     }
     Ok(())
 }

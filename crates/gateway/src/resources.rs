@@ -142,10 +142,10 @@ async fn run_query(
     let with_members = kind == Kind::Group && projection.returns(&schema, "members");
     let descending = spec.sort_order == Some(SortOrder::Descending);
 
-    let st = state.clone();
+    let point = sort_by.is_none() && !with_members && filter.as_ref().is_some_and(|f| is_point_lookup(f, kind));
     let tenant = principal.tenant_id.clone();
-    let result = web::block(move || {
-        let schema = schema_of(&st, kind)?;
+    let query = move |st: &AppState| {
+        let schema = schema_of(st, kind)?;
         st.store.query(
             &tenant,
             kind,
@@ -159,13 +159,42 @@ async fn run_query(
                 with_members,
             },
         )
-    })
-    .await??;
+    };
+    let result = if point {
+        // Entra's and Okta's `userName eq "…"` before every create: one index probe.
+        let st = state.clone();
+        crate::quick_read(state, move |_| query(&st)).await?
+    } else {
+        let st = state.clone();
+        web::block(move || query(&st)).await??
+    };
 
     let base = location_base(req, state, kind);
     let resources: Vec<Value> =
         result.resources.iter().map(|r| Value::Object(projection.apply(&schema, &r.to_scim(Some(&base))))).collect();
     json_response(req, StatusCode::OK, &ListResponse::new(resources, result.total, page.start_index))
+}
+
+/// Whether a filter is an equality on an indexed identifier (`userName`, `externalId`, `id`, a
+/// group's `displayName`): the identity providers' lookups before a create, answered by one
+/// index probe, so cheap enough for [`crate::quick_read`].
+fn is_point_lookup(filter: &Filter, kind: Kind) -> bool {
+    use scimgw_scim::filter::{CompValue, CompareOp};
+    let Filter::Compare { path, op: CompareOp::Eq, value: CompValue::Str(_) } = filter else { return false };
+    if path.sub_attr.is_some() || path.urn.as_deref().is_some_and(|u| !u.to_ascii_lowercase().ends_with(":core:2.0:user") && !u.to_ascii_lowercase().ends_with(":core:2.0:group")) {
+        return false;
+    }
+    let name = path.name.as_str();
+    name.eq_ignore_ascii_case("id")
+        || name.eq_ignore_ascii_case("externalId")
+        || (kind == Kind::User && name.eq_ignore_ascii_case("userName"))
+        || (kind == Kind::Group && name.eq_ignore_ascii_case("displayName"))
+}
+
+/// The schema lookup inside a store job (which runs on the store's writer thread, so it cannot
+/// borrow the handler's).
+fn schema_in_store_job(state: &AppState, kind: Kind) -> Result<ResourceSchema<'_>, ScimError> {
+    schema_of(state, kind).map_err(|e| ScimError::new(500, None, e.to_string()))
 }
 
 /// The schema lookup inside blocking closures, where an `ApiError` cannot be returned.
@@ -265,9 +294,10 @@ pub(crate) async fn replace(
     let tenant = principal.tenant_id.clone();
     let rid = id.clone();
     let targets = state.targets.snapshot();
+    let (st2, tenant2) = (state.clone(), tenant.clone());
     let updated = web::block(move || {
-        let schema = schema_of(&st, kind)?;
-        st.store.update_with(&tenant, kind, &rid, expected, kind == Kind::Group, |current: &Resource| {
+        st.store.update_with(&tenant, kind, &rid, expected, kind == Kind::Group, move |current: &Resource| {
+            let (schema, tenant) = (schema_in_store_job(&st2, kind)?, &tenant2);
             check_immutable(&schema, &current.body, &body)?;
             let same_members = match &current.members {
                 Some(old) => members::same_set(old, &new_members),
@@ -276,7 +306,7 @@ pub(crate) async fn replace(
             if current.body == body && same_members {
                 return Ok((Change::Unchanged, Vec::new()));
             }
-            let outbox = deliveries_for(&targets, &tenant, kind, &schema, &body, Some(&current.id))?;
+            let outbox = deliveries_for(&targets, tenant, kind, &schema, &body, Some(&current.id))?;
             let members = if kind == Kind::Group { vec![MembersChange::Set(new_members.clone())] } else { Vec::new() };
             Ok((Change::Update { body: body.clone(), members }, outbox))
         })
@@ -321,14 +351,15 @@ pub(crate) async fn patch(
     let rid = id.clone();
     let needs_members = plan.needs_current_members();
     let targets = state.targets.snapshot();
+    let (st2, tenant2) = (state.clone(), tenant.clone());
     let updated = web::block(move || {
-        let schema = schema_of(&st, kind)?;
-        st.store.update_with(&tenant, kind, &rid, expected, needs_members, |current: &Resource| {
+        st.store.update_with(&tenant, kind, &rid, expected, needs_members, move |current: &Resource| {
+            let schema = schema_in_store_job(&st2, kind)?;
             let change = plan.apply(&schema, current)?;
             let outbox = match &change {
                 Change::Update { body, .. } => {
                     limits::check_indexed(kind, body)?;
-                    deliveries_for(&targets, &tenant, kind, &schema, body, Some(&current.id))?
+                    deliveries_for(&targets, &tenant2, kind, &schema, body, Some(&current.id))?
                 }
                 Change::Unchanged => Vec::new(),
             };

@@ -189,8 +189,11 @@ impl Manager {
             Target::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path_str(path)?)?;
                 // busy_timeout first: the pragmas below may themselves wait for a lock.
+                // temp_store = MEMORY: the sub-journal of a savepoint (every write of a group-commit
+                // batch has one) stays in memory instead of a temp file written page by page
+                // (a quarter of the writer's time under load, bench/RESULTS.md).
                 conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+                    "PRAGMA busy_timeout = {}; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
                     self.busy_timeout_ms,
                     self.synchronous.pragma_value()
                 ))?;

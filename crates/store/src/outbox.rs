@@ -309,7 +309,7 @@ pub(crate) fn enqueue(
         };
         diesel::insert_into(deliveries::table)
             .values((
-                deliveries::id.eq(Uuid::new_v4().to_string()),
+                deliveries::id.eq(Uuid::now_v7().to_string()),
                 deliveries::tenant_id.eq(tenant_id),
                 deliveries::target.eq(&e.target),
                 deliveries::resource_type.eq(kind.resource_type()),

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use scimgw_scim::ScimError;
 use scimgw_scim::value::remove_ci;
 
-use crate::connection::{AnyConnection, read_tx};
+use crate::connection::{AnyConnection, on_inner, read_tx};
 use crate::error::StoreError;
 use crate::members;
 use crate::models::resource::{GroupColumns, NewGroupRow, NewUserRow, ResourceRow, UserColumns};
@@ -92,12 +92,13 @@ fn load(
     id: &str,
     with_members: bool,
 ) -> Result<Option<Resource>, StoreError> {
-    let row = with_table!(kind, t => t::table
+    // On the engine's own connection, so that diesel caches the statement by type (see create).
+    let row = on_inner!(c, |c| with_table!(kind, t => t::table
         .filter(t::tenant_id.eq(tenant_id))
         .filter(t::id.eq(id))
         .select((t::id, t::body, t::version, t::created_us, t::modified_us))
         .first::<ResourceRow>(c)
-        .optional()?);
+        .optional()))?;
     let Some(row) = row else {
         return Ok(None);
     };
@@ -132,43 +133,51 @@ impl Store {
         let body = stored_body(new.body);
         let columns = Columns::of(kind, &body)?;
         let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let id = Uuid::new_v4().to_string();
+        let id = Uuid::now_v7().to_string();
         let now = now_us();
-        self.write(|c| -> Result<(), StoreError> {
-            match columns {
-                Columns::User(columns) => {
-                    let row = NewUserRow {
-                        tenant_id,
-                        id: &id,
-                        columns,
-                        body: &text,
-                        version: 1,
-                        created_us: now,
-                        modified_us: now,
-                    };
-                    diesel::insert_into(users::table)
-                        .values(&row)
-                        .execute(c)
-                        .map_err(StoreError::unique("userName"))?;
+        let members: Vec<Member> = members::dedup(&new.members).into_iter().cloned().collect();
+        let job = {
+            let (tenant_id, id, outbox, members) = (tenant_id.to_owned(), id.clone(), outbox.to_vec(), members.clone());
+            move |c: &mut AnyConnection| -> Result<(), StoreError> {
+                let tenant_id = tenant_id.as_str();
+                match columns {
+                    Columns::User(columns) => {
+                        let row = NewUserRow {
+                            tenant_id,
+                            id: &id,
+                            columns,
+                            body: &text,
+                            version: 1,
+                            created_us: now,
+                            modified_us: now,
+                        };
+                        // On the engine's own connection: diesel then caches the statement by
+                        // its type, instead of building its SQL text on every call to look it up
+                        // (a fifth of the writer's time through the multi-backend connection).
+                        on_inner!(c, |c| diesel::insert_into(users::table).values(&row).execute(c))
+                            .map_err(StoreError::unique("userName"))?;
+                    }
+                    Columns::Group(columns) => {
+                        let row = NewGroupRow {
+                            tenant_id,
+                            id: &id,
+                            columns,
+                            body: &text,
+                            version: 1,
+                            created_us: now,
+                            modified_us: now,
+                        };
+                        diesel::insert_into(groups::table).values(&row).execute(c)?;
+                        let refs: Vec<&Member> = members.iter().collect();
+                        members::insert(c, tenant_id, &id, &refs)?;
+                    }
                 }
-                Columns::Group(columns) => {
-                    let row = NewGroupRow {
-                        tenant_id,
-                        id: &id,
-                        columns,
-                        body: &text,
-                        version: 1,
-                        created_us: now,
-                        modified_us: now,
-                    };
-                    diesel::insert_into(groups::table).values(&row).execute(c)?;
-                    members::insert(c, tenant_id, &id, &members::dedup(&new.members))?;
-                }
+                outbox::enqueue(c, tenant_id, kind, &id, 1, &outbox)
             }
-            outbox::enqueue(c, tenant_id, kind, &id, 1, outbox)
-        })?;
+        };
+        self.write_owned(job)?;
         let members = (kind == Kind::Group).then(|| {
-            let mut m: Vec<Member> = members::dedup(&new.members).into_iter().cloned().collect();
+            let mut m = members;
             m.sort_by(|a, b| a.value.cmp(&b.value));
             m
         });
@@ -214,9 +223,9 @@ impl Store {
         mut f: F,
     ) -> Result<Option<Updated>, StoreError>
     where
-        F: FnMut(&Resource) -> Result<Change, ScimError>,
+        F: FnMut(&Resource) -> Result<Change, ScimError> + Send + 'static,
     {
-        self.update_with(tenant_id, kind, id, if_match, load_members, |r| f(r).map(|c| (c, Vec::new())))
+        self.update_with(tenant_id, kind, id, if_match, load_members, move |r| f(r).map(|c| (c, Vec::new())))
     }
 
     /// [`Store::update`] whose closure also names the deliveries a change asks for; they are
@@ -232,12 +241,16 @@ impl Store {
         mut f: F,
     ) -> Result<Option<Updated>, StoreError>
     where
-        F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError>,
+        F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError> + Send + 'static,
     {
         let load_members = load_members && kind == Kind::Group;
-        for attempt in 0..=OPTIMISTIC_TRIES {
-            let lock_first = attempt == OPTIMISTIC_TRIES;
-            let outcome = self.write(|c| -> Result<Attempt<Option<Updated>>, StoreError> {
+        let (tenant_id, id) = (tenant_id.to_owned(), id.to_owned());
+        // One transaction: on PostgreSQL (READ COMMITTED) a lost race is read again within it.
+        self.write_owned(move |c| {
+            let (tenant_id, id) = (tenant_id.as_str(), id.as_str());
+            for attempt in 0..=OPTIMISTIC_TRIES {
+                let lock_first = attempt == OPTIMISTIC_TRIES;
+                let outcome = (|| -> Result<Attempt<Option<Updated>>, StoreError> {
                 if lock_first {
                     lock_row(c, tenant_id, kind, id)?;
                 }
@@ -261,14 +274,14 @@ impl Store {
                 let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
                 let (version, now) = (current.version + 1, now_us());
                 let written = match columns {
-                    Columns::User(columns) => diesel::update(
+                    Columns::User(columns) => on_inner!(c, |c| diesel::update(
                         users::table
                             .filter(users::tenant_id.eq(tenant_id))
                             .filter(users::id.eq(id))
                             .filter(users::version.eq(current.version)),
                     )
                     .set((&columns, users::body.eq(&text), users::version.eq(version), users::modified_us.eq(now)))
-                    .execute(c)
+                    .execute(c))
                     .map_err(StoreError::unique("userName"))?,
                     Columns::Group(columns) => diesel::update(
                         groups::table
@@ -288,13 +301,14 @@ impl Store {
                 let members = if load_members { Some(members::load(c, tenant_id, id)?) } else { None };
                 let resource = Resource { body, version, last_modified: from_us(now), members, ..current };
                 Ok(Attempt::Done(Some(Updated { resource, changed: true })))
-            })?;
-            match outcome {
-                Attempt::Done(result) => return Ok(result),
-                Attempt::Lost => tracing::debug!(attempt, "update lost a race; reading again"),
+                })()?;
+                match outcome {
+                    Attempt::Done(result) => return Ok(result),
+                    Attempt::Lost => tracing::debug!(attempt, "update lost a race; reading again"),
+                }
             }
-        }
-        Err(StoreError::Internal("update kept losing races even with the row locked".into()))
+            Err(StoreError::Internal("update kept losing races even with the row locked".into()))
+        })
     }
 
     /// Deletes a user or group; `false` if this tenant has none with that id. Its rows in

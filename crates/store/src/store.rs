@@ -88,8 +88,10 @@ impl Store {
             // database is down.
             .connection_timeout(Duration::from_secs(cfg.connect_timeout_secs.max(1)))
             .build(manager.clone())?;
-        let writer = (backend == Backend::Sqlite && cfg.write_batch_max > 1)
-            .then(|| Arc::new(GroupWriter::new(manager.clone(), cfg.write_batch_max)));
+        let writer = match backend == Backend::Sqlite && cfg.write_batch_max > 1 {
+            true => Some(Arc::new(GroupWriter::new(manager.clone(), cfg.write_batch_max)?)),
+            false => None,
+        };
         Ok(Store { pool, manager, backend, writer })
     }
 
@@ -109,6 +111,19 @@ impl Store {
     pub(crate) fn write<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>) -> Result<T, StoreError> {
         match &self.writer {
             Some(writer) => writer.write(f),
+            None => write_tx(&mut *self.conn()?, f),
+        }
+    }
+
+    /// [`Store::write`] for a `'static` closure: on SQLite it goes to the writer thread, which runs
+    /// the whole queued batch back to back (see `writer.rs`) — the hot paths use this.
+    pub(crate) fn write_owned<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.submit(f),
             None => write_tx(&mut *self.conn()?, f),
         }
     }

@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use tracing::instrument;
 use uuid::Uuid;
 
+use crate::connection::on_inner;
 use crate::error::StoreError;
 use crate::models::tenant::{ApiKeyRow, NewApiKeyRow, TenantRow};
 use crate::resource::{from_us, now_us};
@@ -140,12 +141,14 @@ impl Store {
     /// secret): one query per authenticated request.
     pub fn api_key_with_tenant(&self, key_id: &str) -> Result<Option<(ApiKey, Tenant)>, StoreError> {
         let mut conn = self.conn()?;
-        let row = api_keys::table
+        // On the engine's own connection, so that diesel caches the statement by type instead of
+        // building its SQL text to look it up: this runs on every request.
+        let row = on_inner!(&mut *conn, |c| api_keys::table
             .inner_join(tenants::table)
             .filter(api_keys::id.eq(key_id))
             .select((ApiKeyRow::as_select(), TenantRow::as_select()))
-            .first::<(ApiKeyRow, TenantRow)>(&mut conn)
-            .optional()?;
+            .first::<(ApiKeyRow, TenantRow)>(c)
+            .optional())?;
         Ok(row.map(|(k, t)| (k.into(), t.into())))
     }
 

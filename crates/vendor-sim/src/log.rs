@@ -69,6 +69,10 @@ impl RecordedRequest {
             "authenticated": self.authenticated,
             "elapsed_ms": self.at.saturating_duration_since(started).as_secs_f64() * 1000.0,
             "time": rfc3339(self.time),
+            "time_us": self
+                .time
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
             "status": self.status,
             "fault": self.fault,
         })
