@@ -15,9 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
-use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::Method;
 use hyper::client::conn::http1::SendRequest;
@@ -42,6 +42,9 @@ enum Scenario {
     EntraIncremental,
     /// Okta: a lookup then a create per user, then a GET + PUT (full replace) pass.
     Okta,
+    /// Entra-like mixed traffic on users created first: 40 % filter, 30 % GET, 20 % PATCH, 10 %
+    /// POST. With `--rate`, the way to measure latency at a given load.
+    Mixed,
     /// GET /healthz on the same server: no store, no authentication. The ceiling of this tool and
     /// the HTTP stack together, to read the other figures against.
     Ceiling,
@@ -72,6 +75,12 @@ struct Args {
     /// Stop after this many seconds.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
+    /// Open-loop pacing: start requests at this many per second in all (each at its scheduled
+    /// time; latency counts from that time, so a slow server cannot hide its queueing). Meant for
+    /// the single-request scenarios and `mixed`. Without it, each of `--concurrency` workers sends
+    /// its next request as soon as the last one is answered.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Threads of the tool's own runtime. One leaves the most CPU to a server on the same
     /// machine; raise it when the tool, not the server, is the limit (see `--scenario ceiling`).
     #[arg(long, default_value_t = 1)]
@@ -204,9 +213,10 @@ impl Load {
     }
 
     async fn send_as(&self, kind: &'static str, req: Req, tenant: usize, parse: bool) -> Option<Value> {
-        let started = Instant::now();
+        let started = SCHEDULED.try_with(|at| *at).unwrap_or_else(|_| Instant::now());
         let token = self.tokens.get(tenant).map_or("", String::as_str);
-        let sent = tokio::time::timeout(Duration::from_secs(30), self.http.send(req.method, &req.path, token, req.body));
+        let sent =
+            tokio::time::timeout(Duration::from_secs(30), self.http.send(req.method, &req.path, token, req.body));
         let (status, body) = match sent.await {
             Ok(Ok((status, body))) => (Some(status), Some(body)),
             Ok(Err(_)) | Err(_) => (None, None),
@@ -260,9 +270,11 @@ impl Load {
     }
 
     async fn create(&self, kind: &'static str, i: u64) -> Option<(String, usize)> {
-        let req = Req { method: Method::POST, path: format!("{}/Users", self.prefix), body: Some(self.user(i).to_string()) };
+        let req =
+            Req { method: Method::POST, path: format!("{}/Users", self.prefix), body: Some(self.user(i).to_string()) };
         let tenant = self.tenant_of(i);
-        let created = self.send(kind, req, tenant).await.and_then(|v| v["id"].as_str().map(|id| (id.to_owned(), tenant)));
+        let created =
+            self.send(kind, req, tenant).await.and_then(|v| v["id"].as_str().map(|id| (id.to_owned(), tenant)));
         if created.is_some() && kind != "setup" {
             self.ack(self.email(i));
         }
@@ -272,7 +284,8 @@ impl Load {
     async fn replace(&self, kind: &'static str, id: &str, tenant: usize, i: u64, n: u64) -> Option<Value> {
         let mut body = self.user(i);
         body["name"]["givenName"] = json!(format!("Load{n}"));
-        let req = Req { method: Method::PUT, path: format!("{}/Users/{id}", self.prefix), body: Some(body.to_string()) };
+        let req =
+            Req { method: Method::PUT, path: format!("{}/Users/{id}", self.prefix), body: Some(body.to_string()) };
         self.send_as(kind, req, tenant, false).await
     }
 
@@ -306,7 +319,8 @@ impl Load {
 
     async fn patch_ops(&self, kind: &'static str, id: &str, tenant: usize, ops: Value) -> Option<Value> {
         let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
-        let req = Req { method: Method::PATCH, path: format!("{}/Users/{id}", self.prefix), body: Some(body.to_string()) };
+        let req =
+            Req { method: Method::PATCH, path: format!("{}/Users/{id}", self.prefix), body: Some(body.to_string()) };
         self.send_as(kind, req, tenant, false).await
     }
 
@@ -317,6 +331,14 @@ impl Load {
 }
 
 /// Runs `work(n)` for n = 0, 1, … on `concurrency` tasks until `requests` or `deadline`.
+/// `--rate`, set once at start.
+static RATE: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
+
+tokio::task_local! {
+    /// When the current request was scheduled to start (`--rate`); latency counts from then.
+    static SCHEDULED: Instant;
+}
+
 async fn drive<F, Fut>(concurrency: usize, requests: u64, deadline: Instant, work: F) -> (u64, Duration)
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
@@ -325,6 +347,7 @@ where
     let next = Arc::new(AtomicU64::new(0));
     let work = Arc::new(work);
     let started = Instant::now();
+    let rate = RATE.get().copied().flatten().filter(|r| *r > 0.0);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
         let (next, work) = (next.clone(), work.clone());
@@ -334,7 +357,17 @@ where
                 if n >= requests || Instant::now() >= deadline {
                     break;
                 }
-                work(n).await;
+                match rate {
+                    Some(rate) => {
+                        let at = started + Duration::from_secs_f64(n as f64 / rate);
+                        if at >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(at.into()).await;
+                        SCHEDULED.scope(at, work(n)).await;
+                    }
+                    None => work(n).await,
+                }
             }
         });
     }
@@ -379,7 +412,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         run,
     });
     let mut ids: Vec<(String, usize)> = Vec::new();
-    if matches!(args.scenario, Scenario::Filter | Scenario::Get | Scenario::Patch | Scenario::EntraIncremental) {
+    let _ = RATE.set(args.rate);
+    if matches!(
+        args.scenario,
+        Scenario::Filter | Scenario::Get | Scenario::Patch | Scenario::EntraIncremental | Scenario::Mixed
+    ) {
         eprintln!("creating {} users (not measured)…", args.users);
         let created = Arc::new(Mutex::new(Vec::new()));
         let (l, c) = (load.clone(), created.clone());
@@ -429,6 +466,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 let l = l.clone();
                 async move {
                     l.filter("GET /Users?filter", n % users, false).await;
+                }
+            })
+            .await
+        }
+        Scenario::Mixed => {
+            let (l, ids2) = (load.clone(), ids.clone());
+            drive(args.concurrency, args.requests, deadline, move |n| {
+                let (l, ids) = (l.clone(), ids2.clone());
+                async move {
+                    let (id, tenant) = &ids[usize::try_from(n % ids.len() as u64).unwrap_or(0)];
+                    match n % 10 {
+                        0 => {
+                            l.create("POST /Users", 2_000_000 + n).await;
+                        }
+                        1 | 2 => {
+                            l.patch("PATCH /Users/{id}", id, *tenant, n).await;
+                        }
+                        3..=6 => {
+                            l.filter("GET /Users?filter", n % users, false).await;
+                        }
+                        _ => {
+                            l.get("GET /Users/{id}", id, *tenant).await;
+                        }
+                    }
                 }
             })
             .await
@@ -566,15 +627,12 @@ async fn delivery_report(load: &Load, args: &Args) -> anyhow::Result<Value> {
     let deadline = stopped + Duration::from_secs(args.drain_timeout);
     let mut last_seen = None;
     let drained = loop {
-        match load.http.send(Method::GET, "/metrics", "", None).await {
-            Ok((200, body)) => {
-                let open = outbox_open_rows(&String::from_utf8_lossy(&body));
-                last_seen = Some(open);
-                if open == 0 {
-                    break true;
-                }
+        if let Ok((200, body)) = load.http.send(Method::GET, "/metrics", "", None).await {
+            let open = outbox_open_rows(&String::from_utf8_lossy(&body));
+            last_seen = Some(open);
+            if open == 0 {
+                break true;
             }
-            Ok(_) | Err(_) => {}
         }
         if Instant::now() >= deadline {
             break false;
@@ -658,13 +716,7 @@ fn strings_of(v: &Value, f: &mut impl FnMut(&str)) {
     }
 }
 
-async fn report(
-    load: &Load,
-    args: &Args,
-    done: u64,
-    elapsed: Duration,
-    delivery: Option<Value>,
-) -> anyhow::Result<()> {
+async fn report(load: &Load, args: &Args, done: u64, elapsed: Duration, delivery: Option<Value>) -> anyhow::Result<()> {
     let kinds = load.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let secs = elapsed.as_secs_f64().max(1e-9);
     let mut rows = Vec::new();
@@ -693,6 +745,7 @@ async fn report(
     let summary = json!({
         "scenario": format!("{:?}", args.scenario),
         "concurrency": args.concurrency,
+        "rate": args.rate,
         "seconds": secs,
         "work_items": done,
         "kinds": rows,
@@ -702,7 +755,13 @@ async fn report(
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(());
     }
-    println!("scenario {:?}, concurrency {}, {:.1} s", args.scenario, args.concurrency, secs);
+    match args.rate {
+        Some(rate) => println!(
+            "scenario {:?}, concurrency {}, paced at {rate} req/s, {:.1} s",
+            args.scenario, args.concurrency, secs
+        ),
+        None => println!("scenario {:?}, concurrency {}, {:.1} s", args.scenario, args.concurrency, secs),
+    }
     println!(
         "{:<22} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  errors",
         "kind", "requests", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms"

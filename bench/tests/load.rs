@@ -86,3 +86,59 @@ async fn each_scenario_reports_its_requests() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
+
+/// Paced mixed traffic and the tool's ceiling scenario: every kind of the mix is sent, all 2xx,
+/// and the pacing holds the run to its schedule (50 requests at 100/s take at least ~0.5 s).
+#[actix_web::test]
+async fn paced_mixed_traffic_and_the_ceiling() {
+    let app = std::sync::Arc::new(TestApp::spawn(Backend::Sqlite).await.unwrap());
+    let token = app.token("bench");
+    let a = app.clone();
+    let (mixed, ceiling) = tokio::task::spawn_blocking(move || {
+        let mixed = run(
+            &a,
+            &token,
+            &["--scenario", "mixed", "--users", "10", "--requests", "50", "--rate", "100", "--concurrency", "8"],
+        );
+        let ceiling = run(&a, &token, &["--scenario", "ceiling", "--requests", "30", "--concurrency", "4"]);
+        (mixed, ceiling)
+    })
+    .await
+    .unwrap();
+    let kinds: Vec<&str> = mixed["kinds"].as_array().unwrap().iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["GET /Users/{id}", "GET /Users?filter", "PATCH /Users/{id}", "POST /Users"], "{mixed}");
+    assert!(mixed["kinds"].as_array().unwrap().iter().all(|k| k["errors"] == serde_json::json!({})), "{mixed}");
+    let sent: u64 = mixed["kinds"].as_array().unwrap().iter().map(|k| k["ok"].as_u64().unwrap()).sum();
+    assert_eq!(sent, 50);
+    assert!(mixed["seconds"].as_f64().unwrap() >= 0.45, "pacing at 100/s: {mixed}");
+    assert_eq!(ceiling["kinds"][0]["kind"], "GET /healthz");
+    assert_eq!(ceiling["kinds"][0]["ok"], 30, "{ceiling}");
+}
+
+/// With `--sim`, the tool waits for the outbox to drain and finds every acknowledged state in the
+/// simulator's log: creates by email, PATCHes by their new givenName.
+#[actix_web::test]
+async fn end_to_end_lag_is_measured_at_the_simulator() {
+    use scimgw_e2e::delivery::{DeliveryApp, TargetSpec};
+    let d = DeliveryApp::spawn(Backend::Sqlite, vec![TargetSpec::vendor("jostle", "jostle", "")]).await.unwrap();
+    let sim = d.sim().origin();
+    let (base, token) = (d.app.base_url.clone(), d.token.clone());
+    let report = tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_scimgw-load"))
+            .args(["--base-url", &base, "--json", "--scenario", "entra-initial", "--users", "12"])
+            .args(["--concurrency", "4", "--drain-timeout", "60", "--sim", &sim])
+            .env("SCIMGW_LOAD_TOKEN", token)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    })
+    .await
+    .unwrap();
+    let delivery = &report["delivery"];
+    assert_eq!(delivery["drained"], true, "{report}");
+    assert_eq!(delivery["acknowledged_states"], 24, "12 creates and 12 PATCHes: {report}");
+    let at_sim = &delivery["sims"][0];
+    assert_eq!((at_sim["matched"].as_u64(), at_sim["missing"].as_u64()), (Some(24), Some(0)), "{report}");
+    assert!(at_sim["lag_p50_ms"].as_f64().unwrap() > 0.0, "{report}");
+}

@@ -31,7 +31,9 @@ fn benches(c: &mut Criterion) {
     let adapter = scimgw_adapter_jostle::construct(&target, Secret::new("t")).expect("the adapter");
     let user = entra_user();
     c.bench_function("adapter/jostle_validate", |b| b.iter(|| adapter.validate(black_box(&user))));
-    c.bench_function("adapter/jostle_translate", |b| b.iter(|| adapter.translate(black_box(&user)).expect("translates")));
+    c.bench_function("adapter/jostle_translate", |b| {
+        b.iter(|| adapter.translate(black_box(&user)).expect("translates"))
+    });
 }
 
 criterion_group!(group, benches);

@@ -181,7 +181,11 @@ async fn run_query(
 fn is_point_lookup(filter: &Filter, kind: Kind) -> bool {
     use scimgw_scim::filter::{CompValue, CompareOp};
     let Filter::Compare { path, op: CompareOp::Eq, value: CompValue::Str(_) } = filter else { return false };
-    if path.sub_attr.is_some() || path.urn.as_deref().is_some_and(|u| !u.to_ascii_lowercase().ends_with(":core:2.0:user") && !u.to_ascii_lowercase().ends_with(":core:2.0:group")) {
+    if path.sub_attr.is_some()
+        || path.urn.as_deref().is_some_and(|u| {
+            !u.to_ascii_lowercase().ends_with(":core:2.0:user") && !u.to_ascii_lowercase().ends_with(":core:2.0:group")
+        })
+    {
         return false;
     }
     let name = path.name.as_str();

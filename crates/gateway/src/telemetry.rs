@@ -85,7 +85,9 @@ pub(crate) fn route_of(path: &str, base: &str) -> String {
     match (first, second) {
         ("Users" | "Groups" | "Schemas" | "ResourceTypes" | "ServiceProviderConfig", None) => format!("{base}/{first}"),
         ("Users" | "Groups", Some(".search")) => format!("{base}/{first}/.search"),
-        ("Users" | "Groups" | "Schemas" | "ResourceTypes", Some(id)) if !id.is_empty() => format!("{base}/{first}/{{id}}"),
+        ("Users" | "Groups" | "Schemas" | "ResourceTypes", Some(id)) if !id.is_empty() => {
+            format!("{base}/{first}/{{id}}")
+        }
         _ => unmatched(),
     }
 }

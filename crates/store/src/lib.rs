@@ -13,9 +13,9 @@ mod resources;
 mod schema;
 mod store;
 mod tenants;
-mod writer;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod writer;
 
 pub use config::{SqliteSynchronous, StoreConfig};
 pub use connection::Backend;

@@ -251,56 +251,63 @@ impl Store {
             for attempt in 0..=OPTIMISTIC_TRIES {
                 let lock_first = attempt == OPTIMISTIC_TRIES;
                 let outcome = (|| -> Result<Attempt<Option<Updated>>, StoreError> {
-                if lock_first {
-                    lock_row(c, tenant_id, kind, id)?;
-                }
-                let Some(current) = load(c, tenant_id, kind, id, load_members)? else {
-                    return Ok(Attempt::Done(None));
-                };
-                if let Some(expected) = if_match {
-                    if expected != current.version {
-                        return Err(StoreError::VersionMismatch { current: current.version });
+                    if lock_first {
+                        lock_row(c, tenant_id, kind, id)?;
                     }
-                }
-                let (change, outbox) = f(&current).map_err(StoreError::Rejected)?;
-                let (body, changes) = match change {
-                    Change::Unchanged => return Ok(Attempt::Done(Some(Updated { resource: current, changed: false }))),
-                    Change::Update { body, members } => (stored_body(body), members),
-                };
-                if kind == Kind::User && !changes.is_empty() {
-                    return Err(StoreError::Internal("member changes were given for a user".into()));
-                }
-                let columns = Columns::of(kind, &body)?;
-                let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
-                let (version, now) = (current.version + 1, now_us());
-                let written = match columns {
-                    Columns::User(columns) => on_inner!(c, |c| diesel::update(
-                        users::table
-                            .filter(users::tenant_id.eq(tenant_id))
-                            .filter(users::id.eq(id))
-                            .filter(users::version.eq(current.version)),
-                    )
-                    .set((&columns, users::body.eq(&text), users::version.eq(version), users::modified_us.eq(now)))
-                    .execute(c))
-                    .map_err(StoreError::unique("userName"))?,
-                    Columns::Group(columns) => diesel::update(
-                        groups::table
-                            .filter(groups::tenant_id.eq(tenant_id))
-                            .filter(groups::id.eq(id))
-                            .filter(groups::version.eq(current.version)),
-                    )
-                    .set((&columns, groups::body.eq(&text), groups::version.eq(version), groups::modified_us.eq(now)))
-                    .execute(c)?,
-                };
-                if written == 0 {
-                    return Ok(Attempt::Lost);
-                }
-                // The version write above holds the group row's lock: member rows change under it.
-                members::apply(c, tenant_id, id, &changes)?;
-                outbox::enqueue(c, tenant_id, kind, id, version, &outbox)?;
-                let members = if load_members { Some(members::load(c, tenant_id, id)?) } else { None };
-                let resource = Resource { body, version, last_modified: from_us(now), members, ..current };
-                Ok(Attempt::Done(Some(Updated { resource, changed: true })))
+                    let Some(current) = load(c, tenant_id, kind, id, load_members)? else {
+                        return Ok(Attempt::Done(None));
+                    };
+                    if let Some(expected) = if_match {
+                        if expected != current.version {
+                            return Err(StoreError::VersionMismatch { current: current.version });
+                        }
+                    }
+                    let (change, outbox) = f(&current).map_err(StoreError::Rejected)?;
+                    let (body, changes) = match change {
+                        Change::Unchanged => {
+                            return Ok(Attempt::Done(Some(Updated { resource: current, changed: false })));
+                        }
+                        Change::Update { body, members } => (stored_body(body), members),
+                    };
+                    if kind == Kind::User && !changes.is_empty() {
+                        return Err(StoreError::Internal("member changes were given for a user".into()));
+                    }
+                    let columns = Columns::of(kind, &body)?;
+                    let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
+                    let (version, now) = (current.version + 1, now_us());
+                    let written = match columns {
+                        Columns::User(columns) => on_inner!(c, |c| diesel::update(
+                            users::table
+                                .filter(users::tenant_id.eq(tenant_id))
+                                .filter(users::id.eq(id))
+                                .filter(users::version.eq(current.version)),
+                        )
+                        .set((&columns, users::body.eq(&text), users::version.eq(version), users::modified_us.eq(now)))
+                        .execute(c))
+                        .map_err(StoreError::unique("userName"))?,
+                        Columns::Group(columns) => diesel::update(
+                            groups::table
+                                .filter(groups::tenant_id.eq(tenant_id))
+                                .filter(groups::id.eq(id))
+                                .filter(groups::version.eq(current.version)),
+                        )
+                        .set((
+                            &columns,
+                            groups::body.eq(&text),
+                            groups::version.eq(version),
+                            groups::modified_us.eq(now),
+                        ))
+                        .execute(c)?,
+                    };
+                    if written == 0 {
+                        return Ok(Attempt::Lost);
+                    }
+                    // The version write above holds the group row's lock: member rows change under it.
+                    members::apply(c, tenant_id, id, &changes)?;
+                    outbox::enqueue(c, tenant_id, kind, id, version, &outbox)?;
+                    let members = if load_members { Some(members::load(c, tenant_id, id)?) } else { None };
+                    let resource = Resource { body, version, last_modified: from_us(now), members, ..current };
+                    Ok(Attempt::Done(Some(Updated { resource, changed: true })))
                 })()?;
                 match outcome {
                     Attempt::Done(result) => return Ok(result),

@@ -108,7 +108,10 @@ impl Store {
     /// Runs `f` as one write transaction: committed (durably) before this returns `Ok`, rolled back
     /// entirely if `f` fails. On SQLite it joins the group-commit batch (see `writer.rs`); otherwise
     /// it runs on a pooled connection.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         match &self.writer {
             Some(writer) => writer.write(f),
             None => write_tx(&mut *self.conn()?, f),

@@ -123,9 +123,7 @@ impl Store {
             label: key.label.as_deref(),
             created_us,
         };
-        self.write(|c| {
-            diesel::insert_into(api_keys::table).values(&row).execute(c).map_err(StoreError::unique("id"))
-        })?;
+        self.write(|c| diesel::insert_into(api_keys::table).values(&row).execute(c).map_err(StoreError::unique("id")))?;
         Ok(ApiKey {
             id: key.id.clone(),
             tenant_id: key.tenant_id.clone(),

@@ -31,15 +31,15 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 
-use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager, TransactionManagerStatus};
 use diesel::QueryResult;
+use diesel::RunQueryDsl;
 use diesel::backend::Backend;
+use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager, TransactionManagerStatus};
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::r2d2::R2D2Connection;
-use diesel::RunQueryDsl;
 
 use crate::connection::{AnyConnection, Manager};
 use crate::error::StoreError;
@@ -47,9 +47,19 @@ use crate::error::StoreError;
 /// How many failed batches are remembered for their late waiters.
 const FAILURES_KEPT: usize = 64;
 
-/// A write for the writer thread: runs in the batch, and gives back what answers its caller once
-/// the batch is committed (`Ok`) or lost (`Err` with why). `true` when the job broke the batch.
-type Job = Box<dyn FnOnce(&mut AnyConnection) -> (bool, Reply) + Send>;
+/// A write for the writer thread: runs in the batch (or, given `Err`, learns that no transaction
+/// could be opened), and gives back what answers its caller once the batch is committed (`Ok`) or
+/// lost (`Err` with why).
+type Job = Box<dyn FnOnce(Result<&mut AnyConnection, String>) -> Ran + Send>;
+
+/// What running a job did.
+struct Ran {
+    /// The job broke the batch (its savepoint could not be undone).
+    broken: bool,
+    /// The job's own work succeeded (it counts as a committed write).
+    ok: bool,
+    reply: Reply,
+}
 type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// The group-commit writer of one store: the channel to its thread and the shared connection.
@@ -121,26 +131,38 @@ impl GroupWriter {
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, answered) = sync_channel::<Result<T, StoreError>>(1);
-        let job: Job = Box::new(move |conn| match in_savepoint(conn, f) {
-            Ok(result) => {
-                let broken = !in_transaction(conn);
-                let reply: Reply = Box::new(move |commit| {
-                    let _ = answer.send(match (result, commit) {
-                        (Err(e), _) => Err(e),
-                        (Ok(v), Ok(())) => Ok(v),
-                        (Ok(_), Err(why)) => {
-                            Err(StoreError::Unavailable(format!("the write batch was not committed: {why}")))
-                        }
+        let job: Job = Box::new(move |conn| {
+            let conn = match conn {
+                Ok(conn) => conn,
+                Err(why) => {
+                    let reply: Reply = Box::new(move |_| {
+                        let _ = answer.send(Err(StoreError::Unavailable(why)));
                     });
-                });
-                (broken, reply)
-            }
-            Err(e) => {
-                let why = format!("the write batch was rolled back: {e}");
-                let reply: Reply = Box::new(move |_| {
-                    let _ = answer.send(Err(StoreError::Unavailable(why)));
-                });
-                (true, reply)
+                    return Ran { broken: false, ok: false, reply };
+                }
+            };
+            match in_savepoint(conn, f) {
+                Ok(result) => {
+                    let broken = !in_transaction(conn);
+                    let ok = result.is_ok();
+                    let reply: Reply = Box::new(move |commit| {
+                        let _ = answer.send(match (result, commit) {
+                            (Err(e), _) => Err(e),
+                            (Ok(v), Ok(())) => Ok(v),
+                            (Ok(_), Err(why)) => {
+                                Err(StoreError::Unavailable(format!("the write batch was not committed: {why}")))
+                            }
+                        });
+                    });
+                    Ran { broken, ok, reply }
+                }
+                Err(e) => {
+                    let why = format!("the write batch was rolled back: {e}");
+                    let reply: Reply = Box::new(move |_| {
+                        let _ = answer.send(Err(StoreError::Unavailable(why)));
+                    });
+                    Ran { broken: true, ok: false, reply }
+                }
             }
         });
         self.jobs.send(job).map_err(|_| StoreError::Internal("the store's writer thread has stopped".into()))?;
@@ -153,7 +175,10 @@ impl GroupWriter {
 
     /// Runs `f` as one write of the current batch, on the calling thread; returns its value once
     /// the batch is committed.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         self.shared.write(f)
     }
 }
@@ -186,21 +211,23 @@ impl Shared {
             while let Some(job) = next.take() {
                 if !st.in_tx {
                     if let Err(e) = self.begin(&mut st) {
-                        // Dropping the job drops its answer channel: its caller gets Unavailable.
+                        // This job is answered with why; the queued ones try again.
                         tracing::error!(error = %e, "the store's writer cannot open a transaction");
-                        drop(job);
+                        (job(Err(e.to_string())).reply)(Ok(()));
                         break;
                     }
                 }
                 let Some(conn) = st.conn.as_mut() else { break };
-                match catch_unwind(AssertUnwindSafe(|| job(conn))) {
-                    Ok((broken, reply)) => {
-                        replies.push(reply);
-                        if broken {
+                match catch_unwind(AssertUnwindSafe(|| job(Ok(conn)))) {
+                    Ok(ran) => {
+                        replies.push(ran.reply);
+                        if ran.broken {
                             lost = Some("a write could not be rolled back on its own".into());
                             break;
                         }
-                        st.open += 1;
+                        if ran.ok {
+                            st.open += 1;
+                        }
                     }
                     Err(_) => {
                         tracing::error!("a write panicked in the store's writer; its batch is rolled back");
@@ -209,10 +236,7 @@ impl Shared {
                     }
                 }
                 if replies.len() < self.max_batch {
-                    next = match queue.try_recv() {
-                        Ok(job) => Some(job),
-                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                    };
+                    next = queue.try_recv().ok();
                 }
             }
             metrics::histogram!("scimgw_store_batch_run_seconds").record(started.elapsed().as_secs_f64());
@@ -233,7 +257,10 @@ impl Shared {
     }
 
     /// Runs `f` as one write of the current batch; returns its value once the batch is committed.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let guard = self.state.lock();
         self.waiting.fetch_sub(1, Ordering::SeqCst);

@@ -26,7 +26,7 @@ fn user(name: &str) -> NewResource {
 fn rename(store: &Store, t: &str, id: &str, name: &str, outbox: Vec<Enqueue>) -> i64 {
     let body = obj(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}));
     let updated = store
-        .update_with(t, Kind::User, id, None, false, |_| {
+        .update_with(t, Kind::User, id, None, false, move |_| {
             Ok((Change::Update { body: body.clone(), members: Vec::new() }, outbox.clone()))
         })
         .unwrap()
@@ -64,7 +64,8 @@ fn deliveries_commit_with_the_change_and_coalesce_while_waiting(store: &Store) {
         store.update_with(&t, Kind::User, &u.id, None, false, |_| Err(scimgw_scim::ScimError::invalid_value("no")));
     assert!(refused.is_err());
     // An unchanged one neither.
-    store.update_with(&t, Kind::User, &u.id, None, false, |_| Ok((Change::Unchanged, targets.clone()))).unwrap();
+    let unchanged = targets.clone();
+    store.update_with(&t, Kind::User, &u.id, None, false, move |_| Ok((Change::Unchanged, unchanged.clone()))).unwrap();
     assert_eq!(all(store).len(), 2);
 
     // A skipped delivery is recorded, never claimed.

@@ -137,7 +137,7 @@ fn users_are_created_read_updated_and_deleted(store: &Store) {
     let u = store.create(&t, user("alice@example.com")).unwrap();
     assert_eq!(u.version, 1);
     assert_eq!(u.created, u.last_modified);
-    assert_eq!(uuid_version(&u.id), Some(4));
+    assert_eq!(uuid_version(&u.id), Some(7), "ids are time-ordered UUIDv7: new rows append to the key index");
     assert!(u.members.is_none());
     let got = store.get(&t, Kind::User, &u.id, false).unwrap().unwrap();
     assert_eq!(got, u);
@@ -341,12 +341,13 @@ fn groups_keep_members_as_rows(store: &Store) {
     assert_eq!(now, expected, "Set updates the type too");
     change(store, vec![MembersChange::Clear, MembersChange::Add(vec![Member::new(b.id.clone())])]);
     assert_eq!(members_of(store), BTreeSet::from([b.id.clone()]), "changes apply in order");
+    let a_id = a.id.clone();
     let loaded = store
-        .update(&t, Kind::Group, &g.id, None, true, |c| {
+        .update(&t, Kind::Group, &g.id, None, true, move |c| {
             assert!(c.members.is_some(), "load_members hands the members to the closure");
             Ok(Change::Update {
                 body: c.body.clone(),
-                members: vec![MembersChange::Add(vec![Member::new(a.id.clone())])],
+                members: vec![MembersChange::Add(vec![Member::new(a_id.clone())])],
             })
         })
         .unwrap()
@@ -373,7 +374,7 @@ fn adding_a_thousand_members_to_a_group_of_ten_thousand_is_quick(store: &Store) 
     let add: Vec<Member> = (9_500..10_500).map(|i| Member::new(format!("u{i:05}"))).collect();
     let started = Instant::now();
     let r = store
-        .update(&t, Kind::Group, &g.id, None, false, |c| {
+        .update(&t, Kind::Group, &g.id, None, false, move |c| {
             assert!(c.members.is_none(), "members are not loaded unless asked");
             Ok(Change::Update { body: c.body.clone(), members: vec![MembersChange::Add(add.clone())] })
         })
@@ -408,7 +409,7 @@ fn fifty_concurrent_updates_all_survive(store: &Store) {
             let (store, t, id) = (store.clone(), t.clone(), u.id.clone());
             s.spawn(move || {
                 store
-                    .update(&t, Kind::User, &id, None, false, |current| {
+                    .update(&t, Kind::User, &id, None, false, move |current| {
                         let mut body = current.body.clone();
                         let emails = body.entry("emails").or_insert_with(|| json!([]));
                         emails.as_array_mut().unwrap().push(json!({"value": format!("e{i}@example.com")}));
@@ -435,7 +436,7 @@ fn concurrent_member_adds_to_one_group_all_survive(store: &Store) {
             s.spawn(move || {
                 let add = vec![Member::new(format!("m{i}")), Member::new("shared")];
                 store
-                    .update(&t, Kind::Group, &id, None, false, |c| {
+                    .update(&t, Kind::Group, &id, None, false, move |c| {
                         Ok(Change::Update { body: c.body.clone(), members: vec![MembersChange::Add(add.clone())] })
                     })
                     .unwrap();
@@ -611,7 +612,11 @@ fn sqlite_group_commit_batches_concurrent_writes_and_isolates_refusals() {
     assert_eq!((refused, created.len()), (8, 56), "{results:?}");
     let (batches, writes) = store.write_batches().unwrap();
     assert_eq!(writes - writes_before, 56, "refused writes are not counted as committed");
-    assert!(batches - batches_before < 56, "64 concurrent writes shared no batch ({} batches)", batches - batches_before);
+    assert!(
+        batches - batches_before < 56,
+        "64 concurrent writes shared no batch ({} batches)",
+        batches - batches_before
+    );
 
     let reopened = Store::open(db.config()).unwrap();
     for id in created {

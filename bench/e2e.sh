@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Entra's initial cycle end to end: a release `scimgw serve` on a fresh SQLite store, one tenant
+# with three targets — the Jostle, Joyn FSM and JumpCloud simulators (vendor-sim, strict profiles)
+# — and scimgw-load's entra-initial scenario. Reports the IdP side, the time to drain the outbox
+# after the load stops and the end-to-end lag at each simulator. Loopback only; stops by itself.
+# Usage: bench/e2e.sh [users] [concurrency] [dispatcher concurrency] [engine: sqlite|postgres]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+users="${1:-10000}"
+concurrency="${2:-64}"
+dispatch="${3:-64}"
+engine="${4:-sqlite}"
+cargo build --release -q -p scimgw -p scimgw-load -p vendor-sim
+bin=target/release
+work="$(mktemp -d)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pids=()
+schema=""
+base="${SCIMGW_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "$schema" ]; then psql "$base" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+mkdir -p "$work/tenants"
+sims=()
+: > "$work/tenants/bench.toml"
+for spec in "jostle jostle jostle" "joyn joyn-fsm joyn-fsm" "jumpcloud jumpcloud jumpcloud"; do
+  set -- $spec
+  name=$1; kind=$2; profile=$3
+  port=$(free_port)
+  token="sim-$name-$RANDOM$RANDOM"
+  printf '%s' "$token" > "$work/$name.token"
+  chmod 600 "$work/$name.token"
+  VENDOR_SIM_TOKEN="$token" $bin/vendor-sim --listen "127.0.0.1:$port" --profile "$profile" >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  suffix=""; extra=""
+  if [ "$name" = jumpcloud ]; then suffix="/?aadOptscim062020"; extra='username_from = "userName_local_part"'; fi
+  cat >> "$work/tenants/bench.toml" <<TOML
+[[targets]]
+name = "$name"
+kind = "$kind"
+base_url = "http://127.0.0.1:$port/scim/v2$suffix"
+token_file = "$work/$name.token"
+max_in_flight = 32
+$extra
+
+TOML
+  sims+=(--sim "http://127.0.0.1:$port")
+done
+port=$(free_port)
+export SCIMGW_LISTEN="127.0.0.1:$port" SCIMGW_TENANTS_DIR="$work/tenants" SCIMGW_LOG__LEVEL=warn
+export SCIMGW_DISPATCHER__CONCURRENCY="$dispatch"
+if [ "$engine" = postgres ]; then
+  schema="bench_$(date +%s)"
+  psql "$base" -qc "CREATE SCHEMA $schema"
+  export SCIMGW_STORE__URL="$base?options=-csearch_path%3D$schema" SCIMGW_STORE__POOL_SIZE=16
+else
+  export SCIMGW_STORE__URL="sqlite://$work/scimgw.db"
+fi
+$bin/scimgw tenant add bench >/dev/null
+token=$($bin/scimgw key issue --tenant bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+$bin/scimgw serve 2>"$work/serve.log" &
+gw=$!
+pids+=($gw)
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+echo "entra-initial, $users users, engine $engine, 3 simulated vendor targets, $(nproc) cores, IdP concurrency $concurrency, dispatcher concurrency $dispatch"
+started=$(date +%s.%N)
+SCIMGW_LOAD_TOKEN="$token" $bin/scimgw-load --base-url "http://127.0.0.1:$port/scim/v2" --scenario entra-initial \
+  --users "$users" --seconds 3600 --requests 100000000 --concurrency "$concurrency" --drain-timeout 900 "${sims[@]}" ${JSON:+--json}
+ended=$(date +%s.%N)
+echo "wall time, load start to outbox drained and logs read: $(python3 -c "print(round($ended - $started, 1))") s"
+echo "peak RSS of the gateway: $(grep VmHWM /proc/$gw/status | awk '{print $2, $3}')"
+dead=$(curl -s "http://127.0.0.1:$port/metrics" | grep '^scimgw_outbox_rows{' | grep 'state="dead"' | awk '{s+=$2} END {print s+0}')
+echo "dead-lettered deliveries: $dead"
