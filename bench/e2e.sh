@@ -73,5 +73,5 @@ SCIMGW_LOAD_TOKEN="$token" $bin/scimgw-load --base-url "http://127.0.0.1:$port/s
 ended=$(date +%s.%N)
 echo "wall time, load start to outbox drained and logs read: $(python3 -c "print(round($ended - $started, 1))") s"
 echo "peak RSS of the gateway: $(grep VmHWM /proc/$gw/status | awk '{print $2, $3}')"
-dead=$(curl -s "http://127.0.0.1:$port/metrics" | grep '^scimgw_outbox_rows{' | grep 'state="dead"' | awk '{s+=$2} END {print s+0}')
+dead=$({ curl -s "http://127.0.0.1:$port/metrics" || true; } | awk '/^scimgw_outbox_rows\{/ && /state="dead"/ {s+=$2} END {print s+0}')
 echo "dead-lettered deliveries: $dead"

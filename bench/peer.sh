@@ -2,7 +2,8 @@
 # Runs scimgw-load's single-request workloads against another SCIM server installed from a
 # package registry: the Python scim2-server (PyPI), as its own CLI serves it (a threading WSGI
 # server, users in memory, nothing durable), on loopback. Same tool, same flags as bench/run.sh,
-# so the figures compare. Usage: bench/peer.sh [seconds] [concurrency]
+# so the figures compare. Usage: bench/peer.sh [seconds] [concurrency] (USERS=2000 for fewer
+# users created before the filter/get/patch workloads: the server creates a few hundred a second)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
@@ -24,7 +25,7 @@ for _ in $(seq 1 100); do grep -q "Serving SCIM" "$log" && break; sleep 0.1; don
 echo "scim2-server $version on 127.0.0.1:$port, $(nproc) cores, concurrency $concurrency, ${seconds}s per workload"
 for scenario in create filter get patch; do
   target/release/scimgw-load --base-url "http://127.0.0.1:$port/v2" --token "$token" --scenario "$scenario" \
-    --users 10000 --seconds "$seconds" --requests 10000000 --concurrency "$concurrency"
+    --users "${USERS:-10000}" --seconds "$seconds" --requests 10000000 --concurrency "$concurrency"
   echo
 done
 echo "peak RSS of scim2-server: $(grep VmHWM /proc/$pid/status | awk '{print $2, $3}')"

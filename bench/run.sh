@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the single-request workloads of scimgw-load against a release `scimgw serve` on a fresh
 # store, and prints each report. Usage: bench/run.sh [sqlite|postgres] [seconds] [concurrency]
+# (USERS=100000 bench/run.sh … for the users created before the filter/get/patch workloads;
+# SCENARIOS="create filter" for a subset; RATE=2000 paces each workload, e.g. SCENARIOS=mixed; the ceiling scenario runs first, for reference)
 # (postgres uses SCIMGW_BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test, and a
 # fresh schema). Loopback only; stops by itself.
 set -euo pipefail
@@ -37,9 +39,10 @@ for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null &&
 export SCIMGW_LOAD_TOKEN="$token"
 url="http://127.0.0.1:$port/scim/v2"
 echo "engine $engine, $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, concurrency $concurrency, ${seconds}s per workload"
-for scenario in create filter get patch; do
-  $bin/scimgw-load --base-url "$url" --scenario "$scenario" --users 10000 --seconds "$seconds" \
-    --requests 10000000 --concurrency "$concurrency"
+users="${USERS:-10000}"
+for scenario in ${SCENARIOS:-ceiling create filter get patch}; do
+  $bin/scimgw-load --base-url "$url" --scenario "$scenario" --users "$users" --seconds "$seconds" \
+    --requests 10000000 --concurrency "$concurrency" ${RATE:+--rate "$RATE"}
   echo
 done
 echo "peak RSS of the gateway: $(grep VmHWM /proc/$pid/status | awk '{print $2, $3}')"

@@ -163,6 +163,7 @@ pub fn bind(state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAd
     if let Some(w) = workers {
         server = server.workers(w.max(1));
     }
+    server = server.worker_max_blocking_threads(state.config.blocking_threads.max(1));
     // The binary handles SIGINT/SIGTERM itself, so that the dispatcher stops with the server.
     let server = server.disable_signals();
     let server = match &state.config.tls {

@@ -30,14 +30,25 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Latency buckets in seconds, for requests and deliveries.
 const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
+/// Buckets of the group-commit batch sizes (writes per SQLite commit).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// The process's Prometheus recorder, installed on first use. `None` if another recorder was
 /// installed first (then metrics are not exported).
 pub fn prometheus() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
     HANDLE
-        .get_or_init(|| match PrometheusBuilder::new().set_buckets(BUCKETS) {
-            Ok(b) => b.install_recorder().ok(),
-            Err(_) => None,
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new().set_buckets(BUCKETS).and_then(|b| {
+                b.set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("scimgw_store_write_batch_size".into()),
+                    BATCH_BUCKETS,
+                )
+            });
+            match builder {
+                Ok(b) => b.install_recorder().ok(),
+                Err(_) => None,
+            }
         })
         .as_ref()
 }

@@ -2,7 +2,7 @@
 //! delete. Validation, filters and PATCH come from `scimgw-scim`, so the simulator is exactly as
 //! strict as the protocol core; the profile adds the app's own rules on top.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::SystemTime;
 
 use scimgw_scim::ScimError;
@@ -61,10 +61,85 @@ struct Stored {
 struct Collection {
     items: BTreeMap<u64, Stored>,
     by_id: HashMap<String, u64>,
+    /// (top-level attribute, string value), both lowercased → the resources holding it: the
+    /// candidates of an `attr eq "value"` filter and of a uniqueness check, which the filter then
+    /// decides exactly. Without it every lookup scanned the app, and a 100k-user run was quadratic.
+    by_value: HashMap<(String, String), BTreeSet<u64>>,
     next: u64,
 }
 
+/// The (attribute, value) keys of a rendered resource's string attributes at the top level and
+/// in its extensions (`urn:…:employeeNumber`).
+fn value_keys(rendered: &Value) -> Vec<(String, String)> {
+    let Some(o) = rendered.as_object() else { return Vec::new() };
+    let mut keys = Vec::new();
+    for (k, v) in o {
+        match v {
+            Value::String(s) => keys.push((k.to_ascii_lowercase(), s.to_lowercase())),
+            Value::Object(ext) if k.to_ascii_lowercase().starts_with("urn:") => {
+                for (sub, v) in ext {
+                    if let Some(s) = v.as_str() {
+                        keys.push((format!("{k}:{sub}").to_ascii_lowercase(), s.to_lowercase()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    keys
+}
+
 impl Collection {
+    fn index(&mut self, seq: u64, rendered: &Value) {
+        for key in value_keys(rendered) {
+            self.by_value.entry(key).or_default().insert(seq);
+        }
+    }
+
+    fn unindex(&mut self, seq: u64, rendered: &Value) {
+        for key in value_keys(rendered) {
+            if let Some(set) = self.by_value.get_mut(&key) {
+                set.remove(&seq);
+                if set.is_empty() {
+                    self.by_value.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// The resources a filter can match, in creation order: for `attr eq "value"` on a top-level
+    /// attribute, those the index holds; otherwise all of them.
+    fn candidates<'a>(&'a self, filter: Option<&Filter>) -> Box<dyn Iterator<Item = &'a Stored> + 'a> {
+        if let Some(Filter::Compare { path, op: CompareOp::Eq, value: CompValue::Str(v) }) = filter {
+            if path.sub_attr.is_none() {
+                let name = match &path.urn {
+                    // A core attribute named with its schema's URN is still a top-level one.
+                    Some(urn) if !urn.to_ascii_lowercase().contains(":core:2.0:") => {
+                        format!("{urn}:{}", path.name).to_ascii_lowercase()
+                    }
+                    _ => path.name.to_ascii_lowercase(),
+                };
+                let key = (name, v.to_lowercase());
+                let seqs: Vec<u64> = self.by_value.get(&key).map(|s| s.iter().copied().collect()).unwrap_or_default();
+                return Box::new(seqs.into_iter().filter_map(move |seq| self.items.get(&seq)));
+            }
+        }
+        Box::new(self.items.values())
+    }
+
+    /// Replaces a resource's rendering, keeping the index true.
+    fn set_rendered(&mut self, id: &str, rendered: Value) {
+        let Some(&seq) = self.by_id.get(id) else { return };
+        let old = self.items.get(&seq).map(|s| s.rendered.clone());
+        if let Some(old) = old {
+            self.unindex(seq, &old);
+        }
+        self.index(seq, &rendered);
+        if let Some(stored) = self.items.get_mut(&seq) {
+            stored.rendered = rendered;
+        }
+    }
+
     fn get(&self, id: &str) -> Option<&Stored> {
         self.by_id.get(id).and_then(|seq| self.items.get(seq))
     }
@@ -76,12 +151,15 @@ impl Collection {
     fn insert(&mut self, stored: Stored) {
         self.next += 1;
         self.by_id.insert(stored.id.clone(), self.next);
+        self.index(self.next, &stored.rendered);
         self.items.insert(self.next, stored);
     }
 
     fn remove(&mut self, id: &str) -> Option<Stored> {
         let seq = self.by_id.remove(id)?;
-        self.items.remove(&seq)
+        let stored = self.items.remove(&seq)?;
+        self.unindex(seq, &stored.rendered);
+        Some(stored)
     }
 }
 
@@ -171,8 +249,7 @@ impl Store {
         let projection = projection(&schema, q)?;
         let matched: Vec<&Value> = self
             .coll(kind)
-            .items
-            .values()
+            .candidates(filter.as_ref())
             .map(|s| &s.rendered)
             .filter(|r| filter.as_ref().is_none_or(|f| f.matches(r, &schema)))
             .collect();
@@ -245,8 +322,9 @@ impl Store {
         stored.attrs = attrs;
         stored.version += 1;
         let now = rfc3339(SystemTime::now());
-        stored.rendered = render(ctx, kind, stored, &now);
-        stored.rendered.clone()
+        let rendered = render(ctx, kind, stored, &now);
+        self.coll_mut(kind).set_rendered(id, rendered.clone());
+        rendered
     }
 
     /// The checks every write shares, after schema validation: accepted extensions, the app's
@@ -290,8 +368,7 @@ impl Store {
             let filter = Filter::compare(path, CompareOp::Eq, value);
             let clash = self
                 .coll(kind)
-                .items
-                .values()
+                .candidates(Some(&filter))
                 .filter(|s| Some(s.id.as_str()) != own_id)
                 .any(|s| filter.matches(&s.rendered, schema));
             if clash {

@@ -404,3 +404,35 @@ fn stop_closes_the_port() {
     sim.stop();
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
+
+/// `attr eq` lookups are answered from the value index: they must follow renames, deletes and
+/// extension attributes, ignore case where the attribute does, and name a core attribute by its
+/// schema URN too.
+#[tokio::test]
+async fn eq_lookups_follow_every_change_of_the_indexed_values() {
+    let (_sim, c) = start();
+    let count = |r: &common::Reply| r.body["totalResults"].as_u64().unwrap();
+    let q = |f: &str| format!("/Users?filter={}", common::encode(f));
+    let mut alice = user("alice");
+    alice[ENTERPRISE] = json!({"employeeNumber": "E-1"});
+    let id = c.post("/Users", &alice).await.body["id"].as_str().unwrap().to_owned();
+    c.post("/Users", &user("bob")).await;
+    assert_eq!(count(&c.get(&q("userName eq \"ALICE\"")).await), 1, "userName is case-insensitive");
+    assert_eq!(count(&c.get(&q(&format!("{USER_SCHEMA}:userName eq \"alice\""))).await), 1);
+    assert_eq!(count(&c.get(&q(&format!("{ENTERPRISE}:employeeNumber eq \"E-1\""))).await), 1);
+    // A rename moves the lookup: the old name finds nothing, the new one finds the user.
+    let r = c
+        .patch(&format!("/Users/{id}"), &patch_op(json!([{"op": "replace", "path": "userName", "value": "carol"}])))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(count(&c.get(&q("userName eq \"alice\"")).await), 0);
+    assert_eq!(count(&c.get(&q("userName eq \"carol\"")).await), 1);
+    // The freed name can be taken again; the new one cannot.
+    assert_eq!(c.post("/Users", &user("alice")).await.status, StatusCode::CREATED);
+    assert_eq!(c.post("/Users", &user("CAROL")).await.status, StatusCode::CONFLICT);
+    // A delete takes the user out of every lookup.
+    assert_eq!(c.delete(&format!("/Users/{id}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(count(&c.get(&q("userName eq \"carol\"")).await), 0);
+    assert_eq!(count(&c.get(&q(&format!("{ENTERPRISE}:employeeNumber eq \"E-1\""))).await), 0);
+    assert_eq!(count(&c.get(&q("userName eq \"bob\"")).await), 1);
+}
