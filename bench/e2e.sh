@@ -11,19 +11,7 @@ concurrency="${2:-64}"
 dispatch="${3:-64}"
 engine="${4:-sqlite}"
 cargo build --release -q -p scimgw -p scimgw-load -p vendor-sim
-bin=target/release
-work="$(mktemp -d)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-pids=()
-schema=""
-base="${SCIMGW_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ -n "$schema" ]; then psql "$base" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+source bench/lib.sh
 mkdir -p "$work/tenants"
 sims=()
 : > "$work/tenants/bench.toml"
@@ -50,25 +38,11 @@ $extra
 TOML
   sims+=(--sim "http://127.0.0.1:$port")
 done
-port=$(free_port)
-export SCIMGW_LISTEN="127.0.0.1:$port" SCIMGW_TENANTS_DIR="$work/tenants" SCIMGW_LOG__LEVEL=warn
 export SCIMGW_DISPATCHER__CONCURRENCY="$dispatch"
-if [ "$engine" = postgres ]; then
-  schema="bench_$(date +%s)"
-  psql "$base" -qc "CREATE SCHEMA $schema"
-  export SCIMGW_STORE__URL="$base?options=-csearch_path%3D$schema" SCIMGW_STORE__POOL_SIZE=16
-else
-  export SCIMGW_STORE__URL="sqlite://$work/scimgw.db"
-fi
-$bin/scimgw tenant add bench >/dev/null
-token=$($bin/scimgw key issue --tenant bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-$bin/scimgw serve 2>"$work/serve.log" &
-gw=$!
-pids+=($gw)
-for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+start_gateway "$engine"
 echo "entra-initial, $users users, engine $engine, 3 simulated vendor targets, $(nproc) cores, IdP concurrency $concurrency, dispatcher concurrency $dispatch"
 started=$(date +%s.%N)
-SCIMGW_LOAD_TOKEN="$token" $bin/scimgw-load --base-url "http://127.0.0.1:$port/scim/v2" --scenario entra-initial \
+SCIMGW_LOAD_TOKEN="$token" $bin/scimgw-load --base-url "$url" --scenario entra-initial \
   --users "$users" --seconds 3600 --requests 100000000 --concurrency "$concurrency" --drain-timeout 900 "${sims[@]}" ${JSON:+--json}
 ended=$(date +%s.%N)
 echo "wall time, load start to outbox drained and logs read: $(python3 -c "print(round($ended - $started, 1))") s"

@@ -331,6 +331,33 @@ impl Load {
 }
 
 /// Runs `work(n)` for n = 0, 1, … on `concurrency` tasks until `requests` or `deadline`.
+/// The first pass of Entra's and Okta's cycles: per user a `userName eq` lookup, then a POST when
+/// it found nothing. The users created, each with the number it was made from.
+async fn lookup_then_create(
+    load: &Arc<Load>,
+    concurrency: usize,
+    users: u64,
+    deadline: Instant,
+) -> (Vec<((String, usize), u64)>, u64, Duration) {
+    let created = Arc::new(Mutex::new(Vec::new()));
+    let (l, c) = (load.clone(), created.clone());
+    let (done, took) = drive(concurrency, users, deadline, move |n| {
+        let (l, c) = (l.clone(), c.clone());
+        async move {
+            if let Some(found) = l.filter("GET /Users?filter", n, true).await {
+                if found["totalResults"] == 0 {
+                    if let Some(id) = l.create("POST /Users", n).await {
+                        c.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((id, n));
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    let created = std::mem::take(&mut *created.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    (created, done, took)
+}
+
 /// `--rate`, set once at start.
 static RATE: std::sync::OnceLock<Option<f64>> = std::sync::OnceLock::new();
 
@@ -512,22 +539,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await
         }
         Scenario::EntraInitial => {
-            let created = Arc::new(Mutex::new(Vec::new()));
-            let (l, c) = (load.clone(), created.clone());
-            let (a, t1) = drive(args.concurrency, users, deadline, move |n| {
-                let (l, c) = (l.clone(), c.clone());
-                async move {
-                    if let Some(found) = l.filter("GET /Users?filter", n, true).await {
-                        if found["totalResults"] == 0 {
-                            if let Some(id) = l.create("POST /Users", n).await {
-                                c.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id);
-                            }
-                        }
-                    }
-                }
-            })
-            .await;
-            let ids = Arc::new(std::mem::take(&mut *created.lock().unwrap_or_else(std::sync::PoisonError::into_inner)));
+            let (created, a, t1) = lookup_then_create(&load, args.concurrency, users, deadline).await;
+            let ids: Arc<Vec<(String, usize)>> = Arc::new(created.into_iter().map(|(id, _)| id).collect());
             let (l, ids2) = (load.clone(), ids.clone());
             let count = ids.len() as u64;
             let (b, t2) = drive(args.concurrency, count, deadline, move |n| {
@@ -580,22 +593,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await
         }
         Scenario::Okta => {
-            let created = Arc::new(Mutex::new(Vec::new()));
-            let (l, c) = (load.clone(), created.clone());
-            let (a, t1) = drive(args.concurrency, users, deadline, move |n| {
-                let (l, c) = (l.clone(), c.clone());
-                async move {
-                    if let Some(found) = l.filter("GET /Users?filter", n, true).await {
-                        if found["totalResults"] == 0 {
-                            if let Some(id) = l.create("POST /Users", n).await {
-                                c.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((id, n));
-                            }
-                        }
-                    }
-                }
-            })
-            .await;
-            let ids = Arc::new(std::mem::take(&mut *created.lock().unwrap_or_else(std::sync::PoisonError::into_inner)));
+            let (created, a, t1) = lookup_then_create(&load, args.concurrency, users, deadline).await;
+            let ids = Arc::new(created);
             let (l, ids2) = (load.clone(), ids.clone());
             let count = ids.len() as u64;
             let (b, t2) = drive(args.concurrency, count, deadline, move |n| {

@@ -247,6 +247,8 @@ impl Shared {
                     }
                     Err(why)
                 }
+                // No transaction was opened (the first job could not begin one): nothing to commit.
+                None if !st.in_tx => Ok(()),
                 None => self.commit(&mut st),
             };
             drop(st);
