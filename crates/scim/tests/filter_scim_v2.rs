@@ -10,7 +10,8 @@
 //!    delimited otherwise. Generation always puts whitespace between tokens, and mutations never
 //!    remove or add whitespace.
 //! 2. **`true`/`false`/`null` in other cases.** RFC 7644 says keywords are case-insensitive and
-//!    Entra sends `True`; scim_v2 accepts only lowercase literals. Generated literals are lowercase.
+//!    Entra sends `True`; scim_v2 accepts only lowercase literals. Generated literals are lowercase;
+//!    inputs where a mutation changed a literal's case are skipped.
 //! 3. **Literal keywords as attribute names.** scim_v2 lexes `true`, `false`, `null` as literals
 //!    everywhere, so an attribute cannot be called that; we read them as names in name position.
 //!    Not generated.
@@ -361,7 +362,13 @@ fn mutate(s: &str, m: &Mutation) -> String {
 
 /// Inputs on which the two parsers differ by design (see the file doc).
 fn known_difference_in_filter(s: &str) -> bool {
-    s.contains('$') || followed_by_dot_after_bracket(s) || operator_like_name_after_open(s)
+    s.contains('$') || followed_by_dot_after_bracket(s) || operator_like_name_after_open(s) || literal_not_lowercase(s)
+}
+
+/// Difference 2: a mutation can turn `false` into `falsE` (the alphabet holds `e` and `E`).
+fn literal_not_lowercase(s: &str) -> bool {
+    s.split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|w| ["true", "false", "null"].iter().any(|k| w.eq_ignore_ascii_case(k) && w != *k))
 }
 
 /// Difference 8: `(` or `[`, whitespace, then a word that scim_v2 lexes as an operator.
@@ -398,7 +405,7 @@ fn compare_filters(input: &str) -> Result<(), TestCaseError> {
 }
 
 fn compare_patch_paths(input: &str) -> Result<(), TestCaseError> {
-    if input.contains('$') || operator_like_name_after_open(input) {
+    if input.contains('$') || operator_like_name_after_open(input) || literal_not_lowercase(input) {
         return Ok(());
     }
     let mine = parse_patch_path(input);
