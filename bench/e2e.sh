@@ -10,10 +10,11 @@ users="${1:-10000}"
 concurrency="${2:-64}"
 dispatch="${3:-64}"
 engine="${4:-sqlite}"
-cargo build --release -q -p scimgw -p scimgw-load -p vendor-sim
+[ -n "${SCIMGW_BENCH_BIN:-}" ] || cargo build --release -q -p scimgw -p scimgw-load -p vendor-sim
 source bench/lib.sh
 mkdir -p "$work/tenants"
 sims=()
+sim_pids=()
 : > "$work/tenants/bench.toml"
 for spec in "jostle jostle jostle" "joyn joyn-fsm joyn-fsm" "jumpcloud jumpcloud jumpcloud"; do
   set -- $spec
@@ -37,15 +38,19 @@ $extra
 
 TOML
   sims+=(--sim "http://127.0.0.1:$port")
+  sim_pids+=("$name=$!")
 done
 export SCIMGW_DISPATCHER__CONCURRENCY="$dispatch"
 start_gateway "$engine"
 echo "entra-initial, $users users, engine $engine, 3 simulated vendor targets, $(nproc) cores, IdP concurrency $concurrency, dispatcher concurrency $dispatch"
 started=$(date +%s.%N)
-SCIMGW_LOAD_TOKEN="$token" $bin/scimgw-load --base-url "$url" --scenario entra-initial \
+SCIMGW_LOAD_TOKEN="$token" /usr/bin/time -f "CPU used by the load tool: %U s user + %S s system" $bin/scimgw-load --base-url "$url" --scenario entra-initial \
   --users "$users" --seconds 3600 --requests 100000000 --concurrency "$concurrency" --drain-timeout 900 "${sims[@]}" ${JSON:+--json}
 ended=$(date +%s.%N)
 echo "wall time, load start to outbox drained and logs read: $(python3 -c "print(round($ended - $started, 1))") s"
-echo "peak RSS of the gateway: $(grep VmHWM /proc/$gw/status | awk '{print $2, $3}')"
+cpu="gateway $(cpu_secs "$gw") s"
+for sp in "${sim_pids[@]}"; do cpu="$cpu, ${sp%%=*} $(cpu_secs "${sp#*=}") s"; done
+echo "CPU used: $cpu"
+echo "peak RSS of the gateway: $(grep VmHWM /proc/$gw/status | awk '{print $2, $3}'); now: $(grep -E '^Rss(Anon|File|Shmem)' /proc/$gw/status | awk '{printf "%s %s kB ", $1, $2}')"
 dead=$({ curl -s "http://127.0.0.1:$port/metrics" || true; } | awk '/^scimgw_outbox_rows\{/ && /state="dead"/ {s+=$2} END {print s+0}')
 echo "dead-lettered deliveries: $dead"

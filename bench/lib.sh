@@ -1,6 +1,8 @@
 # Shared by the benchmark scripts (sourced): a work dir, cleanup of what they start, the store
 # (SQLite file, or a fresh PostgreSQL schema) and a release gateway with a tenant and a token.
-bin=target/release
+# SCIMGW_BENCH_BIN: run binaries built elsewhere (a side-by-side run of another commit); the
+# scripts then build nothing.
+bin="${SCIMGW_BENCH_BIN:-target/release}"
 work="$(mktemp -d)"
 pids=()
 schema=""
@@ -33,4 +35,9 @@ start_gateway() {
   pids+=("$gw")
   for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
   url="http://127.0.0.1:$port/scim/v2"
+}
+
+# cpu_secs PID: CPU seconds (user + system) the process has used so far.
+cpu_secs() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.1f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo "?"
 }

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 engine="${1:-sqlite}"
 seconds="${2:-10}"
 concurrency="${3:-64}"
-cargo build --release -q -p scimgw -p scimgw-load
+[ -n "${SCIMGW_BENCH_BIN:-}" ] || cargo build --release -q -p scimgw -p scimgw-load
 source bench/lib.sh
 start_gateway "$engine"
 export SCIMGW_LOAD_TOKEN="$token"

@@ -61,6 +61,8 @@ pub struct Dispatcher {
 /// What converging did, for the attempt history.
 enum Converged {
     Done(String),
+    /// Done, and the target now holds this (written with the outcome, in one transaction).
+    Linked(String, Link),
     Skipped(String),
 }
 
@@ -186,17 +188,20 @@ impl Dispatcher {
     async fn deliver(self: &Arc<Self>, row: Delivery, mut stopping: watch::Receiver<bool>) -> bool {
         let started = Instant::now();
         let set = self.targets.snapshot();
-        let finish = match set.get(&row.tenant_id, &row.target) {
-            None => Finish {
-                state: DeliveryState::Dead,
-                retry_in: Duration::ZERO,
-                detail: Some(format!(
-                    "target \"{}\" is not configured for this tenant (any more); fix the tenant file and run \
+        let (finish, link) = match set.get(&row.tenant_id, &row.target) {
+            None => (
+                Finish {
+                    state: DeliveryState::Dead,
+                    retry_in: Duration::ZERO,
+                    detail: Some(format!(
+                        "target \"{}\" is not configured for this tenant (any more); fix the tenant file and run \
                      `scimgw deliveries retry`",
-                    row.target
-                )),
-                duration: started.elapsed(),
-            },
+                        row.target
+                    )),
+                    duration: started.elapsed(),
+                },
+                None,
+            ),
             Some(target) => {
                 let outcome = {
                     let permit = tokio::select! {
@@ -209,7 +214,15 @@ impl Dispatcher {
                     }
                     let lease = Duration::from_secs(self.config.lease_secs.max(1));
                     let (me, id) = (self.clone(), row.id.clone());
-                    match tokio::task::spawn_blocking(move || me.store.renew_lease(&id, &me.owner, lease)).await {
+                    // A lease claimed a moment ago still has (nearly) all of its time: renewing it
+                    // would cost a write per delivery for nothing. Only a row that waited for its
+                    // target (max_in_flight, rate limit) renews before it starts.
+                    let fresh = started.elapsed() < lease / 10;
+                    let renewed = match fresh {
+                        true => Ok(Ok(true)),
+                        false => tokio::task::spawn_blocking(move || me.store.renew_lease(&id, &me.owner, lease)).await,
+                    };
+                    match renewed {
                         Ok(Ok(true)) => {}
                         Ok(Ok(false)) => {
                             tracing::info!(delivery.id = %row.id, "lease lost while waiting; another dispatcher has it");
@@ -243,7 +256,8 @@ impl Dispatcher {
             "delivery"
         );
         let me = self.clone();
-        let res = tokio::task::spawn_blocking(move || me.store.finish_delivery(&row, &me.owner, &finish)).await;
+        let res =
+            tokio::task::spawn_blocking(move || me.store.finish_delivery_linked(&row, &me.owner, &finish, link)).await;
         match res {
             Ok(Ok(true)) => {}
             Ok(Ok(false)) => tracing::info!("the lease was lost meanwhile; the row will be delivered again"),
@@ -261,12 +275,17 @@ impl Dispatcher {
         row: &Delivery,
         outcome: Result<Converged, DeliveryError>,
         duration: Duration,
-    ) -> Finish {
+    ) -> (Finish, Option<Link>) {
         let attempts = u32::try_from(row.attempts).unwrap_or(0).saturating_add(1);
         let policy = target.config.retry();
-        match outcome {
+        let finish = match outcome {
             Ok(Converged::Done(detail)) => {
                 Finish { state: DeliveryState::Done, retry_in: Duration::ZERO, detail: Some(detail), duration }
+            }
+            Ok(Converged::Linked(detail, link)) => {
+                let done =
+                    Finish { state: DeliveryState::Done, retry_in: Duration::ZERO, detail: Some(detail), duration };
+                return (done, Some(link));
             }
             Ok(Converged::Skipped(reason)) => {
                 Finish { state: DeliveryState::Skipped, retry_in: Duration::ZERO, detail: Some(reason), duration }
@@ -285,7 +304,8 @@ impl Dispatcher {
                     if e.is_retryable() { format!("gave up after {attempts} attempts: {e}") } else { e.to_string() };
                 Finish { state: DeliveryState::Dead, retry_in: Duration::ZERO, detail: Some(detail), duration }
             }
-        }
+        };
+        (finish, None)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -305,10 +325,10 @@ impl Dispatcher {
         if row.kind == Kind::Group {
             return self.converge_group(target, row).await;
         }
-        let (tenant, id) = (row.tenant_id.clone(), row.resource_id.clone());
-        let current = self.blocking(move |s| s.get(&tenant, Kind::User, &id, false)).await?;
         let (tenant, id, name) = (row.tenant_id.clone(), row.resource_id.clone(), row.target.clone());
-        let link = self.blocking(move |s| s.link(&tenant, &name, Kind::User, &id)).await?;
+        let (current, link) = self
+            .blocking(move |s| Ok((s.get(&tenant, Kind::User, &id, false)?, s.link(&tenant, &name, Kind::User, &id)?)))
+            .await?;
         let schema = self
             .schemas
             .resource("User")
@@ -374,8 +394,7 @@ impl Dispatcher {
             }
         };
         let link = delivered(row, Kind::User, &remote_id, version);
-        self.blocking(move |s| s.put_link(&link)).await?;
-        Ok(Converged::Done(format!("{how} {remote_id} at version {version}")))
+        Ok(Converged::Linked(format!("{how} {remote_id} at version {version}"), link))
     }
 
     /// Brings `target` to the current state of a group: its attributes and its members, given
@@ -383,10 +402,10 @@ impl Dispatcher {
     /// left out; a member whose own delivery is still waiting makes this a retry, so that the
     /// group never goes out without a member that is about to exist.
     async fn converge_group(&self, target: &Target, row: &Delivery) -> Result<Converged, DeliveryError> {
-        let (tenant, id) = (row.tenant_id.clone(), row.resource_id.clone());
-        let current = self.blocking(move |s| s.get(&tenant, Kind::Group, &id, true)).await?;
         let (tenant, id, name) = (row.tenant_id.clone(), row.resource_id.clone(), row.target.clone());
-        let link = self.blocking(move |s| s.link(&tenant, &name, Kind::Group, &id)).await?;
+        let (current, link) = self
+            .blocking(move |s| Ok((s.get(&tenant, Kind::Group, &id, true)?, s.link(&tenant, &name, Kind::Group, &id)?)))
+            .await?;
         let Some(group) = current else {
             let Some(mut link) = link.filter(|l| l.remote_id.is_some() && l.state != "deleted") else {
                 return Ok(Converged::Done("nothing to do: the target never had it".into()));
@@ -396,8 +415,7 @@ impl Dispatcher {
             target.adapter.delete_group(&remote_id).await?;
             link.state = "deleted".into();
             link.delivered_version = None;
-            self.blocking(move |s| s.put_link(&link)).await?;
-            return Ok(Converged::Done(format!("deleted group {remote_id}")));
+            return Ok(Converged::Linked(format!("deleted group {remote_id}"), link));
         };
         if let Some(l) = &link {
             if l.state == "active" && l.delivered_version.is_some_and(|v| v >= group.version) {
@@ -487,11 +505,10 @@ impl Dispatcher {
         };
         let version = group.version;
         let link = delivered(row, Kind::Group, &remote_id, version);
-        self.blocking(move |s| s.put_link(&link)).await?;
-        Ok(Converged::Done(format!(
-            "{how} group {remote_id} with {} member(s) at version {version}",
-            remote_members.len()
-        )))
+        Ok(Converged::Linked(
+            format!("{how} group {remote_id} with {} member(s) at version {version}", remote_members.len()),
+            link,
+        ))
     }
 
     /// Creates the user; a conflict (the vendor has it after all) is resolved by lookup.
@@ -546,9 +563,8 @@ impl Dispatcher {
             _ => return Ok(Converged::Done(format!("already {}", link.state))),
         };
         link.delivered_version = None;
-        self.blocking(move |s| s.put_link(&link)).await?;
         let _ = row;
-        Ok(Converged::Done(format!("{how} {remote_id}")))
+        Ok(Converged::Linked(format!("{how} {remote_id}"), link))
     }
 }
 

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod cached;
 mod config;
 mod connection;
 mod error;

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
+use crate::cached::cached;
 use crate::connection::{AnyConnection, on_inner};
 use crate::error::StoreError;
 use crate::resource::{Kind, from_us, now_us};
@@ -287,18 +288,21 @@ pub(crate) fn enqueue(
     let now = now_us();
     for e in entries {
         if e.skipped.is_none() {
-            let absorbed = diesel::update(
-                deliveries::table
-                    .filter(deliveries::tenant_id.eq(tenant_id))
-                    .filter(deliveries::target.eq(&e.target))
-                    .filter(deliveries::resource_type.eq(kind.resource_type()))
-                    .filter(deliveries::resource_id.eq(resource_id))
-                    .filter(
-                        deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]),
-                    ),
+            struct Absorb;
+            let absorbed = on_inner!(c, |c| cached::<Absorb, _>(
+                diesel::update(
+                    deliveries::table
+                        .filter(deliveries::tenant_id.eq(tenant_id))
+                        .filter(deliveries::target.eq(&e.target))
+                        .filter(deliveries::resource_type.eq(kind.resource_type()))
+                        .filter(deliveries::resource_id.eq(resource_id))
+                        .filter(
+                            deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]),
+                        ),
+                )
+                .set((deliveries::version.eq(version), deliveries::updated_us.eq(now)))
             )
-            .set((deliveries::version.eq(version), deliveries::updated_us.eq(now)))
-            .execute(c)?;
+            .execute(c))?;
             if absorbed > 0 {
                 continue;
             }
@@ -337,7 +341,8 @@ impl Store {
     pub fn claim_deliveries(&self, owner: &str, limit: i64, lease: Duration) -> Result<Vec<Delivery>, StoreError> {
         let now = now_us();
         let until = now.saturating_add(micros(lease));
-        self.write(|c| -> Result<Vec<Delivery>, StoreError> {
+        let owner = owner.to_owned();
+        self.write_owned(move |c| -> Result<Vec<Delivery>, StoreError> {
             macro_rules! due {
                 () => {
                     deliveries::table
@@ -359,7 +364,7 @@ impl Store {
                 return Ok(Vec::new());
             }
             diesel::update(deliveries::table.filter(deliveries::id.eq_any(&ids)))
-                .set((deliveries::lease_owner.eq(owner), deliveries::lease_until_us.eq(until)))
+                .set((deliveries::lease_owner.eq(&owner), deliveries::lease_until_us.eq(until)))
                 .execute(c)?;
             let rows = deliveries::table
                 .filter(deliveries::id.eq_any(&ids))
@@ -376,17 +381,37 @@ impl Store {
     /// written but the attempt's history) if the lease was lost: it expired and another
     /// dispatcher took the row.
     pub fn finish_delivery(&self, delivery: &Delivery, owner: &str, finish: &Finish) -> Result<bool, StoreError> {
+        self.finish_delivery_linked(delivery, owner, finish, None)
+    }
+
+    /// [`Store::finish_delivery`] that also writes the link the attempt established (what the
+    /// target now holds), in the same transaction: one commit per delivery instead of two, and
+    /// never a done row without its link. The link is written even when the lease was lost — it
+    /// records what the target holds, whoever delivers next.
+    pub fn finish_delivery_linked(
+        &self,
+        delivery: &Delivery,
+        owner: &str,
+        finish: &Finish,
+        link: Option<Link>,
+    ) -> Result<bool, StoreError> {
         let now = now_us();
-        self.write(|c| -> Result<bool, StoreError> {
+        let (id, version, owner, finish) = (delivery.id.clone(), delivery.version, owner.to_owned(), finish.clone());
+        let link = link.map(|l| link_row(&l, now));
+        self.write_owned(move |c| -> Result<bool, StoreError> {
+            if let Some(row) = &link {
+                upsert_link(c, row)?;
+            }
+            let (delivery_id, owner) = (&id, &owner);
             let attempt = delivery_attempts::table
-                .filter(delivery_attempts::delivery_id.eq(&delivery.id))
+                .filter(delivery_attempts::delivery_id.eq(delivery_id))
                 .select(diesel::dsl::max(delivery_attempts::attempt))
                 .first::<Option<i32>>(c)?
                 .unwrap_or(0)
                 + 1;
             diesel::insert_into(delivery_attempts::table)
                 .values((
-                    delivery_attempts::delivery_id.eq(&delivery.id),
+                    delivery_attempts::delivery_id.eq(delivery_id),
                     delivery_attempts::attempt.eq(attempt),
                     delivery_attempts::at_us.eq(now),
                     delivery_attempts::outcome.eq(outcome_word(finish.state)),
@@ -403,9 +428,10 @@ impl Store {
                 _ => finish.detail.as_deref(),
             };
             let ours =
-                || deliveries::table.filter(deliveries::id.eq(&delivery.id)).filter(deliveries::lease_owner.eq(owner));
-            let written = diesel::update(ours().filter(deliveries::version.eq(delivery.version)))
-                .set((
+                || deliveries::table.filter(deliveries::id.eq(delivery_id)).filter(deliveries::lease_owner.eq(owner));
+            struct Finished;
+            let written = on_inner!(c, |c| cached::<Finished, _>(
+                diesel::update(ours().filter(deliveries::version.eq(version))).set((
                     deliveries::state.eq(finish.state.as_str()),
                     deliveries::attempts.eq(deliveries::attempts + 1),
                     deliveries::due_us.eq(due),
@@ -414,7 +440,8 @@ impl Store {
                     deliveries::lease_until_us.eq(None::<i64>),
                     deliveries::updated_us.eq(now),
                 ))
-                .execute(c)?;
+            )
+            .execute(c))?;
             if written > 0 {
                 return Ok(true);
             }
@@ -442,12 +469,16 @@ impl Store {
     /// target's capacity renews before it starts). `false` if the lease is no longer ours.
     pub fn renew_lease(&self, id: &str, owner: &str, lease: Duration) -> Result<bool, StoreError> {
         let until = now_us().saturating_add(micros(lease));
-        let n = self.write(|c| {
-            Ok(diesel::update(
-                deliveries::table.filter(deliveries::id.eq(id)).filter(deliveries::lease_owner.eq(owner)),
+        let (id, owner) = (id.to_owned(), owner.to_owned());
+        let n = self.write_owned(move |c| {
+            struct Renew;
+            Ok(on_inner!(c, |c| cached::<Renew, _>(
+                diesel::update(
+                    deliveries::table.filter(deliveries::id.eq(&id)).filter(deliveries::lease_owner.eq(&owner)),
+                )
+                .set(deliveries::lease_until_us.eq(until))
             )
-            .set(deliveries::lease_until_us.eq(until))
-            .execute(c)?)
+            .execute(c))?)
         })?;
         Ok(n > 0)
     }
@@ -455,9 +486,10 @@ impl Store {
     /// Gives back leases `owner` holds without an attempt (a shutdown before they started), so
     /// the next dispatcher takes them at once instead of after the lease.
     pub fn release_deliveries(&self, owner: &str, ids: &[String]) -> Result<usize, StoreError> {
-        self.write(|c| {
+        let (owner, ids) = (owner.to_owned(), ids.to_vec());
+        self.write_owned(move |c| {
             Ok(diesel::update(
-                deliveries::table.filter(deliveries::id.eq_any(ids)).filter(deliveries::lease_owner.eq(owner)),
+                deliveries::table.filter(deliveries::id.eq_any(&ids)).filter(deliveries::lease_owner.eq(&owner)),
             )
             .set((deliveries::lease_owner.eq(None::<String>), deliveries::lease_until_us.eq(None::<i64>)))
             .execute(c)?)
@@ -681,28 +713,38 @@ impl Store {
 
     /// Writes a link (insert or replace).
     pub fn put_link(&self, link: &Link) -> Result<(), StoreError> {
-        let row = LinkRow {
-            tenant_id: link.tenant_id.clone(),
-            target: link.target.clone(),
-            resource_type: link.kind.resource_type().into(),
-            local_id: link.local_id.clone(),
-            remote_id: link.remote_id.clone(),
-            delivered_version: link.delivered_version,
-            state: link.state.clone(),
-            last_error: link.last_error.clone(),
-            updated_us: now_us(),
-        };
-        // ON CONFLICT cannot go through the enum's backend; the same text runs on each engine.
-        self.write(|conn| {
-            on_inner!(conn, |c| diesel::insert_into(links::table)
-                .values(&row)
-                .on_conflict((links::tenant_id, links::target, links::resource_type, links::local_id))
-                .do_update()
-                .set(&row)
-                .execute(c))?;
-            Ok(())
-        })
+        let row = link_row(link, now_us());
+        self.write_owned(move |c| upsert_link(c, &row))
     }
+}
+
+fn link_row(link: &Link, now: i64) -> LinkRow {
+    LinkRow {
+        tenant_id: link.tenant_id.clone(),
+        target: link.target.clone(),
+        resource_type: link.kind.resource_type().into(),
+        local_id: link.local_id.clone(),
+        remote_id: link.remote_id.clone(),
+        delivered_version: link.delivered_version,
+        state: link.state.clone(),
+        last_error: link.last_error.clone(),
+        updated_us: now,
+    }
+}
+
+/// Inserts or replaces a link. ON CONFLICT cannot go through the enum's backend; the same text
+/// runs on each engine.
+fn upsert_link(conn: &mut AnyConnection, row: &LinkRow) -> Result<(), StoreError> {
+    struct Upsert;
+    on_inner!(conn, |c| cached::<Upsert, _>(
+        diesel::insert_into(links::table)
+            .values(row)
+            .on_conflict((links::tenant_id, links::target, links::resource_type, links::local_id))
+            .do_update()
+            .set(row)
+    )
+    .execute(c))?;
+    Ok(())
 }
 
 impl From<LinkRow> for Link {

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use scimgw_scim::ScimError;
 use scimgw_scim::value::remove_ci;
 
+use crate::cached::cached;
 use crate::connection::{AnyConnection, on_inner, read_tx};
 use crate::error::StoreError;
 use crate::members;
@@ -276,28 +277,37 @@ impl Store {
                     let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
                     let (version, now) = (current.version + 1, now_us());
                     let written = match columns {
-                        Columns::User(columns) => on_inner!(c, |c| diesel::update(
-                            users::table
-                                .filter(users::tenant_id.eq(tenant_id))
-                                .filter(users::id.eq(id))
-                                .filter(users::version.eq(current.version)),
+                        Columns::User(columns) => on_inner!(c, |c| cached::<UserUpdate, _>(
+                            diesel::update(
+                                users::table
+                                    .filter(users::tenant_id.eq(tenant_id))
+                                    .filter(users::id.eq(id))
+                                    .filter(users::version.eq(current.version)),
+                            )
+                            .set((
+                                &columns,
+                                users::body.eq(&text),
+                                users::version.eq(version),
+                                users::modified_us.eq(now)
+                            ))
                         )
-                        .set((&columns, users::body.eq(&text), users::version.eq(version), users::modified_us.eq(now)))
                         .execute(c))
                         .map_err(StoreError::unique("userName"))?,
-                        Columns::Group(columns) => diesel::update(
-                            groups::table
-                                .filter(groups::tenant_id.eq(tenant_id))
-                                .filter(groups::id.eq(id))
-                                .filter(groups::version.eq(current.version)),
+                        Columns::Group(columns) => on_inner!(c, |c| cached::<GroupUpdate, _>(
+                            diesel::update(
+                                groups::table
+                                    .filter(groups::tenant_id.eq(tenant_id))
+                                    .filter(groups::id.eq(id))
+                                    .filter(groups::version.eq(current.version)),
+                            )
+                            .set((
+                                &columns,
+                                groups::body.eq(&text),
+                                groups::version.eq(version),
+                                groups::modified_us.eq(now),
+                            ))
                         )
-                        .set((
-                            &columns,
-                            groups::body.eq(&text),
-                            groups::version.eq(version),
-                            groups::modified_us.eq(now),
-                        ))
-                        .execute(c)?,
+                        .execute(c))?,
                     };
                     if written == 0 {
                         return Ok(Attempt::Lost);
@@ -422,3 +432,8 @@ fn lock_row(c: &mut AnyConnection, tenant_id: &str, kind: Kind, id: &str) -> Que
         .set(t::version.eq(t::version))
         .execute(c))
 }
+
+/// Markers of the resource updates for [`cached`]: their text never varies (the indexed columns
+/// keep `None` as NULL).
+struct UserUpdate;
+struct GroupUpdate;

@@ -194,7 +194,36 @@ fn links_are_written_and_replaced(store: &Store) {
     assert_eq!(both.iter().map(|l| l.target.as_str()).collect::<Vec<_>>(), ["crm", "hr"]);
 }
 
+fn a_finish_writes_its_link_with_it_even_after_losing_the_lease(store: &Store) {
+    let t = store.create_tenant("acme").unwrap().id;
+    let u = store.create_with(&t, user("erin"), &[Enqueue::deliver("crm")]).unwrap();
+    let link = |remote: &str| Link {
+        tenant_id: t.clone(),
+        target: "crm".into(),
+        kind: Kind::User,
+        local_id: u.id.clone(),
+        remote_id: Some(remote.into()),
+        delivered_version: Some(1),
+        state: "active".into(),
+        last_error: None,
+        updated_us: 0,
+    };
+    let held = store.claim_deliveries("w", 10, Duration::from_millis(1)).unwrap().remove(0);
+    std::thread::sleep(Duration::from_millis(5));
+    let taken = store.claim_deliveries("x", 10, Duration::from_secs(60)).unwrap().remove(0);
+    // w's lease expired: its finish is refused, but what it did at the target is recorded.
+    assert!(!store.finish_delivery_linked(&held, "w", &done("created r-1"), Some(link("r-1"))).unwrap());
+    let got = store.link(&t, "crm", Kind::User, &u.id).unwrap().unwrap();
+    assert_eq!((got.remote_id.as_deref(), got.delivered_version), (Some("r-1"), Some(1)));
+    assert_eq!(all(store)[0].state, DeliveryState::Pending, "x still holds the row");
+    // x adopts r-1 and finishes: done and linked in one commit.
+    assert!(store.finish_delivery_linked(&taken, "x", &done("adopted r-1"), Some(link("r-1"))).unwrap());
+    assert_eq!(all(store)[0].state, DeliveryState::Done);
+    assert_eq!(store.links_of(&t, Kind::User, &u.id).unwrap().len(), 1);
+}
+
 both_engines!(
+    a_finish_writes_its_link_with_it_even_after_losing_the_lease,
     deliveries_commit_with_the_change_and_coalesce_while_waiting,
     leases_keep_rows_from_two_dispatchers_and_expire,
     failures_back_off_then_die_and_retry_requeues,
