@@ -255,16 +255,12 @@ impl Dispatcher {
             detail = finish.detail.as_deref().unwrap_or(""),
             "delivery"
         );
-        let me = self.clone();
-        let res =
-            tokio::task::spawn_blocking(move || me.store.finish_delivery_linked(&row, &me.owner, &finish, link)).await;
-        match res {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false)) => tracing::info!("the lease was lost meanwhile; the row will be delivered again"),
-            Ok(Err(e)) => {
+        match self.store.finish_delivery_linked_async(&row, &self.owner, &finish, link).await {
+            Ok(true) => {}
+            Ok(false) => tracing::info!("the lease was lost meanwhile; the row will be delivered again"),
+            Err(e) => {
                 tracing::warn!(error = %e, "recording a delivery failed; its lease will expire and it runs again")
             }
-            Err(e) => tracing::error!(error = %e, "the record task failed"),
         }
         true
     }
@@ -320,6 +316,18 @@ impl Dispatcher {
         }
     }
 
+    /// [`Dispatcher::blocking`] for two primary-key lookups: inline on SQLite, where they cost
+    /// less than the hand-off to the blocking pool (see `crate::quick_read`).
+    async fn quick_read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, DeliveryError> {
+        if self.store.backend() == scimgw_store::Backend::Sqlite {
+            return f(&self.store).map_err(|e| DeliveryError::retryable(format!("the store: {e}")));
+        }
+        self.blocking(f).await
+    }
+
     /// Brings `target` to the current state of the row's resource.
     async fn converge(&self, target: &Target, row: &Delivery) -> Result<Converged, DeliveryError> {
         if row.kind == Kind::Group {
@@ -327,7 +335,9 @@ impl Dispatcher {
         }
         let (tenant, id, name) = (row.tenant_id.clone(), row.resource_id.clone(), row.target.clone());
         let (current, link) = self
-            .blocking(move |s| Ok((s.get(&tenant, Kind::User, &id, false)?, s.link(&tenant, &name, Kind::User, &id)?)))
+            .quick_read(move |s| {
+                Ok((s.get(&tenant, Kind::User, &id, false)?, s.link(&tenant, &name, Kind::User, &id)?))
+            })
             .await?;
         let schema = self
             .schemas

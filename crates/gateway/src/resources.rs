@@ -259,10 +259,9 @@ pub(crate) async fn create(
     let members = members::check_exist(&state, &principal.tenant_id, members).await?;
     let outbox = deliveries_for(&state.targets.snapshot(), &principal.tenant_id, kind, &schema, &body, None)?;
     let queued = !outbox.is_empty();
-    let st = state.clone();
-    let tenant = principal.tenant_id.clone();
+    // Async: on SQLite the task waits for the group commit without holding a thread.
     let created =
-        web::block(move || st.store.create_with(&tenant, NewResource { kind, body, members }, &outbox)).await??;
+        state.store.create_with_async(&principal.tenant_id, NewResource { kind, body, members }, &outbox).await?;
     if queued {
         // Only queued deliveries give the dispatcher work: a wake-up costs it a claim.
         state.wake.notify_one();
@@ -299,8 +298,9 @@ pub(crate) async fn replace(
     let rid = id.clone();
     let targets = state.targets.snapshot();
     let (st2, tenant2) = (state.clone(), tenant.clone());
-    let updated = web::block(move || {
-        st.store.update_with(&tenant, kind, &rid, expected, kind == Kind::Group, move |current: &Resource| {
+    let updated = st
+        .store
+        .update_with_async(&tenant, kind, &rid, expected, kind == Kind::Group, move |current: &Resource| {
             let (schema, tenant) = (schema_in_store_job(&st2, kind)?, &tenant2);
             check_immutable(&schema, &current.body, &body)?;
             let same_members = match &current.members {
@@ -314,8 +314,7 @@ pub(crate) async fn replace(
             let members = if kind == Kind::Group { vec![MembersChange::Set(new_members.clone())] } else { Vec::new() };
             Ok((Change::Update { body: body.clone(), members }, outbox))
         })
-    })
-    .await??;
+        .await?;
     let updated = updated.ok_or_else(|| not_found(kind, &id))?;
     if updated.changed && has_targets(&state, &principal) {
         // Only a change writes outbox rows, and only for a tenant with targets: nothing to wake
@@ -356,8 +355,9 @@ pub(crate) async fn patch(
     let needs_members = plan.needs_current_members();
     let targets = state.targets.snapshot();
     let (st2, tenant2) = (state.clone(), tenant.clone());
-    let updated = web::block(move || {
-        st.store.update_with(&tenant, kind, &rid, expected, needs_members, move |current: &Resource| {
+    let updated = st
+        .store
+        .update_with_async(&tenant, kind, &rid, expected, needs_members, move |current: &Resource| {
             let schema = schema_in_store_job(&st2, kind)?;
             let change = plan.apply(&schema, current)?;
             let outbox = match &change {
@@ -369,8 +369,7 @@ pub(crate) async fn patch(
             };
             Ok((change, outbox))
         })
-    })
-    .await??;
+        .await?;
     let updated = updated.ok_or_else(|| not_found(kind, &id))?;
     if updated.changed && has_targets(&state, &principal) {
         // Only a change writes outbox rows, and only for a tenant with targets: nothing to wake

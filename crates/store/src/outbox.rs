@@ -395,74 +395,18 @@ impl Store {
         finish: &Finish,
         link: Option<Link>,
     ) -> Result<bool, StoreError> {
-        let now = now_us();
-        let (id, version, owner, finish) = (delivery.id.clone(), delivery.version, owner.to_owned(), finish.clone());
-        let link = link.map(|l| link_row(&l, now));
-        self.write_owned(move |c| -> Result<bool, StoreError> {
-            if let Some(row) = &link {
-                upsert_link(c, row)?;
-            }
-            let (delivery_id, owner) = (&id, &owner);
-            let attempt = delivery_attempts::table
-                .filter(delivery_attempts::delivery_id.eq(delivery_id))
-                .select(diesel::dsl::max(delivery_attempts::attempt))
-                .first::<Option<i32>>(c)?
-                .unwrap_or(0)
-                + 1;
-            diesel::insert_into(delivery_attempts::table)
-                .values((
-                    delivery_attempts::delivery_id.eq(delivery_id),
-                    delivery_attempts::attempt.eq(attempt),
-                    delivery_attempts::at_us.eq(now),
-                    delivery_attempts::outcome.eq(outcome_word(finish.state)),
-                    delivery_attempts::detail.eq(finish.detail.as_deref()),
-                    delivery_attempts::duration_ms.eq(i64::try_from(finish.duration.as_millis()).unwrap_or(i64::MAX)),
-                ))
-                .execute(c)?;
-            let due = match finish.state {
-                DeliveryState::Failed => now.saturating_add(micros(finish.retry_in)),
-                _ => now,
-            };
-            let error = match finish.state {
-                DeliveryState::Done => None,
-                _ => finish.detail.as_deref(),
-            };
-            let ours =
-                || deliveries::table.filter(deliveries::id.eq(delivery_id)).filter(deliveries::lease_owner.eq(owner));
-            struct Finished;
-            let written = on_inner!(c, |c| cached::<Finished, _>(
-                diesel::update(ours().filter(deliveries::version.eq(version))).set((
-                    deliveries::state.eq(finish.state.as_str()),
-                    deliveries::attempts.eq(deliveries::attempts + 1),
-                    deliveries::due_us.eq(due),
-                    deliveries::last_error.eq(error),
-                    deliveries::lease_owner.eq(None::<String>),
-                    deliveries::lease_until_us.eq(None::<i64>),
-                    deliveries::updated_us.eq(now),
-                ))
-            )
-            .execute(c))?;
-            if written > 0 {
-                return Ok(true);
-            }
-            // The version moved: a newer change waits in this row.
-            let (state, due) = match finish.state {
-                DeliveryState::Failed => (DeliveryState::Failed, due),
-                _ => (DeliveryState::Pending, now),
-            };
-            let written = diesel::update(ours())
-                .set((
-                    deliveries::state.eq(state.as_str()),
-                    deliveries::attempts.eq(deliveries::attempts + 1),
-                    deliveries::due_us.eq(due),
-                    deliveries::last_error.eq(error),
-                    deliveries::lease_owner.eq(None::<String>),
-                    deliveries::lease_until_us.eq(None::<i64>),
-                    deliveries::updated_us.eq(now),
-                ))
-                .execute(c)?;
-            Ok(written > 0)
-        })
+        self.write_owned(finish_job(delivery, owner, finish, link))
+    }
+
+    /// [`Store::finish_delivery_linked`] for async callers (see [`Store::write_owned_async`]).
+    pub async fn finish_delivery_linked_async(
+        &self,
+        delivery: &Delivery,
+        owner: &str,
+        finish: &Finish,
+        link: Option<Link>,
+    ) -> Result<bool, StoreError> {
+        self.write_owned_async(finish_job(delivery, owner, finish, link)).await
     }
 
     /// Extends a lease `owner` still holds to `lease` from now (a delivery that waited for its
@@ -715,6 +659,83 @@ impl Store {
     pub fn put_link(&self, link: &Link) -> Result<(), StoreError> {
         let row = link_row(link, now_us());
         self.write_owned(move |c| upsert_link(c, &row))
+    }
+}
+
+/// What [`Store::finish_delivery_linked`] writes, as a job for the writer.
+fn finish_job(
+    delivery: &Delivery,
+    owner: &str,
+    finish: &Finish,
+    link: Option<Link>,
+) -> impl FnOnce(&mut AnyConnection) -> Result<bool, StoreError> + Send + 'static {
+    let now = now_us();
+    let (id, version, owner, finish) = (delivery.id.clone(), delivery.version, owner.to_owned(), finish.clone());
+    let link = link.map(|l| link_row(&l, now));
+    move |c: &mut AnyConnection| -> Result<bool, StoreError> {
+        if let Some(row) = &link {
+            upsert_link(c, row)?;
+        }
+        let (delivery_id, owner) = (&id, &owner);
+        let attempt = delivery_attempts::table
+            .filter(delivery_attempts::delivery_id.eq(delivery_id))
+            .select(diesel::dsl::max(delivery_attempts::attempt))
+            .first::<Option<i32>>(c)?
+            .unwrap_or(0)
+            + 1;
+        diesel::insert_into(delivery_attempts::table)
+            .values((
+                delivery_attempts::delivery_id.eq(delivery_id),
+                delivery_attempts::attempt.eq(attempt),
+                delivery_attempts::at_us.eq(now),
+                delivery_attempts::outcome.eq(outcome_word(finish.state)),
+                delivery_attempts::detail.eq(finish.detail.as_deref()),
+                delivery_attempts::duration_ms.eq(i64::try_from(finish.duration.as_millis()).unwrap_or(i64::MAX)),
+            ))
+            .execute(c)?;
+        let due = match finish.state {
+            DeliveryState::Failed => now.saturating_add(micros(finish.retry_in)),
+            _ => now,
+        };
+        let error = match finish.state {
+            DeliveryState::Done => None,
+            _ => finish.detail.as_deref(),
+        };
+        let ours =
+            || deliveries::table.filter(deliveries::id.eq(delivery_id)).filter(deliveries::lease_owner.eq(owner));
+        struct Finished;
+        let written = on_inner!(c, |c| cached::<Finished, _>(
+            diesel::update(ours().filter(deliveries::version.eq(version))).set((
+                deliveries::state.eq(finish.state.as_str()),
+                deliveries::attempts.eq(deliveries::attempts + 1),
+                deliveries::due_us.eq(due),
+                deliveries::last_error.eq(error),
+                deliveries::lease_owner.eq(None::<String>),
+                deliveries::lease_until_us.eq(None::<i64>),
+                deliveries::updated_us.eq(now),
+            ))
+        )
+        .execute(c))?;
+        if written > 0 {
+            return Ok(true);
+        }
+        // The version moved: a newer change waits in this row.
+        let (state, due) = match finish.state {
+            DeliveryState::Failed => (DeliveryState::Failed, due),
+            _ => (DeliveryState::Pending, now),
+        };
+        struct FinishedMoved;
+        let written = on_inner!(c, |c| cached::<FinishedMoved, _>(diesel::update(ours()).set((
+            deliveries::state.eq(state.as_str()),
+            deliveries::attempts.eq(deliveries::attempts + 1),
+            deliveries::due_us.eq(due),
+            deliveries::last_error.eq(error),
+            deliveries::lease_owner.eq(None::<String>),
+            deliveries::lease_until_us.eq(None::<i64>),
+            deliveries::updated_us.eq(now),
+        )))
+        .execute(c))?;
+        Ok(written > 0)
     }
 }
 

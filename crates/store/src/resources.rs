@@ -127,62 +127,21 @@ impl Store {
     /// [`Store::create`], recording `outbox` deliveries of the new resource in the same transaction.
     #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = new.kind.resource_type()))]
     pub fn create_with(&self, tenant_id: &str, new: NewResource, outbox: &[Enqueue]) -> Result<Resource, StoreError> {
-        let kind = new.kind;
-        if kind == Kind::User && !new.members.is_empty() {
-            return Err(StoreError::Internal("members were given for a user".into()));
-        }
-        let body = stored_body(new.body);
-        let columns = Columns::of(kind, &body)?;
-        let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
-        let id = Uuid::now_v7().to_string();
-        let now = now_us();
-        let members: Vec<Member> = members::dedup(&new.members).into_iter().cloned().collect();
-        let job = {
-            let (tenant_id, id, outbox, members) = (tenant_id.to_owned(), id.clone(), outbox.to_vec(), members.clone());
-            move |c: &mut AnyConnection| -> Result<(), StoreError> {
-                let tenant_id = tenant_id.as_str();
-                match columns {
-                    Columns::User(columns) => {
-                        let row = NewUserRow {
-                            tenant_id,
-                            id: &id,
-                            columns,
-                            body: &text,
-                            version: 1,
-                            created_us: now,
-                            modified_us: now,
-                        };
-                        // On the engine's own connection: diesel then caches the statement by
-                        // its type, instead of building its SQL text on every call to look it up
-                        // (a fifth of the writer's time through the multi-backend connection).
-                        on_inner!(c, |c| diesel::insert_into(users::table).values(&row).execute(c))
-                            .map_err(StoreError::unique("userName"))?;
-                    }
-                    Columns::Group(columns) => {
-                        let row = NewGroupRow {
-                            tenant_id,
-                            id: &id,
-                            columns,
-                            body: &text,
-                            version: 1,
-                            created_us: now,
-                            modified_us: now,
-                        };
-                        diesel::insert_into(groups::table).values(&row).execute(c)?;
-                        let refs: Vec<&Member> = members.iter().collect();
-                        members::insert(c, tenant_id, &id, &refs)?;
-                    }
-                }
-                outbox::enqueue(c, tenant_id, kind, &id, 1, &outbox)
-            }
-        };
+        let (job, created) = create_job(tenant_id, new, outbox)?;
         self.write_owned(job)?;
-        let members = (kind == Kind::Group).then(|| {
-            let mut m = members;
-            m.sort_by(|a, b| a.value.cmp(&b.value));
-            m
-        });
-        Ok(Resource { id, kind, body, version: 1, created: from_us(now), last_modified: from_us(now), members })
+        Ok(created)
+    }
+
+    /// [`Store::create_with`] for async callers (see [`Store::write_owned_async`]).
+    pub async fn create_with_async(
+        &self,
+        tenant_id: &str,
+        new: NewResource,
+        outbox: &[Enqueue],
+    ) -> Result<Resource, StoreError> {
+        let (job, created) = create_job(tenant_id, new, outbox)?;
+        self.write_owned_async(job).await?;
+        Ok(created)
     }
 
     /// The resource, with its members (groups) when `with_members`; `None` if this tenant has no
@@ -239,93 +198,28 @@ impl Store {
         id: &str,
         if_match: Option<i64>,
         load_members: bool,
-        mut f: F,
+        f: F,
     ) -> Result<Option<Updated>, StoreError>
     where
         F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError> + Send + 'static,
     {
-        let load_members = load_members && kind == Kind::Group;
-        let (tenant_id, id) = (tenant_id.to_owned(), id.to_owned());
-        // One transaction: on PostgreSQL (READ COMMITTED) a lost race is read again within it.
-        self.write_owned(move |c| {
-            let (tenant_id, id) = (tenant_id.as_str(), id.as_str());
-            for attempt in 0..=OPTIMISTIC_TRIES {
-                let lock_first = attempt == OPTIMISTIC_TRIES;
-                let outcome = (|| -> Result<Attempt<Option<Updated>>, StoreError> {
-                    if lock_first {
-                        lock_row(c, tenant_id, kind, id)?;
-                    }
-                    let Some(current) = load(c, tenant_id, kind, id, load_members)? else {
-                        return Ok(Attempt::Done(None));
-                    };
-                    if let Some(expected) = if_match {
-                        if expected != current.version {
-                            return Err(StoreError::VersionMismatch { current: current.version });
-                        }
-                    }
-                    let (change, outbox) = f(&current).map_err(StoreError::Rejected)?;
-                    let (body, changes) = match change {
-                        Change::Unchanged => {
-                            return Ok(Attempt::Done(Some(Updated { resource: current, changed: false })));
-                        }
-                        Change::Update { body, members } => (stored_body(body), members),
-                    };
-                    if kind == Kind::User && !changes.is_empty() {
-                        return Err(StoreError::Internal("member changes were given for a user".into()));
-                    }
-                    let columns = Columns::of(kind, &body)?;
-                    let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
-                    let (version, now) = (current.version + 1, now_us());
-                    let written = match columns {
-                        Columns::User(columns) => on_inner!(c, |c| cached::<UserUpdate, _>(
-                            diesel::update(
-                                users::table
-                                    .filter(users::tenant_id.eq(tenant_id))
-                                    .filter(users::id.eq(id))
-                                    .filter(users::version.eq(current.version)),
-                            )
-                            .set((
-                                &columns,
-                                users::body.eq(&text),
-                                users::version.eq(version),
-                                users::modified_us.eq(now)
-                            ))
-                        )
-                        .execute(c))
-                        .map_err(StoreError::unique("userName"))?,
-                        Columns::Group(columns) => on_inner!(c, |c| cached::<GroupUpdate, _>(
-                            diesel::update(
-                                groups::table
-                                    .filter(groups::tenant_id.eq(tenant_id))
-                                    .filter(groups::id.eq(id))
-                                    .filter(groups::version.eq(current.version)),
-                            )
-                            .set((
-                                &columns,
-                                groups::body.eq(&text),
-                                groups::version.eq(version),
-                                groups::modified_us.eq(now),
-                            ))
-                        )
-                        .execute(c))?,
-                    };
-                    if written == 0 {
-                        return Ok(Attempt::Lost);
-                    }
-                    // The version write above holds the group row's lock: member rows change under it.
-                    members::apply(c, tenant_id, id, &changes)?;
-                    outbox::enqueue(c, tenant_id, kind, id, version, &outbox)?;
-                    let members = if load_members { Some(members::load(c, tenant_id, id)?) } else { None };
-                    let resource = Resource { body, version, last_modified: from_us(now), members, ..current };
-                    Ok(Attempt::Done(Some(Updated { resource, changed: true })))
-                })()?;
-                match outcome {
-                    Attempt::Done(result) => return Ok(result),
-                    Attempt::Lost => tracing::debug!(attempt, "update lost a race; reading again"),
-                }
-            }
-            Err(StoreError::Internal("update kept losing races even with the row locked".into()))
-        })
+        self.write_owned(update_job(tenant_id, kind, id, if_match, load_members, f))
+    }
+
+    /// [`Store::update_with`] for async callers (see [`Store::write_owned_async`]).
+    pub async fn update_with_async<F>(
+        &self,
+        tenant_id: &str,
+        kind: Kind,
+        id: &str,
+        if_match: Option<i64>,
+        load_members: bool,
+        f: F,
+    ) -> Result<Option<Updated>, StoreError>
+    where
+        F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError> + Send + 'static,
+    {
+        self.write_owned_async(update_job(tenant_id, kind, id, if_match, load_members, f)).await
     }
 
     /// Deletes a user or group; `false` if this tenant has none with that id. Its rows in
@@ -437,3 +331,165 @@ fn lock_row(c: &mut AnyConnection, tenant_id: &str, kind: Kind, id: &str) -> Que
 /// keep `None` as NULL).
 struct UserUpdate;
 struct GroupUpdate;
+
+/// What [`Store::create_with`] writes, as a job for the writer, and the resource it answers once
+/// the job is committed.
+#[allow(clippy::type_complexity)]
+fn create_job(
+    tenant_id: &str,
+    new: NewResource,
+    outbox: &[Enqueue],
+) -> Result<(impl FnOnce(&mut AnyConnection) -> Result<(), StoreError> + Send + 'static, Resource), StoreError> {
+    let kind = new.kind;
+    if kind == Kind::User && !new.members.is_empty() {
+        return Err(StoreError::Internal("members were given for a user".into()));
+    }
+    let body = stored_body(new.body);
+    let columns = Columns::of(kind, &body)?;
+    let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let id = Uuid::now_v7().to_string();
+    let now = now_us();
+    let members: Vec<Member> = members::dedup(&new.members).into_iter().cloned().collect();
+    let job = {
+        let (tenant_id, id, outbox, members) = (tenant_id.to_owned(), id.clone(), outbox.to_vec(), members.clone());
+        move |c: &mut AnyConnection| -> Result<(), StoreError> {
+            let tenant_id = tenant_id.as_str();
+            match columns {
+                Columns::User(columns) => {
+                    let row = NewUserRow {
+                        tenant_id,
+                        id: &id,
+                        columns,
+                        body: &text,
+                        version: 1,
+                        created_us: now,
+                        modified_us: now,
+                    };
+                    // On the engine's own connection: diesel then caches the statement by
+                    // its type, instead of building its SQL text on every call to look it up
+                    // (a fifth of the writer's time through the multi-backend connection).
+                    on_inner!(c, |c| diesel::insert_into(users::table).values(&row).execute(c))
+                        .map_err(StoreError::unique("userName"))?;
+                }
+                Columns::Group(columns) => {
+                    let row = NewGroupRow {
+                        tenant_id,
+                        id: &id,
+                        columns,
+                        body: &text,
+                        version: 1,
+                        created_us: now,
+                        modified_us: now,
+                    };
+                    diesel::insert_into(groups::table).values(&row).execute(c)?;
+                    let refs: Vec<&Member> = members.iter().collect();
+                    members::insert(c, tenant_id, &id, &refs)?;
+                }
+            }
+            outbox::enqueue(c, tenant_id, kind, &id, 1, &outbox)
+        }
+    };
+    let members = (kind == Kind::Group).then(|| {
+        let mut m = members;
+        m.sort_by(|a, b| a.value.cmp(&b.value));
+        m
+    });
+    let created = Resource { id, kind, body, version: 1, created: from_us(now), last_modified: from_us(now), members };
+    Ok((job, created))
+}
+
+/// What [`Store::update_with`] runs, as a job for the writer.
+fn update_job<F>(
+    tenant_id: &str,
+    kind: Kind,
+    id: &str,
+    if_match: Option<i64>,
+    load_members: bool,
+    mut f: F,
+) -> impl FnOnce(&mut AnyConnection) -> Result<Option<Updated>, StoreError> + Send + 'static
+where
+    F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError> + Send + 'static,
+{
+    let load_members = load_members && kind == Kind::Group;
+    let (tenant_id, id) = (tenant_id.to_owned(), id.to_owned());
+    // One transaction: on PostgreSQL (READ COMMITTED) a lost race is read again within it.
+    move |c: &mut AnyConnection| {
+        let (tenant_id, id) = (tenant_id.as_str(), id.as_str());
+        for attempt in 0..=OPTIMISTIC_TRIES {
+            let lock_first = attempt == OPTIMISTIC_TRIES;
+            let outcome = (|| -> Result<Attempt<Option<Updated>>, StoreError> {
+                if lock_first {
+                    lock_row(c, tenant_id, kind, id)?;
+                }
+                let Some(current) = load(c, tenant_id, kind, id, load_members)? else {
+                    return Ok(Attempt::Done(None));
+                };
+                if let Some(expected) = if_match {
+                    if expected != current.version {
+                        return Err(StoreError::VersionMismatch { current: current.version });
+                    }
+                }
+                let (change, outbox) = f(&current).map_err(StoreError::Rejected)?;
+                let (body, changes) = match change {
+                    Change::Unchanged => {
+                        return Ok(Attempt::Done(Some(Updated { resource: current, changed: false })));
+                    }
+                    Change::Update { body, members } => (stored_body(body), members),
+                };
+                if kind == Kind::User && !changes.is_empty() {
+                    return Err(StoreError::Internal("member changes were given for a user".into()));
+                }
+                let columns = Columns::of(kind, &body)?;
+                let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
+                let (version, now) = (current.version + 1, now_us());
+                let written = match columns {
+                    Columns::User(columns) => on_inner!(c, |c| cached::<UserUpdate, _>(
+                        diesel::update(
+                            users::table
+                                .filter(users::tenant_id.eq(tenant_id))
+                                .filter(users::id.eq(id))
+                                .filter(users::version.eq(current.version)),
+                        )
+                        .set((
+                            &columns,
+                            users::body.eq(&text),
+                            users::version.eq(version),
+                            users::modified_us.eq(now)
+                        ))
+                    )
+                    .execute(c))
+                    .map_err(StoreError::unique("userName"))?,
+                    Columns::Group(columns) => on_inner!(c, |c| cached::<GroupUpdate, _>(
+                        diesel::update(
+                            groups::table
+                                .filter(groups::tenant_id.eq(tenant_id))
+                                .filter(groups::id.eq(id))
+                                .filter(groups::version.eq(current.version)),
+                        )
+                        .set((
+                            &columns,
+                            groups::body.eq(&text),
+                            groups::version.eq(version),
+                            groups::modified_us.eq(now),
+                        ))
+                    )
+                    .execute(c))?,
+                };
+                if written == 0 {
+                    return Ok(Attempt::Lost);
+                }
+                // The version write above holds the group row's lock: member rows change under it.
+                members::apply(c, tenant_id, id, &changes)?;
+                outbox::enqueue(c, tenant_id, kind, id, version, &outbox)?;
+                let members = if load_members { Some(members::load(c, tenant_id, id)?) } else { None };
+                let resource = Resource { body, version, last_modified: from_us(now), members, ..current };
+                Ok(Attempt::Done(Some(Updated { resource, changed: true })))
+            })()?;
+            match outcome {
+                Attempt::Done(result) => return Ok(result),
+                Attempt::Lost => tracing::debug!(attempt, "update lost a race; reading again"),
+            }
+        }
+        Err(StoreError::Internal("update kept losing races even with the row locked".into()))
+    }
+}

@@ -131,6 +131,25 @@ impl Store {
         }
     }
 
+    /// [`Store::write_owned`] for async callers. With group commit (SQLite) the task waits for the
+    /// writer thread's answer without holding a thread; otherwise the transaction runs on the
+    /// blocking pool of the caller's tokio runtime.
+    pub(crate) async fn write_owned_async<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.submit_async(f).await,
+            None => {
+                let store = self.clone();
+                tokio::task::spawn_blocking(move || write_tx(&mut *store.conn()?, f))
+                    .await
+                    .map_err(|e| StoreError::Internal(format!("the write task failed: {e}")))?
+            }
+        }
+    }
+
     /// With group commit (SQLite): how many batches and writes have been committed since the store
     /// was opened; their ratio is the mean batch size. `None` without group commit.
     pub fn write_batches(&self) -> Option<(u64, u64)> {

@@ -102,6 +102,11 @@ struct Done {
     failed: VecDeque<(u64, String)>,
 }
 
+/// A job dropped without an answer (the writer thread failed while holding it).
+fn not_carried_out() -> StoreError {
+    StoreError::Unavailable("the write was not carried out: the store's writer could not run it (see the log)".into())
+}
+
 fn poisoned<T>(_: T) -> StoreError {
     StoreError::Internal("the store's writer panicked earlier".into())
 }
@@ -131,13 +136,42 @@ impl GroupWriter {
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, answered) = sync_channel::<Result<T, StoreError>>(1);
+        self.submit_with(f, move |r| {
+            let _ = answer.send(r);
+        })?;
+        answered.recv().unwrap_or_else(|_| Err(not_carried_out()))
+    }
+
+    /// [`GroupWriter::submit`] for async callers: the caller's task waits, not its thread, so a
+    /// write costs no hand-off to a blocking pool and back.
+    pub(crate) async fn submit_async<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
+        self.submit_with(f, move |r| {
+            let _ = answer.send(r);
+        })?;
+        answered.await.unwrap_or_else(|_| Err(not_carried_out()))
+    }
+
+    /// Queues `f` for the writer thread; `answer` gets its outcome once its batch is committed
+    /// (or lost).
+    fn submit_with<T, F>(
+        &self,
+        f: F,
+        answer: impl FnOnce(Result<T, StoreError>) + Send + 'static,
+    ) -> Result<(), StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
         let job: Job = Box::new(move |conn| {
             let conn = match conn {
                 Ok(conn) => conn,
                 Err(why) => {
-                    let reply: Reply = Box::new(move |_| {
-                        let _ = answer.send(Err(StoreError::Unavailable(why)));
-                    });
+                    let reply: Reply = Box::new(move |_| answer(Err(StoreError::Unavailable(why))));
                     return Ran { broken: false, ok: false, reply };
                 }
             };
@@ -146,31 +180,24 @@ impl GroupWriter {
                     let broken = !in_transaction(conn);
                     let ok = result.is_ok();
                     let reply: Reply = Box::new(move |commit| {
-                        let _ = answer.send(match (result, commit) {
+                        answer(match (result, commit) {
                             (Err(e), _) => Err(e),
                             (Ok(v), Ok(())) => Ok(v),
                             (Ok(_), Err(why)) => {
                                 Err(StoreError::Unavailable(format!("the write batch was not committed: {why}")))
                             }
-                        });
+                        })
                     });
                     Ran { broken, ok, reply }
                 }
                 Err(e) => {
                     let why = format!("the write batch was rolled back: {e}");
-                    let reply: Reply = Box::new(move |_| {
-                        let _ = answer.send(Err(StoreError::Unavailable(why)));
-                    });
+                    let reply: Reply = Box::new(move |_| answer(Err(StoreError::Unavailable(why))));
                     Ran { broken: true, ok: false, reply }
                 }
             }
         });
-        self.jobs.send(job).map_err(|_| StoreError::Internal("the store's writer thread has stopped".into()))?;
-        answered.recv().unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
-                "the write was not carried out: the store's writer could not run it (see the log)".into(),
-            ))
-        })
+        self.jobs.send(job).map_err(|_| StoreError::Internal("the store's writer thread has stopped".into()))
     }
 
     /// Runs `f` as one write of the current batch, on the calling thread; returns its value once
