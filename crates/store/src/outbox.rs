@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
-use crate::cached::cached;
+use crate::cached::{Val, fixed};
 use crate::connection::{AnyConnection, on_inner};
 use crate::error::StoreError;
 use crate::resource::{Kind, from_us, now_us};
@@ -289,20 +289,19 @@ pub(crate) fn enqueue(
     for e in entries {
         if e.skipped.is_none() {
             struct Absorb;
-            let absorbed = on_inner!(c, |c| cached::<Absorb, _>(
-                diesel::update(
-                    deliveries::table
-                        .filter(deliveries::tenant_id.eq(tenant_id))
-                        .filter(deliveries::target.eq(&e.target))
-                        .filter(deliveries::resource_type.eq(kind.resource_type()))
-                        .filter(deliveries::resource_id.eq(resource_id))
-                        .filter(
-                            deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]),
-                        ),
-                )
-                .set((deliveries::version.eq(version), deliveries::updated_us.eq(now)))
-            )
-            .execute(c))?;
+            let absorbed = fixed::<Absorb, 6>(
+                "UPDATE \"deliveries\" SET version = ?, updated_us = ? WHERE tenant_id = ? AND target = ? \
+                 AND resource_type = ? AND resource_id = ? AND state IN ('pending', 'failed')",
+                [
+                    Val::Int(version),
+                    Val::Int(now),
+                    Val::Text(tenant_id),
+                    Val::Text(&e.target),
+                    Val::Text(kind.resource_type()),
+                    Val::Text(resource_id),
+                ],
+            );
+            let absorbed = on_inner!(c, |c| absorbed.execute(c))?;
             if absorbed > 0 {
                 continue;
             }
@@ -311,9 +310,11 @@ pub(crate) fn enqueue(
             Some(reason) => (DeliveryState::Skipped, Some(reason.as_str())),
             None => (DeliveryState::Pending, None),
         };
-        diesel::insert_into(deliveries::table)
+        // On the engine's own connection (as all hot statements here): diesel caches it by type.
+        let id = Uuid::now_v7().to_string();
+        on_inner!(c, |c| diesel::insert_into(deliveries::table)
             .values((
-                deliveries::id.eq(Uuid::now_v7().to_string()),
+                deliveries::id.eq(&id),
                 deliveries::tenant_id.eq(tenant_id),
                 deliveries::target.eq(&e.target),
                 deliveries::resource_type.eq(kind.resource_type()),
@@ -326,7 +327,7 @@ pub(crate) fn enqueue(
                 deliveries::created_us.eq(now),
                 deliveries::updated_us.eq(now),
             ))
-            .execute(c)?;
+            .execute(c))?;
     }
     Ok(())
 }
@@ -416,13 +417,11 @@ impl Store {
         let (id, owner) = (id.to_owned(), owner.to_owned());
         let n = self.write_owned(move |c| {
             struct Renew;
-            Ok(on_inner!(c, |c| cached::<Renew, _>(
-                diesel::update(
-                    deliveries::table.filter(deliveries::id.eq(&id)).filter(deliveries::lease_owner.eq(&owner)),
-                )
-                .set(deliveries::lease_until_us.eq(until))
-            )
-            .execute(c))?)
+            let renew = fixed::<Renew, 3>(
+                "UPDATE \"deliveries\" SET lease_until_us = ? WHERE id = ? AND lease_owner = ?",
+                [Val::Int(until), Val::Text(&id), Val::Text(&owner)],
+            );
+            Ok(on_inner!(c, |c| renew.execute(c))?)
         })?;
         Ok(n > 0)
     }
@@ -677,13 +676,13 @@ fn finish_job(
             upsert_link(c, row)?;
         }
         let (delivery_id, owner) = (&id, &owner);
-        let attempt = delivery_attempts::table
+        let attempt = on_inner!(c, |c| delivery_attempts::table
             .filter(delivery_attempts::delivery_id.eq(delivery_id))
             .select(diesel::dsl::max(delivery_attempts::attempt))
-            .first::<Option<i32>>(c)?
-            .unwrap_or(0)
+            .first::<Option<i32>>(c))?
+        .unwrap_or(0)
             + 1;
-        diesel::insert_into(delivery_attempts::table)
+        on_inner!(c, |c| diesel::insert_into(delivery_attempts::table)
             .values((
                 delivery_attempts::delivery_id.eq(delivery_id),
                 delivery_attempts::attempt.eq(attempt),
@@ -692,7 +691,7 @@ fn finish_job(
                 delivery_attempts::detail.eq(finish.detail.as_deref()),
                 delivery_attempts::duration_ms.eq(i64::try_from(finish.duration.as_millis()).unwrap_or(i64::MAX)),
             ))
-            .execute(c)?;
+            .execute(c))?;
         let due = match finish.state {
             DeliveryState::Failed => now.saturating_add(micros(finish.retry_in)),
             _ => now,
@@ -701,21 +700,21 @@ fn finish_job(
             DeliveryState::Done => None,
             _ => finish.detail.as_deref(),
         };
-        let ours =
-            || deliveries::table.filter(deliveries::id.eq(delivery_id)).filter(deliveries::lease_owner.eq(owner));
         struct Finished;
-        let written = on_inner!(c, |c| cached::<Finished, _>(
-            diesel::update(ours().filter(deliveries::version.eq(version))).set((
-                deliveries::state.eq(finish.state.as_str()),
-                deliveries::attempts.eq(deliveries::attempts + 1),
-                deliveries::due_us.eq(due),
-                deliveries::last_error.eq(error),
-                deliveries::lease_owner.eq(None::<String>),
-                deliveries::lease_until_us.eq(None::<i64>),
-                deliveries::updated_us.eq(now),
-            ))
-        )
-        .execute(c))?;
+        let written = fixed::<Finished, 7>(
+            "UPDATE \"deliveries\" SET state = ?, attempts = attempts + 1, due_us = ?, last_error = ?, \
+             lease_owner = NULL, lease_until_us = NULL, updated_us = ? WHERE id = ? AND lease_owner = ? AND version = ?",
+            [
+                Val::Text(finish.state.as_str()),
+                Val::Int(due),
+                Val::OptText(error),
+                Val::Int(now),
+                Val::Text(delivery_id),
+                Val::Text(owner),
+                Val::Int(version),
+            ],
+        );
+        let written = on_inner!(c, |c| written.execute(c))?;
         if written > 0 {
             return Ok(true);
         }
@@ -725,16 +724,19 @@ fn finish_job(
             _ => (DeliveryState::Pending, now),
         };
         struct FinishedMoved;
-        let written = on_inner!(c, |c| cached::<FinishedMoved, _>(diesel::update(ours()).set((
-            deliveries::state.eq(state.as_str()),
-            deliveries::attempts.eq(deliveries::attempts + 1),
-            deliveries::due_us.eq(due),
-            deliveries::last_error.eq(error),
-            deliveries::lease_owner.eq(None::<String>),
-            deliveries::lease_until_us.eq(None::<i64>),
-            deliveries::updated_us.eq(now),
-        )))
-        .execute(c))?;
+        let written = fixed::<FinishedMoved, 6>(
+            "UPDATE \"deliveries\" SET state = ?, attempts = attempts + 1, due_us = ?, last_error = ?, \
+             lease_owner = NULL, lease_until_us = NULL, updated_us = ? WHERE id = ? AND lease_owner = ?",
+            [
+                Val::Text(state.as_str()),
+                Val::Int(due),
+                Val::OptText(error),
+                Val::Int(now),
+                Val::Text(delivery_id),
+                Val::Text(owner),
+            ],
+        );
+        let written = on_inner!(c, |c| written.execute(c))?;
         Ok(written > 0)
     }
 }
@@ -757,14 +759,25 @@ fn link_row(link: &Link, now: i64) -> LinkRow {
 /// runs on each engine.
 fn upsert_link(conn: &mut AnyConnection, row: &LinkRow) -> Result<(), StoreError> {
     struct Upsert;
-    on_inner!(conn, |c| cached::<Upsert, _>(
-        diesel::insert_into(links::table)
-            .values(row)
-            .on_conflict((links::tenant_id, links::target, links::resource_type, links::local_id))
-            .do_update()
-            .set(row)
-    )
-    .execute(c))?;
+    let upsert = fixed::<Upsert, 9>(
+        "INSERT INTO \"links\" (tenant_id, target, resource_type, local_id, remote_id, delivered_version, state, \
+         last_error, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (tenant_id, target, resource_type, local_id) DO UPDATE SET remote_id = excluded.remote_id, \
+         delivered_version = excluded.delivered_version, state = excluded.state, last_error = excluded.last_error, \
+         updated_us = excluded.updated_us",
+        [
+            Val::Text(&row.tenant_id),
+            Val::Text(&row.target),
+            Val::Text(&row.resource_type),
+            Val::Text(&row.local_id),
+            Val::OptText(row.remote_id.as_deref()),
+            Val::OptInt(row.delivered_version),
+            Val::Text(&row.state),
+            Val::OptText(row.last_error.as_deref()),
+            Val::Int(row.updated_us),
+        ],
+    );
+    on_inner!(conn, |c| upsert.execute(c))?;
     Ok(())
 }
 

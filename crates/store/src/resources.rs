@@ -8,7 +8,7 @@ use uuid::Uuid;
 use scimgw_scim::ScimError;
 use scimgw_scim::value::remove_ci;
 
-use crate::cached::cached;
+use crate::cached::{Val, fixed};
 use crate::connection::{AnyConnection, on_inner, read_tx};
 use crate::error::StoreError;
 use crate::members;
@@ -327,8 +327,7 @@ fn lock_row(c: &mut AnyConnection, tenant_id: &str, kind: Kind, id: &str) -> Que
         .execute(c))
 }
 
-/// Markers of the resource updates for [`cached`]: their text never varies (the indexed columns
-/// keep `None` as NULL).
+/// Markers of the resource updates' [`fixed`] statements.
 struct UserUpdate;
 struct GroupUpdate;
 
@@ -443,37 +442,46 @@ where
                 let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
                 let (version, now) = (current.version + 1, now_us());
                 let written = match columns {
-                    Columns::User(columns) => on_inner!(c, |c| cached::<UserUpdate, _>(
-                        diesel::update(
-                            users::table
-                                .filter(users::tenant_id.eq(tenant_id))
-                                .filter(users::id.eq(id))
-                                .filter(users::version.eq(current.version)),
-                        )
-                        .set((
-                            &columns,
-                            users::body.eq(&text),
-                            users::version.eq(version),
-                            users::modified_us.eq(now)
-                        ))
-                    )
-                    .execute(c))
-                    .map_err(StoreError::unique("userName"))?,
-                    Columns::Group(columns) => on_inner!(c, |c| cached::<GroupUpdate, _>(
-                        diesel::update(
-                            groups::table
-                                .filter(groups::tenant_id.eq(tenant_id))
-                                .filter(groups::id.eq(id))
-                                .filter(groups::version.eq(current.version)),
-                        )
-                        .set((
-                            &columns,
-                            groups::body.eq(&text),
-                            groups::version.eq(version),
-                            groups::modified_us.eq(now),
-                        ))
-                    )
-                    .execute(c))?,
+                    Columns::User(columns) => {
+                        let update = fixed::<UserUpdate, 12>(
+                            "UPDATE \"users\" SET user_name = ?, user_name_ci = ?, external_id = ?, display_name = ?, \
+                             display_name_ci = ?, active = ?, body = ?, version = ?, modified_us = ? \
+                             WHERE tenant_id = ? AND id = ? AND version = ?",
+                            [
+                                Val::Text(&columns.user_name),
+                                Val::Text(&columns.user_name_ci),
+                                Val::OptText(columns.external_id.as_deref()),
+                                Val::OptText(columns.display_name.as_deref()),
+                                Val::OptText(columns.display_name_ci.as_deref()),
+                                Val::OptBool(columns.active),
+                                Val::Text(&text),
+                                Val::Int(version),
+                                Val::Int(now),
+                                Val::Text(tenant_id),
+                                Val::Text(id),
+                                Val::Int(current.version),
+                            ],
+                        );
+                        on_inner!(c, |c| update.execute(c)).map_err(StoreError::unique("userName"))?
+                    }
+                    Columns::Group(columns) => {
+                        let update = fixed::<GroupUpdate, 9>(
+                            "UPDATE \"groups\" SET display_name = ?, display_name_ci = ?, external_id = ?, body = ?, \
+                             version = ?, modified_us = ? WHERE tenant_id = ? AND id = ? AND version = ?",
+                            [
+                                Val::Text(&columns.display_name),
+                                Val::Text(&columns.display_name_ci),
+                                Val::OptText(columns.external_id.as_deref()),
+                                Val::Text(&text),
+                                Val::Int(version),
+                                Val::Int(now),
+                                Val::Text(tenant_id),
+                                Val::Text(id),
+                                Val::Int(current.version),
+                            ],
+                        );
+                        on_inner!(c, |c| update.execute(c))?
+                    }
                 };
                 if written == 0 {
                     return Ok(Attempt::Lost);
