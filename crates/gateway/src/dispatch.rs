@@ -31,6 +31,10 @@ pub struct DispatcherConfig {
     pub enabled: bool,
     /// Deliveries in flight at once, over all targets.
     pub concurrency: usize,
+    /// Threads of the dispatcher's own runtime (the HTTP calls to vendors, translation, the
+    /// outbox bookkeeping); 0: one per CPU. With a single thread, draining a backlog could use
+    /// one core while the SCIM workers sat idle.
+    pub threads: usize,
     /// How long a claimed row is ours, renewed when its delivery starts; a dispatcher that dies
     /// leaves its rows to others after this. Keep it above a delivery's longest run (a lookup,
     /// a write and a retry of the write, each up to the target's `request_timeout_ms`).
@@ -43,7 +47,14 @@ pub struct DispatcherConfig {
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
-        DispatcherConfig { enabled: true, concurrency: 16, lease_secs: 120, poll_ms: 250, shutdown_grace_secs: 10 }
+        DispatcherConfig {
+            enabled: true,
+            concurrency: 16,
+            threads: 0,
+            lease_secs: 120,
+            poll_ms: 250,
+            shutdown_grace_secs: 10,
+        }
     }
 }
 

@@ -98,7 +98,9 @@ pub(crate) fn serve_until_stopped(
         app_state = app_state.with_heartbeat(d.heartbeat());
     }
     let state = web::Data::new(app_state);
-    system(&config)?.block_on(async move {
+    let delivering = dispatcher.is_some().then(|| dispatcher_runtime(&config)).transpose()?;
+    let on_dispatcher = delivering.as_ref().map(|rt| rt.handle().clone());
+    let result = system(&config)?.block_on(async move {
         let (server, addrs) = scimgw_gateway::bind(state).with_context(|| format!("listening on {}", config.listen))?;
         for addr in &addrs {
             tracing::info!(
@@ -110,7 +112,7 @@ pub(crate) fn serve_until_stopped(
         on_ready(&addrs);
         reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone());
         let (stop, stopped) = watch::channel(false);
-        let dispatcher = dispatcher.map(|d| actix_web::rt::spawn(d.run(stopped)));
+        let dispatcher = dispatcher.zip(on_dispatcher).map(|(d, rt)| rt.spawn(d.run(stopped)));
         // On SIGINT/SIGTERM: stop taking requests and stop the dispatcher together; in-flight
         // requests and deliveries finish (deliveries within dispatcher.shutdown_grace_secs).
         let handle = server.handle();
@@ -125,12 +127,34 @@ pub(crate) fn serve_until_stopped(
             let _ = d.await;
         }
         served
-    })
+    });
+    if let Some(rt) = delivering {
+        // The dispatcher has returned; what is left are idle connection tasks.
+        rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    }
+    result
 }
 
-/// The actix system the server and the dispatcher run on, with its blocking pool bounded like the
-/// HTTP workers' (`blocking_threads`): the dispatcher's store calls wait there for their write
-/// batch, and with tokio's default of 512 threads a busy outbox grew the RSS to 380 MB.
+/// The dispatcher's own multi-threaded runtime (`dispatcher.threads`, 0: one thread per CPU),
+/// apart from the SCIM workers': deliveries use every core while a backlog drains, and a slow
+/// vendor never holds a thread that answers the IdP. Its blocking pool is bounded like theirs.
+fn dispatcher_runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads = match config.dispatcher.threads {
+        0 => std::thread::available_parallelism().map_or(2, usize::from),
+        n => n,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("scimgw-deliver")
+        .max_blocking_threads(config.blocking_threads.max(1))
+        .enable_all()
+        .build()
+        .context("starting the dispatcher's runtime")
+}
+
+/// The actix system the server runs on, with its blocking pool bounded like the HTTP workers'
+/// (`blocking_threads`): with tokio's default of 512 threads a busy outbox once grew the RSS to
+/// 380 MB.
 fn system(config: &Config) -> anyhow::Result<actix_web::rt::SystemRunner> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -148,17 +172,21 @@ pub fn worker(config: Config) -> anyhow::Result<()> {
     let set = load_targets(&config, &store, &schemas)?;
     tracing::info!(targets = set.len(), "worker: targets loaded");
     let targets = Arc::new(Targets::new(set));
-    system(&config)?.block_on(async move {
+    let delivering = dispatcher_runtime(&config)?;
+    let on_dispatcher = delivering.handle().clone();
+    let result = system(&config)?.block_on(async move {
         reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone());
         let (stop, stopped) = watch::channel(false);
         let d = Arc::new(Dispatcher::new(store, targets, schemas, config.dispatcher.clone(), Arc::new(Notify::new())));
-        let task = actix_web::rt::spawn(d.run(stopped));
+        let task = on_dispatcher.spawn(d.run(stopped));
         wait_for_stop_signal().await;
         tracing::info!("worker: stopping");
         let _ = stop.send(true);
         let _ = task.await;
         Ok(())
-    })
+    });
+    delivering.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.
