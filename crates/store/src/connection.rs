@@ -221,7 +221,9 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        conn.is_broken()
+        // Evaluate both: the flag is cleared as it is read.
+        let lost = crate::error::take_connection_lost();
+        conn.is_broken() || lost
     }
 }
 

@@ -41,6 +41,9 @@ impl StoreError {
     /// Classifies a diesel error that no caller expected (uniqueness is mapped by the callers, who
     /// know which attribute a constraint guards).
     pub(crate) fn from_db(e: DieselError) -> StoreError {
+        if connection_lost(&e) {
+            CONNECTION_LOST.set(true);
+        }
         if is_unavailable(&e) {
             return StoreError::Unavailable(e.to_string());
         }
@@ -66,6 +69,43 @@ impl From<r2d2::Error> for StoreError {
     /// r2d2 fails only by timing out; its message carries the engine's last connection error.
     fn from(e: r2d2::Error) -> Self {
         StoreError::Unavailable(e.to_string())
+    }
+}
+
+thread_local! {
+    /// Set when a query on this thread failed because its connection is gone (the server
+    /// restarted, or ended the session). The pool does not test connections as it hands them
+    /// out (a round trip per request on PostgreSQL, a third of a read's cost), so a dead one is
+    /// found by using it: this flag makes the pool drop it when it comes back
+    /// ([`take_connection_lost`] in `Manager::has_broken`), and the next request gets a fresh
+    /// one. A connection is used and returned on one thread; a stale flag costs one reconnect.
+    static CONNECTION_LOST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether a query on this thread lost its connection since the last call (and clears that).
+pub(crate) fn take_connection_lost() -> bool {
+    CONNECTION_LOST.take()
+}
+
+/// The connection itself is gone (not just this statement or transaction).
+fn connection_lost(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => {
+            true
+        }
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            let m = info.message().to_ascii_lowercase();
+            [
+                "terminating connection",
+                "server closed the connection",
+                "no connection to the server",
+                "the database system is",
+                "connection refused",
+            ]
+            .iter()
+            .any(|needle| m.contains(needle))
+        }
+        _ => false,
     }
 }
 

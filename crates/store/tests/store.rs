@@ -633,3 +633,44 @@ fn sqlite_group_commit_can_be_turned_off() {
     db.store().create(&t, user("a")).unwrap();
     assert!(matches!(db.store().create(&t, user("A")), Err(StoreError::Conflict { .. })));
 }
+
+/// The pool does not test connections as it hands them out: when PostgreSQL ends every session
+/// (a restart, a failover, an administrator), each pooled connection fails the one call that
+/// finds it dead — with `Unavailable`, a 503 — and is replaced; nothing stays broken.
+#[test]
+fn postgres_pool_replaces_connections_the_server_ended() {
+    use diesel::{Connection, PgConnection, RunQueryDsl};
+    let app = format!("scimgw_ended_{}", std::process::id());
+    let Some(db) = TestDb::postgres_with(|c| {
+        c.url = format!("{}&application_name={app}", c.url);
+        c.pool_size = 3;
+    }) else {
+        return;
+    };
+    let store = db.store();
+    tenant(store, "acme");
+    // Hold all three at once, so that the pool has opened each of them.
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3).map(|_| s.spawn(|| store.tenants().unwrap())).collect();
+        hs.into_iter().for_each(|h| drop(h.join().unwrap()));
+    });
+    let mut admin = PgConnection::establish(&scimgw_store::testing::postgres_url().unwrap()).unwrap();
+    let ended = diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{app}'"
+    ))
+    .execute(&mut admin)
+    .unwrap();
+    assert!(ended >= 1, "no session of the pool was found to end");
+    let mut outcomes = Vec::new();
+    for _ in 0..10 {
+        match store.tenants() {
+            Ok(t) => outcomes.push(Ok(t.len())),
+            Err(StoreError::Unavailable(m)) => outcomes.push(Err(m)),
+            Err(other) => panic!("a dead connection must read as unavailable, not {other:?}"),
+        }
+    }
+    let failed = outcomes.iter().filter(|o| o.is_err()).count();
+    assert!(failed >= 1, "the dead connections were handed out and found dead: {outcomes:?}");
+    assert!(failed <= 3, "each dead connection fails once at most: {outcomes:?}");
+    assert!(outcomes[3..].iter().all(|o| *o == Ok(1)), "recovered by itself: {outcomes:?}");
+}
