@@ -29,6 +29,10 @@ pub struct StoreConfig {
     /// request; each caller is answered only after its batch is durable. This caps a batch's
     /// size; `1` turns group commit off (one transaction per write).
     pub write_batch_max: usize,
+    /// SQLite only: the page cache of each connection (the pool's and the writer's), in MiB. A
+    /// lookup whose pages are not in it reads them from the file through the kernel; with
+    /// 100,000 users the default 2 MiB cost a fifth of the filter lookups' throughput.
+    pub sqlite_cache_mb: u32,
 }
 
 impl Default for StoreConfig {
@@ -40,6 +44,7 @@ impl Default for StoreConfig {
             sqlite_synchronous: SqliteSynchronous::Full,
             busy_timeout_ms: 5000,
             write_batch_max: 256,
+            sqlite_cache_mb: 8,
         }
     }
 }
@@ -54,6 +59,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .field("busy_timeout_ms", &self.busy_timeout_ms)
             .field("write_batch_max", &self.write_batch_max)
+            .field("sqlite_cache_mb", &self.sqlite_cache_mb)
             .finish()
     }
 }

@@ -176,11 +176,17 @@ pub(crate) struct Manager {
     pub(crate) target: Target,
     busy_timeout_ms: u64,
     synchronous: SqliteSynchronous,
+    cache_kib: u64,
 }
 
 impl Manager {
     pub(crate) fn new(target: Target, cfg: &StoreConfig) -> Self {
-        Self { target, busy_timeout_ms: cfg.busy_timeout_ms, synchronous: cfg.sqlite_synchronous }
+        Self {
+            target,
+            busy_timeout_ms: cfg.busy_timeout_ms,
+            synchronous: cfg.sqlite_synchronous,
+            cache_kib: u64::from(cfg.sqlite_cache_mb.max(1)) * 1024,
+        }
     }
 
     /// Opens one connection without the pool: for the one-time WAL switch and for migrations.
@@ -191,11 +197,14 @@ impl Manager {
                 // busy_timeout first: the pragmas below may themselves wait for a lock.
                 // temp_store = MEMORY: the sub-journal of a savepoint (every write of a group-commit
                 // batch has one) stays in memory instead of a temp file written page by page
-                // (a quarter of the writer's time under load, bench/RESULTS.md).
+                // (a quarter of the writer's time under load, bench/RESULTS.md). cache_size is
+                // negative: KiB, not pages.
                 conn.batch_execute(&format!(
-                    "PRAGMA busy_timeout = {}; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
+                    "PRAGMA busy_timeout = {}; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
+                     PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{};",
                     self.busy_timeout_ms,
-                    self.synchronous.pragma_value()
+                    self.synchronous.pragma_value(),
+                    self.cache_kib
                 ))?;
                 Ok(AnyConnection::Sqlite(conn))
             }
