@@ -293,14 +293,11 @@ pub(crate) async fn replace(
     limits::check_indexed(kind, &body)?;
     let new_members = take_members(&mut body, kind)?;
     let new_members = members::check_exist(&state, &principal.tenant_id, new_members).await?;
-    let st = state.clone();
-    let tenant = principal.tenant_id.clone();
-    let rid = id.clone();
     let targets = state.targets.snapshot();
-    let (st2, tenant2) = (state.clone(), tenant.clone());
-    let updated = st
+    let (st2, tenant2) = (state.clone(), principal.tenant_id.clone());
+    let updated = state
         .store
-        .update_with_async(&tenant, kind, &rid, expected, kind == Kind::Group, move |current: &Resource| {
+        .update_with_async(&principal.tenant_id, kind, &id, expected, kind == Kind::Group, move |current: &Resource| {
             let (schema, tenant) = (schema_in_store_job(&st2, kind)?, &tenant2);
             check_immutable(&schema, &current.body, &body)?;
             let same_members = match &current.members {
@@ -349,15 +346,12 @@ pub(crate) async fn patch(
     let checked = members::check_exist(&state, &principal.tenant_id, plan.added_members()).await?;
     plan.set_member_types(&checked);
 
-    let st = state.clone();
-    let tenant = principal.tenant_id.clone();
-    let rid = id.clone();
     let needs_members = plan.needs_current_members();
     let targets = state.targets.snapshot();
-    let (st2, tenant2) = (state.clone(), tenant.clone());
-    let updated = st
+    let (st2, tenant2) = (state.clone(), principal.tenant_id.clone());
+    let updated = state
         .store
-        .update_with_async(&tenant, kind, &rid, expected, needs_members, move |current: &Resource| {
+        .update_with_async(&principal.tenant_id, kind, &id, expected, needs_members, move |current: &Resource| {
             let schema = schema_in_store_job(&st2, kind)?;
             let change = plan.apply(&schema, current)?;
             let outbox = match &change {

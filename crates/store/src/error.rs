@@ -95,43 +95,42 @@ fn connection_lost(e: &DieselError) -> bool {
         }
         DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
             let m = info.message().to_ascii_lowercase();
-            [
-                "terminating connection",
-                "server closed the connection",
-                "no connection to the server",
-                "the database system is",
-                "connection refused",
-            ]
-            .iter()
-            .any(|needle| m.contains(needle))
+            CONNECTION_LOST_MESSAGES.iter().any(|needle| m.contains(needle))
         }
         _ => false,
     }
 }
 
+/// What the engines say when the session is gone: PostgreSQL shutting down or restarting (57P01,
+/// 57P02, 57P03), a closed socket, a refused reconnect.
+const CONNECTION_LOST_MESSAGES: [&str; 5] = [
+    "terminating connection",
+    "server closed the connection",
+    "no connection to the server",
+    "the database system is",
+    "connection refused",
+];
+
 /// Whether the error means "the database is not there or too busy now" rather than a bug.
 fn is_unavailable(e: &DieselError) -> bool {
+    if connection_lost(e) {
+        return true;
+    }
     match e {
         DieselError::DatabaseError(kind, info) => match kind {
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => true,
             // PostgreSQL gave up on this transaction to let another proceed; the same request
             // succeeds when retried (SCIM clients retry on 503).
             DatabaseErrorKind::SerializationFailure => true,
             DatabaseErrorKind::Unknown => {
                 let m = info.message().to_ascii_lowercase();
                 // SQLITE_BUSY / SQLITE_LOCKED after busy_timeout; a PostgreSQL deadlock victim
-                // (40P01); PostgreSQL shutting down or restarting (57P01, 57P02, 57P03) or
-                // refusing more connections (53300).
+                // (40P01); PostgreSQL refusing more connections (53300) or not reachable.
                 [
                     "database is locked",
                     "database table is locked",
                     "deadlock detected",
-                    "terminating connection",
-                    "the database system is",
                     "too many connections",
-                    "server closed the connection",
                     "could not connect",
-                    "connection refused",
                 ]
                 .iter()
                 .any(|needle| m.contains(needle))

@@ -702,22 +702,7 @@ fn finish_job(
             DeliveryState::Done => None,
             _ => finish.detail.as_deref(),
         };
-        struct Finished;
-        let written = fixed::<Finished, 7>(
-            "UPDATE \"deliveries\" SET state = ?, attempts = attempts + 1, due_us = ?, last_error = ?, \
-             lease_owner = NULL, lease_until_us = NULL, updated_us = ? WHERE id = ? AND lease_owner = ? AND version = ?",
-            [
-                Val::Text(finish.state.as_str()),
-                Val::Int(due),
-                Val::OptText(error),
-                Val::Int(now),
-                Val::Text(delivery_id),
-                Val::Text(owner),
-                Val::Int(version),
-            ],
-        );
-        let written = on_inner!(c, |c| written.execute(c))?;
-        if written > 0 {
+        if record_outcome(c, delivery_id, owner, Some(version), finish.state, due, error, now)? {
             return Ok(true);
         }
         // The version moved: a newer change waits in this row.
@@ -725,22 +710,45 @@ fn finish_job(
             DeliveryState::Failed => (DeliveryState::Failed, due),
             _ => (DeliveryState::Pending, now),
         };
-        struct FinishedMoved;
-        let written = fixed::<FinishedMoved, 6>(
-            "UPDATE \"deliveries\" SET state = ?, attempts = attempts + 1, due_us = ?, last_error = ?, \
-             lease_owner = NULL, lease_until_us = NULL, updated_us = ? WHERE id = ? AND lease_owner = ?",
-            [
-                Val::Text(state.as_str()),
-                Val::Int(due),
-                Val::OptText(error),
-                Val::Int(now),
-                Val::Text(delivery_id),
-                Val::Text(owner),
-            ],
-        );
-        let written = on_inner!(c, |c| written.execute(c))?;
-        Ok(written > 0)
+        record_outcome(c, delivery_id, owner, None, state, due, error, now)
     }
+}
+
+/// Sets a leased row's outcome and releases it; only while it is still at `version` when one is
+/// given. `false` when no row matched (the lease was lost, or the version moved).
+#[allow(clippy::too_many_arguments)]
+fn record_outcome(
+    c: &mut AnyConnection,
+    id: &str,
+    owner: &str,
+    version: Option<i64>,
+    state: DeliveryState,
+    due: i64,
+    error: Option<&str>,
+    now: i64,
+) -> Result<bool, StoreError> {
+    // One text, with and without the version condition (`fixed` needs a `&'static str`).
+    macro_rules! outcome_sql {
+        () => {
+            "UPDATE \"deliveries\" SET state = ?, attempts = attempts + 1, due_us = ?, last_error = ?, \
+             lease_owner = NULL, lease_until_us = NULL, updated_us = ? WHERE id = ? AND lease_owner = ?"
+        };
+    }
+    struct AtVersion;
+    struct AnyVersion;
+    let [s, d, e, n, i, o] =
+        [Val::Text(state.as_str()), Val::Int(due), Val::OptText(error), Val::Int(now), Val::Text(id), Val::Text(owner)];
+    let written = match version {
+        Some(v) => {
+            let q = fixed::<AtVersion, 7>(concat!(outcome_sql!(), " AND version = ?"), [s, d, e, n, i, o, Val::Int(v)]);
+            on_inner!(c, |c| q.execute(c))?
+        }
+        None => {
+            let q = fixed::<AnyVersion, 6>(outcome_sql!(), [s, d, e, n, i, o]);
+            on_inner!(c, |c| q.execute(c))?
+        }
+    };
+    Ok(written > 0)
 }
 
 fn link_row(link: &Link, now: i64) -> LinkRow {

@@ -94,14 +94,14 @@ impl Store {
         let lowered = q.filter.map_or_else(Lowered::all, |f| lower(f, q.schema, kind));
         let sort = sql_sort(q.sort_by, q.schema, kind);
         let mut conn = self.conn()?;
-        if let (Some(sort), true) = (sort, lowered.exact && q.filter.is_some() && q.offset == 0 && q.count > 0) {
+        let short_page_likely = lowered.exact && q.filter.is_some() && q.offset == 0 && q.count > 0 && !q.with_members;
+        if let (Some(sort), true) = (sort, short_page_likely) {
             // A filtered first page is usually short (the IdPs' `userName eq` before a create
             // finds 0 or 1): one statement, and a page that is not full is the whole answer, so
             // no count and no transaction (on PostgreSQL 2 round trips instead of 4). A full page
             // is read again below with the count, in one snapshot.
-            let page = Query { with_members: false, ..*q };
-            let rows = page_rows(&mut conn, tenant_id, kind, &page, &lowered, sort)?;
-            if (rows.len() as u64) < q.count && !q.with_members {
+            let rows = page_rows(&mut conn, tenant_id, kind, q, &lowered, sort)?;
+            if (rows.len() as u64) < q.count {
                 let resources = rows.into_iter().map(|r| to_resource(kind, r)).collect::<Result<Vec<_>, _>>()?;
                 return Ok(QueryPage { total: resources.len() as u64, resources });
             }
