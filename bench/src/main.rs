@@ -99,6 +99,12 @@ struct Args {
     /// Give up waiting for the drain after this many seconds.
     #[arg(long, default_value_t = 300)]
     drain_timeout: u64,
+    /// Append each acknowledged write to this file, one JSON object per line, when the run ends:
+    /// `{"op":"create","tenant":T,"id":…,"userName":…}` for a 2xx POST and
+    /// `{"op":"patch","tenant":T,"id":…,"givenName":…}` for a 2xx PATCH of the given name. The
+    /// crash tests check every one of them against the store after the gateway was killed.
+    #[arg(long)]
+    ack_log: Option<std::path::PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -191,6 +197,8 @@ struct Load {
     /// With `--sim`: each acknowledged state, by a value the vendor receives with it, and when the
     /// gateway acknowledged it (µs since the epoch).
     acks: Option<Mutex<Vec<(String, u64)>>>,
+    /// With `--ack-log`: each acknowledged write, as the line the log gets.
+    acked: Option<Mutex<Vec<Value>>>,
     /// The base URL's path, e.g. `/scim/v2`.
     prefix: String,
     tokens: Vec<String>,
@@ -265,6 +273,13 @@ impl Load {
         }
     }
 
+    /// Records an acknowledged write for `--ack-log`.
+    fn log_ack(&self, line: impl FnOnce() -> Value) {
+        if let Some(acked) = &self.acked {
+            acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line());
+        }
+    }
+
     fn email(&self, i: u64) -> String {
         format!("load-{}-{i}@example.com", self.run)
     }
@@ -275,8 +290,11 @@ impl Load {
         let tenant = self.tenant_of(i);
         let created =
             self.send(kind, req, tenant).await.and_then(|v| v["id"].as_str().map(|id| (id.to_owned(), tenant)));
-        if created.is_some() && kind != "setup" {
-            self.ack(self.email(i));
+        if let Some((id, tenant)) = &created {
+            if kind != "setup" {
+                self.ack(self.email(i));
+            }
+            self.log_ack(|| json!({"op": "create", "tenant": tenant, "id": id, "userName": self.email(i)}));
         }
         created
     }
@@ -312,6 +330,7 @@ impl Load {
         let ops = json!([{"op": "Replace", "path": "name.givenName", "value": given}]);
         let done = self.patch_ops(kind, id, tenant, ops).await;
         if done.is_some() {
+            self.log_ack(|| json!({"op": "patch", "tenant": tenant, "id": id, "givenName": given}));
             self.ack(given);
         }
         done
@@ -433,6 +452,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let load = Arc::new(Load {
         http,
         acks: (!args.sims.is_empty()).then(|| Mutex::new(Vec::new())),
+        acked: args.ack_log.is_some().then(|| Mutex::new(Vec::new())),
         prefix: base.path().trim_end_matches('/').to_owned(),
         tokens: args.token.clone(),
         kinds: Mutex::new(BTreeMap::new()),
@@ -610,8 +630,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
             (a + b, t1 + t2)
         }
     };
+    if let (Some(path), Some(acked)) = (&args.ack_log, &load.acked) {
+        write_ack_log(path, &acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner))?;
+    }
     let delivery = if args.drain || !args.sims.is_empty() { Some(delivery_report(&load, &args).await?) } else { None };
     report(&load, &args, done, elapsed, delivery).await
+}
+
+/// Appends `lines` to the `--ack-log` file, one JSON object per line.
+fn write_ack_log(path: &std::path::Path, lines: &[Value]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open --ack-log {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    out.flush().with_context(|| format!("cannot write --ack-log {}", path.display()))?;
+    Ok(())
 }
 
 fn now_us() -> u64 {

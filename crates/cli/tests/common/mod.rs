@@ -1,0 +1,139 @@
+//! The harness the `scimgw` process tests share: a working directory with a config, a tenant file
+//! and a store ([`Gw`]), the `serve` child process ([`Proc`]), and polling ([`until`]).
+#![allow(dead_code, reason = "each test file uses a part of the harness")]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use vendor_sim::Sim;
+
+/// A working directory with a config, a tenant file and a store.
+pub struct Gw {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub port: u16,
+}
+
+impl Gw {
+    pub fn new(store_url: &str, sim: &Sim, target_extra: &str) -> Gw {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::fs::create_dir_all(dir.path().join("tenants")).unwrap();
+        std::fs::write(dir.path().join("crm.token"), sim.token()).unwrap();
+        std::fs::write(
+            dir.path().join("tenants/acme.toml"),
+            format!(
+                "[[targets]]\nname = \"crm\"\nkind = \"scim\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\n\
+                 backoff_base_ms = 50\nbackoff_max_ms = 300\n{target_extra}\n",
+                sim.base_url(),
+                dir.path().join("crm.token").display()
+            ),
+        )
+        .unwrap();
+        Gw { dir, url: store_url.to_owned(), port }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_scimgw"));
+        c.args(args)
+            .current_dir(self.dir.path())
+            .env_remove("SCIMGW_CONFIG")
+            .env("SCIMGW_STORE__URL", &self.url)
+            .env("SCIMGW_LISTEN", format!("127.0.0.1:{}", self.port))
+            .env("SCIMGW_TENANTS_DIR", self.dir.path().join("tenants"))
+            .env("SCIMGW_DISPATCHER__LEASE_SECS", "2")
+            .env("SCIMGW_DISPATCHER__POLL_MS", "50");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "scimgw {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    /// Starts `scimgw serve` and waits until it answers.
+    pub async fn serve(&self) -> Proc {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log()).unwrap();
+        let child = Proc(self.cmd(&["serve"]).stdout(Stdio::null()).stderr(Stdio::from(log)).spawn().unwrap());
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = client.get(format!("http://127.0.0.1:{}/scim/v2/ServiceProviderConfig", self.port)).send().await;
+            if r.is_ok() {
+                return child;
+            }
+            assert!(Instant::now() < deadline, "serve did not come up: {}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
+    }
+
+    pub fn token(&self) -> String {
+        self.ok(&["tenant", "add", "acme"]);
+        let issued: Value = serde_json::from_str(&self.ok(&["key", "issue", "--tenant", "acme", "--json"])).unwrap();
+        issued["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn create(&self, token: &str, name: &str) -> String {
+        let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "active": true});
+        let r = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/scim/v2/Users", self.port))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let v: Value = r.json().await.unwrap();
+        v["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// A child process that is killed and reaped when dropped, so a failed assertion never leaves a
+/// gateway running.
+pub struct Proc(pub Child);
+
+impl Proc {
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub async fn until(timeout: Duration, cond: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
