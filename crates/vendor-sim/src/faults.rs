@@ -10,7 +10,7 @@
 //!
 //! 1. `outage` (before authentication, as a load balancer in front of the app would answer);
 //! 2. authentication (401), done by the server, not here;
-//! 3. `latency_ms`, added to whatever follows;
+//! 3. `latency_ms` (or a draw up to `latency_max_ms`), added to whatever follows;
 //! 4. `hang_next`, then `throttle_next`, then `rate_limit`, then `fail_next`, then `error_rate`;
 //! 5. the request is served.
 //!
@@ -34,6 +34,9 @@ pub struct Faults {
     pub scope: Scope,
     /// Delay added to every request in scope, in milliseconds.
     pub latency_ms: u64,
+    /// With a value above `latency_ms`: each request's delay is drawn uniformly between
+    /// `latency_ms` and this (from the same PRNG as `error_rate`), as a slow app's is.
+    pub latency_max_ms: Option<u64>,
     /// Fail exactly the next `n` requests with [`Faults::error`].
     pub fail_next: u32,
     /// Fail this fraction (0.0 to 1.0) of requests with [`Faults::error`], drawn from a PRNG
@@ -67,6 +70,7 @@ impl Default for Faults {
         Self {
             scope: Scope::default(),
             latency_ms: 0,
+            latency_max_ms: None,
             fail_next: 0,
             error_rate: 0.0,
             seed: 0,
@@ -356,8 +360,11 @@ impl FaultState {
         if !self.faults.scope.matches(method, rel_path) {
             return (Duration::ZERO, Action::Serve);
         }
-        let latency = Duration::from_millis(self.faults.latency_ms);
-        (latency, self.action(now))
+        let mut latency_ms = self.faults.latency_ms;
+        if let Some(max) = self.faults.latency_max_ms.filter(|max| *max > latency_ms) {
+            latency_ms += splitmix64(&mut self.rng) % (max - latency_ms + 1);
+        }
+        (Duration::from_millis(latency_ms), self.action(now))
     }
 
     fn action(&mut self, now: Instant) -> Action {
@@ -452,6 +459,18 @@ mod tests {
         assert!((250..350).contains(&failed), "{failed}");
         let other = serve_pattern(Faults { error_rate: 0.3, seed: 43, ..Faults::default() }, 1000);
         assert_ne!(a, other);
+    }
+
+    #[test]
+    fn latency_is_drawn_between_its_bounds() {
+        let mut st =
+            FaultState::new(Faults { latency_ms: 100, latency_max_ms: Some(300), seed: 7, ..Faults::default() });
+        let now = Instant::now();
+        let drawn: Vec<u128> = (0..200).map(|_| st.plan(now, "GET", "/Users").0.as_millis()).collect();
+        assert!(drawn.iter().all(|ms| (100..=300).contains(ms)), "{drawn:?}");
+        assert!(drawn.iter().any(|ms| *ms < 150) && drawn.iter().any(|ms| *ms > 250), "{drawn:?}");
+        let mut fixed = FaultState::new(Faults { latency_ms: 100, latency_max_ms: Some(50), ..Faults::default() });
+        assert_eq!(fixed.plan(now, "GET", "/Users").0, Duration::from_millis(100), "a max below the base is ignored");
     }
 
     #[test]
