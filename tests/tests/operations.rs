@@ -4,12 +4,14 @@
 #![cfg(test)]
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use scimgw_e2e::TestApp;
 use scimgw_gateway::Targets;
 use scimgw_store::testing::{TestDb, postgres_url};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 async fn healthz_and_readyz_answer_without_a_token(app: TestApp) {
@@ -25,32 +27,68 @@ async fn healthz_and_readyz_answer_without_a_token(app: TestApp) {
 scimgw_e2e::both_backends!(healthz_and_readyz_answer_without_a_token);
 
 /// A TCP proxy to `upstream` on a free loopback port, on its own thread and runtime (the test's
-/// runtime blocks while the store opens). Sending on the returned channel cuts every connection
-/// and stops accepting.
-fn proxy(upstream: String) -> (u16, std::sync::mpsc::Sender<()>) {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    let port = std_listener.local_addr().unwrap().port();
-    let (cut, cut_rx) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        rt.spawn(async move {
-            let listener = TcpListener::from_std(std_listener).unwrap();
-            let mut conns = JoinSet::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                conns.spawn(async move {
-                    if let Ok(mut out) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+/// runtime blocks while the store opens). [`Proxy::set_down`] plays the database going away: every
+/// proxied connection is cut and new ones are closed as soon as they are accepted, as a stopped
+/// server's port would refuse them, until it is set up again. Dropping the proxy stops it.
+struct Proxy {
+    port: u16,
+    down: Arc<AtomicBool>,
+    cuts: watch::Sender<u64>,
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Proxy {
+    fn start(upstream: String) -> Proxy {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let port = std_listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let (cuts, _) = watch::channel(0u64);
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (d, c) = (down.clone(), cuts.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+            rt.spawn(async move {
+                let listener = TcpListener::from_std(std_listener).unwrap();
+                let mut conns = JoinSet::new();
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if d.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
                     }
-                });
-            }
+                    let upstream = upstream.clone();
+                    let mut cut = c.subscribe();
+                    conns.spawn(async move {
+                        if let Ok(mut out) = TcpStream::connect(upstream).await {
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
+                                _ = cut.changed() => {}
+                            }
+                        }
+                    });
+                }
+            });
+            let _ = stopped.recv();
+            rt.shutdown_background();
         });
-        let _ = cut_rx.recv();
-        // Dropping the runtime drops the listener and every proxied connection.
-        rt.shutdown_background();
-    });
-    (port, cut)
+        Proxy { port, down, cuts, _stop: stop }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            self.cuts.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+/// A store on PostgreSQL reached through `proxy`, with a connection timeout of `timeout_secs`.
+fn db_via(proxy: &Proxy, timeout_secs: u64) -> TestDb {
+    TestDb::postgres_with(|c| {
+        c.url = c.url.replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port), 1);
+        c.connect_timeout_secs = timeout_secs;
+    })
+    .unwrap()
 }
 
 #[actix_web::test]
@@ -59,19 +97,14 @@ async fn readyz_is_503_when_postgresql_is_unreachable() {
         eprintln!("SKIPPED (set SCIMGW_TEST_DATABASE_URL): readyz_is_503_when_postgresql_is_unreachable");
         return;
     };
-    let (port, cut) = proxy("127.0.0.1:5432".into());
-    let via_proxy = base.replacen("127.0.0.1:5432", &format!("127.0.0.1:{port}"), 1);
-    assert_ne!(via_proxy, base, "the test expects PostgreSQL at 127.0.0.1:5432");
-    let db = TestDb::postgres_with(|c| {
-        c.url = c.url.replacen("127.0.0.1:5432", &format!("127.0.0.1:{port}"), 1);
-        c.connect_timeout_secs = 1;
-    })
-    .unwrap();
+    assert!(base.contains("127.0.0.1:5432"), "the test expects PostgreSQL at 127.0.0.1:5432");
+    let proxy = Proxy::start("127.0.0.1:5432".into());
+    let db = db_via(&proxy, 1);
     let app = TestApp::spawn_on(db, |_| {}, Arc::new(Targets::default()), Arc::new(tokio::sync::Notify::new())).await;
     let ready = app.client.get(format!("{}/readyz", app.origin)).send().await.unwrap();
     assert_eq!(ready.status(), 200, "ready while PostgreSQL answers");
 
-    cut.send(()).unwrap();
+    proxy.set_down(true);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let ready = app.client.get(format!("{}/readyz", app.origin)).send().await.unwrap();
     assert_eq!(ready.status(), 503);
@@ -80,4 +113,104 @@ async fn readyz_is_503_when_postgresql_is_unreachable() {
     assert_ne!(body["checks"]["store"], "ok", "{body}");
     // The process is still alive: liveness and readiness differ.
     assert_eq!(app.client.get(format!("{}/healthz", app.origin)).send().await.unwrap().status(), 200);
+}
+
+/// PostgreSQL gone for 10 s in the middle of a run (`SCIMGW_FAULT_OUTAGE_SECS` to change it): every
+/// request is answered at once — a 2xx, or a 503 with a SCIM error body and `Retry-After` — never a
+/// hang or a 500, with the default 5 s connection timeout; and the gateway serves again by
+/// itself once the database is back, with nothing acknowledged lost.
+#[actix_web::test]
+async fn requests_fail_fast_while_postgresql_is_down_and_recover() {
+    let Some(base) = postgres_url() else {
+        eprintln!("SKIPPED (set SCIMGW_TEST_DATABASE_URL): requests_fail_fast_while_postgresql_is_down_and_recover");
+        return;
+    };
+    assert!(base.contains("127.0.0.1:5432"), "the test expects PostgreSQL at 127.0.0.1:5432");
+    let outage =
+        Duration::from_secs(std::env::var("SCIMGW_FAULT_OUTAGE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10));
+    let proxy = Proxy::start("127.0.0.1:5432".into());
+    let db = db_via(&proxy, 5);
+    let app = TestApp::spawn_on(db, |_| {}, Arc::new(Targets::default()), Arc::new(tokio::sync::Notify::new())).await;
+    let token = app.token("acme");
+    let app = Arc::new(app);
+
+    // Four clients create users and read them back until told to stop, recording every answer.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = JoinSet::new();
+    for c in 0..4 {
+        let (app, token, stop) = (app.clone(), token.clone(), stop.clone());
+        clients.spawn_local(async move {
+            let mut answers = Vec::new();
+            let mut acked = Vec::new();
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let started = Instant::now();
+                let name = format!("c{c}-{i}@example.com");
+                let r = app.post(&token, "/Users", &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name})).await;
+                answers.push((Instant::now(), started.elapsed(), r.status.as_u16(), r.body.clone(), r.header("retry-after").map(str::to_owned)));
+                if r.status == 201 {
+                    acked.push(r.id());
+                }
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (answers, acked)
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.set_down(true);
+    let went_down = Instant::now();
+    tokio::time::sleep(outage).await;
+    let ready_while_down = app.client.get(format!("{}/readyz", app.origin)).send().await.unwrap().status();
+    proxy.set_down(false);
+    let came_back = Instant::now();
+    // Recovered: a create succeeds again within 15 s, without a restart.
+    let mut recovered = None;
+    while came_back.elapsed() < Duration::from_secs(15) {
+        let r = app.post(&token, "/Users", &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("probe-{}@example.com", came_back.elapsed().as_millis())})).await;
+        if r.status == 201 {
+            recovered = Some(came_back.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut answers = Vec::new();
+    let mut acked = Vec::new();
+    while let Some(done) = clients.join_next().await {
+        let (a, k) = done.unwrap();
+        answers.extend(a);
+        acked.extend(k);
+    }
+    assert_eq!(ready_while_down, 503, "readyz while PostgreSQL is down");
+    let recovered = recovered.expect("the gateway did not serve again within 15 s of PostgreSQL coming back");
+
+    let during: Vec<_> =
+        answers.iter().filter(|a| a.0 > went_down + Duration::from_millis(500) && a.0 < came_back).collect();
+    assert!(during.len() >= 10, "only {} answers while down", during.len());
+    for (_, took, status, body, retry_after) in &answers {
+        assert!(matches!(status, 201 | 503), "status {status}: {body}");
+        if *status == 503 {
+            assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error", "{body}");
+            assert_eq!(body["status"], "503");
+            assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+            assert!(retry_after.is_some(), "a 503 says when to retry");
+        }
+        // Fail fast: well inside the 5 s connection timeout.
+        assert!(*took < Duration::from_secs(2), "a request took {took:?} (status {status})");
+    }
+    assert!(during.iter().all(|a| a.2 == 503), "while down, every answer is a 503");
+    let slowest = answers.iter().map(|a| a.1).max().unwrap_or_default();
+    // Every acknowledged create is there.
+    for id in &acked {
+        assert_eq!(app.get(&token, &format!("/Users/{id}")).await.status, 200, "acknowledged {id} lost");
+    }
+    eprintln!(
+        "PostgreSQL down {outage:?}: {} answers, {} while down (all 503), slowest {slowest:?}, serving again {recovered:?} \
+         after it came back, {} acknowledged creates all present",
+        answers.len(),
+        during.len(),
+        acked.len()
+    );
 }

@@ -1,6 +1,8 @@
 //! The connection enum over both engines, the r2d2 manager that picks one by URL, and the transaction rules.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use diesel::connection::{AnsiTransactionManager, Connection, SimpleConnection, TransactionManager};
 use diesel::r2d2::R2D2Connection;
@@ -177,6 +179,10 @@ pub(crate) struct Manager {
     busy_timeout_ms: u64,
     synchronous: SqliteSynchronous,
     cache_kib: u64,
+    /// Whether the pool's last attempt to connect failed: the database is down (or unreachable)
+    /// until an attempt succeeds again. [`crate::Store`] then waits for a connection only briefly
+    /// instead of `connect_timeout_secs`, so requests fail fast with 503 during an outage.
+    unreachable: Arc<AtomicBool>,
 }
 
 impl Manager {
@@ -186,7 +192,13 @@ impl Manager {
             busy_timeout_ms: cfg.busy_timeout_ms,
             synchronous: cfg.sqlite_synchronous,
             cache_kib: u64::from(cfg.sqlite_cache_mb.max(1)) * 1024,
+            unreachable: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Whether the last attempt to open a pooled connection failed.
+    pub(crate) fn unreachable(&self) -> bool {
+        self.unreachable.load(Ordering::Relaxed)
     }
 
     /// Opens one connection without the pool: for the one-time WAL switch and for migrations.
@@ -222,7 +234,9 @@ impl r2d2::ManageConnection for Manager {
     type Error = ConnectError;
 
     fn connect(&self) -> Result<AnyConnection, ConnectError> {
-        self.open()
+        let opened = self.open();
+        self.unreachable.store(opened.is_err(), Ordering::Relaxed);
+        opened
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), ConnectError> {

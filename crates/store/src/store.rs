@@ -66,6 +66,9 @@ macro_rules! harness {
     };
 }
 
+/// How long a request waits for a connection while the database is known to be down.
+const FAIL_FAST: Duration = Duration::from_millis(250);
+
 impl Store {
     /// Opens the pool. Creates a missing SQLite file and its directory and switches the file to WAL,
     /// but applies no migration (see [`Store::migrate`]).
@@ -105,8 +108,14 @@ impl Store {
         self.backend
     }
 
-    /// A pooled connection, or `Unavailable` after `connect_timeout_secs`.
+    /// A pooled connection, or `Unavailable` after `connect_timeout_secs` — or after
+    /// [`FAIL_FAST`] while the last attempt to connect failed (the database is down): requests then
+    /// get their 503 at once instead of each waiting out the timeout. Waiting still asks the pool
+    /// for a connection, so the pool keeps trying and the store recovers by itself.
     pub(crate) fn conn(&self) -> Result<Conn, StoreError> {
+        if self.manager.unreachable() {
+            return Ok(self.pool.get_timeout(FAIL_FAST)?);
+        }
         Ok(self.pool.get()?)
     }
 
