@@ -226,3 +226,113 @@ async fn sigkill_under_load_loses_nothing_sqlite() {
 async fn sigkill_under_load_loses_nothing_postgres() {
     sigkill_under_load_loses_nothing(Backend::Postgres).await;
 }
+
+/// The dispatcher owner a `serve` log names (`dispatcher started owner=…`).
+fn owner_in(log: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains("dispatcher started"))?;
+    let at = line.find("owner=")? + "owner=".len();
+    let owner: String = line[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    (!owner.is_empty()).then_some(owner)
+}
+
+/// Scale-out on PostgreSQL: two gateway processes share one store and take load together; one is
+/// killed mid-run. The survivor reclaims the dead one's leases when they expire, every user reaches
+/// the app once, and nothing is lost.
+#[tokio::test]
+async fn two_gateways_share_postgresql_and_the_survivor_takes_over() {
+    let Some(db) = TestDb::on(Backend::Postgres) else { return };
+    let users = env_or("SCIMGW_FAULT_USERS", 800);
+    let (mut rng, seed) = Rng::seeded();
+    let sim = Sim::start(SimConfig::default()).unwrap();
+    // Each delivery takes a while at the app, so the killed process holds leases when it dies.
+    sim.set_faults(vendor_sim::Faults { latency_ms: 50, ..Default::default() }).unwrap();
+    let gw = Gw::new(&db.config().url, &sim, "max_in_flight = 16");
+    let token = gw.token();
+    let acks = gw.dir.path().join("acks.jsonl");
+    let second_port = Gw::free_port();
+    let second_log = gw.dir.path().join("second.log");
+    let mut first = gw.serve().await;
+    let mut second = gw.serve_at(second_port, &second_log).await;
+    let tool = load_tool();
+    let load = |port: u16| {
+        Command::new(&tool)
+            .args(["--base-url", &format!("http://127.0.0.1:{port}/scim/v2")])
+            .args(["--scenario", "entra-initial", "--concurrency", "8", "--seconds", "60"])
+            .args(["--users", &users.to_string(), "--json", "--ack-log"])
+            .arg(&acks)
+            .env("SCIMGW_LOAD_TOKEN", &token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let on_first = load(gw.port);
+    // The tool names its users after the millisecond it started: keep the two runs apart.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let on_second = load(second_port);
+    let after = Duration::from_millis(1000 + rng.below(1500));
+    tokio::time::sleep(after).await;
+    second.kill();
+    let owner = owner_in(&std::fs::read_to_string(&second_log).unwrap()).expect("the second process names its owner");
+    let store = scimgw_store::Store::open(&db.config()).unwrap();
+    let held = |store: &scimgw_store::Store| -> Vec<String> {
+        let all = store.deliveries(&scimgw_store::DeliveryFilter { limit: 1_000_000, ..Default::default() }).unwrap();
+        all.into_iter()
+            .filter(|d| {
+                d.lease_owner.as_deref() == Some(owner.as_str()) && d.state != scimgw_store::DeliveryState::Done
+            })
+            .map(|d| d.id)
+            .collect()
+    };
+    let orphaned = held(&store);
+    assert!(!orphaned.is_empty(), "the killed process held no lease: nothing to prove (seed {seed})");
+    for child in [on_first, on_second] {
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+        assert!(out.status.success(), "the load tool failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    let stored = stored_users(&gw, &token).await;
+    for ack in read_acks(&acks) {
+        let id = ack["id"].as_str().unwrap();
+        assert!(stored.contains_key(id), "an acknowledged {} of {id} is not in the store (seed {seed})", ack["op"]);
+    }
+    let by_name: BTreeMap<&str, Option<&str>> = stored.values().map(|(n, g)| (n.as_str(), g.as_deref())).collect();
+    let converged = until(Duration::from_secs(120), || {
+        let remote = sim.users();
+        remote.len() == by_name.len()
+            && remote.iter().all(|u| {
+                let name = u["userName"].as_str().unwrap_or("");
+                by_name.get(name).is_some_and(|g| u["name"]["givenName"].as_str() == *g)
+            })
+    })
+    .await;
+    let status: Value = serde_json::from_str(&gw.ok(&["status", "--json"])).unwrap();
+    first.kill();
+    assert!(
+        converged,
+        "the app holds {} users, the store {} (seed {seed}); {status}",
+        sim.users().len(),
+        by_name.len()
+    );
+    let done = scimgw_store::DeliveryState::Done;
+    let all = store.deliveries(&scimgw_store::DeliveryFilter { limit: 1_000_000, ..Default::default() }).unwrap();
+    let reclaimed = orphaned.iter().filter(|id| all.iter().any(|d| &d.id == *id && d.state == done)).count();
+    assert_eq!(reclaimed, orphaned.len(), "deliveries the dead process held were not finished");
+    let mut creates: HashMap<String, u32> = HashMap::new();
+    for r in sim.requests().iter().filter(|r| r.method == "POST" && r.status == Some(201)) {
+        let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        *creates.entry(body["userName"].as_str().unwrap_or("").to_owned()).or_default() += 1;
+    }
+    assert!(creates.values().all(|&n| n == 1), "a user was created twice at the app");
+    assert_eq!(creates.len(), by_name.len());
+    for row in status.as_array().unwrap() {
+        assert_eq!((row["dead"].as_u64(), row["pending"].as_u64()), (Some(0), Some(0)), "{status}");
+    }
+    eprintln!(
+        "two processes, the second killed after {after:?} holding {} leases: all reclaimed and done; {} users \
+         stored, {} at the app, each created once (seed {seed})",
+        orphaned.len(),
+        stored.len(),
+        sim.users().len()
+    );
+}

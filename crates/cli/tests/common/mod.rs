@@ -65,18 +65,30 @@ impl Gw {
 
     /// Starts `scimgw serve` and waits until it answers.
     pub async fn serve(&self) -> Proc {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log()).unwrap();
-        let child = Proc(self.cmd(&["serve"]).stdout(Stdio::null()).stderr(Stdio::from(log)).spawn().unwrap());
+        self.serve_at(self.port, &self.log()).await
+    }
+
+    /// Starts another `scimgw serve` of the same store and tenants on `port`, logging to `log`.
+    pub async fn serve_at(&self, port: u16, log: &std::path::Path) -> Proc {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let mut cmd = self.cmd(&["serve"]);
+        cmd.env("SCIMGW_LISTEN", format!("127.0.0.1:{port}"));
+        let child = Proc(cmd.stdout(Stdio::null()).stderr(Stdio::from(log)).spawn().unwrap());
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let r = client.get(format!("http://127.0.0.1:{}/scim/v2/ServiceProviderConfig", self.port)).send().await;
+            let r = client.get(format!("http://127.0.0.1:{port}/scim/v2/ServiceProviderConfig")).send().await;
             if r.is_ok() {
                 return child;
             }
             assert!(Instant::now() < deadline, "serve did not come up: {}", self.log_text());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// A free loopback port.
+    pub fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     }
 
     pub fn log_text(&self) -> String {
