@@ -274,7 +274,7 @@ async fn two_gateways_share_postgresql_and_the_survivor_takes_over() {
     tokio::time::sleep(after).await;
     second.kill();
     let owner = owner_in(&std::fs::read_to_string(&second_log).unwrap()).expect("the second process names its owner");
-    let store = scimgw_store::Store::open(&db.config()).unwrap();
+    let store = scimgw_store::Store::open(db.config()).unwrap();
     let held = |store: &scimgw_store::Store| -> Vec<String> {
         let all = store.deliveries(&scimgw_store::DeliveryFilter { limit: 1_000_000, ..Default::default() }).unwrap();
         all.into_iter()
