@@ -165,6 +165,10 @@ impl actix_web::FromRequest for Principal {
         use actix_web::HttpMessage;
         let state = req.app_data::<actix_web::web::Data<crate::AppState>>().cloned();
         let header = req.headers().get(actix_web::http::header::AUTHORIZATION).map(|v| v.to_str().map(str::to_owned));
+        let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let client = state.as_ref().and_then(|st| {
+            crate::throttle::client_ip(req.peer_addr().map(|a| a.ip()), forwarded_for, &st.config.trusted_proxies)
+        });
         let req = req.clone();
         Box::pin(async move {
             let Some(state) = state else {
@@ -176,12 +180,21 @@ impl actix_web::FromRequest for Principal {
                 Some(Err(_)) => {
                     tracing::warn!(auth.failure = "malformed", "authentication failed");
                     metrics::counter!("scimgw_auth_failures_total", "reason" => "malformed").increment(1);
-                    return Err(crate::error::ApiError::Unauthorized);
+                    return Err(refused(&state, client));
                 }
             };
+            if let Some(secs) = client.and_then(|c| state.throttle.refuse(c, header.as_deref())) {
+                metrics::counter!("scimgw_auth_throttled_total").increment(1);
+                tracing::debug!(client = ?client, "client paused after failed authentications");
+                return Err(crate::error::ApiError::Throttled(secs));
+            }
+            let presented = header.clone();
             let outcome = crate::quick_read(&state, move |store| authenticate(store, header.as_deref())).await?;
             match outcome {
                 Ok(principal) => {
+                    if let Some(h) = &presented {
+                        state.throttle.succeeded(h);
+                    }
                     if state.last_used.due(&principal.key_id) {
                         let st = state.clone();
                         let key_id = principal.key_id.clone();
@@ -201,12 +214,25 @@ impl actix_web::FromRequest for Principal {
                     Ok(principal)
                 }
                 Err(failure) => {
-                    tracing::warn!(auth.failure = failure.as_str(), "authentication failed");
+                    tracing::warn!(auth.failure = failure.as_str(), client = ?client, "authentication failed");
                     metrics::counter!("scimgw_auth_failures_total", "reason" => failure.as_str()).increment(1);
-                    Err(crate::error::ApiError::Unauthorized)
+                    Err(refused(&state, client))
                 }
             }
         })
+    }
+}
+
+/// The answer to a failed authentication: 401, or 429 once the client has used up its budget of
+/// failures (see [`crate::throttle`]).
+fn refused(state: &crate::AppState, client: Option<std::net::IpAddr>) -> crate::error::ApiError {
+    match client.and_then(|c| state.throttle.failed(c)) {
+        Some(secs) => {
+            tracing::warn!(client = ?client, retry_after_secs = secs, "too many failed authentications; client paused");
+            metrics::counter!("scimgw_auth_throttled_total").increment(1);
+            crate::error::ApiError::Throttled(secs)
+        }
+        None => crate::error::ApiError::Unauthorized,
     }
 }
 

@@ -28,6 +28,15 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Seconds a client has to send a request's head (line and headers), and again its body; a
+    /// slower client gets 408 and the connection is closed.
+    pub request_timeout_secs: u64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed, by IP address: the client of a request
+    /// from one of them is the nearest address in that header that is not one of them. Used to
+    /// tell clients apart for failed-authentication throttling.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Failed-authentication throttling.
+    pub auth: crate::throttle::AuthConfig,
     /// Page size when a query gives no `count`.
     pub default_page_size: u64,
     /// Largest page a query may ask for; advertised in `/ServiceProviderConfig`.
@@ -59,6 +68,9 @@ impl Default for Config {
             base_path: "/scim/v2".into(),
             public_url: None,
             max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 10,
+            trusted_proxies: Vec::new(),
+            auth: crate::throttle::AuthConfig::default(),
             default_page_size: 100,
             max_page_size: 1000,
             workers: None,
@@ -84,6 +96,13 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             problems.push(format!("max_body_bytes: {} is too small; use at least 1024", self.max_body_bytes));
+        }
+        if !(1..=3600).contains(&self.request_timeout_secs) {
+            problems
+                .push(format!("request_timeout_secs: {} is out of range; use 1 to 3600", self.request_timeout_secs));
+        }
+        if self.auth.failures_per_minute > 0 && self.auth.failure_burst == 0 {
+            problems.push("auth.failure_burst: must be at least 1 when auth.failures_per_minute is set".into());
         }
         if self.max_page_size == 0 {
             problems.push("max_page_size: must be at least 1".into());

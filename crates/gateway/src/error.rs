@@ -21,6 +21,9 @@ pub enum ApiError {
     /// The request is not authenticated: 401 with `WWW-Authenticate: Bearer`.
     #[error("unauthorized")]
     Unauthorized,
+    /// Too many failed authentications from this client: 429 with `Retry-After` of these seconds.
+    #[error("too many failed authentications")]
+    Throttled(u64),
     /// The store failed; the text is for the log only.
     #[error("store: {0}")]
     Store(StoreError),
@@ -58,6 +61,11 @@ impl ApiError {
                 None,
                 "missing, malformed, unknown or revoked bearer token; send Authorization: Bearer scimgw_<key id>_<secret> as printed by `scimgw key issue`",
             ),
+            ApiError::Throttled(secs) => ScimError::new(
+                429,
+                None,
+                format!("too many failed authentications from this client; retry in {secs} s with a valid token"),
+            ),
             ApiError::Store(StoreError::Unavailable(_)) => {
                 ScimError::new(503, None, "the store is unavailable; retry later")
             }
@@ -83,6 +91,9 @@ impl ResponseError for ApiError {
         }
         if scim.status == 503 {
             resp.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        if let ApiError::Throttled(secs) = self {
+            resp.insert_header((header::RETRY_AFTER, HeaderValue::from(*secs)));
         }
         resp.body(serde_json::to_vec(&scim.to_response()).unwrap_or_default())
     }

@@ -17,7 +17,12 @@ pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 /// NUL character anywhere in it is a 400 too, see [`crate::limits`]).
 /// `application/scim+json`, `application/json` and no content type at all are accepted;
 /// anything else is a 415.
-pub(crate) async fn read_json(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<Value, ApiError> {
+pub(crate) async fn read_json(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    config: &crate::Config,
+) -> Result<Value, ApiError> {
+    let limit = config.max_body_bytes;
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if !(ct.is_empty() || ct == SCIM_CONTENT_TYPE || ct == "application/json" || ct.ends_with("+json")) {
@@ -36,12 +41,34 @@ pub(crate) async fn read_json(req: &HttpRequest, mut payload: web::Payload, limi
         }
     }
     let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ScimError::invalid_syntax(format!("the request body could not be read: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large().into());
+    // A client that sends its body slower than request_timeout_secs in all gets 408 (actix's
+    // client_request_timeout covers only the head).
+    let timeout = std::time::Duration::from_secs(config.request_timeout_secs);
+    let read = tokio::time::timeout(timeout, async {
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|e| ScimError::invalid_syntax(format!("the request body could not be read: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
+        Ok(())
+    });
+    match read.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e.into()),
+        Err(_) => {
+            return Err(ScimError::new(
+                408,
+                None,
+                format!(
+                    "the request body did not arrive within request_timeout_secs ({} s)",
+                    config.request_timeout_secs
+                ),
+            )
+            .into());
+        }
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax("the request body is empty; a JSON object is required").into());

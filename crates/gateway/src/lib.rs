@@ -11,6 +11,7 @@ mod members;
 mod resources;
 pub mod targets;
 pub mod telemetry;
+pub mod throttle;
 mod tls;
 
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub(crate) registry: Registry,
     pub(crate) config: Config,
     pub(crate) last_used: auth::LastUsed,
+    pub(crate) throttle: throttle::AuthThrottle,
     pub(crate) targets: Arc<Targets>,
     pub(crate) wake: Arc<tokio::sync::Notify>,
     pub(crate) heartbeat: Option<telemetry::Heartbeat>,
@@ -44,11 +46,13 @@ pub struct AppState {
 impl AppState {
     /// State for a gateway on `store` with `registry`'s schemas and no targets.
     pub fn new(config: Config, store: Store, registry: Registry) -> Self {
+        let throttle = throttle::AuthThrottle::new(&config.auth);
         Self {
             store,
             registry,
             config,
             last_used: auth::LastUsed::default(),
+            throttle,
             targets: Arc::new(Targets::default()),
             wake: Arc::new(tokio::sync::Notify::new()),
             heartbeat: None,
@@ -153,6 +157,7 @@ pub fn bind(state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAd
     let _ = telemetry::prometheus();
     let listen = state.config.listen.clone();
     let workers = state.config.workers;
+    let request_timeout = std::time::Duration::from_secs(state.config.request_timeout_secs);
     let factory_state = state.clone();
     let mut server = HttpServer::new(move || {
         App::new()
@@ -163,7 +168,12 @@ pub fn bind(state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAd
     if let Some(w) = workers {
         server = server.workers(w.max(1));
     }
-    server = server.worker_max_blocking_threads(state.config.blocking_threads.max(1));
+    server = server
+        .worker_max_blocking_threads(state.config.blocking_threads.max(1))
+        // A client that does not finish sending its request head in time gets 408 and is
+        // disconnected (slow-loris); read_json applies the same limit to the body.
+        .client_request_timeout(request_timeout)
+        .client_disconnect_timeout(std::time::Duration::from_secs(1));
     // The binary handles SIGINT/SIGTERM itself, so that the dispatcher stops with the server.
     let server = server.disable_signals();
     let server = match &state.config.tls {

@@ -90,7 +90,7 @@ pub(crate) async fn search(
     body: web::Payload,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
-    let value = read_json(&req, body, state.config.max_body_bytes).await?;
+    let value = read_json(&req, body, &state.config).await?;
     let sr = SearchRequest::from_json(&value)?;
     let spec = QuerySpec {
         filter: sr.filter,
@@ -250,7 +250,7 @@ pub(crate) async fn create(
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
     let params = Params::parse(&req)?;
-    let value = read_json(&req, body, state.config.max_body_bytes).await?;
+    let value = read_json(&req, body, &state.config).await?;
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
     let mut body = validate_resource(&schema, value)?;
@@ -286,7 +286,7 @@ pub(crate) async fn replace(
     let id = resource_id(id, kind)?;
     let params = Params::parse(&req)?;
     let expected = if_match(&req)?;
-    let value = read_json(&req, body, state.config.max_body_bytes).await?;
+    let value = read_json(&req, body, &state.config).await?;
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
     let mut body = validate_resource(&schema, value)?;
@@ -334,7 +334,7 @@ pub(crate) async fn patch(
     let id = resource_id(id, kind)?;
     let params = Params::parse(&req)?;
     let expected = if_match(&req)?;
-    let value = read_json(&req, body, state.config.max_body_bytes).await?;
+    let value = read_json(&req, body, &state.config).await?;
     let request = PatchRequest::from_json(&value)?;
     limits::check_patch_paths(&request)?;
     let schema = schema(&state, kind)?;
