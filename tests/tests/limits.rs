@@ -50,8 +50,10 @@ async fn a_client_that_stalls_in_its_head_or_body_is_cut_off() {
 #[actix_web::test]
 async fn oversized_or_too_many_headers_are_refused() {
     let app = app(|_| {}).await;
-    let big =
-        format!("GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "a".repeat(140_000));
+    let big = format!(
+        "GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(140_000)
+    );
     let r = app.raw(big.as_bytes()).await;
     assert_eq!(r.status, 431, "{}", r.head);
     let many: String = (0..120).map(|i| format!("X-H{i}: v\r\n")).collect();

@@ -23,11 +23,17 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Time allowed for a whole request, response body included.
     pub request_timeout: Duration,
+    /// Accept any certificate from the vendor (`tls_skip_verify`); verification is on by default.
+    pub accept_invalid_certs: bool,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        ClientOptions { connect_timeout: Duration::from_secs(5), request_timeout: Duration::from_secs(30) }
+        ClientOptions {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            accept_invalid_certs: false,
+        }
     }
 }
 
@@ -66,6 +72,7 @@ impl ScimClient {
             .timeout(options.request_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("scimgw/", env!("CARGO_PKG_VERSION")))
+            .danger_accept_invalid_certs(options.accept_invalid_certs)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let base_path = base.path().trim_end_matches('/').to_owned();
@@ -114,7 +121,7 @@ impl ScimClient {
         let response = req.send().await.map_err(|e| transport_error(&method, relative, &e))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.map_err(|e| transport_error(&method, relative, &e))?;
+        let mut text = response.text().await.map_err(|e| transport_error(&method, relative, &e))?;
         if status.is_success() {
             if text.trim().is_empty() {
                 return Ok(Value::Null);
@@ -124,6 +131,12 @@ impl ScimClient {
                     "{method} {relative}: the target answered {status} with a body that is not JSON ({e})"
                 ))
             });
+        }
+        // A vendor that echoes the request's credential in its error must not put it into the
+        // outbox's last error, the logs or `deliveries show`.
+        let secret = self.token.expose();
+        if secret.len() >= 8 && text.contains(secret) {
+            text = text.replace(secret, "***");
         }
         Err(classify(status, &headers, &text, &format!("{method} {relative}")))
     }
@@ -193,7 +206,18 @@ fn transport_error(method: &Method, relative: &str, e: &reqwest::Error) -> Deliv
         "failed"
     };
     // reqwest's error text names the URL but never the headers, so the token cannot leak here.
-    DeliveryError::retryable(format!("{method} {relative} {what}: {e}"))
+    // Its causes say why (a refused connection, an untrusted certificate): keep them.
+    let mut message = format!("{method} {relative} {what}: {e}");
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = c.source();
+    }
+    DeliveryError::retryable(message)
 }
 
 /// Classifies an error response.

@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use scimgw_scim::value::get_ci;
 
 use crate::adapter::{Adapter, Capabilities, Remote, Violation};
-use crate::client::{ClientOptions, ScimClient};
+use crate::client::ScimClient;
 use crate::outcome::DeliveryError;
 use crate::secret::Secret;
 use crate::target::TargetConfig;
@@ -116,11 +116,7 @@ impl ScimAdapter {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err("groups must be true or false".into()),
         };
-        let options = ClientOptions {
-            request_timeout: std::time::Duration::from_millis(target.request_timeout_ms),
-            ..ClientOptions::default()
-        };
-        let client = ScimClient::new(&target.base_url, token, options)?;
+        let client = ScimClient::new(&target.base_url, token, target.client_options())?;
         Ok(ScimAdapter { client, attributes, match_attribute, groups })
     }
 

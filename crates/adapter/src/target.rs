@@ -75,6 +75,11 @@ pub struct TargetConfig {
     /// Time allowed for one request to the vendor.
     #[serde(default = "defaults::request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// Skip the verification of the vendor's TLS certificate (a test instance with a self-signed
+    /// certificate). Anyone between the gateway and the vendor could then read the token and the
+    /// users: the gateway warns at every load. Off by default.
+    #[serde(default)]
+    pub tls_skip_verify: bool,
     /// The adapter's own keys.
     #[serde(flatten)]
     pub options: BTreeMap<String, Value>,
@@ -166,6 +171,15 @@ pub fn load_tenant_file(path: &Path) -> Result<TenantTargets, String> {
 }
 
 impl TargetConfig {
+    /// The HTTP client settings of this target.
+    pub fn client_options(&self) -> crate::client::ClientOptions {
+        crate::client::ClientOptions {
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            accept_invalid_certs: self.tls_skip_verify,
+            ..crate::client::ClientOptions::default()
+        }
+    }
+
     /// The retry policy of this target.
     pub fn retry(&self) -> RetryPolicy {
         RetryPolicy {

@@ -11,7 +11,7 @@ use scimgw_scim::schema::Schema;
 use scimgw_scim::value::get_ci;
 
 use crate::adapter::{Adapter, Capabilities, Remote, Violation};
-use crate::client::{ClientOptions, ScimClient};
+use crate::client::ScimClient;
 use crate::generic::filter_literal;
 use crate::outcome::DeliveryError;
 use crate::secret::Secret;
@@ -88,11 +88,7 @@ pub struct TableAdapter {
 impl TableAdapter {
     /// The adapter of one target.
     pub fn new(spec: VendorSpec, target: &TargetConfig, token: Secret) -> Result<TableAdapter, String> {
-        let options = ClientOptions {
-            request_timeout: std::time::Duration::from_millis(target.request_timeout_ms),
-            ..ClientOptions::default()
-        };
-        let client = ScimClient::new(&target.base_url, token, options)?;
+        let client = ScimClient::new(&target.base_url, token, target.client_options())?;
         Ok(TableAdapter { spec, client })
     }
 

@@ -252,7 +252,7 @@ async fn two_gateways_share_postgresql_and_the_survivor_takes_over() {
     let second_port = Gw::free_port();
     let second_log = gw.dir.path().join("second.log");
     let mut first = gw.serve().await;
-    let mut second = gw.serve_at(second_port, &second_log).await;
+    let mut second = gw.serve_at(second_port, &second_log, &[]).await;
     let tool = load_tool();
     let load = |port: u16| {
         Command::new(&tool)

@@ -143,6 +143,15 @@ impl TargetSet {
             for config in file.targets {
                 match build(&config, adapters, schemas) {
                     Ok(target) => {
+                        if config.tls_skip_verify {
+                            problems.push(ConfigProblem {
+                                target: Some(format!("{}/{}", tenant.name, config.name)),
+                                message: "tls_skip_verify = true: the vendor's TLS certificate is not verified; \
+                                          anyone on the path can read the token and the users"
+                                    .into(),
+                                warning: true,
+                            });
+                        }
                         if config.options.get("groups") == Some(&Value::Bool(true)) && !target.handles(Kind::Group) {
                             problems.push(ConfigProblem {
                                 target: Some(config.name.clone()),

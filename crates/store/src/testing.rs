@@ -25,7 +25,7 @@
 //! variable with an unreachable server fails the test: silence would hide a broken CI.
 
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection};
+use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use crate::{Backend, SqliteSynchronous, Store, StoreConfig};
 
@@ -126,6 +126,51 @@ impl TestDb {
     /// The engine.
     pub fn backend(&self) -> Backend {
         self.store().backend()
+    }
+
+    /// Everything this database holds, as text, for tests that look for what must never be
+    /// stored (a token's secret): on SQLite the raw bytes of the database file and its WAL (read
+    /// lossily, so free pages and old row versions are searched too); on PostgreSQL every row of
+    /// every table of the test's schema.
+    pub fn everything_stored(&self) -> String {
+        match &self.cleanup {
+            Cleanup::Sqlite(_) => {
+                let path = self.config.url.trim_start_matches("sqlite://");
+                let mut out = String::new();
+                for suffix in ["", "-wal", "-journal"] {
+                    if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+                        out.push_str(&String::from_utf8_lossy(&bytes));
+                    }
+                }
+                out
+            }
+            Cleanup::Postgres { base_url, schema } => {
+                #[derive(diesel::QueryableByName)]
+                struct Row {
+                    #[diesel(sql_type = diesel::sql_types::Text)]
+                    t: String,
+                }
+                let mut conn =
+                    PgConnection::establish(base_url).unwrap_or_else(|e| panic!("PostgreSQL cannot be reached: {e}"));
+                let tables: Vec<Row> = diesel::sql_query(format!(
+                    "SELECT table_name::text AS t FROM information_schema.tables WHERE table_schema = '{schema}'"
+                ))
+                .load(&mut conn)
+                .unwrap_or_else(|e| panic!("listing the tables: {e}"));
+                let mut out = String::new();
+                for table in tables {
+                    let rows: Vec<Row> =
+                        diesel::sql_query(format!("SELECT x::text AS t FROM {schema}.\"{}\" x", table.t))
+                            .load(&mut conn)
+                            .unwrap_or_else(|e| panic!("reading {}: {e}", table.t));
+                    for row in rows {
+                        out.push_str(&row.t);
+                        out.push('\n');
+                    }
+                }
+                out
+            }
+        }
     }
 }
 

@@ -65,14 +65,15 @@ impl Gw {
 
     /// Starts `scimgw serve` and waits until it answers.
     pub async fn serve(&self) -> Proc {
-        self.serve_at(self.port, &self.log()).await
+        self.serve_at(self.port, &self.log(), &[]).await
     }
 
-    /// Starts another `scimgw serve` of the same store and tenants on `port`, logging to `log`.
-    pub async fn serve_at(&self, port: u16, log: &std::path::Path) -> Proc {
+    /// Starts another `scimgw serve` of the same store and tenants on `port`, logging to `log`,
+    /// with `env` added to its environment.
+    pub async fn serve_at(&self, port: u16, log: &std::path::Path, env: &[(&str, &str)]) -> Proc {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
         let mut cmd = self.cmd(&["serve"]);
-        cmd.env("SCIMGW_LISTEN", format!("127.0.0.1:{port}"));
+        cmd.env("SCIMGW_LISTEN", format!("127.0.0.1:{port}")).envs(env.iter().copied());
         let child = Proc(cmd.stdout(Stdio::null()).stderr(Stdio::from(log)).spawn().unwrap());
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);

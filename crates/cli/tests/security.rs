@@ -1,0 +1,186 @@
+//! Security of the `scimgw` process (issue 8): TLS verification towards vendors, tokens at rest,
+//! and secrets kept out of every output an operator sees.
+#![cfg(test)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Gw, Proc, until};
+use scimgw_store::Backend;
+use scimgw_store::testing::TestDb;
+use serde_json::Value;
+use vendor_sim::{Faults, InjectedError, Sim, SimConfig};
+
+fn tls_fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls")
+}
+
+/// Starts `gw` serving HTTPS with the self-signed test certificate; waits until it answers.
+async fn serve_tls(gw: &Gw) -> Proc {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(gw.log()).unwrap();
+    let child = Proc(
+        gw.cmd(&["serve"])
+            .env("SCIMGW_TLS__CERT", tls_fixtures().join("cert.pem"))
+            .env("SCIMGW_TLS__KEY", tls_fixtures().join("key.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if client.get(format!("https://127.0.0.1:{}/healthz", gw.port)).send().await.is_ok() {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the TLS gateway did not come up: {}", gw.log_text());
+}
+
+/// A gateway on HTTPS with a self-signed certificate plays a vendor app. Another gateway delivering
+/// to it refuses the certificate by default; with `tls_skip_verify = true` it delivers, and says
+/// so in its log and in `config check`.
+#[tokio::test]
+async fn vendor_certificates_are_verified_unless_explicitly_skipped() {
+    let unused = Sim::start(SimConfig::default()).unwrap();
+    let (vendor_db, db) = (TestDb::sqlite(), TestDb::sqlite());
+    let vendor = Gw::new(&vendor_db.config().url, &unused, "");
+    let vendor_token = vendor.token();
+    let _vendor = serve_tls(&vendor).await;
+
+    let gw = Gw::new(&db.config().url, &unused, "");
+    let token = gw.token();
+    std::fs::write(gw.dir.path().join("vendor.token"), &vendor_token).unwrap();
+    let target = |extra: &str| {
+        let file = format!(
+            "[[targets]]\nname = \"app\"\nkind = \"scim\"\nbase_url = \"https://127.0.0.1:{}/scim/v2\"\n\
+             token_file = \"{}\"\nbackoff_base_ms = 50\nbackoff_max_ms = 200\nmax_attempts = 2\n{extra}\n",
+            vendor.port,
+            gw.dir.path().join("vendor.token").display()
+        );
+        std::fs::write(gw.dir.path().join("tenants/acme.toml"), file).unwrap();
+    };
+    target("");
+    let mut serve = gw.serve().await;
+    gw.create(&token, "strict@example.com").await;
+    let dead =
+        until(Duration::from_secs(20), || gw.ok(&["deliveries", "list", "--state", "dead"]).contains(" dead ")).await;
+    let listing = gw.ok(&["deliveries", "list", "--state", "dead"]);
+    serve.kill();
+    assert!(dead, "the delivery to a self-signed vendor was not refused: {listing}");
+    let id = listing.lines().find_map(|l| l.split_whitespace().find(|w| w.len() >= 32)).unwrap().to_owned();
+    let shown = gw.ok(&["deliveries", "show", &id]);
+    assert!(shown.to_lowercase().contains("certificate"), "the error names the certificate: {shown}");
+
+    target("tls_skip_verify = true");
+    let check = gw.run(&["config", "check"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    assert!(said.contains("tls_skip_verify"), "config check warns: {said}");
+    let mut serve = gw.serve().await;
+    gw.ok(&["deliveries", "retry", &id]);
+    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let arrived = {
+        let mut found = false;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !found && Instant::now() < deadline {
+            let r: Value = client
+                .get(format!(
+                    "https://127.0.0.1:{}/scim/v2/Users?filter=userName%20eq%20%22strict@example.com%22",
+                    vendor.port
+                ))
+                .bearer_auth(&vendor_token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            found = r["totalResults"] == 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        found
+    };
+    serve.kill();
+    assert!(arrived, "with tls_skip_verify the user was delivered: {}", gw.log_text());
+    assert!(gw.log_text().contains("tls_skip_verify = true"), "the serve log warns: {}", gw.log_text());
+}
+
+/// After a full run — deliveries, a vendor that echoes its credential in an error, failed and
+/// successful requests, every operator command — neither the gateway's token secret nor the
+/// vendor's token is in the store (its raw files on SQLite, every row on PostgreSQL), the debug
+/// log, `config check`, `status`, `deliveries`, `key list`, `/metrics` or an error body.
+async fn secrets_stay_out_of_the_store_logs_and_outputs(backend: Backend) {
+    let Some(db) = TestDb::on(backend) else { return };
+    let sim = Sim::start(SimConfig::default()).unwrap();
+    let vendor_secret = sim.token().to_owned();
+    let echo = InjectedError::new(500, format!("rejected request with Authorization: Bearer {vendor_secret}"));
+    sim.set_faults(Faults { fail_next: 3, error: echo, ..Faults::default() }).unwrap();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    let token = gw.token();
+    let secret = token.rsplit('_').next().unwrap().to_owned();
+    assert_eq!(secret.len(), 64);
+    let mut serve = gw.serve_at(gw.port, &gw.log(), &[("SCIMGW_LOG__LEVEL", "debug")]).await;
+    for i in 0..3 {
+        gw.create(&token, &format!("s{i}@example.com")).await;
+    }
+    assert!(until(Duration::from_secs(30), || sim.users().len() == 3).await, "{}", gw.log_text());
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}/scim/v2", gw.port);
+    let mut outputs = Vec::new();
+    // A wrong secret for a real key id, a revoked key, a missing resource: their answers.
+    let wrong = token.replace(&secret, &"0".repeat(64));
+    for (auth, path) in [(&wrong, "/Users"), (&token, "/Users/nope"), (&token, "/Users?filter=bad%20filter")] {
+        let r = client.get(format!("{base}{path}")).bearer_auth(auth).send().await.unwrap();
+        outputs.push(format!("{} {}", r.status(), r.text().await.unwrap()));
+    }
+    outputs
+        .push(client.get(format!("http://127.0.0.1:{}/metrics", gw.port)).send().await.unwrap().text().await.unwrap());
+    let key_id = token.split('_').nth(1).unwrap().to_owned();
+    for args in [
+        vec!["config", "check"],
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["deliveries", "list"],
+        vec!["key", "list", "--tenant", "acme"],
+        vec!["tenant", "list"],
+        vec!["key", "revoke", &key_id],
+    ] {
+        let out = gw.run(&args);
+        outputs.push(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    }
+    let revoked = client.get(format!("{base}/Users")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(revoked.status(), 401, "revocation takes effect on the next request");
+    outputs.push(revoked.text().await.unwrap());
+    let listing = gw.ok(&["deliveries", "list"]);
+    for id in listing.lines().skip(1).filter_map(|l| l.split_whitespace().next()) {
+        outputs.push(gw.ok(&["deliveries", "show", id]));
+    }
+    serve.kill();
+    outputs.push(gw.log_text());
+    let everything = outputs.join("\n");
+    assert!(
+        everything.contains("rejected request with Authorization: Bearer ***"),
+        "the vendor's echo is kept, redacted"
+    );
+    assert!(everything.contains(&key_id), "the key id is shown where useful");
+    for (what, needle) in [("the token's secret", &secret), ("the vendor token", &vendor_secret)] {
+        assert!(!everything.contains(needle.as_str()), "{what} was printed or logged");
+        assert!(!db.everything_stored().contains(needle.as_str()), "{what} is in the store");
+    }
+    // The store keeps the hash, and the scan would have seen the secret had it been stored.
+    assert!(db.everything_stored().contains(&key_id), "the scan reads the api_keys rows");
+}
+
+#[tokio::test]
+async fn secrets_stay_out_of_the_store_logs_and_outputs_sqlite() {
+    secrets_stay_out_of_the_store_logs_and_outputs(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn secrets_stay_out_of_the_store_logs_and_outputs_postgres() {
+    secrets_stay_out_of_the_store_logs_and_outputs(Backend::Postgres).await;
+}
