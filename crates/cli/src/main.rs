@@ -52,6 +52,8 @@ enum Command {
     /// Check the configuration and every tenant's targets.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
+    /// The tenant's audit trail: which key changed which resource, how, and when.
+    Audit(commands::audit::AuditArgs),
 }
 
 /// mimalloc instead of glibc's malloc: the gateway allocates per request (JSON values, strings)
@@ -85,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Preview(args) => commands::preview::run(config, args),
         Command::Status(args) => commands::ops::status(config, args),
         Command::Resync(args) => commands::ops::resync(config, args),
+        Command::Audit(args) => commands::audit::run(config, args),
     }
 }
 

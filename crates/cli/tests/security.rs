@@ -147,11 +147,21 @@ async fn secrets_stay_out_of_the_store_logs_and_outputs(backend: Backend) {
         vec!["deliveries", "list"],
         vec!["key", "list", "--tenant", "acme"],
         vec!["tenant", "list"],
+        vec!["audit", "--tenant", "acme"],
+        vec!["audit", "--tenant", "acme", "--json"],
         vec!["key", "revoke", &key_id],
     ] {
         let out = gw.run(&args);
         outputs.push(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
     }
+    // The audit trail names the key of each create.
+    let audit: Value = serde_json::from_str(&gw.ok(&["audit", "--tenant", "acme", "--json", "--since", "1h"])).unwrap();
+    let creates: Vec<&Value> = audit.as_array().unwrap().iter().filter(|e| e["operation"] == "create").collect();
+    assert_eq!(creates.len(), 3, "{audit}");
+    assert!(creates.iter().all(|e| e["key_id"] == key_id.as_str() && e["version"] == 1), "{audit}");
+    let unknown = gw.run(&["audit", "--tenant", "nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no tenant named nope"));
     let revoked = client.get(format!("{base}/Users")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(revoked.status(), 401, "revocation takes effect on the next request");
     outputs.push(revoked.text().await.unwrap());

@@ -12,7 +12,7 @@ use scimgw_scim::messages::{
 use scimgw_scim::projection::Projection;
 use scimgw_scim::resource::{check_immutable, validate_resource};
 use scimgw_scim::schema::ResourceSchema;
-use scimgw_store::{Change, Enqueue, Kind, Member, MembersChange, NewResource, Query, Resource};
+use scimgw_store::{Audit, Change, Enqueue, Kind, Member, MembersChange, NewResource, Query, Resource};
 use serde_json::{Map, Value};
 
 use crate::AppState;
@@ -242,6 +242,13 @@ pub(crate) async fn get(
     respond_with(&req, &state, &schema, &projection, kind, &resource, StatusCode::OK)
 }
 
+/// The audit event's "who": the request's key and id.
+fn audit(req: &HttpRequest, principal: &Principal, operation: &'static str) -> Audit {
+    use actix_web::HttpMessage;
+    let request_id = req.extensions().get::<crate::telemetry::RequestId>().map(|r| r.0.clone());
+    Audit { key_id: principal.key_id.clone(), request_id, operation }
+}
+
 pub(crate) async fn create(
     req: HttpRequest,
     principal: Principal,
@@ -260,8 +267,15 @@ pub(crate) async fn create(
     let outbox = deliveries_for(&state.targets.snapshot(), &principal.tenant_id, kind, &schema, &body, None)?;
     let queued = !outbox.is_empty();
     // Async: on SQLite the task waits for the group commit without holding a thread.
-    let created =
-        state.store.create_with_async(&principal.tenant_id, NewResource { kind, body, members }, &outbox).await?;
+    let created = state
+        .store
+        .create_with_async(
+            &principal.tenant_id,
+            NewResource { kind, body, members },
+            &outbox,
+            Some(audit(&req, &principal, "create")),
+        )
+        .await?;
     if queued {
         // Only queued deliveries give the dispatcher work: a wake-up costs it a claim.
         state.wake.notify_one();
@@ -297,20 +311,29 @@ pub(crate) async fn replace(
     let (st2, tenant2) = (state.clone(), principal.tenant_id.clone());
     let updated = state
         .store
-        .update_with_async(&principal.tenant_id, kind, &id, expected, kind == Kind::Group, move |current: &Resource| {
-            let (schema, tenant) = (schema_in_store_job(&st2, kind)?, &tenant2);
-            check_immutable(&schema, &current.body, &body)?;
-            let same_members = match &current.members {
-                Some(old) => members::same_set(old, &new_members),
-                None => true,
-            };
-            if current.body == body && same_members {
-                return Ok((Change::Unchanged, Vec::new()));
-            }
-            let outbox = deliveries_for(&targets, tenant, kind, &schema, &body, Some(&current.id))?;
-            let members = if kind == Kind::Group { vec![MembersChange::Set(new_members.clone())] } else { Vec::new() };
-            Ok((Change::Update { body: body.clone(), members }, outbox))
-        })
+        .update_with_async(
+            &principal.tenant_id,
+            kind,
+            &id,
+            expected,
+            kind == Kind::Group,
+            Some(audit(&req, &principal, "replace")),
+            move |current: &Resource| {
+                let (schema, tenant) = (schema_in_store_job(&st2, kind)?, &tenant2);
+                check_immutable(&schema, &current.body, &body)?;
+                let same_members = match &current.members {
+                    Some(old) => members::same_set(old, &new_members),
+                    None => true,
+                };
+                if current.body == body && same_members {
+                    return Ok((Change::Unchanged, Vec::new()));
+                }
+                let outbox = deliveries_for(&targets, tenant, kind, &schema, &body, Some(&current.id))?;
+                let members =
+                    if kind == Kind::Group { vec![MembersChange::Set(new_members.clone())] } else { Vec::new() };
+                Ok((Change::Update { body: body.clone(), members }, outbox))
+            },
+        )
         .await?;
     let updated = updated.ok_or_else(|| not_found(kind, &id))?;
     if updated.changed && has_targets(&state, &principal) {
@@ -351,18 +374,26 @@ pub(crate) async fn patch(
     let (st2, tenant2) = (state.clone(), principal.tenant_id.clone());
     let updated = state
         .store
-        .update_with_async(&principal.tenant_id, kind, &id, expected, needs_members, move |current: &Resource| {
-            let schema = schema_in_store_job(&st2, kind)?;
-            let change = plan.apply(&schema, current)?;
-            let outbox = match &change {
-                Change::Update { body, .. } => {
-                    limits::check_indexed(kind, body)?;
-                    deliveries_for(&targets, &tenant2, kind, &schema, body, Some(&current.id))?
-                }
-                Change::Unchanged => Vec::new(),
-            };
-            Ok((change, outbox))
-        })
+        .update_with_async(
+            &principal.tenant_id,
+            kind,
+            &id,
+            expected,
+            needs_members,
+            Some(audit(&req, &principal, "patch")),
+            move |current: &Resource| {
+                let schema = schema_in_store_job(&st2, kind)?;
+                let change = plan.apply(&schema, current)?;
+                let outbox = match &change {
+                    Change::Update { body, .. } => {
+                        limits::check_indexed(kind, body)?;
+                        deliveries_for(&targets, &tenant2, kind, &schema, body, Some(&current.id))?
+                    }
+                    Change::Unchanged => Vec::new(),
+                };
+                Ok((change, outbox))
+            },
+        )
         .await?;
     let updated = updated.ok_or_else(|| not_found(kind, &id))?;
     if updated.changed && has_targets(&state, &principal) {
@@ -399,8 +430,10 @@ pub(crate) async fn delete(
     let outbox = of_kind(kind);
     // A deleted user or group leaves the groups it was in: group targets must hear of it.
     let groups_outbox = of_kind(Kind::Group);
+    let audit = audit(&req, &principal, "delete");
     let deleted =
-        web::block(move || st.store.delete_with(&tenant, kind, &rid, expected, &outbox, &groups_outbox)).await??;
+        web::block(move || st.store.delete_with(&tenant, kind, &rid, expected, &outbox, &groups_outbox, Some(audit)))
+            .await??;
     if !deleted {
         return Err(not_found(kind, &id));
     }

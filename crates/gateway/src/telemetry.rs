@@ -103,6 +103,10 @@ pub(crate) fn route_of(path: &str, base: &str) -> String {
     }
 }
 
+/// The request's id, in the request's extensions for handlers (the audit trail records it).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub(crate) String);
+
 /// The per-request middleware: span, request id, access log, request metrics.
 pub(crate) async fn request_telemetry(
     req: ServiceRequest,
@@ -121,6 +125,10 @@ pub(crate) async fn request_telemetry(
         None => req.match_pattern().unwrap_or_else(|| "(unmatched)".to_owned()),
     };
     let span = tracing::info_span!("request", request_id = %id, tenant = tracing::field::Empty);
+    {
+        use actix_web::HttpMessage;
+        req.extensions_mut().insert(RequestId(id.clone()));
+    }
     let mut res = next.call(req).instrument(span.clone()).await?;
     let status = res.status().as_u16();
     let principal = res.request().extensions().get::<Principal>().cloned();

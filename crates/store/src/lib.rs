@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod audit;
 mod cached;
 mod config;
 mod connection;
@@ -18,6 +19,7 @@ mod tenants;
 pub mod testing;
 mod writer;
 
+pub use audit::{Audit, AuditEvent};
 pub use config::{SqliteSynchronous, StoreConfig};
 pub use connection::Backend;
 pub use error::StoreError;

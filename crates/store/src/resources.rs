@@ -8,6 +8,7 @@ use uuid::Uuid;
 use scimgw_scim::ScimError;
 use scimgw_scim::value::remove_ci;
 
+use crate::audit::{self, Audit};
 use crate::cached::{Val, fixed};
 use crate::connection::{AnyConnection, on_inner, read_tx};
 use crate::error::StoreError;
@@ -121,13 +122,20 @@ impl Store {
     /// `Conflict { attribute: "userName" }` if another user of the tenant has the same userName,
     /// ignoring case.
     pub fn create(&self, tenant_id: &str, new: NewResource) -> Result<Resource, StoreError> {
-        self.create_with(tenant_id, new, &[])
+        self.create_with(tenant_id, new, &[], None)
     }
 
-    /// [`Store::create`], recording `outbox` deliveries of the new resource in the same transaction.
+    /// [`Store::create`], recording `outbox` deliveries of the new resource and `audit`'s event in
+    /// the same transaction.
     #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = new.kind.resource_type()))]
-    pub fn create_with(&self, tenant_id: &str, new: NewResource, outbox: &[Enqueue]) -> Result<Resource, StoreError> {
-        let (job, created) = create_job(tenant_id, new, outbox)?;
+    pub fn create_with(
+        &self,
+        tenant_id: &str,
+        new: NewResource,
+        outbox: &[Enqueue],
+        audit: Option<Audit>,
+    ) -> Result<Resource, StoreError> {
+        let (job, created) = create_job(tenant_id, new, outbox, audit)?;
         self.write_owned(job)?;
         Ok(created)
     }
@@ -138,8 +146,9 @@ impl Store {
         tenant_id: &str,
         new: NewResource,
         outbox: &[Enqueue],
+        audit: Option<Audit>,
     ) -> Result<Resource, StoreError> {
-        let (job, created) = create_job(tenant_id, new, outbox)?;
+        let (job, created) = create_job(tenant_id, new, outbox, audit)?;
         self.write_owned_async(job).await?;
         Ok(created)
     }
@@ -185,11 +194,11 @@ impl Store {
     where
         F: FnMut(&Resource) -> Result<Change, ScimError> + Send + 'static,
     {
-        self.update_with(tenant_id, kind, id, if_match, load_members, move |r| f(r).map(|c| (c, Vec::new())))
+        self.update_with(tenant_id, kind, id, if_match, load_members, None, move |r| f(r).map(|c| (c, Vec::new())))
     }
 
-    /// [`Store::update`] whose closure also names the deliveries a change asks for; they are
-    /// recorded in the same transaction as the change (none for `Unchanged`).
+    /// [`Store::update`] whose closure also names the deliveries a change asks for; they and
+    /// `audit`'s event are recorded in the same transaction as the change (none for `Unchanged`).
     #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = kind.resource_type(), resource.id = %id))]
     pub fn update_with<F>(
         &self,
@@ -198,12 +207,13 @@ impl Store {
         id: &str,
         if_match: Option<i64>,
         load_members: bool,
+        audit: Option<Audit>,
         f: F,
     ) -> Result<Option<Updated>, StoreError>
     where
         F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError> + Send + 'static,
     {
-        self.write_owned(update_job(tenant_id, kind, id, if_match, load_members, f))
+        self.write_owned(update_job(tenant_id, kind, id, if_match, load_members, audit, f))
     }
 
     /// [`Store::update_with`] for async callers (see [`Store::write_owned_async`]).
@@ -214,24 +224,25 @@ impl Store {
         id: &str,
         if_match: Option<i64>,
         load_members: bool,
+        audit: Option<Audit>,
         f: F,
     ) -> Result<Option<Updated>, StoreError>
     where
         F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError> + Send + 'static,
     {
-        self.write_owned_async(update_job(tenant_id, kind, id, if_match, load_members, f)).await
+        self.write_owned_async(update_job(tenant_id, kind, id, if_match, load_members, audit, f)).await
     }
 
     /// Deletes a user or group; `false` if this tenant has none with that id. Its rows in
     /// `group_members` go too — a group's members, and its memberships in other groups (a user's,
     /// or a nested group's) — and each group that lost a member gets a new version.
     pub fn delete(&self, tenant_id: &str, kind: Kind, id: &str, if_match: Option<i64>) -> Result<bool, StoreError> {
-        self.delete_with(tenant_id, kind, id, if_match, &[], &[])
+        self.delete_with(tenant_id, kind, id, if_match, &[], &[], None)
     }
 
     /// [`Store::delete`], recording `outbox` deliveries of the deletion in the same transaction
-    /// (the dispatcher finds the resource gone and deprovisions it), and `groups_outbox`
-    /// deliveries of each group that lost it as a member.
+    /// (the dispatcher finds the resource gone and deprovisions it), `groups_outbox` deliveries of
+    /// each group that lost it as a member, and `audit`'s event.
     #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = kind.resource_type(), resource.id = %id))]
     pub fn delete_with(
         &self,
@@ -241,6 +252,7 @@ impl Store {
         if_match: Option<i64>,
         outbox: &[Enqueue],
         groups_outbox: &[Enqueue],
+        audit: Option<Audit>,
     ) -> Result<bool, StoreError> {
         for attempt in 0..=OPTIMISTIC_TRIES {
             let lock_first = attempt == OPTIMISTIC_TRIES;
@@ -291,6 +303,9 @@ impl Store {
                 }
                 diesel::delete(memberships).execute(c)?;
                 outbox::enqueue(c, tenant_id, kind, id, 0, outbox)?;
+                if let Some(audit) = &audit {
+                    audit::record(c, tenant_id, audit, kind, id, version)?;
+                }
                 Ok(Attempt::Done(true))
             })?;
             if let Attempt::Done(deleted) = outcome {
@@ -338,6 +353,7 @@ fn create_job(
     tenant_id: &str,
     new: NewResource,
     outbox: &[Enqueue],
+    audit: Option<Audit>,
 ) -> Result<(impl FnOnce(&mut AnyConnection) -> Result<(), StoreError> + Send + 'static, Resource), StoreError> {
     let kind = new.kind;
     if kind == Kind::User && !new.members.is_empty() {
@@ -385,7 +401,11 @@ fn create_job(
                     members::insert(c, tenant_id, &id, &refs)?;
                 }
             }
-            outbox::enqueue(c, tenant_id, kind, &id, 1, &outbox)
+            outbox::enqueue(c, tenant_id, kind, &id, 1, &outbox)?;
+            if let Some(audit) = &audit {
+                audit::record(c, tenant_id, audit, kind, &id, 1)?;
+            }
+            Ok(())
         }
     };
     let members = (kind == Kind::Group).then(|| {
@@ -404,6 +424,7 @@ fn update_job<F>(
     id: &str,
     if_match: Option<i64>,
     load_members: bool,
+    audit: Option<Audit>,
     mut f: F,
 ) -> impl FnOnce(&mut AnyConnection) -> Result<Option<Updated>, StoreError> + Send + 'static
 where
@@ -489,6 +510,9 @@ where
                 // The version write above holds the group row's lock: member rows change under it.
                 members::apply(c, tenant_id, id, &changes)?;
                 outbox::enqueue(c, tenant_id, kind, id, version, &outbox)?;
+                if let Some(audit) = &audit {
+                    audit::record(c, tenant_id, audit, kind, id, version)?;
+                }
                 let members = if load_members { Some(members::load(c, tenant_id, id)?) } else { None };
                 let resource = Resource { body, version, last_modified: from_us(now), members, ..current };
                 Ok(Attempt::Done(Some(Updated { resource, changed: true })))

@@ -109,6 +109,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        tenant_id -> Text,
+        at_us -> BigInt,
+        key_id -> Text,
+        request_id -> Nullable<Text>,
+        operation -> Text,
+        resource_type -> Text,
+        resource_id -> Text,
+        version -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -119,5 +133,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     group_members,
     deliveries,
     delivery_attempts,
-    links
+    links,
+    audit_events
 );

@@ -26,7 +26,7 @@ fn user(name: &str) -> NewResource {
 fn rename(store: &Store, t: &str, id: &str, name: &str, outbox: Vec<Enqueue>) -> i64 {
     let body = obj(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}));
     let updated = store
-        .update_with(t, Kind::User, id, None, false, move |_| {
+        .update_with(t, Kind::User, id, None, false, None, move |_| {
             Ok((Change::Update { body: body.clone(), members: Vec::new() }, outbox.clone()))
         })
         .unwrap()
@@ -50,7 +50,7 @@ fn done(detail: &str) -> Finish {
 fn deliveries_commit_with_the_change_and_coalesce_while_waiting(store: &Store) {
     let t = store.create_tenant("acme").unwrap().id;
     let targets = vec![Enqueue::deliver("crm"), Enqueue::deliver("hr")];
-    let u = store.create_with(&t, user("alice"), &targets).unwrap();
+    let u = store.create_with(&t, user("alice"), &targets, None).unwrap();
     assert_eq!(all(store).len(), 2);
     for i in 0..9 {
         rename(store, &t, &u.id, &format!("alice{i}"), targets.clone());
@@ -60,12 +60,14 @@ fn deliveries_commit_with_the_change_and_coalesce_while_waiting(store: &Store) {
     assert!(rows.iter().all(|d| d.version == 10 && d.state == DeliveryState::Pending && d.kind == Kind::User));
 
     // A refused change writes no delivery.
-    let refused =
-        store.update_with(&t, Kind::User, &u.id, None, false, |_| Err(scimgw_scim::ScimError::invalid_value("no")));
+    let refused = store
+        .update_with(&t, Kind::User, &u.id, None, false, None, |_| Err(scimgw_scim::ScimError::invalid_value("no")));
     assert!(refused.is_err());
     // An unchanged one neither.
     let unchanged = targets.clone();
-    store.update_with(&t, Kind::User, &u.id, None, false, move |_| Ok((Change::Unchanged, unchanged.clone()))).unwrap();
+    store
+        .update_with(&t, Kind::User, &u.id, None, false, None, move |_| Ok((Change::Unchanged, unchanged.clone())))
+        .unwrap();
     assert_eq!(all(store).len(), 2);
 
     // A skipped delivery is recorded, never claimed.
@@ -76,7 +78,7 @@ fn deliveries_commit_with_the_change_and_coalesce_while_waiting(store: &Store) {
     assert_eq!(skipped[0].last_error.as_deref(), Some("emails: a work email is required"));
 
     // A deletion writes its row too (here absorbed into the waiting ones).
-    assert!(store.delete_with(&t, Kind::User, &u.id, None, &targets, &[]).unwrap());
+    assert!(store.delete_with(&t, Kind::User, &u.id, None, &targets, &[], None).unwrap());
     let pending =
         store.deliveries(&DeliveryFilter { state: Some(DeliveryState::Pending), ..DeliveryFilter::default() }).unwrap();
     assert_eq!(pending.len(), 2);
@@ -86,7 +88,7 @@ fn deliveries_commit_with_the_change_and_coalesce_while_waiting(store: &Store) {
 fn leases_keep_rows_from_two_dispatchers_and_expire(store: &Store) {
     let t = store.create_tenant("acme").unwrap().id;
     for i in 0..5 {
-        store.create_with(&t, user(&format!("u{i}")), &[Enqueue::deliver("crm")]).unwrap();
+        store.create_with(&t, user(&format!("u{i}")), &[Enqueue::deliver("crm")], None).unwrap();
     }
     let a = store.claim_deliveries("a", 3, Duration::from_secs(60)).unwrap();
     let b = store.claim_deliveries("b", 10, Duration::from_secs(60)).unwrap();
@@ -113,7 +115,7 @@ fn leases_keep_rows_from_two_dispatchers_and_expire(store: &Store) {
 
 fn failures_back_off_then_die_and_retry_requeues(store: &Store) {
     let t = store.create_tenant("acme").unwrap().id;
-    let u = store.create_with(&t, user("bob"), &[Enqueue::deliver("crm")]).unwrap();
+    let u = store.create_with(&t, user("bob"), &[Enqueue::deliver("crm")], None).unwrap();
     let d = store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap().remove(0);
     let fail = Finish {
         state: DeliveryState::Failed,
@@ -148,7 +150,7 @@ fn failures_back_off_then_die_and_retry_requeues(store: &Store) {
 
 fn a_change_during_a_delivery_is_delivered_after_it(store: &Store) {
     let t = store.create_tenant("acme").unwrap().id;
-    let u = store.create_with(&t, user("carol"), &[Enqueue::deliver("crm")]).unwrap();
+    let u = store.create_with(&t, user("carol"), &[Enqueue::deliver("crm")], None).unwrap();
     let held = store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap().remove(0);
     rename(store, &t, &u.id, "carol2", vec![Enqueue::deliver("crm")]);
     assert_eq!(all(store).len(), 1, "the held row absorbs the change: one live row per target and resource");
@@ -196,7 +198,7 @@ fn links_are_written_and_replaced(store: &Store) {
 
 fn a_finish_writes_its_link_with_it_even_after_losing_the_lease(store: &Store) {
     let t = store.create_tenant("acme").unwrap().id;
-    let u = store.create_with(&t, user("erin"), &[Enqueue::deliver("crm")]).unwrap();
+    let u = store.create_with(&t, user("erin"), &[Enqueue::deliver("crm")], None).unwrap();
     let link = |remote: &str| Link {
         tenant_id: t.clone(),
         target: "crm".into(),

@@ -83,6 +83,17 @@ fn every_column_reads_back_on_both_engines(store: &Store) {
     g.body.insert("externalId".into(), json!("ge"));
     let g = store.create(&t, g).unwrap();
     assert_eq!(store.get(&t, Kind::Group, &g.id, true).unwrap().unwrap(), g);
+    let audit = scimgw_store::Audit { key_id: "k1".into(), request_id: Some("r1".into()), operation: "create" };
+    let a = store.create_with(&t, user("Audited"), &[], Some(audit)).unwrap();
+    let events = store.audit_events(&t, None, 10).unwrap();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(
+        (e.key_id.as_str(), e.request_id.as_deref(), e.operation.as_str(), e.resource_type.as_str(), e.version),
+        ("k1", Some("r1"), "create", "User", 1)
+    );
+    assert_eq!(e.resource_id, a.id);
+    assert!(e.at >= a.created - chrono::Duration::seconds(1));
 }
 
 fn tenants_are_created_listed_found_and_removed(store: &Store) {

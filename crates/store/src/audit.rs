@@ -1,0 +1,128 @@
+//! The audit trail: one event per change made through the SCIM API — who (the API key), what
+//! (the resource, the operation, the version it produced), when, and the request id that ties it
+//! to the access log. Events are written in the change's own transaction, and only for changes
+//! that changed something (a PATCH that leaves the resource as it was records nothing).
+//!
+//! Not recorded: the version bumps a group gets when one of its members is deleted (the delete
+//! itself is recorded), and operator commands (`tenant`, `key`, `deliveries retry`, `resync`),
+//! which the operator's shell history and the gateway's log hold.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use crate::connection::{AnyConnection, on_inner};
+use crate::error::StoreError;
+use crate::resource::{Kind, from_us, now_us};
+use crate::schema::audit_events;
+use crate::store::Store;
+
+/// Who is making a change, and how: given to the store's write calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// The API key the request authenticated with.
+    pub key_id: String,
+    /// The request id (`X-Request-Id`), as in the access log.
+    pub request_id: Option<String>,
+    /// `create`, `replace`, `patch` or `delete`.
+    pub operation: &'static str,
+}
+
+/// One recorded change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When it was committed (to the microsecond).
+    pub at: DateTime<Utc>,
+    /// The API key that made it.
+    pub key_id: String,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// `create`, `replace`, `patch` or `delete`.
+    pub operation: String,
+    /// `User` or `Group`.
+    pub resource_type: String,
+    /// The resource's id.
+    pub resource_id: String,
+    /// The version the change produced (for a delete, the version deleted).
+    pub version: i64,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = audit_events)]
+struct NewEvent<'a> {
+    id: String,
+    tenant_id: &'a str,
+    at_us: i64,
+    key_id: &'a str,
+    request_id: Option<&'a str>,
+    operation: &'a str,
+    resource_type: &'a str,
+    resource_id: &'a str,
+    version: i64,
+}
+
+/// Records `audit`'s change of (`kind`, `id`) to `version`, on the change's connection (inside its
+/// transaction).
+pub(crate) fn record(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    audit: &Audit,
+    kind: Kind,
+    id: &str,
+    version: i64,
+) -> Result<(), StoreError> {
+    let row = NewEvent {
+        id: Uuid::now_v7().to_string(),
+        tenant_id,
+        at_us: now_us(),
+        key_id: &audit.key_id,
+        request_id: audit.request_id.as_deref(),
+        operation: audit.operation,
+        resource_type: kind.resource_type(),
+        resource_id: id,
+        version,
+    };
+    on_inner!(c, |c| diesel::insert_into(audit_events::table).values(&row).execute(c))?;
+    Ok(())
+}
+
+impl Store {
+    /// The tenant's events at or after `since` (all when `None`), oldest first, at most `limit`.
+    pub fn audit_events(
+        &self,
+        tenant_id: &str,
+        since: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut conn = self.conn()?;
+        let since_us = since.map_or(i64::MIN, |t| t.timestamp_micros());
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(i64, String, Option<String>, String, String, String, i64)> = audit_events::table
+            .filter(audit_events::tenant_id.eq(tenant_id))
+            .filter(audit_events::at_us.ge(since_us))
+            .order((audit_events::at_us.asc(), audit_events::id.asc()))
+            .limit(limit.max(0))
+            .select((
+                audit_events::at_us,
+                audit_events::key_id,
+                audit_events::request_id,
+                audit_events::operation,
+                audit_events::resource_type,
+                audit_events::resource_id,
+                audit_events::version,
+            ))
+            .load(&mut *conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(at, key_id, request_id, operation, resource_type, resource_id, version)| AuditEvent {
+                at: from_us(at),
+                key_id,
+                request_id,
+                operation,
+                resource_type,
+                resource_id,
+                version,
+            })
+            .collect())
+    }
+}
