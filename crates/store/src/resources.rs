@@ -200,6 +200,10 @@ impl Store {
     /// [`Store::update`] whose closure also names the deliveries a change asks for; they and
     /// `audit`'s event are recorded in the same transaction as the change (none for `Unchanged`).
     #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = kind.resource_type(), resource.id = %id))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the resource's address, its guard, and what the change records with it"
+    )]
     pub fn update_with<F>(
         &self,
         tenant_id: &str,
@@ -217,6 +221,10 @@ impl Store {
     }
 
     /// [`Store::update_with`] for async callers (see [`Store::write_owned_async`]).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the resource's address, its guard, and what the change records with it"
+    )]
     pub async fn update_with_async<F>(
         &self,
         tenant_id: &str,
@@ -244,6 +252,10 @@ impl Store {
     /// (the dispatcher finds the resource gone and deprovisions it), `groups_outbox` deliveries of
     /// each group that lost it as a member, and `audit`'s event.
     #[instrument(skip_all, fields(tenant.id = %tenant_id, resource.kind = kind.resource_type(), resource.id = %id))]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the resource's address, its guard, and what the change records with it"
+    )]
     pub fn delete_with(
         &self,
         tenant_id: &str,
