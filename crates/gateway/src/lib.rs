@@ -151,6 +151,25 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     );
 }
 
+/// The whole application one worker serves: the SCIM routes, the SCIM 404 for anything else, and
+/// the request middleware. Tests drive it in process (`actix_web::test::init_service`).
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .configure(|cfg| configure(cfg, state))
+        .default_service(web::to(not_found))
+        .wrap(from_fn(telemetry::request_telemetry))
+}
+
 /// Builds the HTTP server and binds it; the caller runs (awaits) the returned server.
 pub fn bind(state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAddr>)> {
     // Install the Prometheus recorder before the first request is counted.
@@ -159,12 +178,7 @@ pub fn bind(state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAd
     let workers = state.config.workers;
     let request_timeout = std::time::Duration::from_secs(state.config.request_timeout_secs);
     let factory_state = state.clone();
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .configure(|cfg| configure(cfg, factory_state.clone()))
-            .default_service(web::to(not_found))
-            .wrap(from_fn(telemetry::request_telemetry))
-    });
+    let mut server = HttpServer::new(move || app(factory_state.clone()));
     if let Some(w) = workers {
         server = server.workers(w.max(1));
     }
