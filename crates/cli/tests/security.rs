@@ -194,3 +194,81 @@ async fn secrets_stay_out_of_the_store_logs_and_outputs_sqlite() {
 async fn secrets_stay_out_of_the_store_logs_and_outputs_postgres() {
     secrets_stay_out_of_the_store_logs_and_outputs(Backend::Postgres).await;
 }
+
+/// Tenant isolation across every CLI command that takes a tenant: run for one tenant, none of them
+/// shows, finds or touches the other tenant's users, keys, targets, deliveries or audit events.
+/// (Every SCIM endpoint is covered over HTTP in `tests/tests/isolation.rs`.)
+#[tokio::test]
+async fn cli_commands_for_one_tenant_never_reach_another() {
+    let db = TestDb::sqlite();
+    let sim = Sim::start(SimConfig::default()).unwrap();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    let acme = gw.token();
+    gw.ok(&["tenant", "add", "globex"]);
+    let issued: Value = serde_json::from_str(&gw.ok(&["key", "issue", "--tenant", "globex", "--json"])).unwrap();
+    let globex = issued["token"].as_str().unwrap().to_owned();
+    let globex_key = issued["key_id"].as_str().unwrap().to_owned();
+    std::fs::write(
+        gw.dir.path().join("tenants/globex.toml"),
+        format!(
+            "[[targets]]\nname = \"erp\"\nkind = \"scim\"\nbase_url = \"{}\"\ntoken_file = \"{}\"\n",
+            sim.base_url(),
+            gw.dir.path().join("crm.token").display()
+        ),
+    )
+    .unwrap();
+    let mut serve = gw.serve().await;
+    let mine = gw.create(&acme, "mine@acme.example").await;
+    let theirs = gw.create(&globex, "theirs@globex.example").await;
+    assert!(until(Duration::from_secs(20), || sim.users().len() == 2).await);
+    serve.kill();
+
+    let secrets_of_globex = [theirs.as_str(), "theirs@globex.example", globex_key.as_str(), "erp"];
+    let shows_nothing_of_globex = |args: &[&str]| {
+        let out = gw.run(args);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        for s in secrets_of_globex {
+            assert!(!text.contains(s), "`scimgw {}` shows {s}: {text}", args.join(" "));
+        }
+        (out.status.code(), text)
+    };
+    let (code, text) = shows_nothing_of_globex(&["users", "list", "--tenant", "acme"]);
+    assert_eq!(code, Some(0));
+    assert!(text.contains("mine@acme.example"), "{text}");
+    shows_nothing_of_globex(&["users", "list", "--tenant", "acme", "--json", "--filter", "userName sw \"t\""]);
+    let (code, _) = shows_nothing_of_globex(&["key", "list", "--tenant", "acme"]);
+    assert_eq!(code, Some(0));
+    let (code, text) = shows_nothing_of_globex(&["deliveries", "list", "--tenant", "acme"]);
+    assert_eq!(code, Some(0));
+    assert!(text.contains(&mine), "acme's delivery is listed: {text}");
+    let (code, text) = shows_nothing_of_globex(&["audit", "--tenant", "acme", "--json"]);
+    assert_eq!(code, Some(0));
+    assert!(text.contains(&mine), "{text}");
+    // Naming the other tenant's user or target under this tenant finds nothing.
+    let out = gw.run(&["users", "show", &theirs, "--tenant", "acme"]);
+    assert_ne!(out.status.code(), Some(0), "users show found globex's user under acme");
+    let out = gw.run(&["preview", "--tenant", "acme", "--target", "crm", "--user", &theirs]);
+    assert_ne!(out.status.code(), Some(0), "preview read globex's user under acme");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("theirs@globex.example"));
+    let out = gw.run(&["resync", "--tenant", "acme", "--target", "erp"]);
+    assert_ne!(out.status.code(), Some(0), "resync reached globex's target from acme");
+    let (code, text) = shows_nothing_of_globex(&["resync", "--tenant", "acme", "--target", "crm"]);
+    assert_eq!(code, Some(0), "{text}");
+    // A key issued for acme opens acme only.
+    let issued: Value = serde_json::from_str(&gw.ok(&["key", "issue", "--tenant", "acme", "--json"])).unwrap();
+    let fresh = issued["token"].as_str().unwrap().to_owned();
+    let mut serve = gw.serve().await;
+    let client = reqwest::Client::new();
+    let get = |token: &str, id: &str| {
+        client.get(format!("http://127.0.0.1:{}/scim/v2/Users/{id}", gw.port)).bearer_auth(token.to_owned()).send()
+    };
+    assert_eq!(get(&fresh, &mine).await.unwrap().status(), 200);
+    assert_eq!(get(&fresh, &theirs).await.unwrap().status(), 404);
+    serve.kill();
+    // Removing the other tenant leaves this one whole.
+    gw.ok(&["tenant", "remove", "globex"]);
+    let (_, text) = shows_nothing_of_globex(&["users", "list", "--tenant", "acme"]);
+    assert!(text.contains("mine@acme.example"));
+    let events: Value = serde_json::from_str(&gw.ok(&["audit", "--tenant", "acme", "--json"])).unwrap();
+    assert_eq!(events.as_array().unwrap().len(), 1);
+}
