@@ -14,7 +14,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -46,8 +47,11 @@ const SWEEP_AT: usize = 10_000;
 /// The throttle's state, shared by the workers.
 pub(crate) struct AuthThrottle {
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Whether any client was ever paused: until then the hot path takes no lock.
+    any_paused: AtomicBool,
     paused: Mutex<HashMap<IpAddr, Instant>>,
-    good: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Tokens (by digest) that authenticated, and when that was last recorded.
+    good: RwLock<HashMap<[u8; 32], Instant>>,
 }
 
 impl std::fmt::Debug for AuthThrottle {
@@ -62,20 +66,28 @@ impl AuthThrottle {
             let burst = NonZeroU32::new(config.failure_burst).unwrap_or(NonZeroU32::MIN);
             RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst))
         });
-        Self { limiter, paused: Mutex::new(HashMap::new()), good: Mutex::new(HashMap::new()) }
+        Self {
+            limiter,
+            any_paused: AtomicBool::new(false),
+            paused: Mutex::new(HashMap::new()),
+            good: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Whether a request from `client` presenting `header` must be answered 429 now, without being
     /// checked; `Some(seconds to wait)` if so.
     pub(crate) fn refuse(&self, client: IpAddr, header: Option<&str>) -> Option<u64> {
         self.limiter.as_ref()?;
+        if !self.any_paused.load(Ordering::Relaxed) {
+            return None;
+        }
         let now = Instant::now();
         let until = {
             let paused = self.paused.lock().ok()?;
             *paused.get(&client).filter(|until| **until > now)?
         };
         if let Some(h) = header {
-            let good = self.good.lock().ok()?;
+            let good = self.good.read().ok()?;
             if good.get(&digest(h)).is_some_and(|at| now.duration_since(*at) < GOOD_FOR) {
                 return None;
             }
@@ -89,11 +101,19 @@ impl AuthThrottle {
             return;
         }
         let now = Instant::now();
-        if let Ok(mut good) = self.good.lock() {
+        let key = digest(header);
+        // Every request of a busy client lands here: read first, write only to refresh an entry
+        // older than a minute.
+        if let Ok(good) = self.good.read() {
+            if good.get(&key).is_some_and(|at| now.duration_since(*at) < Duration::from_secs(60)) {
+                return;
+            }
+        }
+        if let Ok(mut good) = self.good.write() {
             if good.len() >= SWEEP_AT {
                 good.retain(|_, at| now.duration_since(*at) < GOOD_FOR);
             }
-            good.insert(digest(header), now);
+            good.insert(key, now);
         }
     }
 
@@ -110,6 +130,7 @@ impl AuthThrottle {
                 limiter.retain_recent();
             }
             paused.insert(client, now + wait);
+            self.any_paused.store(true, Ordering::Relaxed);
         }
         Some(wait.as_secs().max(1))
     }
