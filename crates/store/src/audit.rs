@@ -9,7 +9,6 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use uuid::Uuid;
 
 use crate::connection::{AnyConnection, on_inner};
 use crate::error::StoreError;
@@ -50,7 +49,6 @@ pub struct AuditEvent {
 #[derive(Insertable)]
 #[diesel(table_name = audit_events)]
 struct NewEvent<'a> {
-    id: String,
     tenant_id: &'a str,
     at_us: i64,
     key_id: &'a str,
@@ -72,7 +70,6 @@ pub(crate) fn record(
     version: i64,
 ) -> Result<(), StoreError> {
     let row = NewEvent {
-        id: Uuid::now_v7().to_string(),
         tenant_id,
         at_us: now_us(),
         key_id: &audit.key_id,

@@ -111,7 +111,7 @@ diesel::table! {
 
 diesel::table! {
     audit_events (id) {
-        id -> Text,
+        id -> BigInt,
         tenant_id -> Text,
         at_us -> BigInt,
         key_id -> Text,
