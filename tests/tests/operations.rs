@@ -27,13 +27,12 @@ async fn healthz_and_readyz_answer_without_a_token(app: TestApp) {
 scimgw_e2e::both_backends!(healthz_and_readyz_answer_without_a_token);
 
 /// A TCP proxy to `upstream` on a free loopback port, on its own thread and runtime (the test's
-/// runtime blocks while the store opens). [`Proxy::set_down`] plays the database going away: every
-/// proxied connection is cut and new ones are closed as soon as they are accepted, as a stopped
-/// server's port would refuse them, until it is set up again. Dropping the proxy stops it.
+/// runtime blocks while the store opens). [`Proxy::set_down`] plays the database stopping: every
+/// proxied connection is cut and the port is closed, so new connections are refused as a stopped
+/// server's are, until it is set up again and the port opens anew. Dropping the proxy stops it.
 struct Proxy {
     port: u16,
-    down: Arc<AtomicBool>,
-    cuts: watch::Sender<u64>,
+    up: watch::Sender<bool>,
     _stop: std::sync::mpsc::Sender<()>,
 }
 
@@ -42,43 +41,56 @@ impl Proxy {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
         let port = std_listener.local_addr().unwrap().port();
-        let down = Arc::new(AtomicBool::new(false));
-        let (cuts, _) = watch::channel(0u64);
+        let (up, _) = watch::channel(true);
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let (d, c) = (down.clone(), cuts.clone());
+        let state = up.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             rt.spawn(async move {
-                let listener = TcpListener::from_std(std_listener).unwrap();
+                let mut first = Some(TcpListener::from_std(std_listener).unwrap());
+                let mut is_up = state.subscribe();
                 let mut conns = JoinSet::new();
-                while let Ok((mut inbound, _)) = listener.accept().await {
-                    if d.load(Ordering::SeqCst) {
-                        drop(inbound);
-                        continue;
-                    }
-                    let upstream = upstream.clone();
-                    let mut cut = c.subscribe();
-                    conns.spawn(async move {
-                        if let Ok(mut out) = TcpStream::connect(upstream).await {
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
-                                _ = cut.changed() => {}
+                loop {
+                    let listener = match first.take() {
+                        Some(l) => l,
+                        None => loop {
+                            // The port was just closed: bind it again (SO_REUSEADDR is set).
+                            match TcpListener::bind(("127.0.0.1", port)).await {
+                                Ok(l) => break l,
+                                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
                             }
+                        },
+                    };
+                    loop {
+                        tokio::select! {
+                            accepted = listener.accept() => {
+                                let Ok((mut inbound, _)) = accepted else { continue };
+                                let upstream = upstream.clone();
+                                let mut cut = state.subscribe();
+                                conns.spawn(async move {
+                                    if let Ok(mut out) = TcpStream::connect(upstream).await {
+                                        tokio::select! {
+                                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
+                                            _ = cut.wait_for(|up| !*up) => {}
+                                        }
+                                    }
+                                });
+                            }
+                            _ = is_up.wait_for(|up| !*up) => break,
                         }
-                    });
+                    }
+                    drop(listener);
+                    let _ = is_up.wait_for(|up| *up).await;
                 }
             });
             let _ = stopped.recv();
             rt.shutdown_background();
         });
-        Proxy { port, down, cuts, _stop: stop }
+        Proxy { port, up, _stop: stop }
     }
 
     fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-        if down {
-            self.cuts.send_modify(|n| *n += 1);
-        }
+        self.up.send_replace(!down);
     }
 }
 
@@ -160,7 +172,9 @@ async fn requests_fail_fast_while_postgresql_is_down_and_recover() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     proxy.set_down(true);
     let went_down = Instant::now();
-    tokio::time::sleep(outage).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(std::net::TcpStream::connect(("127.0.0.1", proxy.port)).is_err(), "the port is closed while down");
+    tokio::time::sleep(outage.saturating_sub(Duration::from_millis(200))).await;
     let ready_while_down = app.client.get(format!("{}/readyz", app.origin)).send().await.unwrap().status();
     proxy.set_down(false);
     let came_back = Instant::now();
