@@ -96,6 +96,53 @@ fn read_acks(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Starts the load tool's `entra-initial` cycle of `users` against the gateway on `port`, logging
+/// every acknowledged write to `acks`.
+fn start_load(port: u16, token: &str, users: u64, concurrency: u32, acks: &Path) -> std::process::Child {
+    Command::new(load_tool())
+        .args(["--base-url", &format!("http://127.0.0.1:{port}/scim/v2")])
+        .args(["--scenario", "entra-initial", "--concurrency", &concurrency.to_string(), "--seconds", "60"])
+        .args(["--users", &users.to_string(), "--json", "--ack-log"])
+        .arg(acks)
+        .env("SCIMGW_LOAD_TOKEN", token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (up to two minutes) until the app holds exactly the stored users, each with its given
+/// name; whether it got there.
+async fn app_converges(sim: &Sim, stored: &HashMap<String, (String, Option<String>)>) -> bool {
+    let by_name: BTreeMap<&str, Option<&str>> = stored.values().map(|(n, g)| (n.as_str(), g.as_deref())).collect();
+    until(Duration::from_secs(120), || {
+        let remote = sim.users();
+        remote.len() == by_name.len()
+            && remote.iter().all(|u| {
+                let name = u["userName"].as_str().unwrap_or("");
+                by_name.get(name).is_some_and(|g| u["name"]["givenName"].as_str() == *g)
+            })
+    })
+    .await
+}
+
+/// How many times the app answered 201 to a create of each `userName` (from its request log).
+fn creates_at_the_app(sim: &Sim) -> HashMap<String, u32> {
+    let mut creates: HashMap<String, u32> = HashMap::new();
+    for r in sim.requests().iter().filter(|r| r.method == "POST" && r.status == Some(201)) {
+        let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+        *creates.entry(body["userName"].as_str().unwrap_or("").to_owned()).or_default() += 1;
+    }
+    creates
+}
+
+/// Panics unless `scimgw status --json` shows no dead and no pending delivery.
+fn assert_nothing_dead_or_pending(status: &Value) {
+    for row in status.as_array().unwrap() {
+        assert_eq!((row["dead"].as_u64(), row["pending"].as_u64()), (Some(0), Some(0)), "{status}");
+    }
+}
+
 async fn sigkill_under_load_loses_nothing(backend: Backend) {
     let Some(db) = TestDb::on(backend) else { return };
     let rounds = env_or("SCIMGW_FAULT_ROUNDS", 5);
@@ -106,20 +153,7 @@ async fn sigkill_under_load_loses_nothing(backend: Backend) {
     let gw = Gw::new(&db.config().url, &sim, "");
     let token = gw.token();
     let acks = gw.dir.path().join("acks.jsonl");
-    let tool = load_tool();
-
-    let run_load = |acks: &Path| {
-        Command::new(&tool)
-            .args(["--base-url", &format!("http://127.0.0.1:{}/scim/v2", gw.port)])
-            .args(["--scenario", "entra-initial", "--concurrency", "16", "--seconds", "60"])
-            .args(["--users", &users.to_string(), "--json", "--ack-log"])
-            .arg(acks)
-            .env("SCIMGW_LOAD_TOKEN", &token)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let run_load = |acks: &Path| start_load(gw.port, &token, users, 16, acks);
     let finish = |load: std::process::Child, round: u64| async move {
         let out = tokio::task::spawn_blocking(move || load.wait_with_output()).await.unwrap().unwrap();
         assert!(out.status.success(), "round {round}: the load tool failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -177,38 +211,21 @@ async fn sigkill_under_load_loses_nothing(backend: Backend) {
     assert!(created > 0, "no create was acknowledged: the kills came too early to prove anything");
 
     // The app converges on the store's final state: each stored user once, with its given name.
-    let by_name: BTreeMap<&str, Option<&str>> = stored.values().map(|(n, g)| (n.as_str(), g.as_deref())).collect();
-    let converged = until(Duration::from_secs(120), || {
-        let remote = sim.users();
-        remote.len() == by_name.len()
-            && remote.iter().all(|u| {
-                let name = u["userName"].as_str().unwrap_or("");
-                by_name.get(name).is_some_and(|g| u["name"]["givenName"].as_str() == *g)
-            })
-    })
-    .await;
+    let converged = app_converges(&sim, &stored).await;
     let status: Value = serde_json::from_str(&gw.ok(&["status", "--json"])).unwrap();
     serve.kill();
     assert!(
         converged,
         "the app holds {} users, the store {} (seed {seed}); status: {status}; log: {}",
         sim.users().len(),
-        by_name.len(),
+        stored.len(),
         gw.log_text().lines().rev().take(20).collect::<Vec<_>>().join("\n")
     );
     let names: HashSet<String> = sim.users().iter().filter_map(|u| u["userName"].as_str().map(str::to_owned)).collect();
     assert_eq!(names.len(), sim.users().len(), "duplicate accounts at the app");
     // Created once in effect: no userName was created (201) twice at the app.
-    let mut creates: HashMap<String, u32> = HashMap::new();
-    for r in sim.requests().iter().filter(|r| r.method == "POST" && r.status == Some(201)) {
-        let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-        *creates.entry(body["userName"].as_str().unwrap_or("").to_owned()).or_default() += 1;
-    }
-    assert!(creates.values().all(|&n| n == 1), "a user was created twice at the app");
-    for row in status.as_array().unwrap() {
-        assert_eq!(row["dead"], 0, "{status}");
-        assert_eq!(row["pending"], 0, "{status}");
-    }
+    assert!(creates_at_the_app(&sim).values().all(|&n| n == 1), "a user was created twice at the app");
+    assert_nothing_dead_or_pending(&status);
     eprintln!(
         "{backend:?}: {rounds} restarts survived, {created} creates and {patched} PATCHes acknowledged, all in \
          the store; {} users stored, {} at the app, lost 0, duplicates 0",
@@ -253,19 +270,7 @@ async fn two_gateways_share_postgresql_and_the_survivor_takes_over() {
     let second_log = gw.dir.path().join("second.log");
     let mut first = gw.serve().await;
     let mut second = gw.serve_at(second_port, &second_log, &[]).await;
-    let tool = load_tool();
-    let load = |port: u16| {
-        Command::new(&tool)
-            .args(["--base-url", &format!("http://127.0.0.1:{port}/scim/v2")])
-            .args(["--scenario", "entra-initial", "--concurrency", "8", "--seconds", "60"])
-            .args(["--users", &users.to_string(), "--json", "--ack-log"])
-            .arg(&acks)
-            .env("SCIMGW_LOAD_TOKEN", &token)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let load = |port: u16| start_load(port, &token, users, 8, &acks);
     let on_first = load(gw.port);
     // The tool names its users after the millisecond it started: keep the two runs apart.
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -296,38 +301,18 @@ async fn two_gateways_share_postgresql_and_the_survivor_takes_over() {
         let id = ack["id"].as_str().unwrap();
         assert!(stored.contains_key(id), "an acknowledged {} of {id} is not in the store (seed {seed})", ack["op"]);
     }
-    let by_name: BTreeMap<&str, Option<&str>> = stored.values().map(|(n, g)| (n.as_str(), g.as_deref())).collect();
-    let converged = until(Duration::from_secs(120), || {
-        let remote = sim.users();
-        remote.len() == by_name.len()
-            && remote.iter().all(|u| {
-                let name = u["userName"].as_str().unwrap_or("");
-                by_name.get(name).is_some_and(|g| u["name"]["givenName"].as_str() == *g)
-            })
-    })
-    .await;
+    let converged = app_converges(&sim, &stored).await;
     let status: Value = serde_json::from_str(&gw.ok(&["status", "--json"])).unwrap();
     first.kill();
-    assert!(
-        converged,
-        "the app holds {} users, the store {} (seed {seed}); {status}",
-        sim.users().len(),
-        by_name.len()
-    );
+    assert!(converged, "the app holds {} users, the store {} (seed {seed}); {status}", sim.users().len(), stored.len());
     let done = scimgw_store::DeliveryState::Done;
     let all = store.deliveries(&scimgw_store::DeliveryFilter { limit: 1_000_000, ..Default::default() }).unwrap();
     let reclaimed = orphaned.iter().filter(|id| all.iter().any(|d| &d.id == *id && d.state == done)).count();
     assert_eq!(reclaimed, orphaned.len(), "deliveries the dead process held were not finished");
-    let mut creates: HashMap<String, u32> = HashMap::new();
-    for r in sim.requests().iter().filter(|r| r.method == "POST" && r.status == Some(201)) {
-        let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
-        *creates.entry(body["userName"].as_str().unwrap_or("").to_owned()).or_default() += 1;
-    }
+    let creates = creates_at_the_app(&sim);
     assert!(creates.values().all(|&n| n == 1), "a user was created twice at the app");
-    assert_eq!(creates.len(), by_name.len());
-    for row in status.as_array().unwrap() {
-        assert_eq!((row["dead"].as_u64(), row["pending"].as_u64()), (Some(0), Some(0)), "{status}");
-    }
+    assert_eq!(creates.len(), stored.len());
+    assert_nothing_dead_or_pending(&status);
     eprintln!(
         "two processes, the second killed after {after:?} holding {} leases: all reclaimed and done; {} users \
          stored, {} at the app, each created once (seed {seed})",

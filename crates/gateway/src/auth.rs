@@ -188,11 +188,12 @@ impl actix_web::FromRequest for Principal {
                 tracing::debug!(client = ?client, "client paused after failed authentications");
                 return Err(crate::error::ApiError::Throttled(secs));
             }
-            let presented = header.clone();
-            let outcome = crate::quick_read(&state, move |store| authenticate(store, header.as_deref())).await?;
+            // The header comes back from the store call, for the throttle's record of good tokens.
+            let (outcome, header) =
+                crate::quick_read(&state, move |store| Ok((authenticate(store, header.as_deref())?, header))).await?;
             match outcome {
                 Ok(principal) => {
-                    if let Some(h) = &presented {
+                    if let Some(h) = &header {
                         state.throttle.succeeded(h);
                     }
                     if state.last_used.due(&principal.key_id) {
