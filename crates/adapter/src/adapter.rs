@@ -21,6 +21,40 @@ pub struct Capabilities {
     pub deactivate: bool,
     /// Can deprovision by deleting.
     pub delete: bool,
+    /// How `scimgw reconcile` can read the vendor's users back.
+    pub read_back: ReadBack,
+}
+
+/// How a vendor's users can be read back, for `scimgw reconcile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadBack {
+    /// Page through every user (`GET /Users?startIndex=…&count=…`): finds accounts the gateway
+    /// does not know too.
+    List,
+    /// Only look users up: by the vendor's id, and by the matching attribute. Accounts the
+    /// gateway knows nothing of cannot be found this way.
+    #[default]
+    Lookup,
+}
+
+impl ReadBack {
+    /// `list` or `lookup`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadBack::List => "list",
+            ReadBack::Lookup => "lookup",
+        }
+    }
+}
+
+/// One page of a vendor's users.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserPage {
+    /// The users, as the vendor returns them.
+    pub resources: Vec<Value>,
+    /// The vendor's `totalResults`, when it says.
+    pub total: Option<u64>,
 }
 
 /// How a user who leaves the target (deleted, or out of its scope) is deprovisioned there.
@@ -112,6 +146,42 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// Looks up the vendor's copy of `user` by the matching attribute (to adopt it rather than
     /// create a duplicate). `None` when the vendor has none.
     async fn find(&self, user: &Map<String, Value>) -> Result<Option<Remote>, DeliveryError>;
+
+    /// The key the vendor matches accounts by (`userName`, lowercased, by default), of a gateway
+    /// user: what [`Adapter::find`] looks up.
+    fn match_key(&self, user: &Map<String, Value>) -> Option<String> {
+        scimgw_scim::value::get_ci(user, "userName").and_then(Value::as_str).map(str::to_lowercase)
+    }
+
+    /// The same key of an account as the vendor returns it (`reconcile` pairs accounts with users).
+    fn remote_match_key(&self, remote: &Map<String, Value>) -> Option<String> {
+        scimgw_scim::value::get_ci(remote, "userName").and_then(Value::as_str).map(str::to_lowercase)
+    }
+
+    /// The attributes the vendor's copy `remote` holds otherwise than `payload` (a `translate`
+    /// result) says: drift, for `reconcile`. See [`crate::compare`] for what is compared.
+    fn differences(&self, payload: &Value, remote: &Value) -> Vec<crate::compare::Difference> {
+        crate::compare::differences(payload, remote)
+    }
+
+    /// One page of the vendor's users, from `start_index` (1-based). Only called when
+    /// `capabilities().read_back` is [`ReadBack::List`].
+    async fn list_users(&self, start_index: u64, count: u64) -> Result<UserPage, DeliveryError> {
+        let _ = (start_index, count);
+        Err(DeliveryError::permanent(format!("the {} adapter cannot list users", self.kind())))
+    }
+
+    /// The vendor's copy `remote_id` as the vendor returns it; `None` when it has none.
+    async fn read_user(&self, remote_id: &str) -> Result<Option<Value>, DeliveryError> {
+        let _ = remote_id;
+        Err(DeliveryError::permanent(format!("the {} adapter cannot read users back", self.kind())))
+    }
+
+    /// The vendor's copy of `user` found by the matching attribute, whole; `None` when none.
+    async fn lookup_user(&self, user: &Map<String, Value>) -> Result<Option<Value>, DeliveryError> {
+        let _ = user;
+        Err(DeliveryError::permanent(format!("the {} adapter cannot read users back", self.kind())))
+    }
 
     /// Creates the user at the vendor from `translate`'s payload.
     async fn create(&self, payload: &Value) -> Result<Remote, DeliveryError>;

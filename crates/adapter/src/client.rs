@@ -155,6 +155,33 @@ impl ScimClient {
         }
     }
 
+    /// `GET {resource}?startIndex=…&count=…`: one page of a listing (RFC 7644 §3.4.2.4).
+    pub async fn list(&self, resource: &str, start_index: u64, count: u64) -> Result<crate::UserPage, DeliveryError> {
+        let (start, count) = (start_index.to_string(), count.to_string());
+        let list = self.send(Method::GET, resource, &[("startIndex", &start), ("count", &count)], None).await?;
+        let Some(resources) = list.get("Resources").map(|r| r.as_array().cloned()) else {
+            // RFC 7644 §3.4.2: an empty result may leave `Resources` out.
+            return Ok(crate::UserPage {
+                resources: Vec::new(),
+                total: list.get("totalResults").and_then(Value::as_u64),
+            });
+        };
+        let resources = resources.ok_or_else(|| {
+            DeliveryError::permanent(format!("GET {resource}: the target's \"Resources\" is not a list"))
+        })?;
+        Ok(crate::UserPage { resources, total: list.get("totalResults").and_then(Value::as_u64) })
+    }
+
+    /// `GET {resource}/{id}`: the resource, `None` when the vendor answers 404.
+    pub async fn get(&self, resource: &str, id: &str) -> Result<Option<Value>, DeliveryError> {
+        match self.send(Method::GET, &format!("{resource}/{}", encode_segment(id)), &[], None).await {
+            Ok(v) if v.is_object() => Ok(Some(v)),
+            Ok(_) => Err(DeliveryError::retryable(format!("GET {resource}/…: the target's answer is not a resource"))),
+            Err(DeliveryError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `POST {resource}`: the created resource as the vendor returned it.
     pub async fn create(&self, resource: &str, body: &Value) -> Result<Value, DeliveryError> {
         self.send(Method::POST, resource, &[], Some(body)).await

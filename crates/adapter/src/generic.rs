@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use scimgw_scim::value::get_ci;
 
-use crate::adapter::{Adapter, Capabilities, Remote, Violation};
+use crate::adapter::{Adapter, Capabilities, ReadBack, Remote, UserPage, Violation};
 use crate::client::ScimClient;
 use crate::outcome::DeliveryError;
 use crate::secret::Secret;
@@ -125,6 +125,16 @@ impl ScimAdapter {
         Ok(Arc::new(ScimAdapter::from_config(target, token)?))
     }
 
+    /// The matching attribute's value: `userName` without case (RFC 7643 makes it
+    /// case-insensitive), `externalId` as is (case-exact).
+    fn key_of(&self, resource: &Map<String, Value>) -> Option<String> {
+        let value = get_ci(resource, self.match_attribute.name()).and_then(Value::as_str)?;
+        Some(match self.match_attribute {
+            MatchAttribute::UserName => value.to_lowercase(),
+            MatchAttribute::ExternalId => value.to_owned(),
+        })
+    }
+
     /// Whether the target asked for groups (`groups = true`).
     pub fn wants_groups(&self) -> bool {
         self.groups
@@ -143,7 +153,8 @@ impl Adapter for ScimAdapter {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { users: true, groups: self.groups, deactivate: true, delete: true }
+        // Listing is part of RFC 7644 (§3.4.2), so every SCIM app can be paged through.
+        Capabilities { users: true, groups: self.groups, deactivate: true, delete: true, read_back: ReadBack::List }
     }
 
     fn validate(&self, user: &Map<String, Value>) -> Vec<Violation> {
@@ -197,15 +208,34 @@ impl Adapter for ScimAdapter {
     }
 
     async fn find(&self, user: &Map<String, Value>) -> Result<Option<Remote>, DeliveryError> {
+        match self.lookup_user(user).await? {
+            None => Ok(None),
+            Some(found) => remote_of(&found).map(Some),
+        }
+    }
+
+    fn match_key(&self, user: &Map<String, Value>) -> Option<String> {
+        self.key_of(user)
+    }
+
+    fn remote_match_key(&self, remote: &Map<String, Value>) -> Option<String> {
+        self.key_of(remote)
+    }
+
+    async fn list_users(&self, start_index: u64, count: u64) -> Result<UserPage, DeliveryError> {
+        self.client.list("Users", start_index, count).await
+    }
+
+    async fn read_user(&self, remote_id: &str) -> Result<Option<Value>, DeliveryError> {
+        self.client.get("Users", remote_id).await
+    }
+
+    async fn lookup_user(&self, user: &Map<String, Value>) -> Result<Option<Value>, DeliveryError> {
         let attr = self.match_attribute.name();
         let Some(value) = get_ci(user, attr).and_then(Value::as_str) else {
             return Ok(None);
         };
-        let filter = format!("{attr} eq {}", filter_literal(value));
-        match self.client.find_one("Users", &filter).await? {
-            None => Ok(None),
-            Some(found) => remote_of(&found).map(Some),
-        }
+        self.client.find_one("Users", &format!("{attr} eq {}", filter_literal(value))).await
     }
 
     async fn create(&self, payload: &Value) -> Result<Remote, DeliveryError> {

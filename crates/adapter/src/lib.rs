@@ -5,8 +5,9 @@
 //!
 //! - [`Adapter`]: the trait a vendor crate implements — its [`Capabilities`], the extension
 //!   schemas it needs, `validate` (pure vendor rules, run at request time), `translate` (the
-//!   payload the vendor accepts) and the delivery operations (find, create, update, deactivate,
-//!   delete).
+//!   payload the vendor accepts), the delivery operations (find, create, update, deactivate,
+//!   delete) and the reads `scimgw reconcile` uses (list, read by id, look up by the matching
+//!   attribute), as far as [`ReadBack`] says the vendor allows.
 //! - [`TargetConfig`]: one `[[targets]]` entry of `<tenants_dir>/<tenant>.toml`, loaded with figment,
 //!   with its secret referenced by `token_env` or `token_file` and never inlined.
 //! - [`ScimClient`]: a SCIM 2.0 client on reqwest (rustls, timeouts, connection reuse, bearer
@@ -15,12 +16,14 @@
 //!   thin layers over it.
 //! - [`generic::ScimAdapter`]: the `scim` kind, any SCIM 2.0 app with an allow-list of attributes.
 //! - [`Registry`]: `kind` → constructor; the gateway fills it with every adapter it links.
+//! - [`compare`]: what counts as drift between a vendor's copy and the payload (`reconcile`).
 //!
 //! Nothing here touches the store: the dispatcher in the gateway owns outbox rows, links and
 //! retries, and calls adapters for single operations.
 
 mod adapter;
 mod client;
+pub mod compare;
 pub mod generic;
 mod outcome;
 mod registry;
@@ -29,8 +32,9 @@ pub mod table;
 mod target;
 pub mod vendor;
 
-pub use adapter::{Adapter, Capabilities, Deprovision, Remote, Violation};
+pub use adapter::{Adapter, Capabilities, Deprovision, ReadBack, Remote, UserPage, Violation};
 pub use client::{ClientOptions, ScimClient};
+pub use compare::Difference;
 pub use outcome::DeliveryError;
 pub use registry::{Constructor, Registry, Schemas, no_schemas};
 pub use secret::Secret;

@@ -80,6 +80,19 @@ pub struct TargetConfig {
     /// users: the gateway warns at every load. Off by default.
     #[serde(default)]
     pub tls_skip_verify: bool,
+    /// Reconcile this target on a schedule (`"24h"`, `"30m"`): the dispatcher compares the
+    /// vendor's users with the gateway's and records the counts (`scimgw status`, `/metrics`).
+    /// None: only `scimgw reconcile` does, when run.
+    #[serde(default)]
+    pub reconcile_every: Option<String>,
+    /// How `reconcile` reads the vendor's users: `list` (page through all of them) or `lookup`
+    /// (one request per user the gateway knows). Default: what the adapter's vendor documents.
+    #[serde(default)]
+    pub reconcile_by: Option<crate::ReadBack>,
+    /// Whether a scheduled reconcile also queues the deliveries that repair what it found (drift,
+    /// missing users, unlinked matches; never orphans). Default: it only reports.
+    #[serde(default)]
+    pub reconcile_repair: bool,
     /// The adapter's own keys.
     #[serde(flatten)]
     pub options: BTreeMap<String, Value>,
@@ -219,6 +232,17 @@ impl TargetConfig {
         Ok(Some(filter))
     }
 
+    /// `reconcile_every` as a duration (`None`: not scheduled).
+    pub fn reconcile_interval(&self) -> Result<Option<Duration>, String> {
+        let Some(text) = self.reconcile_every.as_deref() else { return Ok(None) };
+        let every = humantime::parse_duration(text.trim())
+            .map_err(|e| format!("reconcile_every \"{text}\" is not a duration like \"24h\" or \"30m\": {e}"))?;
+        if every < Duration::from_secs(1) {
+            return Err(format!("reconcile_every \"{text}\" must be at least 1s"));
+        }
+        Ok(Some(every))
+    }
+
     /// The checks that need nothing but this entry: name, numbers, secret.
     pub fn check(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -245,6 +269,9 @@ impl TargetConfig {
         }
         if self.request_timeout_ms == 0 {
             out.push("request_timeout_ms must be at least 1".into());
+        }
+        if let Err(e) = self.reconcile_interval() {
+            out.push(e);
         }
         if let Err(e) = self.resolve_secret() {
             out.push(e);

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use scimgw_scim::schema::Schema;
 use scimgw_scim::value::get_ci;
 
-use crate::adapter::{Adapter, Capabilities, Remote, Violation};
+use crate::adapter::{Adapter, Capabilities, ReadBack, Remote, UserPage, Violation};
 use crate::client::ScimClient;
 use crate::generic::filter_literal;
 use crate::outcome::DeliveryError;
@@ -133,7 +133,9 @@ impl Adapter for TableAdapter {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { users: true, groups: false, deactivate: true, delete: true }
+        // The vendors document lookups by `userName` (the only filterable attribute) and reads by
+        // id, not listing everyone: reconciled by lookups unless a target says `reconcile_by`.
+        Capabilities { users: true, groups: false, deactivate: true, delete: true, read_back: ReadBack::Lookup }
     }
 
     fn extension_schemas(&self) -> Vec<(Schema, &'static str)> {
@@ -167,12 +169,28 @@ impl Adapter for TableAdapter {
     }
 
     async fn find(&self, user: &Map<String, Value>) -> Result<Option<Remote>, DeliveryError> {
+        let found = self.lookup_user(user).await?;
+        Ok(found.and_then(|v| v.get("id").and_then(Value::as_str).map(|id| Remote { id: id.to_owned() })))
+    }
+
+    fn match_key(&self, user: &Map<String, Value>) -> Option<String> {
+        get_ci(&self.prepared(user), "userName").and_then(Value::as_str).map(str::to_lowercase)
+    }
+
+    async fn list_users(&self, start_index: u64, count: u64) -> Result<UserPage, DeliveryError> {
+        self.client.list("Users", start_index, count).await
+    }
+
+    async fn read_user(&self, remote_id: &str) -> Result<Option<Value>, DeliveryError> {
+        self.client.get("Users", remote_id).await
+    }
+
+    async fn lookup_user(&self, user: &Map<String, Value>) -> Result<Option<Value>, DeliveryError> {
         let prepared = self.prepared(user);
         let Some(name) = get_ci(&prepared, "userName").and_then(Value::as_str) else {
             return Ok(None);
         };
-        let found = self.client.find_one("Users", &format!("userName eq {}", filter_literal(name))).await?;
-        Ok(found.and_then(|v| v.get("id").and_then(Value::as_str).map(|id| Remote { id: id.to_owned() })))
+        self.client.find_one("Users", &format!("userName eq {}", filter_literal(name))).await
     }
 
     async fn create(&self, payload: &Value) -> Result<Remote, DeliveryError> {
