@@ -540,6 +540,17 @@ impl Store {
         Ok(rows.into_iter().map(Link::from).collect())
     }
 
+    /// Every link of a tenant's resources of `kind` at one target (`reconcile`).
+    pub fn links_at(&self, tenant_id: &str, target: &str, kind: Kind) -> Result<Vec<Link>, StoreError> {
+        let mut conn = self.conn()?;
+        let rows = links::table
+            .filter(links::tenant_id.eq(tenant_id))
+            .filter(links::target.eq(target))
+            .filter(links::resource_type.eq(kind.resource_type()))
+            .load::<LinkRow>(&mut conn)?;
+        Ok(rows.into_iter().map(Link::from).collect())
+    }
+
     /// The links at one target of some local resources (the members of a group, say).
     pub fn links_for(
         &self,

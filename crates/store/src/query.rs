@@ -116,6 +116,35 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Calls `each` with every page (of `page`, at least 1) of a tenant's resources of `kind`
+    /// matching `filter`, in creation order; returns how many there were. Each page is its own
+    /// read: a resource created or deleted during the walk may shift the pages by one.
+    pub fn for_each_page<E: From<StoreError>>(
+        &self,
+        tenant_id: &str,
+        kind: Kind,
+        schema: &ResourceSchema<'_>,
+        filter: Option<&Filter>,
+        page: u64,
+        mut each: impl FnMut(Vec<Resource>) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let page = page.max(1);
+        let mut offset = 0;
+        loop {
+            let q =
+                Query { filter, schema, sort_by: None, descending: false, offset, count: page, with_members: false };
+            let found = self.query(tenant_id, kind, &q)?;
+            let n = found.resources.len() as u64;
+            each(found.resources)?;
+            offset += n;
+            if n < page {
+                return Ok(offset);
+            }
+        }
+    }
+}
+
 fn limit(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -123,6 +123,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    reconcile_runs (tenant_id, target) {
+        tenant_id -> Text,
+        target -> Text,
+        started_us -> BigInt,
+        running_owner -> Nullable<Text>,
+        finished_us -> Nullable<BigInt>,
+        triggered_by -> Text,
+        mode -> Text,
+        checked -> BigInt,
+        in_sync -> BigInt,
+        drifted -> BigInt,
+        missing -> BigInt,
+        orphans -> BigInt,
+        unlinked -> BigInt,
+        repairs -> BigInt,
+        error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -134,5 +154,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     delivery_attempts,
     links,
-    audit_events
+    audit_events,
+    reconcile_runs
 );
