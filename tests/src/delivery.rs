@@ -60,6 +60,10 @@ pub struct DeliveryApp {
     pub tenant_id: String,
     /// One simulator per target, in the order given.
     pub sims: Vec<Sim>,
+    /// The targets the dispatcher delivers to (their rate limiters are the dispatcher's).
+    pub targets: Arc<Targets>,
+    /// The schemas.
+    pub schemas: Arc<scimgw_scim::schema::Registry>,
     stop: watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
@@ -101,9 +105,9 @@ impl DeliveryApp {
         holder.replace(set);
         let (stop, stopped) = watch::channel(false);
         let config = DispatcherConfig { poll_ms: 20, lease_secs: 30, ..DispatcherConfig::default() };
-        let dispatcher = Arc::new(Dispatcher::new(app.store().clone(), holder, schemas, config, wake));
+        let dispatcher = Arc::new(Dispatcher::new(app.store().clone(), holder.clone(), schemas.clone(), config, wake));
         actix_web::rt::spawn(dispatcher.run(stopped));
-        Some(DeliveryApp { app, token, tenant_id: tenant.id, sims, stop, _dir: dir })
+        Some(DeliveryApp { app, token, tenant_id: tenant.id, sims, targets: holder, schemas, stop, _dir: dir })
     }
 
     /// The first simulator.
@@ -156,6 +160,21 @@ impl Drop for DeliveryApp {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// The most requests in `log` that arrived within any one second (rate-limit checks).
+pub fn busiest_second(log: &[vendor_sim::RecordedRequest]) -> usize {
+    let mut at: Vec<_> = log.iter().map(|r| r.at).collect();
+    at.sort();
+    let mut most = 0;
+    let mut start = 0;
+    for end in 0..at.len() {
+        while at[end].duration_since(at[start]) >= Duration::from_secs(1) {
+            start += 1;
+        }
+        most = most.max(end - start + 1);
+    }
+    most
 }
 
 /// `both_backends_delivery!(name, [targets…])`: `name::sqlite` and `name::postgres` of an

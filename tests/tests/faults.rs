@@ -11,10 +11,10 @@
 use std::time::Duration;
 
 use scimgw_e2e::both_backends_delivery;
-use scimgw_e2e::delivery::{DeliveryApp, TargetSpec};
+use scimgw_e2e::delivery::{DeliveryApp, TargetSpec, busiest_second};
 use scimgw_store::DeliveryState;
 use serde_json::{Value, json};
-use vendor_sim::{Faults, InjectedFault, Outage, OutageMode, RecordedRequest};
+use vendor_sim::{Faults, InjectedFault, Outage, OutageMode};
 
 const RATE: u32 = 10;
 const BURST: u32 = 3;
@@ -51,21 +51,6 @@ fn user(name: &str) -> Value {
 
 fn patch(ops: Value) -> Value {
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
-}
-
-/// The most requests that arrived within any one second.
-fn busiest_second(log: &[RecordedRequest]) -> usize {
-    let mut at: Vec<_> = log.iter().map(|r| r.at).collect();
-    at.sort();
-    let mut most = 0;
-    let mut start = 0;
-    for end in 0..at.len() {
-        while at[end].duration_since(at[start]) >= Duration::from_secs(1) {
-            start += 1;
-        }
-        most = most.max(end - start + 1);
-    }
-    most
 }
 
 async fn vendors_misbehaving_still_converge(app: DeliveryApp) {

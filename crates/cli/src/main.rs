@@ -54,6 +54,9 @@ enum Command {
     Config(commands::config::ConfigCommand),
     /// The tenant's audit trail: which key changed which resource, how, and when.
     Audit(commands::audit::AuditArgs),
+    /// Compare a target's app with the gateway: drift, missing users, orphans, unlinked
+    /// matches. Exit code 0 when in sync, 3 when something was found.
+    Reconcile(commands::reconcile::ReconcileArgs),
 }
 
 /// mimalloc instead of glibc's malloc: the gateway allocates per request (JSON values, strings)
@@ -64,7 +67,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -72,8 +75,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = settings::load(cli.config.as_deref())?;
+    if let Command::Reconcile(args) = cli.command {
+        let in_sync = commands::reconcile::run(config, args)?;
+        return Ok(if in_sync { ExitCode::SUCCESS } else { ExitCode::from(commands::reconcile::EXIT_FINDINGS) });
+    }
     match cli.command {
         Command::Serve => commands::serve::run(config),
         Command::Demo(args) => commands::demo::run(config, args),
@@ -88,7 +95,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => commands::ops::status(config, args),
         Command::Resync(args) => commands::ops::resync(config, args),
         Command::Audit(args) => commands::audit::run(config, args),
+        Command::Reconcile(_) => Ok(()),
     }
+    .map(|()| ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

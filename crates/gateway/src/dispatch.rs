@@ -99,6 +99,7 @@ impl Dispatcher {
     /// period and gives back the leases of the rest.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(owner = %self.owner, concurrency = self.config.concurrency, "dispatcher started");
+        tokio::spawn(self.clone().reconcile_schedule(shutdown.clone()));
         // Each task answers (row id, whether it ran): rows not started by shutdown are given back.
         let mut tasks: JoinSet<(String, bool)> = JoinSet::new();
         let mut in_flight: Vec<String> = Vec::new();
@@ -192,6 +193,115 @@ impl Dispatcher {
             let _ = tokio::task::spawn_blocking(move || me.store.release_deliveries(&me.owner, &ids)).await;
         }
         tracing::info!(left_for_next_start = in_flight.len(), "dispatcher stopped");
+    }
+
+    /// Runs the targets' scheduled reconciliations (`reconcile_every`) until shutdown. Each is
+    /// claimed in the store first, so that of several dispatchers on one store one runs it.
+    async fn reconcile_schedule(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut next_due: std::collections::HashMap<(String, String), i64> = std::collections::HashMap::new();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let set = self.targets.snapshot();
+            for (tenant_id, target) in set.iter() {
+                let Ok(Some(every)) = target.config.reconcile_interval() else { continue };
+                let now = chrono::Utc::now().timestamp_micros();
+                let every_us = i64::try_from(every.as_micros()).unwrap_or(i64::MAX);
+                let key = (tenant_id.to_owned(), target.name().to_owned());
+                if next_due.get(&key).is_some_and(|due| *due > now) {
+                    continue;
+                }
+                let (me, t, n) = (self.clone(), key.0.clone(), key.1.clone());
+                let due_before = now.saturating_sub(every_us);
+                let claimed =
+                    tokio::task::spawn_blocking(move || me.store.claim_reconcile(&t, &n, &me.owner, due_before)).await;
+                match claimed {
+                    Ok(Ok(true)) => {
+                        next_due.insert(key.clone(), now.saturating_add(every_us));
+                        if !self.scheduled_reconcile(tenant_id, target, now, &mut shutdown).await {
+                            return;
+                        }
+                    }
+                    Ok(Ok(false)) => {
+                        // Another dispatcher (or `scimgw reconcile`) ran it lately: look again
+                        // when that run's interval is over.
+                        let me = self.clone();
+                        let runs = tokio::task::spawn_blocking(move || me.store.reconcile_runs()).await;
+                        let last = runs.ok().and_then(Result::ok).and_then(|runs| {
+                            runs.into_iter().find(|r| r.tenant_id == key.0 && r.target == key.1).map(|r| r.started_us)
+                        });
+                        let due = last.map_or(now + 1_000_000, |s| s.saturating_add(every_us));
+                        next_due.insert(key, due);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, target = %key.1, "claiming a scheduled reconcile failed");
+                        next_due.insert(key, now + 10_000_000);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+
+    /// One scheduled run, recorded in the store; `false` when shutdown interrupted it (the run
+    /// is then due again at the next start).
+    async fn scheduled_reconcile(
+        &self,
+        tenant_id: &str,
+        target: &Arc<Target>,
+        started_us: i64,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
+        let options = crate::reconcile::Options {
+            repair: target.config.reconcile_repair,
+            triggered_by: "schedule",
+            ..crate::reconcile::Options::default()
+        };
+        let quiet = crate::reconcile::Quiet;
+        let run = crate::reconcile::reconcile(&self.store, target, &self.schemas, tenant_id, &options, &quiet);
+        let (record, finished) = tokio::select! {
+            result = run => match result {
+                Ok(report) => {
+                    tracing::info!(
+                        target = %report.target,
+                        mode = report.mode.as_str(),
+                        users = report.users,
+                        in_sync = report.in_sync,
+                        drifted = report.drifted,
+                        missing = report.missing,
+                        orphans = report.orphans,
+                        unlinked = report.unlinked,
+                        repairs_queued = report.repairs_queued,
+                        seconds = report.seconds,
+                        "scheduled reconcile"
+                    );
+                    metrics::counter!("scimgw_reconcile_runs_total", "target" => report.target.clone(), "outcome" => "done")
+                        .increment(1);
+                    (crate::reconcile::run_record(&report, started_us), true)
+                }
+                Err(e) => {
+                    tracing::warn!(target = %target.name(), error = %e, "scheduled reconcile failed");
+                    metrics::counter!("scimgw_reconcile_runs_total", "target" => target.name().to_owned(), "outcome" => "failed")
+                        .increment(1);
+                    let error = e.to_string();
+                    (crate::reconcile::failed_record(tenant_id, target.name(), "schedule", started_us, &error), true)
+                }
+            },
+            _ = shutdown.wait_for(|stop| *stop) => (
+                crate::reconcile::failed_record(tenant_id, target.name(), "schedule", 0, "interrupted by a shutdown"),
+                false,
+            ),
+        };
+        let me_store = self.store.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || me_store.finish_reconcile(&record)).await {
+            tracing::warn!(error = %e, "recording a reconcile failed");
+        }
+        finished
     }
 
     /// One row: converge, then record the outcome. `false` when shutdown came before it started
@@ -568,7 +678,13 @@ impl Dispatcher {
         let Some(remote_id) = link.remote_id.clone() else {
             return Ok(Converged::Done("nothing to do".into()));
         };
-        let how = match target.config.deprovision {
+        // An account no user matched (`reconcile --deactivate-orphans`) is only ever deactivated:
+        // someone made it by hand, and deleting it would lose what they put there.
+        let policy = match row.resource_id.starts_with(scimgw_store::ORPHAN_PREFIX) {
+            true => Deprovision::Deactivate,
+            false => target.config.deprovision,
+        };
+        let how = match policy {
             Deprovision::Delete if link.state != "deleted" => {
                 target.pace().await;
                 target.adapter.delete(&remote_id).await?;
@@ -584,7 +700,6 @@ impl Dispatcher {
             _ => return Ok(Converged::Done(format!("already {}", link.state))),
         };
         link.delivered_version = None;
-        let _ = row;
         Ok(Converged::Linked(format!("{how} {remote_id}"), link))
     }
 }

@@ -8,6 +8,7 @@ mod error;
 mod http;
 mod limits;
 mod members;
+pub mod reconcile;
 mod resources;
 pub mod targets;
 pub mod telemetry;

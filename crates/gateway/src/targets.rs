@@ -109,6 +109,11 @@ impl TargetSet {
         self.of(tenant_id).iter().find(|t| t.name() == name).cloned()
     }
 
+    /// Every tenant's targets, with the tenant's id.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<Target>)> {
+        self.tenants.iter().flat_map(|(tenant, targets)| targets.iter().map(move |t| (tenant.as_str(), t)))
+    }
+
     /// How many targets in all.
     pub fn len(&self) -> usize {
         self.tenants.values().map(Vec::len).sum()

@@ -228,10 +228,11 @@ pub(crate) async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse
     let stats = web::block(move || -> Result<_, String> {
         let tenants = st.store.tenants().map_err(|e| e.to_string())?;
         let rows = st.store.outbox_stats(false).map_err(|e| e.to_string())?;
-        Ok((tenants, rows))
+        let runs = st.store.reconcile_runs().map_err(|e| e.to_string())?;
+        Ok((tenants, rows, runs))
     })
     .await;
-    if let Ok(Ok((tenants, rows))) = stats {
+    if let Ok(Ok((tenants, rows, runs))) = stats {
         let name = |id: &str| tenants.iter().find(|t| t.id == id).map_or_else(|| id.to_owned(), |t| t.name.clone());
         let now_us = chrono::Utc::now().timestamp_micros();
         let mut seen = HashSet::new();
@@ -255,6 +256,24 @@ pub(crate) async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse
                     .set(0.0);
             }
             *last = Some(seen);
+        }
+        // The last reconcile of each target (a failed run keeps the previous counts).
+        for run in runs.iter().filter(|r| r.finished_us.is_some()) {
+            let tenant = name(&run.tenant_id);
+            for (finding, count) in [
+                ("drifted", run.drifted),
+                ("missing", run.missing),
+                ("orphans", run.orphans),
+                ("unlinked", run.unlinked),
+            ] {
+                metrics::gauge!("scimgw_reconcile_findings", "tenant" => tenant.clone(), "target" => run.target.clone(), "finding" => finding)
+                    .set(count as f64);
+            }
+            let finished = run.finished_us.unwrap_or(0) as f64 / 1e6;
+            metrics::gauge!("scimgw_reconcile_last_run_timestamp_seconds", "tenant" => tenant.clone(), "target" => run.target.clone())
+                .set(finished);
+            metrics::gauge!("scimgw_reconcile_last_run_failed", "tenant" => tenant, "target" => run.target.clone())
+                .set(if run.error.is_some() { 1.0 } else { 0.0 });
         }
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())

@@ -12,6 +12,8 @@
 //! | `POST /_sim/reset` | empties the store and the log, clears the faults |
 //! | `GET /_sim/users`, `GET /_sim/groups` | the store's contents |
 //! | `POST /_sim/users`, `POST /_sim/groups` | pre-seeds a resource (an `id` in the body is kept) |
+//! | `PATCH /_sim/users/{id}` | changes a user inside the app (a JSON list of PATCH operations) |
+//! | `DELETE /_sim/users/{id}` | removes a user inside the app |
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
@@ -63,6 +65,12 @@ pub(crate) fn handle(req: &HttpRequest, body: &[u8], shared: &Shared) -> HttpRes
             Ok(json_response(StatusCode::OK, &Value::Array(shared.lock().store.snapshot(Kind::Group))))
         }
         ("POST", "/users") => seed(req, body, shared, Kind::User),
+        ("PATCH", path) if path.starts_with("/users/") => read_json(req, body)
+            .and_then(|ops| shared.edit(Kind::User, &path["/users/".len()..], ops))
+            .map(|v| json_response(StatusCode::OK, &v)),
+        ("DELETE", path) if path.starts_with("/users/") => {
+            shared.remove(Kind::User, &path["/users/".len()..]).map(|()| HttpResponse::NoContent().finish())
+        }
         ("POST", "/groups") => seed(req, body, shared, Kind::Group),
         _ => Err(ScimError::not_found(
             "no such admin endpoint; see /_sim/requests, /_sim/faults, /_sim/reset, /_sim/users, /_sim/groups",

@@ -240,6 +240,19 @@ impl Shared {
         self.lock().store.create(&ctx, kind, value, wanted_id)
     }
 
+    /// A PATCH made inside the app (an admin editing a user), not through its API.
+    pub(crate) fn edit(&self, kind: Kind, id: &str, operations: Value) -> Result<Value, ScimError> {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations});
+        let ctx = self.ctx();
+        self.lock().store.patch(&ctx, kind, id, &body)
+    }
+
+    /// A resource removed inside the app.
+    pub(crate) fn remove(&self, kind: Kind, id: &str) -> Result<(), ScimError> {
+        let ctx = self.ctx();
+        self.lock().store.delete(&ctx, kind, id)
+    }
+
     /// Tells the supervisor to follow the faults, a moment from now: called from an admin request,
     /// whose own response must leave before a `refuse` outage closes the port.
     pub(crate) fn reconcile_soon(&self) {
@@ -473,6 +486,17 @@ impl Sim {
     /// in the request log.
     pub fn insert_user(&self, user: Value) -> Result<Value, ScimError> {
         self.shared.insert(Kind::User, user)
+    }
+
+    /// Changes a user as an admin of the app would, inside it: a SCIM PATCH's `Operations`
+    /// applied with the app's own rules, not recorded in the request log (drift tests).
+    pub fn edit_user(&self, id: &str, operations: Value) -> Result<Value, ScimError> {
+        self.shared.edit(Kind::User, id, operations)
+    }
+
+    /// Removes a user inside the app, not recorded in the request log.
+    pub fn remove_user(&self, id: &str) -> Result<(), ScimError> {
+        self.shared.remove(Kind::User, id)
     }
 
     /// Pre-seeds a group; see [`Sim::insert_user`].

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod key;
 pub mod ops;
 pub mod preview;
+pub mod reconcile;
 pub mod serve;
 pub mod tenant;
 pub mod users;
@@ -39,37 +40,6 @@ pub(crate) fn tenant_target(
         anyhow::bail!("{} has no target named {target}", path.display());
     };
     Ok((t, found))
-}
-
-/// Calls `each` with every page (of `page` users) of a tenant's users matching `filter`, in
-/// creation order; returns how many there were.
-pub(crate) fn for_each_user_page(
-    store: &Store,
-    tenant_id: &str,
-    schema: &scimgw_scim::schema::ResourceSchema<'_>,
-    filter: Option<&scimgw_scim::filter::Filter>,
-    page: u64,
-    mut each: impl FnMut(Vec<scimgw_store::Resource>) -> anyhow::Result<()>,
-) -> anyhow::Result<u64> {
-    let mut offset = 0;
-    loop {
-        let q = scimgw_store::Query {
-            filter,
-            schema,
-            sort_by: None,
-            descending: false,
-            offset,
-            count: page,
-            with_members: false,
-        };
-        let found = store.query(tenant_id, scimgw_store::Kind::User, &q).context("reading users")?;
-        let n = found.resources.len() as u64;
-        each(found.resources)?;
-        offset += n;
-        if n < page {
-            return Ok(offset);
-        }
-    }
 }
 
 /// `scimgw migrate`.

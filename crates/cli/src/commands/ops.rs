@@ -10,7 +10,7 @@ use scimgw_gateway::{Config, schema_registry};
 use scimgw_store::{Kind, Query};
 use serde_json::{Value, json};
 
-use super::{for_each_user_page, open_store, print_table, tenant_target};
+use super::{open_store, print_table, tenant_target};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -24,6 +24,7 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     let tenants = store.tenants().context("reading tenants")?;
     let stats = store.outbox_stats(true).context("reading the outbox")?;
+    let runs = store.reconcile_runs().context("reading the reconcile runs")?;
     let now_us = chrono::Utc::now().timestamp_micros();
     let mut out = Vec::new();
     for t in &tenants {
@@ -46,6 +47,21 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
                 .map(|s| s.oldest_created_us)
                 .min()
                 .map(|us| (now_us - us).max(0) / 1_000_000);
+            let run = runs.iter().find(|r| r.tenant_id == t.id && r.target == target && r.finished_us.is_some());
+            let reconcile = run.map(|r| {
+                json!({
+                    "finished_seconds_ago": r.finished_us.map(|f| (now_us - f).max(0) / 1_000_000),
+                    "triggered_by": r.triggered_by,
+                    "mode": r.mode,
+                    "in_sync": r.in_sync,
+                    "drifted": r.drifted,
+                    "missing": r.missing,
+                    "orphans": r.orphans,
+                    "unlinked": r.unlinked,
+                    "repairs_queued": r.repairs,
+                    "error": r.error,
+                })
+            });
             out.push(json!({
                 "tenant": t.name,
                 "target": target,
@@ -55,6 +71,7 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
                 "skipped": count("skipped"),
                 "done": count("done"),
                 "oldest_waiting_seconds": oldest,
+                "reconcile": reconcile,
             }));
         }
     }
@@ -81,11 +98,62 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
                     Some(s) => format!("{s}s"),
                     None => "-".into(),
                 }))
+                .chain(reconcile_cells(&r["reconcile"]))
                 .collect()
         })
         .collect();
-    print_table(&["TENANT", "TARGET", "PENDING", "FAILED", "DEAD", "SKIPPED", "DONE", "OLDEST WAITING"], &rows);
+    print_table(
+        &[
+            "TENANT",
+            "TARGET",
+            "PENDING",
+            "FAILED",
+            "DEAD",
+            "SKIPPED",
+            "DONE",
+            "OLDEST WAITING",
+            "RECONCILED",
+            "DRIFTED",
+            "MISSING",
+            "ORPHANS",
+            "UNLINKED",
+        ],
+        &rows,
+    );
+    if out.iter().any(|r| !r["reconcile"]["error"].is_null()) {
+        println!();
+        for r in out.iter().filter(|r| !r["reconcile"]["error"].is_null()) {
+            println!(
+                "last reconcile of {}/{} failed: {}",
+                cell(&r["tenant"]),
+                cell(&r["target"]),
+                cell(&r["reconcile"]["error"])
+            );
+        }
+    }
     Ok(())
+}
+
+/// The reconcile columns of `status`: when (`3m ago`, `failed 3m ago`) and the counts.
+fn reconcile_cells(run: &Value) -> Vec<String> {
+    if run.is_null() {
+        return vec!["never".into(), "-".into(), "-".into(), "-".into(), "-".into()];
+    }
+    let ago = run["finished_seconds_ago"].as_i64().map_or_else(|| "-".to_owned(), age);
+    let when = if run["error"].is_null() { ago } else { format!("failed {ago}") };
+    let mut cells = vec![when];
+    cells.extend(["drifted", "missing", "orphans", "unlinked"].iter().map(|k| run[*k].to_string()));
+    cells
+}
+
+/// `42s ago`, `3m ago`, `5h ago`, `2d ago`.
+fn age(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s ago"),
+        s if s < 7_200 => format!("{}m ago", s / 60),
+        s if s < 172_800 => format!("{}h ago", s / 3_600),
+        s => format!("{}d ago", s / 86_400),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -122,7 +190,7 @@ pub fn resync(config: Config, args: ResyncArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (mut queued, mut out_of_scope) = (0usize, 0usize);
-    for_each_user_page(&store, &tenant.id, &schema, None, 500, |users| {
+    store.for_each_page(&tenant.id, Kind::User, &schema, None, 500, |users| -> anyhow::Result<()> {
         let ids: Vec<String> = users.iter().map(|r| r.id.clone()).collect();
         let linked: Vec<String> = store
             .links_for(&tenant.id, &target.name, Kind::User, &ids)

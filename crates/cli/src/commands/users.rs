@@ -6,7 +6,7 @@ use scimgw_gateway::Config;
 use scimgw_scim::filter::parse_filter;
 use scimgw_store::Kind;
 
-use super::{for_each_user_page, open_store, print_table};
+use super::{open_store, print_table};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
@@ -50,7 +50,7 @@ pub fn run(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
                 None => None,
             };
             let mut rows = Vec::new();
-            for_each_user_page(&store, &t.id, &schema, filter.as_ref(), 500, |users| {
+            store.for_each_page(&t.id, Kind::User, &schema, filter.as_ref(), 500, |users| -> anyhow::Result<()> {
                 for user in users {
                     if json {
                         println!("{}", serde_json::to_string(&user.to_scim(None))?);
