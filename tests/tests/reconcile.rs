@@ -233,6 +233,72 @@ fn jostle() -> Vec<TargetSpec> {
 
 both_backends_delivery!(a_vendor_that_cannot_list_is_reconciled_by_lookups, super::jostle());
 
+/// Entra's full create body: every attribute any of the vendors takes, and some none does.
+fn entra_user(local: &str, active: bool) -> Value {
+    let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let jostle = "urn:ietf:params:scim:schemas:extension:jostle:2.0:User";
+    let joyn = "urn:ietf:params:scim:schemas:extension:joynfsm:2.0:User";
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ent, jostle, joyn],
+        "externalId": format!("ext-{local}"),
+        "userName": format!("{local}@corp.example"),
+        "active": active,
+        "displayName": format!("{local} Display"),
+        "title": "Engineer",
+        "emails": [
+            {"primary": true, "type": "work", "value": format!("{local}@corp.example")},
+            {"type": "alternate1", "value": format!("{local}@alt.example")}
+        ],
+        "phoneNumbers": [{"type": "mobile", "value": "+47 900 00 000"}, {"type": "work", "value": "+1 555 0000"}],
+        "addresses": [{"type": "work", "locality": "Oslo", "country": "NO"}],
+        "name": {"formatted": format!("{local} Smith"), "familyName": "Smith", "givenName": local},
+        ent: {"department": "R&D", "employeeNumber": format!("7019{}", local.len()), "manager": {"value": "26118915-6090-4610-87a4-b2a8f2f9c52d"}},
+        jostle: {"alternateEmail1Label": "Lab"},
+        joyn: {"xid": "X-1", "joynFieldId": "F-9"}
+    })
+}
+
+fn every_vendor_both_ways() -> Vec<TargetSpec> {
+    let jumpcloud = format!("username_from = \"userName_local_part\"\n{FAST_RETRY}");
+    let mut out = Vec::new();
+    for how in ["", "reconcile_by = \"list\"\n"] {
+        let list = !how.is_empty();
+        out.push(TargetSpec::vendor(if list { "jostle-l" } else { "jostle" }, "jostle", &format!("{how}{FAST_RETRY}")));
+        out.push(TargetSpec::vendor(if list { "joyn-l" } else { "joyn" }, "joyn-fsm", &format!("{how}{FAST_RETRY}")));
+        out.push(TargetSpec::vendor(
+            if list { "jumpcloud-l" } else { "jumpcloud" },
+            "jumpcloud",
+            &format!("{how}{jumpcloud}"),
+        ));
+        out.push(TargetSpec::new(
+            if list { "crm-lookup" } else { "crm" },
+            &format!("{}{FAST_RETRY}", if list { "reconcile_by = \"lookup\"\n" } else { "" }),
+        ));
+    }
+    out
+}
+
+/// What each vendor's app holds after an ordinary provisioning cycle — its own additions,
+/// normalisations and defaults included — is no drift, read either way.
+async fn a_freshly_provisioned_app_is_in_sync_at_every_vendor(app: DeliveryApp) {
+    for (local, active) in [("ada", true), ("grace", true), ("idle", false)] {
+        let r = app.app.post(&app.token, "/Users", &entra_user(local, active)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    assert!(app.settled(Duration::from_secs(30)).await);
+    let names: Vec<String> = app.targets.snapshot().iter().map(|(_, t)| t.name().to_owned()).collect();
+    assert_eq!(names.len(), 8);
+    for name in names {
+        let report = run(&app, &name, Options::default()).await;
+        assert!(report.in_sync(), "{name}: {:#?}", report.findings);
+        let expected_in_sync = if name.starts_with("jumpcloud") { 2 } else { 3 };
+        assert_eq!(report.in_sync, expected_in_sync, "{name}");
+        assert_eq!(report.not_sent, 3 - expected_in_sync, "{name}: JumpCloud does not create the inactive user");
+    }
+}
+
+both_backends_delivery!(a_freshly_provisioned_app_is_in_sync_at_every_vendor, super::every_vendor_both_ways());
+
 /// A change the dispatcher has not delivered yet is not drift.
 async fn waiting_deliveries_are_not_judged(app: DeliveryApp) {
     let sim = app.sim();

@@ -3,9 +3,13 @@
 //! to the access log. Events are written in the change's own transaction, and only for changes
 //! that changed something (a PATCH that leaves the resource as it was records nothing).
 //!
+//! The repairs `scimgw reconcile` queues are recorded too, under the key id `reconcile` with the
+//! run's id as request id (operations `reconcile-resend`, `reconcile-deprovision`,
+//! `reconcile-deactivate-orphan`).
+//!
 //! Not recorded: the version bumps a group gets when one of its members is deleted (the delete
-//! itself is recorded), and operator commands (`tenant`, `key`, `deliveries retry`, `resync`),
-//! which the operator's shell history and the gateway's log hold.
+//! itself is recorded), and other operator commands (`tenant`, `key`, `deliveries retry`,
+//! `resync`), which the operator's shell history and the gateway's log hold.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
