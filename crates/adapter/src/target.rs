@@ -358,6 +358,24 @@ rate_per_sec = 5
     }
 
     #[test]
+    fn reconcile_schedules_are_durations_of_a_second_or_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "[[targets]]\nname = \"a\"\nkind = \"scim\"\nbase_url = \"http://x\"\ntoken_env = \"HOME\"\n\
+             reconcile_every = \"1h 30m\"\nreconcile_by = \"lookup\"\nreconcile_repair = true\n",
+        );
+        let t = load_tenant_file(&p).unwrap().targets.remove(0);
+        assert_eq!(t.reconcile_interval(), Ok(Some(Duration::from_secs(5400))));
+        assert_eq!(t.reconcile_by, Some(crate::ReadBack::Lookup));
+        assert!(t.reconcile_repair && !t.options.contains_key("reconcile_repair"));
+        for (bad, needle) in [("soon", "not a duration"), ("500ms", "at least 1s")] {
+            let t = TargetConfig { reconcile_every: Some(bad.into()), ..t.clone() };
+            assert!(t.check().iter().any(|p| p.contains(needle)), "{bad}: {:?}", t.check());
+        }
+    }
+
+    #[test]
     fn the_shipped_example_loads_and_builds() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/tenants/example.toml.sample");
         let file = load_tenant_file(&path).unwrap();
