@@ -260,7 +260,7 @@ pub async fn reconcile(
 ) -> Result<Report, ReconcileError> {
     let started_at = chrono::Utc::now();
     let started = Instant::now();
-    let run_id = uuid_v4_like();
+    let run_id = uuid::Uuid::now_v7().to_string();
     let mode = target.config.reconcile_by.unwrap_or(target.adapter.capabilities().read_back);
     let name = target.name().to_owned();
 
@@ -732,11 +732,4 @@ async fn blocking<T: Send + 'static>(
         Ok(r) => r.map_err(ReconcileError::Store),
         Err(e) => Err(ReconcileError::Other(format!("the store task failed: {e}"))),
     }
-}
-
-fn uuid_v4_like() -> String {
-    use rand::RngExt;
-    let n: u128 = rand::rng().random();
-    let h = format!("{n:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
