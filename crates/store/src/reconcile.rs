@@ -104,7 +104,9 @@ impl Store {
         owner: &str,
         due_before_us: i64,
     ) -> Result<bool, StoreError> {
-        let now = now_us();
+        // To the microsecond (not `now_us`'s millisecond): a claim must move the start past any
+        // `due_before_us` a caller computed before it.
+        let now = chrono::Utc::now().timestamp_micros();
         let (tenant_id, target, owner) = (tenant_id.to_owned(), target.to_owned(), owner.to_owned());
         self.write_owned(move |c| {
             struct Seed;

@@ -224,7 +224,109 @@ fn a_finish_writes_its_link_with_it_even_after_losing_the_lease(store: &Store) {
     assert_eq!(store.links_of(&t, Kind::User, &u.id).unwrap().len(), 1);
 }
 
+fn reconcile_runs_are_claimed_once_and_keep_their_counts_when_a_run_fails(store: &Store) {
+    use scimgw_store::ReconcileRun;
+    let t = store.create_tenant("acme").unwrap().id;
+    let now = chrono::Utc::now().timestamp_micros();
+    // Several dispatchers at once: one gets the run.
+    let wins = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let t = t.clone();
+                s.spawn(move || store.claim_reconcile(&t, "crm", &format!("d{i}"), now - 1).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).filter(|won| *won).count()
+    });
+    assert_eq!(wins, 1);
+    assert!(!store.claim_reconcile(&t, "crm", "late", now - 1).unwrap(), "not due again yet");
+    let claimed = store.reconcile_runs().unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(claimed[0].running_owner.is_some() && claimed[0].finished_us.is_none());
+
+    let done = ReconcileRun {
+        tenant_id: t.clone(),
+        target: "crm".into(),
+        started_us: claimed[0].started_us,
+        running_owner: None,
+        finished_us: Some(now + 5),
+        triggered_by: "schedule".into(),
+        mode: "list".into(),
+        checked: 10,
+        in_sync: 7,
+        drifted: 1,
+        missing: 1,
+        orphans: 1,
+        unlinked: 0,
+        repairs: 0,
+        error: None,
+    };
+    store.finish_reconcile(&done).unwrap();
+    assert_eq!(store.reconcile_runs().unwrap(), vec![done.clone()]);
+    // A failed run records its error and keeps the counts of the last good one.
+    let failed = ReconcileRun {
+        error: Some("could not connect".into()),
+        drifted: 0,
+        triggered_by: "cli".into(),
+        ..done.clone()
+    };
+    store.finish_reconcile(&failed).unwrap();
+    let after = store.reconcile_runs().unwrap().remove(0);
+    assert_eq!(
+        (after.drifted, after.error.as_deref(), after.triggered_by.as_str()),
+        (1, Some("could not connect"), "cli")
+    );
+    // A run of another target with no row yet is inserted.
+    store.finish_reconcile(&ReconcileRun { target: "hr".into(), ..done }).unwrap();
+    assert_eq!(store.reconcile_runs().unwrap().len(), 2);
+    assert!(store.claim_reconcile(&t, "crm", "next", i64::MAX).unwrap(), "due once its interval is over");
+}
+
+fn repairs_are_deliveries_with_audit_events(store: &Store) {
+    use scimgw_store::{ORPHAN_PREFIX, Repair};
+    let t = store.create_tenant("acme").unwrap().id;
+    let a = store.create(&t, user("a")).unwrap();
+    let b = store.create(&t, user("b")).unwrap();
+    for (id, remote, state) in [(&a.id, "r-a", "active"), (&b.id, "r-b", "deactivated")] {
+        store
+            .put_link(&Link {
+                tenant_id: t.clone(),
+                target: "crm".into(),
+                kind: Kind::User,
+                local_id: id.clone(),
+                remote_id: Some(remote.into()),
+                delivered_version: Some(1),
+                state: state.into(),
+                last_error: None,
+                updated_us: 0,
+            })
+            .unwrap();
+    }
+    let repairs = [
+        Repair::Resend { local_id: a.id.clone(), version: 1, relink: true },
+        Repair::Deprovision { local_id: b.id.clone(), version: 1 },
+        Repair::DeactivateOrphan { remote_id: "r-x".into() },
+    ];
+    assert_eq!(store.queue_repairs(&t, "crm", "run-1", &repairs).unwrap(), 3);
+    let la = store.link(&t, "crm", Kind::User, &a.id).unwrap().unwrap();
+    assert_eq!((la.remote_id, la.delivered_version), (None, None), "relinked: looked up again");
+    let lb = store.link(&t, "crm", Kind::User, &b.id).unwrap().unwrap();
+    assert_eq!((lb.state.as_str(), lb.remote_id.as_deref()), ("active", Some("r-b")), "deprovisioned again");
+    let orphan = format!("{ORPHAN_PREFIX}r-x");
+    let lx = store.link(&t, "crm", Kind::User, &orphan).unwrap().unwrap();
+    assert_eq!((lx.state.as_str(), lx.remote_id.as_deref()), ("active", Some("r-x")));
+    let queued: Vec<String> = all(store).into_iter().map(|d| d.resource_id).collect();
+    for id in [&a.id, &b.id, &orphan] {
+        assert!(queued.contains(id), "{id} queued: {queued:?}");
+    }
+    let events = store.audit_events(&t, None, 100).unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e.key_id == "reconcile" && e.request_id.as_deref() == Some("run-1")));
+}
+
 both_engines!(
+    reconcile_runs_are_claimed_once_and_keep_their_counts_when_a_run_fails,
+    repairs_are_deliveries_with_audit_events,
     a_finish_writes_its_link_with_it_even_after_losing_the_lease,
     deliveries_commit_with_the_change_and_coalesce_while_waiting,
     leases_keep_rows_from_two_dispatchers_and_expire,
