@@ -564,24 +564,30 @@ impl Dispatcher {
             if ids.is_empty() {
                 continue;
             }
+            // Which members are still waiting for their own delivery, read *before* the links: a
+            // delivery records its link and its `done` in one transaction, so a member that is
+            // unlinked below and was not waiting here never will be. (Read the other way round,
+            // a member delivered between the two reads looked neither linked nor waiting, and
+            // the group went out without it.)
             let (tenant, name, wanted) = (row.tenant_id.clone(), row.target.clone(), ids.clone());
-            let links = self.blocking(move |s| s.links_for(&tenant, &name, kind, &wanted)).await?;
+            let (waiting, links) = self
+                .blocking(move |s| {
+                    let waiting = s.awaiting_delivery(&tenant, &name, kind, &wanted)?;
+                    Ok((waiting, s.links_for(&tenant, &name, kind, &wanted)?))
+                })
+                .await?;
             let held: Vec<&String> =
                 links.iter().filter(|l| l.state != "deleted").filter_map(|l| l.remote_id.as_ref()).collect();
             remote_members.extend(held.into_iter().cloned());
             let linked: Vec<&str> =
                 links.iter().filter(|l| l.state != "deleted").map(|l| l.local_id.as_str()).collect();
-            let missing: Vec<String> = ids.into_iter().filter(|i| !linked.contains(&i.as_str())).collect();
-            if !missing.is_empty() {
-                let (tenant, name) = (row.tenant_id.clone(), row.target.clone());
-                let waiting = self.blocking(move |s| s.awaiting_delivery(&tenant, &name, kind, &missing)).await?;
-                if let Some(first) = waiting.first() {
-                    return Err(DeliveryError::retryable(format!(
-                        "{} of the members (e.g. {} {first}) are not at the target yet; retrying after them",
-                        waiting.len(),
-                        kind.resource_type()
-                    )));
-                }
+            let waiting: Vec<&String> = waiting.iter().filter(|w| !linked.contains(&w.as_str())).collect();
+            if let Some(first) = waiting.first() {
+                return Err(DeliveryError::retryable(format!(
+                    "{} of the members (e.g. {} {first}) are not at the target yet; retrying after them",
+                    waiting.len(),
+                    kind.resource_type()
+                )));
             }
         }
         remote_members.sort();
