@@ -215,9 +215,13 @@ struct Local {
     link: Option<Link>,
 }
 
-/// Attempts of one vendor read before the run fails: 429s wait as `Retry-After` says (at most a
-/// minute); 5xx, timeouts and refused connections wait 0.5, 1 and 2 s.
+/// Attempts of one vendor read before the run fails: 5xx, timeouts and refused connections wait
+/// 0.5, 1 and 2 s between them.
 const READ_ATTEMPTS: u32 = 4;
+
+/// Attempts while the vendor answers 429 (or 503 with `Retry-After`): it says when to come back
+/// (at most a minute is waited each time; 1 s when it does not say).
+const THROTTLED_ATTEMPTS: u32 = 10;
 
 /// Vendor reads with retries, counted.
 struct Reader<'a> {
@@ -238,10 +242,10 @@ impl Reader<'_> {
             self.requests.fetch_add(1, Ordering::Relaxed);
             let wait = match f().await {
                 Ok(v) => return Ok(v),
-                Err(e) if attempt >= READ_ATTEMPTS || !e.is_retryable() => return Err(e),
-                Err(DeliveryError::RateLimited { retry_after, .. }) => {
+                Err(DeliveryError::RateLimited { retry_after, .. }) if attempt < THROTTLED_ATTEMPTS => {
                     retry_after.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(60))
                 }
+                Err(e) if attempt >= READ_ATTEMPTS || !e.is_retryable() => return Err(e),
                 Err(_) => Duration::from_millis(250u64 << attempt.min(READ_ATTEMPTS)),
             };
             tokio::time::sleep(wait).await;
