@@ -14,6 +14,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use crate::cached::{Val, fixed};
 use crate::connection::{AnyConnection, on_inner};
 use crate::error::StoreError;
 use crate::resource::{Kind, from_us, now_us};
@@ -50,19 +51,6 @@ pub struct AuditEvent {
     pub version: i64,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = audit_events)]
-struct NewEvent<'a> {
-    tenant_id: &'a str,
-    at_us: i64,
-    key_id: &'a str,
-    request_id: Option<&'a str>,
-    operation: &'a str,
-    resource_type: &'a str,
-    resource_id: &'a str,
-    version: i64,
-}
-
 /// Records `audit`'s change of (`kind`, `id`) to `version`, on the change's connection (inside its
 /// transaction).
 pub(crate) fn record(
@@ -73,17 +61,24 @@ pub(crate) fn record(
     id: &str,
     version: i64,
 ) -> Result<(), StoreError> {
-    let row = NewEvent {
-        tenant_id,
-        at_us: now_us(),
-        key_id: &audit.key_id,
-        request_id: audit.request_id.as_deref(),
-        operation: audit.operation,
-        resource_type: kind.resource_type(),
-        resource_id: id,
-        version,
-    };
-    on_inner!(c, |c| diesel::insert_into(audit_events::table).values(&row).execute(c))?;
+    // Fixed text (see `cached`): prepared once per connection; diesel never caches an insert
+    // with an `Option` field, so on PostgreSQL it was parsed and planned on every change.
+    struct InsertEvent;
+    let insert = fixed::<InsertEvent, 8>(
+        "INSERT INTO \"audit_events\" (tenant_id, at_us, key_id, request_id, operation, resource_type, \
+         resource_id, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            Val::Text(tenant_id),
+            Val::Int(now_us()),
+            Val::Text(&audit.key_id),
+            Val::OptText(audit.request_id.as_deref()),
+            Val::Text(audit.operation),
+            Val::Text(kind.resource_type()),
+            Val::Text(id),
+            Val::Int(version),
+        ],
+    );
+    on_inner!(c, |c| insert.execute(c))?;
     Ok(())
 }
 

@@ -13,10 +13,10 @@ use crate::cached::{Val, fixed};
 use crate::connection::{AnyConnection, on_inner, read_tx};
 use crate::error::StoreError;
 use crate::members;
-use crate::models::resource::{GroupColumns, NewGroupRow, NewUserRow, ResourceRow, UserColumns};
+use crate::models::resource::{GroupColumns, NewGroupRow, ResourceRow, UserColumns};
 use crate::outbox::{self, Enqueue};
 use crate::resource::{Change, Kind, Member, NewResource, Resource, Updated, from_us, missing, now_us};
-use crate::schema::{group_members, groups, users};
+use crate::schema::{group_members, groups};
 use crate::store::Store;
 
 /// Runs `$body` with `$t` naming the table module of `$kind` (`users` or `groups`). The body uses
@@ -383,20 +383,30 @@ fn create_job(
             let tenant_id = tenant_id.as_str();
             match columns {
                 Columns::User(columns) => {
-                    let row = NewUserRow {
-                        tenant_id,
-                        id: &id,
-                        columns,
-                        body: &text,
-                        version: 1,
-                        created_us: now,
-                        modified_us: now,
-                    };
-                    // On the engine's own connection: diesel then caches the statement by
-                    // its type, instead of building its SQL text on every call to look it up
-                    // (a fifth of the writer's time through the multi-backend connection).
-                    on_inner!(c, |c| diesel::insert_into(users::table).values(&row).execute(c))
-                        .map_err(StoreError::unique("userName"))?;
+                    // Fixed text (see `cached`): prepared once per connection on both engines.
+                    // diesel's insert of a row with `Option` fields is never cached, and on
+                    // PostgreSQL was parsed and planned again on every create.
+                    struct InsertUser;
+                    let insert = fixed::<InsertUser, 12>(
+                        "INSERT INTO \"users\" (tenant_id, id, user_name, user_name_ci, external_id, display_name, \
+                         display_name_ci, active, body, version, created_us, modified_us) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [
+                            Val::Text(tenant_id),
+                            Val::Text(&id),
+                            Val::Text(&columns.user_name),
+                            Val::Text(&columns.user_name_ci),
+                            Val::OptText(columns.external_id.as_deref()),
+                            Val::OptText(columns.display_name.as_deref()),
+                            Val::OptText(columns.display_name_ci.as_deref()),
+                            Val::OptBool(columns.active),
+                            Val::Text(&text),
+                            Val::Int(1),
+                            Val::Int(now),
+                            Val::Int(now),
+                        ],
+                    );
+                    on_inner!(c, |c| insert.execute(c)).map_err(StoreError::unique("userName"))?;
                 }
                 Columns::Group(columns) => {
                     let row = NewGroupRow {

@@ -18,19 +18,6 @@ pub(crate) struct ResourceRow {
 }
 
 #[derive(Debug, Insertable)]
-#[diesel(table_name = users)]
-pub(crate) struct NewUserRow<'a> {
-    pub tenant_id: &'a str,
-    pub id: &'a str,
-    #[diesel(embed)]
-    pub columns: UserColumns,
-    pub body: &'a str,
-    pub version: i64,
-    pub created_us: i64,
-    pub modified_us: i64,
-}
-
-#[derive(Debug, Insertable)]
 #[diesel(table_name = groups)]
 pub(crate) struct NewGroupRow<'a> {
     pub tenant_id: &'a str,
