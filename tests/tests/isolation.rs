@@ -204,11 +204,49 @@ async fn a_revoked_key_loses_access_and_other_keys_keep_it(app: TestApp) {
     let s = setup(&app).await;
     let second = app.token("tenant-b");
     let key_id = s.b.trim_start_matches("scimgw_").split('_').next().unwrap().to_owned();
+    // The key authenticated a moment ago, so the gateway trusts it for `auth.key_cache_ms`
+    // (1 s by default) without reading the store: the revocation lands within that.
     assert!(app.store().revoke_api_key(&key_id).unwrap());
-    let r = app.get(&s.b, "/Users").await;
+    let revoked = std::time::Instant::now();
+    let r = loop {
+        let r = app.get(&s.b, "/Users").await;
+        if r.status == StatusCode::UNAUTHORIZED || revoked.elapsed() > std::time::Duration::from_secs(5) {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     r.assert_error(401, None, "revoked key");
+    assert!(revoked.elapsed() < std::time::Duration::from_millis(1500), "refused after {:?}", revoked.elapsed());
     assert!(r.header("www-authenticate").is_some_and(|h| h.starts_with("Bearer")));
     let r = app.get(&second, "/Users").await;
     assert_eq!((r.status, r.total()), (StatusCode::OK, 1), "{}", r.text);
 }
 both_backends!(a_revoked_key_loses_access_and_other_keys_keep_it);
+
+/// With the key cache off, a revocation is refused on the very next request.
+async fn without_the_key_cache_a_revocation_is_immediate(app: TestApp) {
+    let token = app.token("acme");
+    assert_eq!(app.get(&token, "/Users").await.status, StatusCode::OK);
+    let key_id = token.trim_start_matches("scimgw_").split('_').next().unwrap().to_owned();
+    assert!(app.store().revoke_api_key(&key_id).unwrap());
+    app.get(&token, "/Users").await.assert_error(401, None, "revoked key");
+}
+both_backends!(without_the_key_cache_a_revocation_is_immediate, |c: &mut scimgw_e2e::Config| c.auth.key_cache_ms = 0);
+
+/// A key the gateway trusts from its cache still needs its own secret: the same key id with
+/// another secret is refused. A key whose tenant was removed meanwhile cannot write (401, not a
+/// 500 from the store's foreign key).
+async fn the_key_cache_checks_every_secret_and_follows_tenant_removal(app: TestApp) {
+    let token = app.token("acme");
+    assert_eq!(app.get(&token, "/Users").await.status, StatusCode::OK);
+    let (prefix, secret) = token.rsplit_once('_').unwrap();
+    let flipped: String = secret.chars().map(|c| if c == '0' { '1' } else { '0' }).collect();
+    let forged = format!("{prefix}_{flipped}");
+    app.get(&forged, "/Users").await.assert_error(401, None, "a cached key id with another secret");
+    assert_eq!(app.get(&token, "/Users").await.status, StatusCode::OK, "the real secret still works");
+
+    assert!(app.store().remove_tenant("acme").unwrap());
+    let r = app.post(&token, "/Users", &json!({"schemas": [USER_URN], "userName": "late@example.com"})).await;
+    r.assert_error(401, None, "a write for a removed tenant");
+}
+both_backends!(the_key_cache_checks_every_secret_and_follows_tenant_removal);

@@ -41,6 +41,8 @@ impl From<StoreError> for ApiError {
                 None,
                 format!("If-Match does not match the current version W/\"{current}\"; read the resource again"),
             )),
+            // Its tenant was removed under the request: to the client, its key is gone.
+            StoreError::TenantGone(_) => ApiError::Unauthorized,
             other => ApiError::Store(other),
         }
     }

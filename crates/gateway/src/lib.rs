@@ -38,6 +38,7 @@ pub struct AppState {
     pub(crate) registry: Registry,
     pub(crate) config: Config,
     pub(crate) last_used: auth::LastUsed,
+    pub(crate) key_cache: auth::KeyCache,
     pub(crate) throttle: throttle::AuthThrottle,
     pub(crate) targets: Arc<Targets>,
     pub(crate) wake: Arc<tokio::sync::Notify>,
@@ -48,11 +49,13 @@ impl AppState {
     /// State for a gateway on `store` with `registry`'s schemas and no targets.
     pub fn new(config: Config, store: Store, registry: Registry) -> Self {
         let throttle = throttle::AuthThrottle::new(&config.auth);
+        let key_cache = auth::KeyCache::new(std::time::Duration::from_millis(config.auth.key_cache_ms));
         Self {
             store,
             registry,
             config,
             last_used: auth::LastUsed::default(),
+            key_cache,
             throttle,
             targets: Arc::new(Targets::default()),
             wake: Arc::new(tokio::sync::Notify::new()),

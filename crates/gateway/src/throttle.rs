@@ -23,7 +23,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// `[auth]`: failed-authentication throttling.
+/// `[auth]`: failed-authentication throttling, and how long a good key is remembered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
@@ -31,11 +31,15 @@ pub struct AuthConfig {
     pub failures_per_minute: u32,
     /// Failed authentications one client may have at once before the per-minute rate applies.
     pub failure_burst: u32,
+    /// How long a key that authenticated is trusted without reading the store again (the secret
+    /// presented is still checked on every request): a revoked key, or a removed tenant, is
+    /// refused within this time. 0: read the store on every request.
+    pub key_cache_ms: u64,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { failures_per_minute: 30, failure_burst: 10 }
+        Self { failures_per_minute: 30, failure_burst: 10, key_cache_ms: 1000 }
     }
 }
 
@@ -181,7 +185,7 @@ mod tests {
 
     #[test]
     fn failures_beyond_the_burst_pause_the_client_but_not_a_known_good_token() {
-        let t = AuthThrottle::new(&AuthConfig { failures_per_minute: 1, failure_burst: 3 });
+        let t = AuthThrottle::new(&AuthConfig { failures_per_minute: 1, failure_burst: 3, ..AuthConfig::default() });
         let (bad, other) = (ip("1.1.1.1"), ip("2.2.2.2"));
         t.succeeded("Bearer good");
         for _ in 0..3 {
@@ -192,7 +196,7 @@ mod tests {
         assert!(t.refuse(bad, None).is_some());
         assert_eq!(t.refuse(bad, Some("Bearer good")), None, "a token that worked is still checked");
         assert_eq!(t.refuse(other, Some("Bearer guess")), None, "other clients are not paused");
-        let off = AuthThrottle::new(&AuthConfig { failures_per_minute: 0, failure_burst: 3 });
+        let off = AuthThrottle::new(&AuthConfig { failures_per_minute: 0, failure_burst: 3, ..AuthConfig::default() });
         assert!((0..100).all(|_| off.failed(bad).is_none()));
     }
 }

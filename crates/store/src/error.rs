@@ -4,7 +4,8 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use scimgw_scim::ScimError;
 
 /// Everything a store call can fail with. The gateway maps `Conflict` to 409 `uniqueness`,
-/// `VersionMismatch` to 412, `Rejected` to its own SCIM error, `Unavailable` to 503, and
+/// `VersionMismatch` to 412, `Rejected` to its own SCIM error, `Unavailable` to 503,
+/// `TenantGone` to 401 (the key went with its tenant), and
 /// `Internal` and `BadUrl` to an opaque 500 — their text is for logs, never for clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,6 +30,11 @@ pub enum StoreError {
     /// SQLite still locked after `busy_timeout_ms`. Worth retrying later.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// A write referred to a row that is gone: its tenant was removed (a foreign key failed)
+    /// while a request of one of its keys was under way, or while the gateway still trusted the
+    /// key (`auth.key_cache_ms`).
+    #[error("the tenant (or the row this write belongs to) no longer exists: {0}")]
+    TenantGone(String),
     /// Anything else. The message is for logs only.
     #[error("store error: {0}")]
     Internal(String),
@@ -46,6 +52,9 @@ impl StoreError {
         }
         if is_unavailable(&e) {
             return StoreError::Unavailable(e.to_string());
+        }
+        if let DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) = &e {
+            return StoreError::TenantGone(e.to_string());
         }
         StoreError::Internal(e.to_string())
     }
