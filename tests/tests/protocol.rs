@@ -290,6 +290,13 @@ async fn etags_guard_writes_and_save_reads(app: TestApp) {
     // The current one deletes.
     let r = send(Method::DELETE, with("if-match", "W/\"4\"")(), None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    // A conditional write of what is gone fails its condition (412); without one it is a 404.
+    let r = send(Method::PATCH, with("if-match", "W/\"4\"")(), Some(title("late"))).await;
+    r.assert_error(412, None, "If-Match on a deleted resource");
+    let r = send(Method::DELETE, with("if-match", "*")(), None).await;
+    r.assert_error(412, None, "If-Match: * on a deleted resource");
+    let r = app.delete(&token, &path).await;
+    r.assert_error(404, None, "an unconditional DELETE of a deleted resource");
 }
 both_backends!(etags_guard_writes_and_save_reads);
 

@@ -335,7 +335,7 @@ pub(crate) async fn replace(
             },
         )
         .await?;
-    let updated = updated.ok_or_else(|| not_found(kind, &id))?;
+    let updated = updated.ok_or_else(|| missing(&req, kind, &id))?;
     if updated.changed && has_targets(&state, &principal) {
         // Only a change writes outbox rows, and only for a tenant with targets: nothing to wake
         // the dispatcher for otherwise (a wake-up costs it a claim).
@@ -395,7 +395,7 @@ pub(crate) async fn patch(
             },
         )
         .await?;
-    let updated = updated.ok_or_else(|| not_found(kind, &id))?;
+    let updated = updated.ok_or_else(|| missing(&req, kind, &id))?;
     if updated.changed && has_targets(&state, &principal) {
         // Only a change writes outbox rows, and only for a tenant with targets: nothing to wake
         // the dispatcher for otherwise (a wake-up costs it a claim).
@@ -435,7 +435,7 @@ pub(crate) async fn delete(
         web::block(move || st.store.delete_with(&tenant, kind, &rid, expected, &outbox, &groups_outbox, Some(audit)))
             .await??;
     if !deleted {
-        return Err(not_found(kind, &id));
+        return Err(missing(&req, kind, &id));
     }
     if has_targets(&state, &principal) {
         state.wake.notify_one();
@@ -533,6 +533,20 @@ fn resource_id(id: web::Path<String>, kind: Kind) -> Result<String, ApiError> {
         return Err(not_found(kind, &id.replace('\0', "\\0")));
     }
     Ok(id)
+}
+
+/// The answer to a write of a resource that does not exist: 404, or 412 when the request was
+/// conditional — an `If-Match` cannot match a resource that is not there (RFC 9110 §13.1.1), and
+/// the client learns that it lost a race (a concurrent DELETE) rather than that it used a wrong id.
+fn missing(req: &HttpRequest, kind: Kind, id: &str) -> ApiError {
+    if req.headers().contains_key(actix_web::http::header::IF_MATCH) {
+        return ApiError::Scim(ScimError::new(
+            412,
+            None,
+            format!("{} {} does not exist (any more), so If-Match cannot match", kind.resource_type(), clip(id)),
+        ));
+    }
+    not_found(kind, id)
 }
 
 fn not_found(kind: Kind, id: &str) -> ApiError {
