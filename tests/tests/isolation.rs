@@ -47,16 +47,21 @@ async fn another_tenants_ids_are_not_found_on_any_endpoint(app: TestApp) {
         app.put(&s.a, path, body).await.assert_error(404, None, &format!("PUT {path}"));
         app.patch(&s.a, path, &patch).await.assert_error(404, None, &format!("PATCH {path}"));
         app.delete(&s.a, path).await.assert_error(404, None, &format!("DELETE {path}"));
-        // With If-Match the answer is the same 404, not a 412 that would reveal a version.
-        let r = app
-            .request(
-                reqwest::Method::DELETE,
-                path,
-                &[("authorization", &format!("Bearer {}", s.a)), ("if-match", "W/\"1\"")],
-                None,
-            )
-            .await;
-        r.assert_error(404, None, &format!("DELETE {path} with If-Match"));
+        // With If-Match the condition fails as it would on an id that exists nowhere (412, RFC
+        // 9110 §13.1.1), with the same words: no version and no existence is revealed.
+        let auth = format!("Bearer {}", s.a);
+        let headers = [("authorization", auth.as_str()), ("if-match", "W/\"1\"")];
+        let r = app.request(reqwest::Method::DELETE, path, &headers, None).await;
+        r.assert_error(412, None, &format!("DELETE {path} with If-Match"));
+        let kind = path.split('/').nth(1).unwrap();
+        let nowhere_path = format!("/{kind}/5b1d1b1e-0000-4000-8000-000000000000");
+        let nowhere = app.request(reqwest::Method::DELETE, &nowhere_path, &headers, None).await;
+        assert_eq!(nowhere.status, r.status);
+        let theirs_id = path.rsplit('/').next().unwrap();
+        assert_eq!(
+            nowhere.body["detail"].as_str().unwrap().replace("5b1d1b1e-0000-4000-8000-000000000000", "ID"),
+            r.body["detail"].as_str().unwrap().replace(theirs_id, "ID")
+        );
         let r = app
             .request(
                 reqwest::Method::GET,
