@@ -358,6 +358,19 @@ fn lock_row(c: &mut AnyConnection, tenant_id: &str, kind: Kind, id: &str) -> Que
 struct UserUpdate;
 struct GroupUpdate;
 
+/// A user's indexed columns as binds, in the order of the `users` table: `user_name`,
+/// `user_name_ci`, `external_id`, `display_name`, `display_name_ci`, `active`.
+fn user_column_vals(columns: &UserColumns) -> [Val<'_>; 6] {
+    [
+        Val::Text(&columns.user_name),
+        Val::Text(&columns.user_name_ci),
+        Val::OptText(columns.external_id.as_deref()),
+        Val::OptText(columns.display_name.as_deref()),
+        Val::OptText(columns.display_name_ci.as_deref()),
+        Val::OptBool(columns.active),
+    ]
+}
+
 /// What [`Store::create_with`] writes, as a job for the writer, and the resource it answers once
 /// the job is committed.
 #[allow(clippy::type_complexity)]
@@ -391,20 +404,23 @@ fn create_job(
                         "INSERT INTO \"users\" (tenant_id, id, user_name, user_name_ci, external_id, display_name, \
                          display_name_ci, active, body, version, created_us, modified_us) \
                          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [
-                            Val::Text(tenant_id),
-                            Val::Text(&id),
-                            Val::Text(&columns.user_name),
-                            Val::Text(&columns.user_name_ci),
-                            Val::OptText(columns.external_id.as_deref()),
-                            Val::OptText(columns.display_name.as_deref()),
-                            Val::OptText(columns.display_name_ci.as_deref()),
-                            Val::OptBool(columns.active),
-                            Val::Text(&text),
-                            Val::Int(1),
-                            Val::Int(now),
-                            Val::Int(now),
-                        ],
+                        {
+                            let [name, name_ci, external_id, display, display_ci, active] = user_column_vals(&columns);
+                            [
+                                Val::Text(tenant_id),
+                                Val::Text(&id),
+                                name,
+                                name_ci,
+                                external_id,
+                                display,
+                                display_ci,
+                                active,
+                                Val::Text(&text),
+                                Val::Int(1),
+                                Val::Int(now),
+                                Val::Int(now),
+                            ]
+                        },
                     );
                     on_inner!(c, |c| insert.execute(c)).map_err(StoreError::unique("userName"))?;
                 }
@@ -486,17 +502,18 @@ where
                 let (version, now) = (current.version + 1, now_us());
                 let written = match columns {
                     Columns::User(columns) => {
+                        let [name, name_ci, external_id, display, display_ci, active] = user_column_vals(&columns);
                         let update = fixed::<UserUpdate, 12>(
                             "UPDATE \"users\" SET user_name = ?, user_name_ci = ?, external_id = ?, display_name = ?, \
                              display_name_ci = ?, active = ?, body = ?, version = ?, modified_us = ? \
                              WHERE tenant_id = ? AND id = ? AND version = ?",
                             [
-                                Val::Text(&columns.user_name),
-                                Val::Text(&columns.user_name_ci),
-                                Val::OptText(columns.external_id.as_deref()),
-                                Val::OptText(columns.display_name.as_deref()),
-                                Val::OptText(columns.display_name_ci.as_deref()),
-                                Val::OptBool(columns.active),
+                                name,
+                                name_ci,
+                                external_id,
+                                display,
+                                display_ci,
+                                active,
                                 Val::Text(&text),
                                 Val::Int(version),
                                 Val::Int(now),
