@@ -179,11 +179,7 @@ impl Store {
                 for repair in chunk {
                     let (local_id, version) = match repair {
                         Repair::Resend { local_id, version, relink } => {
-                            let link = links::table
-                                .filter(links::tenant_id.eq(tenant_id))
-                                .filter(links::target.eq(target))
-                                .filter(links::resource_type.eq(Kind::User.resource_type()))
-                                .filter(links::local_id.eq(local_id));
+                            let link = links::table.find((tenant_id, target, Kind::User.resource_type(), local_id));
                             if *relink {
                                 diesel::update(link)
                                     .set((
@@ -202,13 +198,12 @@ impl Store {
                         Repair::Deprovision { local_id, version } => {
                             // The link says what the vendor holds: active again, so the
                             // dispatcher's deprovisioning acts instead of finding it done.
-                            diesel::update(
-                                links::table
-                                    .filter(links::tenant_id.eq(tenant_id))
-                                    .filter(links::target.eq(target))
-                                    .filter(links::resource_type.eq(Kind::User.resource_type()))
-                                    .filter(links::local_id.eq(local_id)),
-                            )
+                            diesel::update(links::table.find((
+                                tenant_id,
+                                target,
+                                Kind::User.resource_type(),
+                                local_id,
+                            )))
                             .set((
                                 links::state.eq("active"),
                                 links::delivered_version.eq(None::<i64>),
