@@ -10,8 +10,9 @@
 //! in the statement cache under a marker type; diesel turns each `?` into the engine's own
 //! placeholder (`$n` on PostgreSQL), so one text serves both engines.
 //!
-//! The text must be valid on SQLite and PostgreSQL alike; every statement here runs in the
-//! store's tests on both.
+//! The text must be valid on SQLite and PostgreSQL alike — every statement here runs in the
+//! store's tests on both — except a statement with an array bind ([`Val::TextArray`],
+//! [`Val::OptTextArray`]), which is PostgreSQL's alone (SQLite refuses it before sending it).
 
 use std::marker::PhantomData;
 
@@ -19,7 +20,7 @@ use diesel::QueryResult;
 use diesel::RunQueryDsl;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 use diesel::sqlite::Sqlite;
 
 /// One bind value, with the SQL type it is sent as.
@@ -30,6 +31,14 @@ pub(crate) enum Val<'a> {
     Int(i64),
     OptInt(Option<i64>),
     OptBool(Option<bool>),
+    /// A `text[]` (PostgreSQL only).
+    TextArray(&'a [&'a str]),
+    /// A `text[]` whose elements may be NULL (PostgreSQL only).
+    OptTextArray(&'a [Option<&'a str>]),
+    /// A `bigint[]` (PostgreSQL only).
+    IntArray(&'a [i64]),
+    /// A `boolean[]` whose elements may be NULL (PostgreSQL only).
+    OptBoolArray(&'a [Option<bool>]),
 }
 
 /// A statement of fixed text (see the module doc), cached under the marker `M`: declare one
@@ -66,6 +75,10 @@ macro_rules! walk_for {
                         Val::Int(v) => out.push_bind_param::<BigInt, _>(v)?,
                         Val::OptInt(v) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
                         Val::OptBool(v) => out.push_bind_param::<Nullable<Bool>, _>(v)?,
+                        Val::TextArray(v) => <$db as ArrayBinds>::texts(&mut out, v)?,
+                        Val::OptTextArray(v) => <$db as ArrayBinds>::nullable_texts(&mut out, v)?,
+                        Val::IntArray(v) => <$db as ArrayBinds>::ints(&mut out, v)?,
+                        Val::OptBoolArray(v) => <$db as ArrayBinds>::nullable_bools(&mut out, v)?,
                     }
                     out.push_sql(piece);
                 }
@@ -75,10 +88,82 @@ macro_rules! walk_for {
     };
 }
 
+/// How an engine binds the array values: PostgreSQL as `text[]`; SQLite has no arrays.
+trait ArrayBinds: diesel::backend::Backend + Sized {
+    fn texts<'b>(out: &mut AstPass<'_, 'b, Self>, v: &'b [&'b str]) -> QueryResult<()>;
+    fn nullable_texts<'b>(out: &mut AstPass<'_, 'b, Self>, v: &'b [Option<&'b str>]) -> QueryResult<()>;
+    fn ints<'b>(out: &mut AstPass<'_, 'b, Self>, v: &'b [i64]) -> QueryResult<()>;
+    fn nullable_bools<'b>(out: &mut AstPass<'_, 'b, Self>, v: &'b [Option<bool>]) -> QueryResult<()>;
+}
+
+impl ArrayBinds for Pg {
+    fn texts<'b>(out: &mut AstPass<'_, 'b, Self>, v: &'b [&'b str]) -> QueryResult<()> {
+        out.push_bind_param::<Array<Text>, [&str]>(v)
+    }
+    fn nullable_texts<'b>(out: &mut AstPass<'_, 'b, Self>, v: &'b [Option<&'b str>]) -> QueryResult<()> {
+        out.push_bind_param::<Array<Nullable<Text>>, [Option<&str>]>(v)
+    }
+    fn ints<'b>(out: &mut AstPass<'_, 'b, Self>, v: &'b [i64]) -> QueryResult<()> {
+        out.push_bind_param::<Array<BigInt>, [i64]>(v)
+    }
+    fn nullable_bools<'b>(out: &mut AstPass<'_, 'b, Self>, v: &'b [Option<bool>]) -> QueryResult<()> {
+        out.push_bind_param::<Array<Nullable<Bool>>, [Option<bool>]>(v)
+    }
+}
+
+impl ArrayBinds for Sqlite {
+    fn texts<'b>(_: &mut AstPass<'_, 'b, Self>, _: &'b [&'b str]) -> QueryResult<()> {
+        Err(no_arrays())
+    }
+    fn nullable_texts<'b>(_: &mut AstPass<'_, 'b, Self>, _: &'b [Option<&'b str>]) -> QueryResult<()> {
+        Err(no_arrays())
+    }
+    fn ints<'b>(_: &mut AstPass<'_, 'b, Self>, _: &'b [i64]) -> QueryResult<()> {
+        Err(no_arrays())
+    }
+    fn nullable_bools<'b>(_: &mut AstPass<'_, 'b, Self>, _: &'b [Option<bool>]) -> QueryResult<()> {
+        Err(no_arrays())
+    }
+}
+
+fn no_arrays() -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError("an array bind is PostgreSQL's alone; SQLite has no arrays".into())
+}
+
 walk_for!(Sqlite);
 walk_for!(Pg);
 
 impl<M, C, const N: usize> RunQueryDsl<C> for Fixed<'_, M, N> {}
+
+/// A [`Fixed`] statement that returns rows of SQL type `ST`, for `load`.
+pub(crate) struct Returning<'a, M, ST, const N: usize> {
+    statement: Fixed<'a, M, N>,
+    rows: PhantomData<ST>,
+}
+
+impl<'a, M, const N: usize> Fixed<'a, M, N> {
+    /// This statement, loading rows of SQL type `ST`.
+    pub(crate) fn returning<ST>(self) -> Returning<'a, M, ST, N> {
+        Returning { statement: self, rows: PhantomData }
+    }
+}
+
+impl<M: 'static, ST, const N: usize> QueryId for Returning<'_, M, ST, N> {
+    type QueryId = M;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<M, ST, const N: usize> diesel::query_builder::Query for Returning<'_, M, ST, N> {
+    type SqlType = ST;
+}
+
+impl<M, ST, const N: usize> QueryFragment<Pg> for Returning<'_, M, ST, N> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.statement.walk_ast(out)
+    }
+}
+
+impl<M, ST, C, const N: usize> RunQueryDsl<C> for Returning<'_, M, ST, N> {}
 
 #[cfg(test)]
 mod tests {

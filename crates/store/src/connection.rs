@@ -285,6 +285,20 @@ where
     finish(conn, f)
 }
 
+/// Whether the connection is inside a transaction.
+pub(crate) fn in_transaction(conn: &mut AnyConnection) -> bool {
+    fn depth<C: Connection<TransactionManager = AnsiTransactionManager>>(c: &mut C) -> bool {
+        match AnsiTransactionManager::transaction_manager_status_mut(c) {
+            diesel::connection::TransactionManagerStatus::Valid(v) => v.transaction_depth().is_some(),
+            diesel::connection::TransactionManagerStatus::InError => false,
+        }
+    }
+    match conn {
+        AnyConnection::Sqlite(inner) => depth(inner),
+        AnyConnection::Pg(inner) => depth(inner),
+    }
+}
+
 /// Runs `f` in a read-only transaction: one consistent snapshot for a count and its page, or a
 /// resource and its members. SQLite's deferred `BEGIN` reads one WAL snapshot; PostgreSQL needs
 /// REPEATABLE READ for the same (READ COMMITTED takes a snapshot per statement).

@@ -9,6 +9,8 @@ mod lower;
 mod members;
 mod models;
 mod outbox;
+mod pg_batch;
+mod pg_writes;
 mod query;
 mod reconcile;
 mod resource;

@@ -10,11 +10,13 @@ use scimgw_scim::value::remove_ci;
 
 use crate::audit::{self, Audit};
 use crate::cached::{Val, fixed};
-use crate::connection::{AnyConnection, on_inner, read_tx};
+use crate::connection::{AnyConnection, in_transaction, on_inner, read_tx, write_tx};
 use crate::error::StoreError;
 use crate::members;
 use crate::models::resource::{GroupColumns, NewGroupRow, ResourceRow, UserColumns};
 use crate::outbox::{self, Enqueue};
+use crate::pg_batch::{Op, UserRow};
+use crate::pg_writes::{self, UserWrite};
 use crate::resource::{Change, Kind, Member, NewResource, Resource, Updated, from_us, missing, now_us};
 use crate::schema::{group_members, groups};
 use crate::store::Store;
@@ -135,8 +137,12 @@ impl Store {
         outbox: &[Enqueue],
         audit: Option<Audit>,
     ) -> Result<Resource, StoreError> {
+        let kind = new.kind;
         let (job, created) = create_job(tenant_id, new, outbox, audit)?;
-        self.write_owned(job)?;
+        match kind {
+            Kind::User => self.write_single(job)?,
+            Kind::Group => self.write_owned(job)?,
+        }
         Ok(created)
     }
 
@@ -148,8 +154,19 @@ impl Store {
         outbox: &[Enqueue],
         audit: Option<Audit>,
     ) -> Result<Resource, StoreError> {
+        if let (Some(batch), Kind::User) = (&self.pg_batch, new.kind) {
+            let (op, created) = create_op(tenant_id, new, outbox, audit)?;
+            return match batch.submit(op).await? {
+                true => Ok(created),
+                false => Err(StoreError::Conflict { attribute: "userName" }),
+            };
+        }
+        let kind = new.kind;
         let (job, created) = create_job(tenant_id, new, outbox, audit)?;
-        self.write_owned_async(job).await?;
+        match kind {
+            Kind::User => self.write_single_async(job).await?,
+            Kind::Group => self.write_owned_async(job).await?,
+        }
         Ok(created)
     }
 
@@ -217,7 +234,11 @@ impl Store {
     where
         F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError> + Send + 'static,
     {
-        self.write_owned(update_job(tenant_id, kind, id, if_match, load_members, audit, f))
+        let job = update_job(tenant_id, kind, id, if_match, load_members, audit, 0, f);
+        match kind {
+            Kind::User => self.write_single(job),
+            Kind::Group => self.write_owned(job),
+        }
     }
 
     /// [`Store::update_with`] for async callers (see [`Store::write_owned_async`]).
@@ -238,7 +259,61 @@ impl Store {
     where
         F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError> + Send + 'static,
     {
-        self.write_owned_async(update_job(tenant_id, kind, id, if_match, load_members, audit, f)).await
+        let mut f = f;
+        let mut start = 0;
+        if let (Some(batch), Kind::User) = (&self.pg_batch, kind) {
+            // Read here, apply `f` here, write in the batch; read again after a lost race.
+            for _ in 0..OPTIMISTIC_TRIES {
+                let store = self.clone();
+                let (t, i) = (tenant_id.to_owned(), id.to_owned());
+                let current = tokio::task::spawn_blocking(move || load(&mut *store.conn()?, &t, kind, &i, false))
+                    .await
+                    .map_err(|e| StoreError::Internal(format!("the read task failed: {e}")))??;
+                let Some(current) = current else {
+                    return Ok(None);
+                };
+                if let Some(expected) = if_match {
+                    if expected != current.version {
+                        return Err(StoreError::VersionMismatch { current: current.version });
+                    }
+                }
+                let (change, outbox) = f(&current).map_err(StoreError::Rejected)?;
+                let (body, changes) = match change {
+                    Change::Unchanged => return Ok(Some(Updated { resource: current, changed: false })),
+                    Change::Update { body, members } => (stored_body(body), members),
+                };
+                if !changes.is_empty() {
+                    return Err(StoreError::Internal("member changes were given for a user".into()));
+                }
+                let Columns::User(columns) = Columns::of(kind, &body)? else {
+                    return Err(StoreError::Internal("a user's columns were not a user's".into()));
+                };
+                let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
+                let now = now_us();
+                let row = UserRow {
+                    tenant_id: tenant_id.to_owned(),
+                    id: id.to_owned(),
+                    columns,
+                    body: text,
+                    now,
+                    outbox,
+                    audit: audit.clone(),
+                };
+                if batch.submit(Op::Update { row, from: current.version }).await? {
+                    let version = current.version + 1;
+                    let resource = Resource { body, version, last_modified: from_us(now), members: None, ..current };
+                    return Ok(Some(Updated { resource, changed: true }));
+                }
+                tracing::debug!("update lost a race; reading again");
+            }
+            // Lost every optimistic try: lock the row first, in a transaction.
+            start = OPTIMISTIC_TRIES;
+        }
+        let job = update_job(tenant_id, kind, id, if_match, load_members, audit, start, f);
+        match kind {
+            Kind::User => self.write_single_async(job).await,
+            Kind::Group => self.write_owned_async(job).await,
+        }
     }
 
     /// Deletes a user or group; `false` if this tenant has none with that id. Its rows in
@@ -396,6 +471,18 @@ fn create_job(
             let tenant_id = tenant_id.as_str();
             match columns {
                 Columns::User(columns) => {
+                    if let AnyConnection::Pg(pg) = c {
+                        let write = UserWrite {
+                            tenant_id,
+                            id: &id,
+                            columns: &columns,
+                            body: &text,
+                            now,
+                            outbox: &outbox,
+                            audit: audit.as_ref(),
+                        };
+                        return pg_writes::create_user(pg, &write);
+                    }
                     // Fixed text (see `cached`): prepared once per connection on both engines.
                     // diesel's insert of a row with `Option` fields is never cached, and on
                     // PostgreSQL was parsed and planned again on every create.
@@ -455,7 +542,40 @@ fn create_job(
     Ok((job, created))
 }
 
-/// What [`Store::update_with`] runs, as a job for the writer.
+/// A user's create as a write for PostgreSQL's batch thread, and the user it answers once written.
+fn create_op(
+    tenant_id: &str,
+    new: NewResource,
+    outbox: &[Enqueue],
+    audit: Option<Audit>,
+) -> Result<(Op, Resource), StoreError> {
+    let kind = new.kind;
+    let body = stored_body(new.body);
+    let Columns::User(columns) = Columns::of(kind, &body)? else {
+        return Err(StoreError::Internal("a batched create that is not a user's".into()));
+    };
+    let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let (id, now) = (Uuid::now_v7().to_string(), now_us());
+    let row = UserRow {
+        tenant_id: tenant_id.to_owned(),
+        id: id.clone(),
+        columns,
+        body: text,
+        now,
+        outbox: outbox.to_vec(),
+        audit,
+    };
+    let created =
+        Resource { id, kind, body, version: 1, created: from_us(now), last_modified: from_us(now), members: None };
+    Ok((Op::Create(row), created))
+}
+
+/// What [`Store::update_with`] runs, as a job for the writer (from try `start`: the last try
+/// locks the row first).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the resource's address, its guard, what the change records with it, and the first try"
+)]
 fn update_job<F>(
     tenant_id: &str,
     kind: Kind,
@@ -463,6 +583,7 @@ fn update_job<F>(
     if_match: Option<i64>,
     load_members: bool,
     audit: Option<Audit>,
+    start: usize,
     mut f: F,
 ) -> impl FnOnce(&mut AnyConnection) -> Result<Option<Updated>, StoreError> + Send + 'static
 where
@@ -470,92 +591,108 @@ where
 {
     let load_members = load_members && kind == Kind::Group;
     let (tenant_id, id) = (tenant_id.to_owned(), id.to_owned());
-    // One transaction: on PostgreSQL (READ COMMITTED) a lost race is read again within it.
+    // On SQLite one transaction (the batch's). On PostgreSQL a user's update runs outside one: a
+    // read, then one statement conditional on the version read (see `pg_writes`); a lost race
+    // is read again, and the last try locks the row in a transaction of its own.
     move |c: &mut AnyConnection| {
         let (tenant_id, id) = (tenant_id.as_str(), id.as_str());
-        for attempt in 0..=OPTIMISTIC_TRIES {
-            let lock_first = attempt == OPTIMISTIC_TRIES;
-            let outcome = (|| -> Result<Attempt<Option<Updated>>, StoreError> {
-                if lock_first {
-                    lock_row(c, tenant_id, kind, id)?;
+        let mut once = |c: &mut AnyConnection, lock_first: bool| -> Result<Attempt<Option<Updated>>, StoreError> {
+            if lock_first {
+                lock_row(c, tenant_id, kind, id)?;
+            }
+            let Some(current) = load(c, tenant_id, kind, id, load_members)? else {
+                return Ok(Attempt::Done(None));
+            };
+            if let Some(expected) = if_match {
+                if expected != current.version {
+                    return Err(StoreError::VersionMismatch { current: current.version });
                 }
-                let Some(current) = load(c, tenant_id, kind, id, load_members)? else {
-                    return Ok(Attempt::Done(None));
-                };
-                if let Some(expected) = if_match {
-                    if expected != current.version {
-                        return Err(StoreError::VersionMismatch { current: current.version });
-                    }
+            }
+            let (change, outbox) = f(&current).map_err(StoreError::Rejected)?;
+            let (body, changes) = match change {
+                Change::Unchanged => {
+                    return Ok(Attempt::Done(Some(Updated { resource: current, changed: false })));
                 }
-                let (change, outbox) = f(&current).map_err(StoreError::Rejected)?;
-                let (body, changes) = match change {
-                    Change::Unchanged => {
-                        return Ok(Attempt::Done(Some(Updated { resource: current, changed: false })));
-                    }
-                    Change::Update { body, members } => (stored_body(body), members),
-                };
-                if kind == Kind::User && !changes.is_empty() {
-                    return Err(StoreError::Internal("member changes were given for a user".into()));
-                }
-                let columns = Columns::of(kind, &body)?;
-                let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
-                let (version, now) = (current.version + 1, now_us());
-                let written = match columns {
-                    Columns::User(columns) => {
-                        let [name, name_ci, external_id, display, display_ci, active] = user_column_vals(&columns);
-                        let update = fixed::<UserUpdate, 12>(
-                            "UPDATE \"users\" SET user_name = ?, user_name_ci = ?, external_id = ?, display_name = ?, \
-                             display_name_ci = ?, active = ?, body = ?, version = ?, modified_us = ? \
-                             WHERE tenant_id = ? AND id = ? AND version = ?",
-                            [
-                                name,
-                                name_ci,
-                                external_id,
-                                display,
-                                display_ci,
-                                active,
-                                Val::Text(&text),
-                                Val::Int(version),
-                                Val::Int(now),
-                                Val::Text(tenant_id),
-                                Val::Text(id),
-                                Val::Int(current.version),
-                            ],
-                        );
-                        on_inner!(c, |c| update.execute(c)).map_err(StoreError::unique("userName"))?
-                    }
-                    Columns::Group(columns) => {
-                        let update = fixed::<GroupUpdate, 9>(
-                            "UPDATE \"groups\" SET display_name = ?, display_name_ci = ?, external_id = ?, body = ?, \
-                             version = ?, modified_us = ? WHERE tenant_id = ? AND id = ? AND version = ?",
-                            [
-                                Val::Text(&columns.display_name),
-                                Val::Text(&columns.display_name_ci),
-                                Val::OptText(columns.external_id.as_deref()),
-                                Val::Text(&text),
-                                Val::Int(version),
-                                Val::Int(now),
-                                Val::Text(tenant_id),
-                                Val::Text(id),
-                                Val::Int(current.version),
-                            ],
-                        );
-                        on_inner!(c, |c| update.execute(c))?
-                    }
-                };
-                if written == 0 {
+                Change::Update { body, members } => (stored_body(body), members),
+            };
+            if kind == Kind::User && !changes.is_empty() {
+                return Err(StoreError::Internal("member changes were given for a user".into()));
+            }
+            let columns = Columns::of(kind, &body)?;
+            let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
+            let (version, now) = (current.version + 1, now_us());
+            if let (Columns::User(columns), AnyConnection::Pg(pg)) = (&columns, &mut *c) {
+                let write =
+                    UserWrite { tenant_id, id, columns, body: &text, now, outbox: &outbox, audit: audit.as_ref() };
+                if !pg_writes::update_user(pg, &write, current.version)? {
                     return Ok(Attempt::Lost);
                 }
-                // The version write above holds the group row's lock: member rows change under it.
-                members::apply(c, tenant_id, id, &changes)?;
-                outbox::enqueue(c, tenant_id, kind, id, version, &outbox)?;
-                if let Some(audit) = &audit {
-                    audit::record(c, tenant_id, audit, kind, id, version)?;
+                let resource = Resource { body, version, last_modified: from_us(now), members: None, ..current };
+                return Ok(Attempt::Done(Some(Updated { resource, changed: true })));
+            }
+            let written = match columns {
+                Columns::User(columns) => {
+                    let [name, name_ci, external_id, display, display_ci, active] = user_column_vals(&columns);
+                    let update = fixed::<UserUpdate, 12>(
+                        "UPDATE \"users\" SET user_name = ?, user_name_ci = ?, external_id = ?, display_name = ?, \
+                             display_name_ci = ?, active = ?, body = ?, version = ?, modified_us = ? \
+                             WHERE tenant_id = ? AND id = ? AND version = ?",
+                        [
+                            name,
+                            name_ci,
+                            external_id,
+                            display,
+                            display_ci,
+                            active,
+                            Val::Text(&text),
+                            Val::Int(version),
+                            Val::Int(now),
+                            Val::Text(tenant_id),
+                            Val::Text(id),
+                            Val::Int(current.version),
+                        ],
+                    );
+                    on_inner!(c, |c| update.execute(c)).map_err(StoreError::unique("userName"))?
                 }
-                let members = if load_members { Some(members::load(c, tenant_id, id)?) } else { None };
-                let resource = Resource { body, version, last_modified: from_us(now), members, ..current };
-                Ok(Attempt::Done(Some(Updated { resource, changed: true })))
-            })()?;
+                Columns::Group(columns) => {
+                    let update = fixed::<GroupUpdate, 9>(
+                        "UPDATE \"groups\" SET display_name = ?, display_name_ci = ?, external_id = ?, body = ?, \
+                             version = ?, modified_us = ? WHERE tenant_id = ? AND id = ? AND version = ?",
+                        [
+                            Val::Text(&columns.display_name),
+                            Val::Text(&columns.display_name_ci),
+                            Val::OptText(columns.external_id.as_deref()),
+                            Val::Text(&text),
+                            Val::Int(version),
+                            Val::Int(now),
+                            Val::Text(tenant_id),
+                            Val::Text(id),
+                            Val::Int(current.version),
+                        ],
+                    );
+                    on_inner!(c, |c| update.execute(c))?
+                }
+            };
+            if written == 0 {
+                return Ok(Attempt::Lost);
+            }
+            // The version write above holds the group row's lock: member rows change under it.
+            members::apply(c, tenant_id, id, &changes)?;
+            outbox::enqueue(c, tenant_id, kind, id, version, &outbox)?;
+            if let Some(audit) = &audit {
+                audit::record(c, tenant_id, audit, kind, id, version)?;
+            }
+            let members = if load_members { Some(members::load(c, tenant_id, id)?) } else { None };
+            let resource = Resource { body, version, last_modified: from_us(now), members, ..current };
+            Ok(Attempt::Done(Some(Updated { resource, changed: true })))
+        };
+        for attempt in start.min(OPTIMISTIC_TRIES)..=OPTIMISTIC_TRIES {
+            let lock_first = attempt == OPTIMISTIC_TRIES;
+            let outcome = match lock_first && !in_transaction(c) {
+                // The lock must be held until the write: in a transaction of its own.
+                true => write_tx(c, |c| once(c, true))?,
+                false => once(c, lock_first)?,
+            };
             match outcome {
                 Attempt::Done(result) => return Ok(result),
                 Attempt::Lost => tracing::debug!(attempt, "update lost a race; reading again"),

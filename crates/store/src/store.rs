@@ -11,6 +11,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use crate::config::StoreConfig;
 use crate::connection::{AnyConnection, Backend, Manager, Target, prepare_sqlite, write_tx};
 use crate::error::StoreError;
+use crate::pg_batch::PgBatcher;
 use crate::writer::GroupWriter;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -32,6 +33,9 @@ pub struct Store {
     /// PostgreSQL (which commits concurrent transactions together by itself) or when
     /// `write_batch_max` is 1.
     writer: Option<Arc<GroupWriter>>,
+    /// PostgreSQL's group commit of user creates and updates (see `pg_batch.rs`); `None` on
+    /// SQLite or when `write_batch_max` is 1.
+    pub(crate) pg_batch: Option<Arc<PgBatcher>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -100,7 +104,11 @@ impl Store {
             true => Some(Arc::new(GroupWriter::new(manager.clone(), cfg.write_batch_max)?)),
             false => None,
         };
-        Ok(Store { pool, manager, backend, writer })
+        let pg_batch = match backend == Backend::Postgres && cfg.write_batch_max > 1 {
+            true => Some(Arc::new(PgBatcher::new(manager.clone(), cfg.write_batch_max)?)),
+            false => None,
+        };
+        Ok(Store { pool, manager, backend, writer, pg_batch })
     }
 
     /// Which engine this store runs on.
@@ -164,10 +172,47 @@ impl Store {
         }
     }
 
-    /// With group commit (SQLite): how many batches and writes have been committed since the store
-    /// was opened; their ratio is the mean batch size. `None` without group commit.
+    /// [`Store::write_owned`] for a job that is atomic by itself on PostgreSQL — one statement
+    /// per write, and any transaction it needs opened by itself (see `pg_writes.rs`): there it
+    /// runs on a pooled connection outside a transaction, saving the `BEGIN` and `COMMIT` round
+    /// trips. On SQLite it joins the group-commit batch as any write.
+    pub(crate) fn write_single<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match (&self.writer, self.backend) {
+            (None, Backend::Postgres) => f(&mut *self.conn()?),
+            _ => self.write_owned(f),
+        }
+    }
+
+    /// [`Store::write_single`] for async callers.
+    pub(crate) async fn write_single_async<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
+    {
+        match (&self.writer, self.backend) {
+            (None, Backend::Postgres) => {
+                let store = self.clone();
+                tokio::task::spawn_blocking(move || f(&mut *store.conn()?))
+                    .await
+                    .map_err(|e| StoreError::Internal(format!("the write task failed: {e}")))?
+            }
+            _ => self.write_owned_async(f).await,
+        }
+    }
+
+    /// With group commit: how many batches and writes have been committed since the store was
+    /// opened (on PostgreSQL, of user creates and updates only); their ratio is the mean batch
+    /// size. `None` without group commit.
     pub fn write_batches(&self) -> Option<(u64, u64)> {
-        self.writer.as_ref().map(|w| w.stats())
+        match (&self.writer, &self.pg_batch) {
+            (Some(w), _) => Some(w.stats()),
+            (None, Some(b)) => Some(b.stats()),
+            (None, None) => None,
+        }
     }
 
     /// Checks that a connection can be had and answers (for `/readyz`).

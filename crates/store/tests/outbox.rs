@@ -324,7 +324,194 @@ fn repairs_are_deliveries_with_audit_events(store: &Store) {
     assert!(events.iter().all(|e| e.key_id == "reconcile" && e.request_id.as_deref() == Some("run-1")));
 }
 
+fn audit(operation: &'static str) -> Option<scimgw_store::Audit> {
+    Some(scimgw_store::Audit { key_id: "k1".into(), request_id: Some("r".into()), operation })
+}
+
+/// A refused write records nothing with it: no delivery, no audit event (on PostgreSQL the
+/// change, its deliveries and its event are one statement; on SQLite one transaction).
+fn a_write_refused_for_a_taken_user_name_records_no_delivery_or_event(store: &Store) {
+    let t = store.create_tenant("acme").unwrap().id;
+    let targets = vec![Enqueue::deliver("crm"), Enqueue::skip("hr", "no work email")];
+    store.create_with(&t, user("alice"), &targets, audit("create")).unwrap();
+    let bob = store.create_with(&t, user("bob"), &targets, audit("create")).unwrap();
+    let (rows, events) = (all(store).len(), store.audit_events(&t, None, 100).unwrap().len());
+    assert_eq!((rows, events), (4, 2));
+
+    let taken = store.create_with(&t, user("ALICE"), &targets, audit("create"));
+    assert!(matches!(taken, Err(scimgw_store::StoreError::Conflict { attribute: "userName" })), "{taken:?}");
+    let body = obj(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "Alice"}));
+    let renamed = store.update_with(&t, Kind::User, &bob.id, None, false, audit("patch"), move |_| {
+        Ok((Change::Update { body: body.clone(), members: Vec::new() }, vec![Enqueue::deliver("erp")]))
+    });
+    assert!(matches!(renamed, Err(scimgw_store::StoreError::Conflict { attribute: "userName" })), "{renamed:?}");
+    assert_eq!(all(store).len(), rows, "no delivery of a refused write");
+    assert_eq!(store.audit_events(&t, None, 100).unwrap().len(), events, "no event of a refused write");
+    assert_eq!(store.get(&t, Kind::User, &bob.id, false).unwrap().unwrap().version, 1);
+}
+
+/// Concurrent changes of one user: every one is kept, each has its event, and each target still
+/// has one live delivery, at the last version (on PostgreSQL the races are lost and read again).
+fn concurrent_changes_of_one_user_keep_one_live_delivery_per_target(store: &Store) {
+    let t = store.create_tenant("acme").unwrap().id;
+    let targets = vec![Enqueue::deliver("crm"), Enqueue::deliver("hr")];
+    let u = store.create_with(&t, user("busy"), &targets, audit("create")).unwrap();
+    std::thread::scope(|s| {
+        for i in 0..20 {
+            let (store, t, id, targets) = (store.clone(), t.clone(), u.id.clone(), targets.clone());
+            s.spawn(move || {
+                store
+                    .update_with(&t, Kind::User, &id, None, false, audit("patch"), move |current| {
+                        let mut body = current.body.clone();
+                        body.insert(format!("x{i}"), json!(i));
+                        Ok((Change::Update { body, members: Vec::new() }, targets.clone()))
+                    })
+                    .unwrap()
+                    .unwrap();
+            });
+        }
+    });
+    let after = store.get(&t, Kind::User, &u.id, false).unwrap().unwrap();
+    assert_eq!(after.version, 21);
+    assert_eq!(after.body.keys().filter(|k| k.starts_with('x')).count(), 20, "every change kept");
+    let rows = all(store);
+    assert_eq!(rows.len(), 2, "one live row per target: {rows:?}");
+    assert!(rows.iter().all(|d| d.version == 21 && d.state == DeliveryState::Pending));
+    let events = store.audit_events(&t, None, 100).unwrap();
+    let mut versions: Vec<i64> = events.iter().map(|e| e.version).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=21).collect::<Vec<i64>>(), "one event per version");
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap()
+}
+
+fn named(name: &str) -> Map<String, Value> {
+    obj(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name}))
+}
+
+/// The async paths the gateway takes (on PostgreSQL, the batch thread of `pg_batch.rs`; on SQLite
+/// the group-commit writer), many at once: creates whose userNames collide within a batch, an
+/// update to a taken userName among good ones, and updates racing on one user. Every write gets
+/// its own answer and records its deliveries and event with it, or nothing.
+fn concurrent_async_writes_are_each_all_or_nothing(store: &Store) {
+    let t = store.create_tenant("acme").unwrap().id;
+    let targets = vec![Enqueue::deliver("crm"), Enqueue::skip("hr", "no work email")];
+    let rt = runtime();
+    let before = store.write_batches();
+
+    // 10 creates at once, two of them the same userName but for case.
+    let names = ["dup", "DUP", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"];
+    let results = rt.block_on(async {
+        let tasks: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let (store, t, targets, new) = (store.clone(), t.clone(), targets.clone(), user(name));
+                tokio::spawn(async move { store.create_with_async(&t, new, &targets, audit("create")).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for task in tasks {
+            out.push(task.await.unwrap());
+        }
+        out
+    });
+    let created: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let conflicts = results
+        .iter()
+        .filter(|r| matches!(r, Err(scimgw_store::StoreError::Conflict { attribute: "userName" })))
+        .count();
+    assert_eq!((created.len(), conflicts), (9, 1), "{results:?}");
+    for u in &created {
+        assert_eq!(store.get(&t, Kind::User, &u.id, false).unwrap().as_ref(), Some(*u));
+    }
+    assert_eq!(all(store).len(), 18, "two deliveries per user created, none for the refused one");
+    assert_eq!(store.audit_events(&t, None, 100).unwrap().len(), 9);
+
+    // 8 updates at once: one renames to a taken userName (refused), the others succeed.
+    let ids: Vec<String> = created.iter().map(|u| u.id.clone()).collect();
+    let results = rt.block_on(async {
+        let tasks: Vec<_> = ids[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                // ids[0] (dup or DUP) is not among these: its name stays taken.
+                let name = if i == 3 { "Dup".to_owned() } else { format!("renamed{i}") };
+                let (store, t, id, targets, body) =
+                    (store.clone(), t.clone(), id.clone(), targets.clone(), named(&name));
+                tokio::spawn(async move {
+                    store
+                        .update_with_async(&t, Kind::User, &id, None, false, audit("patch"), move |_| {
+                            Ok((Change::Update { body: body.clone(), members: Vec::new() }, targets.clone()))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for task in tasks {
+            out.push(task.await.unwrap());
+        }
+        out
+    });
+    for (i, r) in results.iter().enumerate() {
+        match i {
+            3 => assert!(matches!(r, Err(scimgw_store::StoreError::Conflict { attribute: "userName" })), "{r:?}"),
+            _ => assert_eq!(r.as_ref().unwrap().as_ref().unwrap().resource.version, 2, "{r:?}"),
+        }
+    }
+    assert_eq!(store.get(&t, Kind::User, &ids[4], false).unwrap().unwrap().version, 1, "the refused one is unchanged");
+    assert_eq!(store.audit_events(&t, None, 100).unwrap().len(), 9 + 7);
+    let live: Vec<_> = all(store).into_iter().filter(|d| d.state == DeliveryState::Pending).collect();
+    assert_eq!(live.len(), 9, "one live row per user at crm, the updates absorbed into it");
+    assert_eq!(live.iter().filter(|d| d.version == 2).count(), 7);
+
+    // 20 updates of one user at once: every one kept, one event each, one live delivery.
+    let busy = ids[0].clone();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let (store, t, id, targets) = (store.clone(), t.clone(), busy.clone(), targets.clone());
+                tokio::spawn(async move {
+                    store
+                        .update_with_async(&t, Kind::User, &id, None, false, audit("patch"), move |current| {
+                            let mut body = current.body.clone();
+                            body.insert(format!("x{i}"), json!(i));
+                            Ok((Change::Update { body, members: Vec::new() }, targets.clone()))
+                        })
+                        .await
+                        .unwrap()
+                        .unwrap()
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    let after = store.get(&t, Kind::User, &busy, false).unwrap().unwrap();
+    assert_eq!(after.version, 21);
+    assert_eq!(after.body.keys().filter(|k| k.starts_with('x')).count(), 20, "every change kept");
+    let busy_live: Vec<_> =
+        all(store).into_iter().filter(|d| d.resource_id == busy && d.state == DeliveryState::Pending).collect();
+    assert_eq!(busy_live.len(), 1);
+    assert_eq!(busy_live[0].version, 21);
+    let events = store.audit_events(&t, None, 100).unwrap();
+    let mut versions: Vec<i64> = events.iter().filter(|e| e.resource_id == busy).map(|e| e.version).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=21).collect::<Vec<i64>>(), "one event per version");
+
+    // The writes were batched: fewer batches than writes.
+    let (b0, w0) = before.unwrap_or((0, 0));
+    let (b1, w1) = store.write_batches().expect("group commit is on by default on both engines");
+    assert!(w1 - w0 > b1 - b0, "{} writes in {} batches", w1 - w0, b1 - b0);
+}
+
 both_engines!(
+    concurrent_async_writes_are_each_all_or_nothing,
+    a_write_refused_for_a_taken_user_name_records_no_delivery_or_event,
+    concurrent_changes_of_one_user_keep_one_live_delivery_per_target,
     reconcile_runs_are_claimed_once_and_keep_their_counts_when_a_run_fails,
     repairs_are_deliveries_with_audit_events,
     a_finish_writes_its_link_with_it_even_after_losing_the_lease,
