@@ -25,6 +25,7 @@
 //!
 //! Answers are sent once the statement has returned, that is once its commit is durable.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -125,6 +126,9 @@ impl PgBatcher {
     }
 }
 
+/// The statement that writes a batch of one kind: for each write, whether it was written.
+type Statement = fn(&mut PgConnection, &[&Op]) -> Result<Vec<bool>, StoreError>;
+
 struct Worker {
     manager: Manager,
     max_batch: usize,
@@ -145,17 +149,22 @@ impl Worker {
             }
             let (creates, updates): (Vec<Job>, Vec<Job>) =
                 batch.into_iter().partition(|j| matches!(j.op, Op::Create(_)));
-            if !creates.is_empty() {
-                self.batch(creates, create_batch);
-            }
-            if !updates.is_empty() {
-                self.batch(updates, update_batch);
+            for (jobs, statement) in [(creates, create_batch as Statement), (updates, update_batch)] {
+                if jobs.is_empty() {
+                    continue;
+                }
+                // A panic drops the batch's jobs, whose callers then get `Unavailable`; the thread
+                // carries on with a new connection.
+                if catch_unwind(AssertUnwindSafe(|| self.batch(jobs, statement))).is_err() {
+                    tracing::error!("the PostgreSQL batch thread panicked in a batch; its writes were not carried out");
+                    self.conn = None;
+                }
             }
         }
     }
 
     /// Runs `jobs` as one statement, or one by one if that fails, and answers each.
-    fn batch(&mut self, jobs: Vec<Job>, statement: fn(&mut PgConnection, &[&Op]) -> Result<Vec<bool>, StoreError>) {
+    fn batch(&mut self, jobs: Vec<Job>, statement: Statement) {
         let conn = match self.connection() {
             Ok(conn) => conn,
             Err(e) => return answer_all(jobs, &e),
@@ -189,6 +198,7 @@ impl Worker {
         };
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats.writes.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        metrics::histogram!("scimgw_store_write_batch_size").record(jobs.len() as f64);
         let mut answers = answers.into_iter();
         for job in jobs {
             let answer = answers.next().unwrap_or_else(|| {
