@@ -309,6 +309,36 @@ impl<'a> Rows<'a> {
         r
     }
 
+    /// The binds of the rows' columns, in the order of both statements' `v`: `user_name`,
+    /// `user_name_ci`, `external_id`, `display_name`, `display_name_ci`, `active`, `body`, `now`.
+    fn columns(&self) -> [Val<'_>; 8] {
+        [
+            Val::TextArray(&self.user_name),
+            Val::TextArray(&self.user_name_ci),
+            Val::OptTextArray(&self.external_id),
+            Val::OptTextArray(&self.display_name),
+            Val::OptTextArray(&self.display_name_ci),
+            Val::OptBoolArray(&self.active),
+            Val::TextArray(&self.body),
+            Val::IntArray(&self.now),
+        ]
+    }
+
+    /// The binds of the deliveries (`n`, id, target, skip reason) then of the audit events (`n`,
+    /// key, request id, operation), in the order of both statements.
+    fn entries<'b>(&'b self, d_id: &'b [&'b str]) -> [Val<'b>; 8] {
+        [
+            Val::IntArray(&self.d_n),
+            Val::TextArray(d_id),
+            Val::TextArray(&self.d_target),
+            Val::OptTextArray(&self.d_skipped),
+            Val::IntArray(&self.a_n),
+            Val::TextArray(&self.a_key),
+            Val::OptTextArray(&self.a_request),
+            Val::TextArray(&self.a_operation),
+        ]
+    }
+
     /// For each row, whether its `n` is among `written`.
     fn answers(&self, written: &[i64]) -> Vec<bool> {
         let mut out = vec![false; self.n.len()];
@@ -326,6 +356,8 @@ fn create_batch(conn: &mut PgConnection, ops: &[&Op]) -> Result<Vec<bool>, Store
     struct CreateUsers;
     let r = Rows::of(ops);
     let d_id: Vec<&str> = r.d_id.iter().map(String::as_str).collect();
+    let [c1, c2, c3, c4, c5, c6, c7, c8] = r.columns();
+    let [e1, e2, e3, e4, e5, e6, e7, e8] = r.entries(&d_id);
     let written = fixed::<CreateUsers, 19>(
         "WITH v AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], \
                ?::text[], ?::text[], ?::boolean[], ?::text[], ?::bigint[]) \
@@ -355,22 +387,22 @@ fn create_batch(conn: &mut PgConnection, ops: &[&Op]) -> Result<Vec<bool>, Store
             Val::IntArray(&r.n),
             Val::TextArray(&r.tenant_id),
             Val::TextArray(&r.id),
-            Val::TextArray(&r.user_name),
-            Val::TextArray(&r.user_name_ci),
-            Val::OptTextArray(&r.external_id),
-            Val::OptTextArray(&r.display_name),
-            Val::OptTextArray(&r.display_name_ci),
-            Val::OptBoolArray(&r.active),
-            Val::TextArray(&r.body),
-            Val::IntArray(&r.now),
-            Val::IntArray(&r.d_n),
-            Val::TextArray(&d_id),
-            Val::TextArray(&r.d_target),
-            Val::OptTextArray(&r.d_skipped),
-            Val::IntArray(&r.a_n),
-            Val::TextArray(&r.a_key),
-            Val::OptTextArray(&r.a_request),
-            Val::TextArray(&r.a_operation),
+            c1,
+            c2,
+            c3,
+            c4,
+            c5,
+            c6,
+            c7,
+            c8,
+            e1,
+            e2,
+            e3,
+            e4,
+            e5,
+            e6,
+            e7,
+            e8,
         ],
     )
     .returning::<BigInt>()
@@ -383,6 +415,8 @@ fn update_batch(conn: &mut PgConnection, ops: &[&Op]) -> Result<Vec<bool>, Store
     struct UpdateUsers;
     let r = Rows::of(ops);
     let d_id: Vec<&str> = r.d_id.iter().map(String::as_str).collect();
+    let [c1, c2, c3, c4, c5, c6, c7, c8] = r.columns();
+    let [e1, e2, e3, e4, e5, e6, e7, e8] = r.entries(&d_id);
     let written = fixed::<UpdateUsers, 20>(
         "WITH v AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], \
                ?::text[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::bigint[]) \
@@ -419,22 +453,22 @@ fn update_batch(conn: &mut PgConnection, ops: &[&Op]) -> Result<Vec<bool>, Store
             Val::TextArray(&r.tenant_id),
             Val::TextArray(&r.id),
             Val::IntArray(&r.from),
-            Val::TextArray(&r.user_name),
-            Val::TextArray(&r.user_name_ci),
-            Val::OptTextArray(&r.external_id),
-            Val::OptTextArray(&r.display_name),
-            Val::OptTextArray(&r.display_name_ci),
-            Val::OptBoolArray(&r.active),
-            Val::TextArray(&r.body),
-            Val::IntArray(&r.now),
-            Val::IntArray(&r.d_n),
-            Val::TextArray(&d_id),
-            Val::TextArray(&r.d_target),
-            Val::OptTextArray(&r.d_skipped),
-            Val::IntArray(&r.a_n),
-            Val::TextArray(&r.a_key),
-            Val::OptTextArray(&r.a_request),
-            Val::TextArray(&r.a_operation),
+            c1,
+            c2,
+            c3,
+            c4,
+            c5,
+            c6,
+            c7,
+            c8,
+            e1,
+            e2,
+            e3,
+            e4,
+            e5,
+            e6,
+            e7,
+            e8,
         ],
     )
     .returning::<BigInt>()

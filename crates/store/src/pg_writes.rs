@@ -28,6 +28,7 @@ use crate::cached::{Val, fixed};
 use crate::error::StoreError;
 use crate::models::resource::UserColumns;
 use crate::outbox::Enqueue;
+use crate::resources::user_column_vals;
 
 /// The deliveries of one change as three parallel arrays (new row id, target, skip reason).
 struct Entries {
@@ -73,7 +74,7 @@ pub(crate) fn create_user(c: &mut PgConnection, w: &UserWrite<'_>) -> Result<(),
     let e = Entries::of(w.outbox);
     let (ids, targets, skipped) = (strs(&e.ids), strs(&e.targets), opt_strs(&e.skipped));
     let [has_audit, key_id, request_id, operation] = audit_vals(w.audit);
-    let cols = w.columns;
+    let [name, name_ci, external_id, display, display_ci, active] = user_column_vals(w.columns);
     let statement = fixed::<CreateUser, 18>(
         "WITH e (id, target, skipped) AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[])), \
          u AS (INSERT INTO users (tenant_id, id, user_name, user_name_ci, external_id, display_name, \
@@ -95,12 +96,12 @@ pub(crate) fn create_user(c: &mut PgConnection, w: &UserWrite<'_>) -> Result<(),
             Val::OptTextArray(&skipped),
             Val::Text(w.tenant_id),
             Val::Text(w.id),
-            Val::Text(&cols.user_name),
-            Val::Text(&cols.user_name_ci),
-            Val::OptText(cols.external_id.as_deref()),
-            Val::OptText(cols.display_name.as_deref()),
-            Val::OptText(cols.display_name_ci.as_deref()),
-            Val::OptBool(cols.active),
+            name,
+            name_ci,
+            external_id,
+            display,
+            display_ci,
+            active,
             Val::Text(w.body),
             Val::Int(w.now),
             Val::Int(w.now),
@@ -121,7 +122,7 @@ pub(crate) fn update_user(c: &mut PgConnection, w: &UserWrite<'_>, from: i64) ->
     let e = Entries::of(w.outbox);
     let (ids, targets, skipped) = (strs(&e.ids), strs(&e.targets), opt_strs(&e.skipped));
     let [has_audit, key_id, request_id, operation] = audit_vals(w.audit);
-    let cols = w.columns;
+    let [name, name_ci, external_id, display, display_ci, active] = user_column_vals(w.columns);
     let statement = fixed::<UpdateUser, 18>(
         "WITH e (id, target, skipped) AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[])), \
          u AS (UPDATE users SET user_name = ?, user_name_ci = ?, external_id = ?, display_name = ?, \
@@ -148,12 +149,12 @@ pub(crate) fn update_user(c: &mut PgConnection, w: &UserWrite<'_>, from: i64) ->
             Val::TextArray(&ids),
             Val::TextArray(&targets),
             Val::OptTextArray(&skipped),
-            Val::Text(&cols.user_name),
-            Val::Text(&cols.user_name_ci),
-            Val::OptText(cols.external_id.as_deref()),
-            Val::OptText(cols.display_name.as_deref()),
-            Val::OptText(cols.display_name_ci.as_deref()),
-            Val::OptBool(cols.active),
+            name,
+            name_ci,
+            external_id,
+            display,
+            display_ci,
+            active,
             Val::Text(w.body),
             Val::Int(w.now),
             Val::Text(w.tenant_id),

@@ -435,7 +435,7 @@ struct GroupUpdate;
 
 /// A user's indexed columns as binds, in the order of the `users` table: `user_name`,
 /// `user_name_ci`, `external_id`, `display_name`, `display_name_ci`, `active`.
-fn user_column_vals(columns: &UserColumns) -> [Val<'_>; 6] {
+pub(crate) fn user_column_vals(columns: &UserColumns) -> [Val<'_>; 6] {
     [
         Val::Text(&columns.user_name),
         Val::Text(&columns.user_name_ci),
