@@ -550,6 +550,9 @@ fn create_op(
     audit: Option<Audit>,
 ) -> Result<(Op, Resource), StoreError> {
     let kind = new.kind;
+    if !new.members.is_empty() {
+        return Err(StoreError::Internal("members were given for a user".into()));
+    }
     let body = stored_body(new.body);
     let Columns::User(columns) = Columns::of(kind, &body)? else {
         return Err(StoreError::Internal("a batched create that is not a user's".into()));

@@ -30,8 +30,7 @@ pub struct Store {
     manager: Manager,
     backend: Backend,
     /// SQLite's group-commit writer, through which every write of the hot paths goes; `None` on
-    /// PostgreSQL (which commits concurrent transactions together by itself) or when
-    /// `write_batch_max` is 1.
+    /// PostgreSQL (whose user writes have `pg_batch` instead) or when `write_batch_max` is 1.
     writer: Option<Arc<GroupWriter>>,
     /// PostgreSQL's group commit of user creates and updates (see `pg_batch.rs`); `None` on
     /// SQLite or when `write_batch_max` is 1.
