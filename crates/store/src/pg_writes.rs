@@ -14,6 +14,9 @@
 //! run inside the group-commit batch, where a round trip is a function call. The two paths write
 //! the same rows, and the store's tests run every create and update on both engines.
 //!
+//! How the live deliveries are found (through `deliveries_resource`, never by a scan of the open
+//! rows) is explained in `pg_batch.rs`; the update here is written the same way.
+//!
 //! The outbox's coalescing rule (see [`crate::outbox::enqueue`]) holds here too: a live row of the
 //! target absorbs the change (`absorbed`), and only targets without one get a new row. The update
 //! of the user row comes first in the plan (every other part reads its result), and its row lock
@@ -129,11 +132,12 @@ pub(crate) fn update_user(c: &mut PgConnection, w: &UserWrite<'_>, from: i64) ->
                display_name_ci = ?, active = ?, body = ?, version = version + 1, modified_us = ? \
                WHERE tenant_id = ? AND id = ? AND version = ? \
                RETURNING tenant_id, id, version, modified_us), \
-         absorbed AS (UPDATE deliveries d SET version = u.version, updated_us = u.modified_us \
-               FROM u, e \
-               WHERE e.skipped IS NULL AND d.tenant_id = u.tenant_id AND d.target = e.target \
-                 AND d.resource_type = 'User' AND d.resource_id = u.id AND d.state IN ('pending', 'failed') \
-               RETURNING d.target), \
+         ue AS MATERIALIZED (SELECT u.tenant_id, u.id, u.version, u.modified_us, e.target \
+               FROM u, e WHERE e.skipped IS NULL), \
+         absorbed AS (UPDATE deliveries d SET version = ue.version, updated_us = ue.modified_us FROM ue \
+               WHERE d.tenant_id = ue.tenant_id AND d.target = ue.target AND d.resource_type = 'User' \
+                 AND d.resource_id = ue.id COLLATE \"default\" AND (d.state IN ('pending', 'failed')) IS TRUE \
+               RETURNING ue.target), \
          q AS (INSERT INTO deliveries (id, tenant_id, target, resource_type, resource_id, state, version, \
                attempts, due_us, last_error, created_us, updated_us) \
                SELECT e.id, u.tenant_id, e.target, 'User', u.id, \
