@@ -17,7 +17,7 @@ use crate::models::resource::{GroupColumns, NewGroupRow, ResourceRow, UserColumn
 use crate::outbox::{self, Enqueue};
 use crate::pg_batch::{Op, UserRow};
 use crate::pg_writes::{self, UserWrite};
-use crate::resource::{Change, Kind, Member, NewResource, Resource, Updated, from_us, missing, now_us};
+use crate::resource::{Change, Kind, Member, MembersChange, NewResource, Resource, Updated, from_us, missing, now_us};
 use crate::schema::{group_members, groups};
 use crate::store::Store;
 
@@ -272,23 +272,15 @@ impl Store {
                 let Some(current) = current else {
                     return Ok(None);
                 };
-                if let Some(expected) = if_match {
-                    if expected != current.version {
-                        return Err(StoreError::VersionMismatch { current: current.version });
+                let (current, body, columns, text, outbox) = match decide(kind, current, if_match, &mut f)? {
+                    Decided::Unchanged(current) => return Ok(Some(Updated { resource: current, changed: false })),
+                    Decided::Write { current, body, columns: Columns::User(columns), text, outbox, .. } => {
+                        (current, body, columns, text, outbox)
                     }
-                }
-                let (change, outbox) = f(&current).map_err(StoreError::Rejected)?;
-                let (body, changes) = match change {
-                    Change::Unchanged => return Ok(Some(Updated { resource: current, changed: false })),
-                    Change::Update { body, members } => (stored_body(body), members),
+                    Decided::Write { .. } => {
+                        return Err(StoreError::Internal("a user's columns were not a user's".into()));
+                    }
                 };
-                if !changes.is_empty() {
-                    return Err(StoreError::Internal("member changes were given for a user".into()));
-                }
-                let Columns::User(columns) = Columns::of(kind, &body)? else {
-                    return Err(StoreError::Internal("a user's columns were not a user's".into()));
-                };
-                let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
                 let now = now_us();
                 let row = UserRow {
                     tenant_id: tenant_id.to_owned(),
@@ -418,6 +410,47 @@ impl Store {
         }
         Ok(found)
     }
+}
+
+/// What an update's closure decided about the current resource.
+#[expect(clippy::large_enum_variant, reason = "lives on the stack for one step of one update")]
+enum Decided {
+    /// Nothing to write: the resource as it is.
+    Unchanged(Resource),
+    /// The new body as stored, with its indexed columns, its JSON text, the member changes and the
+    /// deliveries to record.
+    Write {
+        current: Resource,
+        body: Map<String, Value>,
+        changes: Vec<MembersChange>,
+        columns: Columns,
+        text: String,
+        outbox: Vec<Enqueue>,
+    },
+}
+
+/// The steps every update path takes between reading the resource and writing it: the
+/// `If-Match` check, the closure, and turning its body into what the tables hold.
+fn decide<F>(kind: Kind, current: Resource, if_match: Option<i64>, f: &mut F) -> Result<Decided, StoreError>
+where
+    F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError>,
+{
+    if let Some(expected) = if_match {
+        if expected != current.version {
+            return Err(StoreError::VersionMismatch { current: current.version });
+        }
+    }
+    let (change, outbox) = f(&current).map_err(StoreError::Rejected)?;
+    let (body, changes) = match change {
+        Change::Unchanged => return Ok(Decided::Unchanged(current)),
+        Change::Update { body, members } => (stored_body(body), members),
+    };
+    if kind == Kind::User && !changes.is_empty() {
+        return Err(StoreError::Internal("member changes were given for a user".into()));
+    }
+    let columns = Columns::of(kind, &body)?;
+    let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
+    Ok(Decided::Write { current, body, changes, columns, text, outbox })
 }
 
 /// Takes the row's write lock before reading it (a no-op update), so that the read-modify-write
@@ -606,23 +639,14 @@ where
             let Some(current) = load(c, tenant_id, kind, id, load_members)? else {
                 return Ok(Attempt::Done(None));
             };
-            if let Some(expected) = if_match {
-                if expected != current.version {
-                    return Err(StoreError::VersionMismatch { current: current.version });
-                }
-            }
-            let (change, outbox) = f(&current).map_err(StoreError::Rejected)?;
-            let (body, changes) = match change {
-                Change::Unchanged => {
+            let (current, body, changes, columns, text, outbox) = match decide(kind, current, if_match, &mut f)? {
+                Decided::Unchanged(current) => {
                     return Ok(Attempt::Done(Some(Updated { resource: current, changed: false })));
                 }
-                Change::Update { body, members } => (stored_body(body), members),
+                Decided::Write { current, body, changes, columns, text, outbox } => {
+                    (current, body, changes, columns, text, outbox)
+                }
             };
-            if kind == Kind::User && !changes.is_empty() {
-                return Err(StoreError::Internal("member changes were given for a user".into()));
-            }
-            let columns = Columns::of(kind, &body)?;
-            let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
             let (version, now) = (current.version + 1, now_us());
             if let (Columns::User(columns), AnyConnection::Pg(pg)) = (&columns, &mut *c) {
                 let write =
