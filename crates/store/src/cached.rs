@@ -157,11 +157,18 @@ impl<M, ST, const N: usize> diesel::query_builder::Query for Returning<'_, M, ST
     type SqlType = ST;
 }
 
-impl<M, ST, const N: usize> QueryFragment<Pg> for Returning<'_, M, ST, N> {
-    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        self.statement.walk_ast(out)
-    }
+macro_rules! returning_for {
+    ($db:ty) => {
+        impl<M, ST, const N: usize> QueryFragment<$db> for Returning<'_, M, ST, N> {
+            fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, $db>) -> QueryResult<()> {
+                self.statement.walk_ast(out)
+            }
+        }
+    };
 }
+
+returning_for!(Sqlite);
+returning_for!(Pg);
 
 impl<M, ST, C, const N: usize> RunQueryDsl<C> for Returning<'_, M, ST, N> {}
 

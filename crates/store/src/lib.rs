@@ -11,6 +11,8 @@ mod models;
 mod outbox;
 mod pg_batch;
 mod pg_writes;
+#[cfg(all(test, feature = "testing"))]
+mod plans;
 mod query;
 mod reconcile;
 mod resource;

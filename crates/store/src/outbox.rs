@@ -11,7 +11,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
+use diesel::sql_types::Text;
 use uuid::Uuid;
 
 use crate::cached::{Val, fixed};
@@ -336,6 +338,21 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// The due rows a claim takes, oldest due first. The states are written out, not bound: only then
+/// can either engine use the partial index `deliveries_open_due` (its condition must follow from
+/// the query's), which holds the open rows in due order — a claim then reads about `limit` index
+/// entries however many rows wait, instead of every open row and a sort (`plans.rs` checks it).
+macro_rules! claim_sql {
+    () => {
+        "SELECT id FROM deliveries WHERE state IN ('pending', 'failed') AND due_us <= ? \
+         AND (lease_until_us IS NULL OR lease_until_us < ?) ORDER BY due_us LIMIT ?"
+    };
+}
+/// The claim on SQLite, where the batch holds the write lock and no row lock exists.
+pub(crate) const CLAIM: &str = claim_sql!();
+/// The claim on PostgreSQL: rows another dispatcher is claiming at this moment are passed over.
+pub(crate) const CLAIM_SKIP_LOCKED: &str = concat!(claim_sql!(), " FOR UPDATE SKIP LOCKED");
+
 impl Store {
     /// Leases up to `limit` due deliveries (pending, or failed and due) to `owner` for `lease`,
     /// oldest due first. Rows another owner holds under an unexpired lease are not taken.
@@ -344,22 +361,16 @@ impl Store {
         let until = now.saturating_add(micros(lease));
         let owner = owner.to_owned();
         self.write_owned(move |c| -> Result<Vec<Delivery>, StoreError> {
-            macro_rules! due {
-                () => {
-                    deliveries::table
-                        .filter(
-                            deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]),
-                        )
-                        .filter(deliveries::due_us.le(now))
-                        .filter(deliveries::lease_until_us.is_null().or(deliveries::lease_until_us.lt(now)))
-                        .order(deliveries::due_us.asc())
-                        .limit(limit)
-                        .select(deliveries::id)
-                };
-            }
+            struct ClaimSqlite;
+            struct ClaimPg;
+            let binds = [Val::Int(now), Val::Int(now), Val::Int(limit)];
             let ids: Vec<String> = match c {
-                AnyConnection::Sqlite(inner) => due!().load(inner)?,
-                AnyConnection::Pg(inner) => due!().for_update().skip_locked().load(inner)?,
+                AnyConnection::Sqlite(inner) => {
+                    fixed::<ClaimSqlite, 3>(CLAIM, binds).returning::<Text>().load(inner)?
+                }
+                AnyConnection::Pg(inner) => {
+                    fixed::<ClaimPg, 3>(CLAIM_SKIP_LOCKED, binds).returning::<Text>().load(inner)?
+                }
             };
             if ids.is_empty() {
                 return Ok(Vec::new());
@@ -674,6 +685,18 @@ impl Store {
     }
 }
 
+/// On PostgreSQL an attempt's outcome (the row's new state, its history, the link) is committed
+/// without waiting for the WAL flush (`synchronous_commit = off` for that transaction alone). A
+/// server crash may then forget the last fraction of a second of outcomes — at most three
+/// `wal_writer_delay`s, 600 ms by default — and those rows are claimed and delivered again,
+/// exactly as after a dispatcher that died between the vendor's answer and its commit: a
+/// delivery converges on the current state, a version the target already has is done without a
+/// call, and a user without a link is looked up and adopted before anything is created. No write
+/// an identity provider was answered for is ever committed this way. With 64 deliveries in flight
+/// the outcomes' flushes were most of what PostgreSQL waited on in the 100,000-user end-to-end run
+/// (issue 7, bench/RESULTS.md).
+const ASYNC_OUTCOME: &str = "SET LOCAL synchronous_commit = off";
+
 /// What [`Store::finish_delivery_linked`] writes, as a job for the writer.
 fn finish_job(
     delivery: &Delivery,
@@ -685,26 +708,30 @@ fn finish_job(
     let (id, version, owner, finish) = (delivery.id.clone(), delivery.version, owner.to_owned(), finish.clone());
     let link = link.map(|l| link_row(&l, now));
     move |c: &mut AnyConnection| -> Result<bool, StoreError> {
+        if let AnyConnection::Pg(inner) = c {
+            // An outcome need not wait for its WAL flush (see `ASYNC_OUTCOME`).
+            inner.batch_execute(ASYNC_OUTCOME)?;
+        }
         if let Some(row) = &link {
             upsert_link(c, row)?;
         }
         let (delivery_id, owner) = (&id, &owner);
-        let attempt = on_inner!(c, |c| delivery_attempts::table
-            .filter(delivery_attempts::delivery_id.eq(delivery_id))
-            .select(diesel::dsl::max(delivery_attempts::attempt))
-            .first::<Option<i32>>(c))?
-        .unwrap_or(0)
-            + 1;
-        on_inner!(c, |c| diesel::insert_into(delivery_attempts::table)
-            .values((
-                delivery_attempts::delivery_id.eq(delivery_id),
-                delivery_attempts::attempt.eq(attempt),
-                delivery_attempts::at_us.eq(now),
-                delivery_attempts::outcome.eq(outcome_word(finish.state)),
-                delivery_attempts::detail.eq(finish.detail.as_deref()),
-                delivery_attempts::duration_ms.eq(i64::try_from(finish.duration.as_millis()).unwrap_or(i64::MAX)),
-            ))
-            .execute(c))?;
+        // The attempt is numbered by the statement that inserts it: one round trip, not two.
+        struct InsertAttempt;
+        let duration_ms = i64::try_from(finish.duration.as_millis()).unwrap_or(i64::MAX);
+        let insert = fixed::<InsertAttempt, 6>(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, at_us, outcome, detail, duration_ms) \
+             SELECT ?, COALESCE(MAX(attempt), 0) + 1, ?, ?, ?, ? FROM delivery_attempts WHERE delivery_id = ?",
+            [
+                Val::Text(delivery_id),
+                Val::Int(now),
+                Val::Text(outcome_word(finish.state)),
+                Val::OptText(finish.detail.as_deref()),
+                Val::Int(duration_ms),
+                Val::Text(delivery_id),
+            ],
+        );
+        on_inner!(c, |c| insert.execute(c))?;
         let due = match finish.state {
             DeliveryState::Failed => now.saturating_add(micros(finish.retry_in)),
             _ => now,

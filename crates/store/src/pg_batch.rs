@@ -368,30 +368,7 @@ fn create_batch(conn: &mut PgConnection, ops: &[&Op]) -> Result<Vec<bool>, Store
     let [c1, c2, c3, c4, c5, c6, c7, c8] = r.columns();
     let [e1, e2, e3, e4, e5, e6, e7, e8] = r.entries(&d_id);
     let written = fixed::<CreateUsers, 19>(
-        "WITH v AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], \
-               ?::text[], ?::text[], ?::boolean[], ?::text[], ?::bigint[]) \
-               AS v (n, tenant_id, id, user_name, user_name_ci, external_id, display_name, display_name_ci, \
-               active, body, now)), \
-         u AS (INSERT INTO users (tenant_id, id, user_name, user_name_ci, external_id, display_name, \
-               display_name_ci, active, body, version, created_us, modified_us) \
-               SELECT tenant_id, id, user_name, user_name_ci, external_id, display_name, display_name_ci, \
-               active, body, 1, now, now FROM v ORDER BY n \
-               ON CONFLICT DO NOTHING RETURNING tenant_id, id, modified_us), \
-         w AS (SELECT v.n, u.tenant_id, u.id, u.modified_us FROM u JOIN v ON v.tenant_id = u.tenant_id \
-               AND v.id = u.id), \
-         e AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[]) AS e (n, id, target, skipped)), \
-         q AS (INSERT INTO deliveries (id, tenant_id, target, resource_type, resource_id, state, version, \
-               attempts, due_us, last_error, created_us, updated_us) \
-               SELECT e.id, w.tenant_id, e.target, 'User', w.id, \
-                      CASE WHEN e.skipped IS NULL THEN 'pending' ELSE 'skipped' END, 1, 0, w.modified_us, \
-                      e.skipped, w.modified_us, w.modified_us \
-               FROM w JOIN e ON e.n = w.n), \
-         a AS (INSERT INTO audit_events (tenant_id, at_us, key_id, request_id, operation, resource_type, \
-               resource_id, version) \
-               SELECT w.tenant_id, w.modified_us, a.key_id, a.request_id, a.operation, 'User', w.id, 1 \
-               FROM w JOIN unnest(?::bigint[], ?::text[], ?::text[], ?::text[]) \
-               AS a (n, key_id, request_id, operation) ON a.n = w.n) \
-         SELECT n FROM w",
+        CREATE_USERS,
         [
             Val::IntArray(&r.n),
             Val::TextArray(&r.tenant_id),
@@ -427,7 +404,63 @@ fn update_batch(conn: &mut PgConnection, ops: &[&Op]) -> Result<Vec<bool>, Store
     let [c1, c2, c3, c4, c5, c6, c7, c8] = r.columns();
     let [e1, e2, e3, e4, e5, e6, e7, e8] = r.entries(&d_id);
     let written = fixed::<UpdateUsers, 20>(
-        "WITH v AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], \
+        UPDATE_USERS,
+        [
+            Val::IntArray(&r.n),
+            Val::TextArray(&r.tenant_id),
+            Val::TextArray(&r.id),
+            Val::IntArray(&r.from),
+            c1,
+            c2,
+            c3,
+            c4,
+            c5,
+            c6,
+            c7,
+            c8,
+            e1,
+            e2,
+            e3,
+            e4,
+            e5,
+            e6,
+            e7,
+            e8,
+        ],
+    )
+    .returning::<BigInt>()
+    .load::<i64>(conn)?;
+    Ok(r.answers(&written))
+}
+
+/// The statement of [`create_batch`].
+pub(crate) const CREATE_USERS: &str = "WITH v AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], \
+               ?::text[], ?::text[], ?::boolean[], ?::text[], ?::bigint[]) \
+               AS v (n, tenant_id, id, user_name, user_name_ci, external_id, display_name, display_name_ci, \
+               active, body, now)), \
+         u AS (INSERT INTO users (tenant_id, id, user_name, user_name_ci, external_id, display_name, \
+               display_name_ci, active, body, version, created_us, modified_us) \
+               SELECT tenant_id, id, user_name, user_name_ci, external_id, display_name, display_name_ci, \
+               active, body, 1, now, now FROM v ORDER BY n \
+               ON CONFLICT DO NOTHING RETURNING tenant_id, id, modified_us), \
+         w AS (SELECT v.n, u.tenant_id, u.id, u.modified_us FROM u JOIN v ON v.tenant_id = u.tenant_id \
+               AND v.id = u.id), \
+         e AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[]) AS e (n, id, target, skipped)), \
+         q AS (INSERT INTO deliveries (id, tenant_id, target, resource_type, resource_id, state, version, \
+               attempts, due_us, last_error, created_us, updated_us) \
+               SELECT e.id, w.tenant_id, e.target, 'User', w.id, \
+                      CASE WHEN e.skipped IS NULL THEN 'pending' ELSE 'skipped' END, 1, 0, w.modified_us, \
+                      e.skipped, w.modified_us, w.modified_us \
+               FROM w JOIN e ON e.n = w.n), \
+         a AS (INSERT INTO audit_events (tenant_id, at_us, key_id, request_id, operation, resource_type, \
+               resource_id, version) \
+               SELECT w.tenant_id, w.modified_us, a.key_id, a.request_id, a.operation, 'User', w.id, 1 \
+               FROM w JOIN unnest(?::bigint[], ?::text[], ?::text[], ?::text[]) \
+               AS a (n, key_id, request_id, operation) ON a.n = w.n) \
+         SELECT n FROM w";
+
+/// The statement of [`update_batch`].
+pub(crate) const UPDATE_USERS: &str = "WITH v AS (SELECT * FROM unnest(?::bigint[], ?::text[], ?::text[], ?::bigint[], ?::text[], ?::text[], \
                ?::text[], ?::text[], ?::text[], ?::boolean[], ?::text[], ?::bigint[]) \
                AS v (n, tenant_id, id, from_version, user_name, user_name_ci, external_id, display_name, \
                display_name_ci, active, body, now)), \
@@ -457,31 +490,4 @@ fn update_batch(conn: &mut PgConnection, ops: &[&Op]) -> Result<Vec<bool>, Store
                SELECT u.tenant_id, u.modified_us, a.key_id, a.request_id, a.operation, 'User', u.id, u.version \
                FROM u JOIN unnest(?::bigint[], ?::text[], ?::text[], ?::text[]) \
                AS a (n, key_id, request_id, operation) ON a.n = u.n) \
-         SELECT n FROM u",
-        [
-            Val::IntArray(&r.n),
-            Val::TextArray(&r.tenant_id),
-            Val::TextArray(&r.id),
-            Val::IntArray(&r.from),
-            c1,
-            c2,
-            c3,
-            c4,
-            c5,
-            c6,
-            c7,
-            c8,
-            e1,
-            e2,
-            e3,
-            e4,
-            e5,
-            e6,
-            e7,
-            e8,
-        ],
-    )
-    .returning::<BigInt>()
-    .load::<i64>(conn)?;
-    Ok(r.answers(&written))
-}
+         SELECT n FROM u";

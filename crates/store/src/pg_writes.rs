@@ -79,20 +79,7 @@ pub(crate) fn create_user(c: &mut PgConnection, w: &UserWrite<'_>) -> Result<(),
     let [has_audit, key_id, request_id, operation] = audit_vals(w.audit);
     let [name, name_ci, external_id, display, display_ci, active] = user_column_vals(w.columns);
     let statement = fixed::<CreateUser, 18>(
-        "WITH e (id, target, skipped) AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[])), \
-         u AS (INSERT INTO users (tenant_id, id, user_name, user_name_ci, external_id, display_name, \
-               display_name_ci, active, body, version, created_us, modified_us) \
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING tenant_id, id, modified_us), \
-         q AS (INSERT INTO deliveries (id, tenant_id, target, resource_type, resource_id, state, version, \
-               attempts, due_us, last_error, created_us, updated_us) \
-               SELECT e.id, u.tenant_id, e.target, 'User', u.id, \
-                      CASE WHEN e.skipped IS NULL THEN 'pending' ELSE 'skipped' END, 1, 0, u.modified_us, \
-                      e.skipped, u.modified_us, u.modified_us \
-               FROM u CROSS JOIN e), \
-         a AS (INSERT INTO audit_events (tenant_id, at_us, key_id, request_id, operation, resource_type, \
-               resource_id, version) \
-               SELECT u.tenant_id, u.modified_us, ?, ?, ?, 'User', u.id, 1 FROM u WHERE ?) \
-         SELECT 1 FROM u",
+        CREATE_USER,
         [
             Val::TextArray(&ids),
             Val::TextArray(&targets),
@@ -127,28 +114,7 @@ pub(crate) fn update_user(c: &mut PgConnection, w: &UserWrite<'_>, from: i64) ->
     let [has_audit, key_id, request_id, operation] = audit_vals(w.audit);
     let [name, name_ci, external_id, display, display_ci, active] = user_column_vals(w.columns);
     let statement = fixed::<UpdateUser, 18>(
-        "WITH e (id, target, skipped) AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[])), \
-         u AS (UPDATE users SET user_name = ?, user_name_ci = ?, external_id = ?, display_name = ?, \
-               display_name_ci = ?, active = ?, body = ?, version = version + 1, modified_us = ? \
-               WHERE tenant_id = ? AND id = ? AND version = ? \
-               RETURNING tenant_id, id, version, modified_us), \
-         ue AS MATERIALIZED (SELECT u.tenant_id, u.id, u.version, u.modified_us, e.target \
-               FROM u, e WHERE e.skipped IS NULL), \
-         absorbed AS (UPDATE deliveries d SET version = ue.version, updated_us = ue.modified_us FROM ue \
-               WHERE d.tenant_id = ue.tenant_id AND d.target = ue.target AND d.resource_type = 'User' \
-                 AND d.resource_id = ue.id COLLATE \"default\" AND (d.state IN ('pending', 'failed')) IS TRUE \
-               RETURNING ue.target), \
-         q AS (INSERT INTO deliveries (id, tenant_id, target, resource_type, resource_id, state, version, \
-               attempts, due_us, last_error, created_us, updated_us) \
-               SELECT e.id, u.tenant_id, e.target, 'User', u.id, \
-                      CASE WHEN e.skipped IS NULL THEN 'pending' ELSE 'skipped' END, u.version, 0, \
-                      u.modified_us, e.skipped, u.modified_us, u.modified_us \
-               FROM u CROSS JOIN e \
-               WHERE e.skipped IS NOT NULL OR e.target NOT IN (SELECT target FROM absorbed)), \
-         a AS (INSERT INTO audit_events (tenant_id, at_us, key_id, request_id, operation, resource_type, \
-               resource_id, version) \
-               SELECT u.tenant_id, u.modified_us, ?, ?, ?, 'User', u.id, u.version FROM u WHERE ?) \
-         SELECT 1 FROM u",
+        UPDATE_USER,
         [
             Val::TextArray(&ids),
             Val::TextArray(&targets),
@@ -181,3 +147,43 @@ fn strs(v: &[String]) -> Vec<&str> {
 fn opt_strs(v: &[Option<String>]) -> Vec<Option<&str>> {
     v.iter().map(Option::as_deref).collect()
 }
+
+/// The statement of [`create_user`].
+pub(crate) const CREATE_USER: &str = "WITH e (id, target, skipped) AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[])), \
+         u AS (INSERT INTO users (tenant_id, id, user_name, user_name_ci, external_id, display_name, \
+               display_name_ci, active, body, version, created_us, modified_us) \
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING tenant_id, id, modified_us), \
+         q AS (INSERT INTO deliveries (id, tenant_id, target, resource_type, resource_id, state, version, \
+               attempts, due_us, last_error, created_us, updated_us) \
+               SELECT e.id, u.tenant_id, e.target, 'User', u.id, \
+                      CASE WHEN e.skipped IS NULL THEN 'pending' ELSE 'skipped' END, 1, 0, u.modified_us, \
+                      e.skipped, u.modified_us, u.modified_us \
+               FROM u CROSS JOIN e), \
+         a AS (INSERT INTO audit_events (tenant_id, at_us, key_id, request_id, operation, resource_type, \
+               resource_id, version) \
+               SELECT u.tenant_id, u.modified_us, ?, ?, ?, 'User', u.id, 1 FROM u WHERE ?) \
+         SELECT 1 FROM u";
+
+/// The statement of [`update_user`].
+pub(crate) const UPDATE_USER: &str = "WITH e (id, target, skipped) AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[])), \
+         u AS (UPDATE users SET user_name = ?, user_name_ci = ?, external_id = ?, display_name = ?, \
+               display_name_ci = ?, active = ?, body = ?, version = version + 1, modified_us = ? \
+               WHERE tenant_id = ? AND id = ? AND version = ? \
+               RETURNING tenant_id, id, version, modified_us), \
+         ue AS MATERIALIZED (SELECT u.tenant_id, u.id, u.version, u.modified_us, e.target \
+               FROM u, e WHERE e.skipped IS NULL), \
+         absorbed AS (UPDATE deliveries d SET version = ue.version, updated_us = ue.modified_us FROM ue \
+               WHERE d.tenant_id = ue.tenant_id AND d.target = ue.target AND d.resource_type = 'User' \
+                 AND d.resource_id = ue.id COLLATE \"default\" AND (d.state IN ('pending', 'failed')) IS TRUE \
+               RETURNING ue.target), \
+         q AS (INSERT INTO deliveries (id, tenant_id, target, resource_type, resource_id, state, version, \
+               attempts, due_us, last_error, created_us, updated_us) \
+               SELECT e.id, u.tenant_id, e.target, 'User', u.id, \
+                      CASE WHEN e.skipped IS NULL THEN 'pending' ELSE 'skipped' END, u.version, 0, \
+                      u.modified_us, e.skipped, u.modified_us, u.modified_us \
+               FROM u CROSS JOIN e \
+               WHERE e.skipped IS NOT NULL OR e.target NOT IN (SELECT target FROM absorbed)), \
+         a AS (INSERT INTO audit_events (tenant_id, at_us, key_id, request_id, operation, resource_type, \
+               resource_id, version) \
+               SELECT u.tenant_id, u.modified_us, ?, ?, ?, 'User', u.id, u.version FROM u WHERE ?) \
+         SELECT 1 FROM u";
