@@ -9,6 +9,7 @@ mod lower;
 mod members;
 mod models;
 mod outbox;
+mod pg_analyze;
 mod pg_batch;
 mod pg_writes;
 #[cfg(all(test, feature = "testing"))]

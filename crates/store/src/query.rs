@@ -53,7 +53,7 @@ pub struct QueryPage {
 
 /// A sort SQL can do on an indexed column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SqlSort {
+pub(crate) enum SqlSort {
     /// `(created_us, id)`.
     Created,
     /// A text column; `nullable` puts missing values last.
@@ -175,7 +175,7 @@ fn in_sql(
 }
 
 /// The page's rows, sorted and paged in SQL.
-fn page_rows(
+pub(crate) fn page_rows(
     c: &mut AnyConnection,
     tenant_id: &str,
     kind: Kind,

@@ -143,6 +143,7 @@ impl Store {
             Kind::User => self.write_single(job)?,
             Kind::Group => self.write_owned(job)?,
         }
+        self.after_create();
         Ok(created)
     }
 
@@ -157,7 +158,10 @@ impl Store {
         if let (Some(batch), Kind::User) = (&self.pg_batch, new.kind) {
             let (op, created) = create_op(tenant_id, new, outbox, audit)?;
             return match batch.submit(op).await? {
-                true => Ok(created),
+                true => {
+                    self.after_create();
+                    Ok(created)
+                }
                 false => Err(StoreError::Conflict { attribute: "userName" }),
             };
         }
@@ -167,6 +171,7 @@ impl Store {
             Kind::User => self.write_single_async(job).await?,
             Kind::Group => self.write_owned_async(job).await?,
         }
+        self.after_create();
         Ok(created)
     }
 

@@ -11,6 +11,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use crate::config::StoreConfig;
 use crate::connection::{AnyConnection, Backend, Manager, Target, prepare_sqlite, write_tx};
 use crate::error::StoreError;
+use crate::pg_analyze::{self, Growth};
 use crate::pg_batch::PgBatcher;
 use crate::writer::GroupWriter;
 
@@ -35,6 +36,8 @@ pub struct Store {
     /// PostgreSQL's group commit of user creates and updates (see `pg_batch.rs`); `None` on
     /// SQLite or when `write_batch_max` is 1.
     pub(crate) pg_batch: Option<Arc<PgBatcher>>,
+    /// PostgreSQL: the creates counted towards the next `ANALYZE` (see `pg_analyze.rs`).
+    growth: Option<Arc<Growth>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -107,7 +110,39 @@ impl Store {
             true => Some(Arc::new(PgBatcher::new(manager.clone(), cfg.write_batch_max)?)),
             false => None,
         };
-        Ok(Store { pool, manager, backend, writer, pg_batch })
+        let growth = (backend == Backend::Postgres).then(|| Arc::new(Growth::new()));
+        Ok(Store { pool, manager, backend, writer, pg_batch, growth })
+    }
+
+    /// Counts a created resource; on PostgreSQL, each time the count doubles, analyzes the tables
+    /// on a thread of its own so that prepared statements are planned again on what the tables
+    /// now hold (see `pg_analyze.rs`).
+    pub(crate) fn after_create(&self) {
+        let Some(growth) = &self.growth else { return };
+        if !growth.created() {
+            return;
+        }
+        let (store, ran) = (self.clone(), growth.clone());
+        let run = move || {
+            let started = std::time::Instant::now();
+            match store.conn().and_then(|mut c| c.batch_execute(pg_analyze::TABLES).map_err(StoreError::from)) {
+                Ok(()) => tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "analyzed the tables as they grew (plans made on smaller tables are replaced)"
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not analyze the tables"),
+            }
+            ran.done();
+        };
+        if let Err(e) = std::thread::Builder::new().name("scimgw-analyze".into()).spawn(run) {
+            tracing::warn!(error = %e, "could not start the analyze thread");
+            growth.done();
+        }
+    }
+
+    /// PostgreSQL: how many `ANALYZE` runs [`Store::after_create`] has completed; `None` on SQLite.
+    pub fn analyze_runs(&self) -> Option<u64> {
+        self.growth.as_ref().map(|g| g.runs())
     }
 
     /// Which engine this store runs on.
