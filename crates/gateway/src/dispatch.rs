@@ -429,8 +429,7 @@ impl Dispatcher {
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, DeliveryError> {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || f(&store)).await {
+        match self.store.run_blocking(f).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(DeliveryError::retryable(format!("the store: {e}"))),
             Err(e) => Err(DeliveryError::retryable(format!("the store task: {e}"))),
@@ -438,7 +437,7 @@ impl Dispatcher {
     }
 
     /// [`Dispatcher::blocking`] for two primary-key lookups: inline on SQLite, where they cost
-    /// less than the hand-off to the blocking pool (see `crate::quick_read`).
+    /// less than the hand-off to the store's threads (see `crate::quick_read`).
     async fn quick_read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,

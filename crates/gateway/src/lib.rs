@@ -81,12 +81,13 @@ impl AppState {
 /// Runs a short read of the store: a primary-key or unique-index lookup whose cost is bounded.
 ///
 /// On SQLite it runs inline on the worker thread: a lookup in a local file takes a few
-/// microseconds, less than the hand-off to the blocking pool and back that it would otherwise
+/// microseconds, less than the hand-off to another thread and back that it would otherwise
 /// cost (two futex wake-ups and two context switches per hop, the largest item in the profile of
 /// GET /Users/{id} after the statement cache was fixed; bench/RESULTS.md). SQLite readers never
 /// wait for the writer (WAL), so the worker cannot stall on a lock. On PostgreSQL every query is
-/// a network round trip that may stall, so it goes to the blocking pool as before. Anything whose
-/// cost grows with the data (a filter that scans, a group's members) must not use this.
+/// a network round trip that may stall, so it goes to the store's threads
+/// (`Store::run_blocking`). Anything whose cost grows with the data (a filter that scans, a
+/// group's members) must not use this.
 pub(crate) async fn quick_read<T, F>(state: &web::Data<AppState>, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
@@ -95,8 +96,7 @@ where
     if state.store.backend() == scimgw_store::Backend::Sqlite {
         return Ok(f(&state.store)?);
     }
-    let st = state.clone();
-    Ok(web::block(move || f(&st.store)).await??)
+    Ok(state.store.run_blocking(f).await??)
 }
 
 /// Registers the SCIM routes under the configured base path.

@@ -60,9 +60,8 @@ pub(crate) async fn check_exist(
         return Ok(members);
     }
     let ids: Vec<String> = members.iter().map(|m| m.value.clone()).collect();
-    let st = state.clone();
     let tenant = tenant_id.to_owned();
-    let found = web::block(move || st.store.existing_ids(&tenant, &ids)).await??;
+    let found = state.store.run_blocking(move |s| s.existing_ids(&tenant, &ids)).await??;
     let mut out = Vec::with_capacity(members.len());
     let mut missing = Vec::new();
     for mut m in members {

@@ -166,7 +166,7 @@ async fn run_query(
         crate::quick_read(state, move |_| query(&st)).await?
     } else {
         let st = state.clone();
-        web::block(move || query(&st)).await??
+        state.store.run_blocking(move |_| query(&st)).await??
     };
 
     let base = location_base(req, state, kind);
@@ -226,8 +226,7 @@ pub(crate) async fn get(
         let id = id.clone();
         if with_members {
             // A group's members: as many rows as it has members, so off the worker thread.
-            let st = state.clone();
-            web::block(move || st.store.get(&tenant, kind, &id, true)).await??
+            state.store.run_blocking(move |s| s.get(&tenant, kind, &id, true)).await??
         } else {
             crate::quick_read(&state, move |store| store.get(&tenant, kind, &id, false)).await?
         }
@@ -420,7 +419,6 @@ pub(crate) async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let id = resource_id(id, kind)?;
     let expected = if_match(&req)?;
-    let st = state.clone();
     let tenant = principal.tenant_id.clone();
     let rid = id.clone();
     let set = state.targets.snapshot();
@@ -431,9 +429,10 @@ pub(crate) async fn delete(
     // A deleted user or group leaves the groups it was in: group targets must hear of it.
     let groups_outbox = of_kind(Kind::Group);
     let audit = audit(&req, &principal, "delete");
-    let deleted =
-        web::block(move || st.store.delete_with(&tenant, kind, &rid, expected, &outbox, &groups_outbox, Some(audit)))
-            .await??;
+    let deleted = state
+        .store
+        .run_blocking(move |s| s.delete_with(&tenant, kind, &rid, expected, &outbox, &groups_outbox, Some(audit)))
+        .await??;
     if !deleted {
         return Err(missing(&req, kind, &id));
     }
@@ -462,10 +461,9 @@ async fn reload_members_if_needed(
     if kind != Kind::Group || resource.members.is_some() || !projection.returns(schema, "members") {
         return Ok(resource);
     }
-    let st = state.clone();
     let tenant = principal.tenant_id.clone();
     let id = resource.id.clone();
-    let fresh = web::block(move || st.store.get(&tenant, kind, &id, true)).await??;
+    let fresh = state.store.run_blocking(move |s| s.get(&tenant, kind, &id, true)).await??;
     Ok(fresh.unwrap_or(resource))
 }
 

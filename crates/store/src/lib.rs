@@ -23,6 +23,7 @@ mod store;
 mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod workers;
 mod writer;
 
 pub use audit::{Audit, AuditEvent};

@@ -269,11 +269,8 @@ impl Store {
         if let (Some(batch), Kind::User) = (&self.pg_batch, kind) {
             // Read here, apply `f` here, write in the batch; read again after a lost race.
             for _ in 0..OPTIMISTIC_TRIES {
-                let store = self.clone();
                 let (t, i) = (tenant_id.to_owned(), id.to_owned());
-                let current = tokio::task::spawn_blocking(move || load(&mut *store.conn()?, &t, kind, &i, false))
-                    .await
-                    .map_err(|e| StoreError::Internal(format!("the read task failed: {e}")))??;
+                let current = self.run_blocking(move |store| load(&mut *store.conn()?, &t, kind, &i, false)).await??;
                 let Some(current) = current else {
                     return Ok(None);
                 };

@@ -13,6 +13,7 @@ use crate::connection::{AnyConnection, Backend, Manager, Target, prepare_sqlite,
 use crate::error::StoreError;
 use crate::pg_analyze::{self, Growth};
 use crate::pg_batch::PgBatcher;
+use crate::workers::Workers;
 use crate::writer::GroupWriter;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -38,6 +39,8 @@ pub struct Store {
     pub(crate) pg_batch: Option<Arc<PgBatcher>>,
     /// PostgreSQL: the creates counted towards the next `ANALYZE` (see `pg_analyze.rs`).
     growth: Option<Arc<Growth>>,
+    /// The threads that run [`Store::run_blocking`]'s work: one per pooled connection.
+    workers: Arc<Workers>,
 }
 
 impl std::fmt::Debug for Store {
@@ -111,7 +114,8 @@ impl Store {
             false => None,
         };
         let growth = (backend == Backend::Postgres).then(|| Arc::new(Growth::new()));
-        Ok(Store { pool, manager, backend, writer, pg_batch, growth })
+        let workers = Arc::new(Workers::start(cfg.pool_size.max(1) as usize)?);
+        Ok(Store { pool, manager, backend, writer, pg_batch, growth, workers })
     }
 
     /// Counts a created resource; on PostgreSQL, each time the count doubles, analyzes the tables
@@ -138,6 +142,18 @@ impl Store {
             tracing::warn!(error = %e, "could not start the analyze thread");
             growth.done();
         }
+    }
+
+    /// Runs `f` for async code on one of the store's threads, one per pooled connection, in the
+    /// order the calls came (see `workers.rs`): the work waits in a queue, not on a thread of its
+    /// own. `Internal` if `f` panicked.
+    pub async fn run_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> T + Send + 'static,
+    {
+        let store = self.clone();
+        self.workers.run(move || f(&store)).await
     }
 
     /// PostgreSQL: how many `ANALYZE` runs [`Store::after_create`] has completed; `None` on SQLite.
@@ -189,7 +205,7 @@ impl Store {
 
     /// [`Store::write_owned`] for async callers. With group commit (SQLite) the task waits for the
     /// writer thread's answer without holding a thread; otherwise the transaction runs on the
-    /// blocking pool of the caller's tokio runtime.
+    /// store's threads (`Store::run_blocking`).
     pub(crate) async fn write_owned_async<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -197,12 +213,7 @@ impl Store {
     {
         match &self.writer {
             Some(writer) => writer.submit_async(f).await,
-            None => {
-                let store = self.clone();
-                tokio::task::spawn_blocking(move || write_tx(&mut *store.conn()?, f))
-                    .await
-                    .map_err(|e| StoreError::Internal(format!("the write task failed: {e}")))?
-            }
+            None => self.run_blocking(move |store| write_tx(&mut *store.conn()?, f)).await?,
         }
     }
 
@@ -228,12 +239,7 @@ impl Store {
         F: FnOnce(&mut AnyConnection) -> Result<T, StoreError> + Send + 'static,
     {
         match (&self.writer, self.backend) {
-            (None, Backend::Postgres) => {
-                let store = self.clone();
-                tokio::task::spawn_blocking(move || f(&mut *store.conn()?))
-                    .await
-                    .map_err(|e| StoreError::Internal(format!("the write task failed: {e}")))?
-            }
+            (None, Backend::Postgres) => self.run_blocking(move |store| f(&mut *store.conn()?)).await?,
             _ => self.write_owned_async(f).await,
         }
     }
