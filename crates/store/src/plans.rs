@@ -124,10 +124,11 @@ fn assert_indexed(what: &str, mode: &str, plan: &str) {
 #[test]
 fn a_single_update_finds_the_deliveries_it_absorbs_by_index() {
     let Some((_db, mut conn, tenant)) = seeded(true) else { return };
-    let types = [
-        "text[]", "text[]", "text[]", "text", "text", "text", "text", "text", "boolean", "text", "bigint", "text",
-        "text", "bigint", "text", "text", "text", "boolean",
-    ];
+    // The binds' types, in the statement's order (as `pg_writes::update_user` binds them).
+    let types: Vec<&str> = "text[] text[] text[] text text text text text boolean text bigint text \
+                            text bigint text text text boolean"
+        .split_whitespace()
+        .collect();
     let args = format!(
         "ARRAY['x1', 'x2'], ARRAY['jostle', 'joyn'], ARRAY[NULL, NULL]::text[], 'user7', 'user7', NULL, NULL, NULL, \
          true, '{{}}', 1, '{tenant}', 'u7', 1, 'key', 'request', 'update', true"
@@ -141,28 +142,11 @@ fn a_single_update_finds_the_deliveries_it_absorbs_by_index() {
 #[test]
 fn a_batch_of_updates_finds_the_deliveries_it_absorbs_by_index() {
     let Some((_db, mut conn, tenant)) = seeded(true) else { return };
-    let types = [
-        "bigint[]",
-        "text[]",
-        "text[]",
-        "bigint[]",
-        "text[]",
-        "text[]",
-        "text[]",
-        "text[]",
-        "text[]",
-        "boolean[]",
-        "text[]",
-        "bigint[]",
-        "bigint[]",
-        "text[]",
-        "text[]",
-        "text[]",
-        "bigint[]",
-        "text[]",
-        "text[]",
-        "text[]",
-    ];
+    // The binds' types, in the statement's order (as `pg_batch::update_batch` binds them).
+    let types: Vec<&str> = "bigint[] text[] text[] bigint[] text[] text[] text[] text[] text[] boolean[] text[] \
+                            bigint[] bigint[] text[] text[] text[] bigint[] text[] text[] text[]"
+        .split_whitespace()
+        .collect();
     let args = format!(
         "ARRAY[0, 1], ARRAY['{tenant}', '{tenant}'], ARRAY['u7', 'u8'], ARRAY[1, 1], ARRAY['user7', 'user8'], \
          ARRAY['user7', 'user8'], ARRAY[NULL, NULL]::text[], ARRAY[NULL, NULL]::text[], ARRAY[NULL, NULL]::text[], \
