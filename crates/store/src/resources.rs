@@ -155,22 +155,21 @@ impl Store {
         outbox: &[Enqueue],
         audit: Option<Audit>,
     ) -> Result<Resource, StoreError> {
-        if let (Some(batch), Kind::User) = (&self.pg_batch, new.kind) {
+        let created = if let (Some(batch), Kind::User) = (&self.pg_batch, new.kind) {
             let (op, created) = create_op(tenant_id, new, outbox, audit)?;
-            return match batch.submit(op).await? {
-                true => {
-                    self.after_create();
-                    Ok(created)
-                }
-                false => Err(StoreError::Conflict { attribute: "userName" }),
-            };
-        }
-        let kind = new.kind;
-        let (job, created) = create_job(tenant_id, new, outbox, audit)?;
-        match kind {
-            Kind::User => self.write_single_async(job).await?,
-            Kind::Group => self.write_owned_async(job).await?,
-        }
+            if !batch.submit(op).await? {
+                return Err(StoreError::Conflict { attribute: "userName" });
+            }
+            created
+        } else {
+            let kind = new.kind;
+            let (job, created) = create_job(tenant_id, new, outbox, audit)?;
+            match kind {
+                Kind::User => self.write_single_async(job).await?,
+                Kind::Group => self.write_owned_async(job).await?,
+            }
+            created
+        };
         self.after_create();
         Ok(created)
     }

@@ -18,7 +18,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// A fixed set of threads taking jobs from one queue.
 #[derive(Debug)]
 pub(crate) struct Workers {
-    queue: Mutex<Sender<Job>>,
+    queue: Sender<Job>,
 }
 
 impl Workers {
@@ -43,7 +43,7 @@ impl Workers {
                 })
                 .map_err(|e| StoreError::Internal(format!("cannot start a store thread: {e}")))?;
         }
-        Ok(Workers { queue: Mutex::new(tx) })
+        Ok(Workers { queue: tx })
     }
 
     /// Runs `f` on one of the threads; its result once it has run.
@@ -52,11 +52,7 @@ impl Workers {
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
         });
-        let sent = match self.queue.lock() {
-            Ok(queue) => queue.send(job),
-            Err(poisoned) => poisoned.into_inner().send(job),
-        };
-        sent.map_err(|_| StoreError::Internal("the store's threads have stopped".into()))?;
+        self.queue.send(job).map_err(|_| StoreError::Internal("the store's threads have stopped".into()))?;
         rx.await.map_err(|_| StoreError::Internal("a store task failed (it panicked)".into()))
     }
 }
