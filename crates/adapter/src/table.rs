@@ -9,8 +9,10 @@
 //!
 //! Paths are SCIM PATCH paths restricted to what a table needs: `userName`, `name.givenName`,
 //! `urn:…:User:department`, and `emails[type eq "work"].value` (a multi-valued attribute's element
-//! of one `type`, and one of its sub-attributes). Reading a path takes the first element of that
-//! type; writing one builds `{"type": "work", "value": …}` and merges rows of the same element.
+//! of one `type`, and one of its sub-attributes). Reading a path takes the element of that type
+//! marked primary, else the first of that type (several values may share a type: two work emails
+//! are legal SCIM; `dropped` lists the others); writing one builds `{"type": "work", "value": …}`
+//! and merges rows of the same element.
 
 use serde_json::{Map, Value};
 
@@ -77,6 +79,30 @@ pub fn is_email(s: &str) -> bool {
         && !s.chars().any(char::is_whitespace)
 }
 
+/// The index of the element of type `ty` that a path with `[type eq "ty"]` reads.
+fn chosen_of_type(items: &[Value], ty: &str) -> Option<usize> {
+    let mut first = None;
+    for (i, e) in items.iter().enumerate() {
+        let of_type = e
+            .as_object()
+            .and_then(|o| get_ci(o, "type"))
+            .and_then(Value::as_str)
+            .is_some_and(|x| x.eq_ignore_ascii_case(ty));
+        if of_type {
+            if is_primary(e) {
+                return Some(i);
+            }
+            first.get_or_insert(i);
+        }
+    }
+    first
+}
+
+/// Whether a multi-valued attribute's element says `primary: true`.
+fn is_primary(element: &Value) -> bool {
+    element.as_object().and_then(|o| get_ci(o, "primary")) == Some(&Value::Bool(true))
+}
+
 /// One row of a vendor's table: a path and its rules.
 #[derive(Debug, Clone, Copy)]
 pub struct Row {
@@ -134,12 +160,12 @@ impl TablePath {
         let top = get_ci(self.scope(user)?, &self.attr)?;
         let node = match &self.type_is {
             None => top,
-            Some(t) => top.as_array()?.iter().find(|e| {
-                e.as_object()
-                    .and_then(|o| get_ci(o, "type"))
-                    .and_then(Value::as_str)
-                    .is_some_and(|x| x.eq_ignore_ascii_case(t))
-            })?,
+            Some(t) => {
+                // Several values may share a type (two work emails are legal SCIM): the primary
+                // one of that type is sent, else the first.
+                let items = top.as_array()?;
+                items.get(chosen_of_type(items, t)?)?
+            }
         };
         match &self.sub {
             None => Some(node),
@@ -331,13 +357,23 @@ impl Table {
                     if !typed {
                         continue;
                     }
-                    for item in items {
+                    for (i, item) in items.iter().enumerate() {
                         let ty = item.get("type").and_then(Value::as_str).unwrap_or("");
                         let element = format!("{key}[type eq \"{ty}\"]");
                         if !self.paths().any(|p| p.type_is.is_some() && p.covers(None, key, None, Some(ty))) {
                             out.push((
                                 element,
                                 format!("{} accepts {key} only of the types in its table", self.vendor),
+                            ));
+                            continue;
+                        }
+                        if chosen_of_type(items, ty) != Some(i) {
+                            out.push((
+                                format!("{key}[{i}] ({element})"),
+                                format!(
+                                    "{} takes one {key} of type \"{ty}\": the primary one of that type is sent, else the first",
+                                    self.vendor
+                                ),
                             ));
                             continue;
                         }

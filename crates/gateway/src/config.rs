@@ -41,6 +41,11 @@ pub struct Config {
     pub default_page_size: u64,
     /// Largest page a query may ask for; advertised in `/ServiceProviderConfig`.
     pub max_page_size: u64,
+    /// Refuse attributes no schema defines (400 `invalidSyntax` naming them), as the gateway did
+    /// before. Off by default: unknown attributes of a known schema are dropped (counted in
+    /// `scimgw_scim_dropped_attributes_total`, named in the debug log), and attributes under an
+    /// extension URN the gateway does not know are kept as sent.
+    pub strict_attributes: bool,
     /// HTTP worker threads; unset means one per core.
     pub workers: Option<usize>,
     /// Threads per worker for store calls that block (writes waiting for their batch, queries);
@@ -73,6 +78,7 @@ impl Default for Config {
             auth: crate::throttle::AuthConfig::default(),
             default_page_size: 100,
             max_page_size: 1000,
+            strict_attributes: false,
             workers: None,
             blocking_threads: 32,
             tls: None,

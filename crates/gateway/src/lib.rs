@@ -23,7 +23,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use scimgw_scim::ScimError;
-use scimgw_scim::schema::Registry;
+use scimgw_scim::schema::{DropHook, Registry, UnknownAttributes};
 use scimgw_store::{Kind, Store};
 
 pub use crate::auth::{IssuedKey, Principal, issue_key};
@@ -47,7 +47,12 @@ pub struct AppState {
 
 impl AppState {
     /// State for a gateway on `store` with `registry`'s schemas and no targets.
-    pub fn new(config: Config, store: Store, registry: Registry) -> Self {
+    pub fn new(config: Config, store: Store, mut registry: Registry) -> Self {
+        registry.set_unknown_attributes(if config.strict_attributes {
+            UnknownAttributes::Reject
+        } else {
+            UnknownAttributes::Accept(DropHook(telemetry::dropped_attribute))
+        });
         let throttle = throttle::AuthThrottle::new(&config.auth);
         let key_cache = auth::KeyCache::new(std::time::Duration::from_millis(config.auth.key_cache_ms));
         Self {

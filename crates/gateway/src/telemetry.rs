@@ -279,6 +279,14 @@ pub(crate) async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(handle.render())
 }
 
+/// The drop hook of lenient validation: an attribute no schema defines was dropped from a
+/// request. Counted, and named at debug level inside the request's span (which names the
+/// tenant) — the name only, never the value.
+pub(crate) fn dropped_attribute(name: &str) {
+    metrics::counter!("scimgw_scim_dropped_attributes_total").increment(1);
+    tracing::debug!(attribute = name, "unknown attribute dropped (strict_attributes is off)");
+}
+
 #[cfg(test)]
 mod tests {
     use super::route_of;

@@ -14,7 +14,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::ScimError;
-use crate::filter::{PatchPath, parse_patch_path};
+use crate::filter::{AttrPath, PatchPath, parse_patch_path};
 use crate::schema::{AttrType, Attribute, Location, ResourceSchema, Returned};
 
 /// Which parts of an attribute a list names.
@@ -122,6 +122,17 @@ impl Projection {
                 }
                 continue;
             }
+            if key.contains(':') {
+                // An extension kept as sent (no schema): selected by its URN and attribute names.
+                if let Some(v) = project_opaque(
+                    value,
+                    self.include.as_ref().map(|s| s.child(key)),
+                    self.exclude.as_ref().and_then(|s| s.child(key)),
+                ) {
+                    out.insert(key.clone(), v);
+                }
+                continue;
+            }
             let Some(resolved) = schema.resolve(None, key, None) else {
                 // Not in any schema: only a default projection passes it through.
                 if self.include.is_none() {
@@ -138,6 +149,25 @@ impl Projection {
         }
         out
     }
+}
+
+/// An extension kept as sent, with the same `inc`/`exc` conventions as [`project_attribute`]: its
+/// attributes are all `returned: default`.
+fn project_opaque(value: &Value, inc: Option<Option<&Sel>>, exc: Option<&Sel>) -> Option<Value> {
+    if matches!(inc, Some(None)) || matches!(exc, Some(Sel::All)) {
+        return None;
+    }
+    let Value::Object(obj) = value else { return Some(value.clone()) };
+    let kept: Map<String, Value> = obj
+        .iter()
+        .filter(|(k, _)| match inc.flatten() {
+            None => true,
+            Some(sel) => sel.child(k).is_some(),
+        })
+        .filter(|(k, _)| !matches!(exc.and_then(|e| e.child(k)), Some(Sel::All)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (!kept.is_empty()).then_some(Value::Object(kept))
 }
 
 /// `inc`: `None` when no `attributes` list was given, `Some(None)` when it was given and does not
@@ -209,17 +239,29 @@ fn build(schema: &ResourceSchema<'_>, names: &[String], param: &str) -> Result<O
         let parsed = parse_patch_path(name).map_err(|e| {
             ScimError::invalid_path(format!("{param}: \"{}\" is not an attribute name: {}", clip(name), e.message))
         })?;
-        let PatchPath::Attr(path) = parsed else {
-            return Err(ScimError::invalid_path(format!(
-                "{param}: \"{}\" has a value filter; list attribute names only",
-                clip(name)
-            )));
+        let path = match parsed {
+            PatchPath::Attr(path) => path,
+            // `emails[type eq "work"]` names the attribute: a projection selects attributes,
+            // not values, so the filter has nothing to select here and is read past.
+            PatchPath::ValuePath { path, sub_attr, .. } => AttrPath { sub_attr: sub_attr.or(path.sub_attr), ..path },
         };
         if let (Some(urn), None) = (&path.urn, &path.sub_attr) {
-            if let Some(ext) = schema.extension(&format!("{urn}:{}", path.name)) {
+            let full = format!("{urn}:{}", path.name);
+            if let Some(ext) = schema.extension(&full) {
                 root.add(&[&ext.id]);
                 continue;
             }
+            if schema.is_opaque_extension(&full) {
+                // Kept as sent: without a schema the name may be the extension or one of its
+                // attributes; selecting both is harmless, as only one can exist.
+                root.add(&[&full]);
+            }
+        }
+        if let Some(urn) = path.urn.as_deref().filter(|urn| schema.is_opaque_extension(urn)) {
+            let mut segments = vec![urn, path.name.as_str()];
+            segments.extend(path.sub_attr.as_deref());
+            root.add(&segments);
+            continue;
         }
         let Some(resolved) = schema.resolve(path.urn.as_deref(), &path.name, path.sub_attr.as_deref()) else {
             continue;
@@ -326,10 +368,41 @@ mod tests {
         );
         let reg = Registry::default();
         let schema = reg.resource("User").unwrap();
-        let e = Projection::parse(&schema, &["emails[type eq \"work\"]".to_owned()], &[]).unwrap_err();
-        assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
         let e = Projection::parse(&schema, &["name..x".to_owned()], &[]).unwrap_err();
         assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
+    }
+
+    #[test]
+    fn a_value_filter_in_a_projection_names_its_attribute() {
+        assert_eq!(project(&["emails[type eq \"work\"]"], &[]), project(&["emails"], &[]));
+        assert_eq!(project(&["emails[type eq \"work\"].value"], &[]), project(&["emails.value"], &[]));
+        assert_eq!(project(&[], &["emails[type eq \"work\"]"]), project(&[], &["emails"]));
+        assert!(project(&[], &["emails[type eq \"work\"]"]).get("emails").is_none());
+    }
+
+    #[test]
+    fn an_unregistered_extension_is_projected_by_its_names() {
+        let custom = "urn:ietf:params:scim:schemas:extension:CustomExt:2.0:User";
+        let mut reg = Registry::default();
+        reg.set_unknown_attributes(crate::schema::UnknownAttributes::Accept(crate::schema::DropHook::NONE));
+        let schema = reg.resource("User").unwrap();
+        let mut resource = user();
+        resource.insert(custom.into(), json!({"costCode":"C-1","badge":"7"}));
+        let run = |inc: &[&str], exc: &[&str]| {
+            let p = Projection::parse(
+                &schema,
+                &inc.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+                &exc.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+            )
+            .unwrap();
+            Value::Object(p.apply(&schema, &resource))
+        };
+        assert_eq!(run(&[], &[])[custom], json!({"costCode":"C-1","badge":"7"}));
+        assert_eq!(run(&[&format!("{custom}:costCode")], &[])[custom], json!({"costCode":"C-1"}));
+        assert_eq!(run(&[custom], &[])[custom], json!({"costCode":"C-1","badge":"7"}));
+        assert!(run(&["userName"], &[]).get(custom).is_none());
+        assert!(run(&[], &[custom]).get(custom).is_none());
+        assert_eq!(run(&[], &[&format!("{custom}:badge")])[custom], json!({"costCode":"C-1"}));
     }
 
     #[test]

@@ -16,11 +16,21 @@
 //!   extensions (or a known empty one clients send, see [`crate::schema::IGNORED_SCHEMAS`]). The
 //!   stored `schemas` list is recomputed: the core URN plus each extension that holds data.
 //!
-//! It rejects, with a `detail` that names the attribute and what was expected: unknown attributes
-//! and extension URNs, wrong JSON types, unparsable dateTimes, missing required attributes, more
-//! than one `primary: true` in a multi-valued attribute, and two `emails`, `phoneNumbers` or
-//! `addresses` of the same `type` (Entra treats two `work` emails as invalid; vendor adapters read
-//! `emails[type eq "work"]` and must not have to guess).
+//! - an attribute may also be written flat with its schema URN (`"urn:…:enterprise:2.0:User:department":
+//!   "Sales"`), as RFC 7644 §3.10 writes paths;
+//! - several values of one `type` (two `work` emails) are kept: RFC 7643 sets no such rule, and a
+//!   gateway that refused them would block the person's provisioning. Vendor tables that read
+//!   `emails[type eq "work"]` take the primary value of that type, else the first.
+//!
+//! Unknown attributes follow [`crate::schema::UnknownAttributes`]: by default of the registry they
+//! are refused; the gateway accepts them unless `strict_attributes` is set — unknown attributes of a
+//! registered schema (and unknown sub-attributes) are dropped and reported by name to the drop hook,
+//! and attributes under an extension URN that is not registered are kept as sent under that URN
+//! (and named in `schemas`).
+//!
+//! It rejects, with a `detail` that names the attribute and what was expected: wrong JSON types,
+//! unparsable dateTimes, missing required attributes, and more than one `primary: true` in a
+//! multi-valued attribute.
 //!
 //! Error details name attributes, never echo values: values may be personal data.
 
@@ -29,11 +39,8 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use crate::error::ScimError;
-use crate::schema::{AttrType, Attribute, IGNORED_SCHEMAS, Mutability, ResourceSchema};
-use crate::value::get_ci;
-
-/// Attributes whose values may not share a `type` (see the module doc).
-const UNIQUE_TYPE_ATTRIBUTES: &[&str] = &["emails", "phoneNumbers", "addresses"];
+use crate::schema::{AttrType, Attribute, DropHook, IGNORED_SCHEMAS, Location, Mutability, ResourceSchema, Schema};
+use crate::value::{get_ci, insert_ci, remove_ci};
 
 /// Validates a client-sent resource and returns its canonical stored form (see the module doc).
 pub fn validate_resource(schema: &ResourceSchema<'_>, input: Value) -> Result<Map<String, Value>, ScimError> {
@@ -44,37 +51,17 @@ pub fn validate_resource(schema: &ResourceSchema<'_>, input: Value) -> Result<Ma
         )));
     };
     check_declared_schemas(schema, &input)?;
+    let lenient = schema.lenient();
 
     let mut core = Map::new();
     let mut extensions: Vec<(String, Map<String, Value>)> = Vec::new();
+    let mut opaque = Map::new();
     for (key, value) in input {
         if key.eq_ignore_ascii_case("schemas") {
             continue;
         }
         if let Some(ext) = schema.extension(&key) {
-            let Value::Object(obj) = value else {
-                if value.is_null() {
-                    continue;
-                }
-                return Err(ScimError::invalid_syntax(format!(
-                    "{}: expected an object holding the extension's attributes, found {}",
-                    ext.id,
-                    json_type(&value)
-                )));
-            };
-            let mut out = Map::new();
-            for (k, v) in obj {
-                let Some(attr) = ext.attribute(&k) else {
-                    return Err(ScimError::invalid_syntax(format!(
-                        "unknown attribute \"{}\" in extension {}",
-                        truncate(&k),
-                        ext.id
-                    )));
-                };
-                if let Some(v) = normalize_attribute(attr, v, &AttrLoc::Urn(&ext.id, &attr.name))? {
-                    out.insert(attr.name.clone(), v);
-                }
-            }
+            let out = normalize_extension(ext, value, lenient)?;
             if !out.is_empty() {
                 match extensions.iter_mut().find(|(id, _)| *id == ext.id) {
                     Some((_, existing)) => existing.extend(out),
@@ -87,22 +74,68 @@ pub fn validate_resource(schema: &ResourceSchema<'_>, input: Value) -> Result<Ma
             if IGNORED_SCHEMAS.iter().any(|s| s.eq_ignore_ascii_case(&key)) {
                 continue;
             }
-            return Err(ScimError::invalid_syntax(format!(
-                "\"{}\" is not a schema extension of {} (known: {})",
-                truncate(&key),
-                schema.resource_type.name,
-                known_extensions(schema)
-            )));
+            // `urn:…:User:attribute` written flat, for a schema this type has.
+            if let Some((urn, name)) = key.rsplit_once(':').filter(|(urn, _)| schema.knows_schema(urn)) {
+                match schema.resolve(Some(urn), name, None) {
+                    Some(resolved) => {
+                        let attr = resolved.attribute;
+                        let loc = match resolved.location {
+                            Location::Extension(ext) => AttrLoc::Urn(&ext.id, &attr.name),
+                            Location::Core | Location::Common => AttrLoc::Name(&attr.name),
+                        };
+                        if let Some(v) = normalize_attribute(attr, value, &loc, lenient)? {
+                            match resolved.location {
+                                Location::Extension(ext) => match extensions.iter_mut().find(|(id, _)| *id == ext.id) {
+                                    Some((_, existing)) => {
+                                        existing.insert(attr.name.clone(), v);
+                                    }
+                                    None => {
+                                        let mut obj = Map::new();
+                                        obj.insert(attr.name.clone(), v);
+                                        extensions.push((ext.id.clone(), obj));
+                                    }
+                                },
+                                Location::Core | Location::Common => {
+                                    core.insert(attr.name.clone(), v);
+                                }
+                            }
+                        }
+                    }
+                    None => unknown(lenient, &key, || {
+                        ScimError::invalid_syntax(format!(
+                            "unknown attribute \"{}\" in schema {}",
+                            truncate(name),
+                            truncate(urn)
+                        ))
+                    })?,
+                }
+                continue;
+            }
+            if keep_opaque(schema, &mut opaque, &key, value) {
+                continue;
+            }
+            unknown(lenient, &key, || {
+                ScimError::invalid_syntax(format!(
+                    "\"{}\" is not a schema extension of {} (known: {})",
+                    truncate(&key),
+                    schema.resource_type.name,
+                    known_extensions(schema)
+                ))
+            })?;
+            continue;
         }
         let Some(resolved) = schema.resolve(None, &key, None) else {
-            return Err(ScimError::invalid_syntax(format!(
-                "unknown attribute \"{}\" for resource type {}",
-                truncate(&key),
-                schema.resource_type.name
-            )));
+            unknown(lenient, &key, || {
+                ScimError::invalid_syntax(format!(
+                    "unknown attribute \"{}\" for resource type {}",
+                    truncate(&key),
+                    schema.resource_type.name
+                ))
+            })?;
+            continue;
         };
         let attr = resolved.attribute;
-        if let Some(v) = normalize_attribute(attr, value, &AttrLoc::Name(&attr.name))? {
+        if let Some(v) = normalize_attribute(attr, value, &AttrLoc::Name(&attr.name), lenient)? {
             core.insert(attr.name.clone(), v);
         }
     }
@@ -111,7 +144,103 @@ pub fn validate_resource(schema: &ResourceSchema<'_>, input: Value) -> Result<Ma
     for (id, obj) in extensions {
         doc.insert(id, Value::Object(obj));
     }
+    doc.extend(opaque);
     finish(schema, doc)
+}
+
+/// An unknown attribute: reported to the drop hook and dropped when unknown attributes are
+/// accepted, else the error `refuse` makes.
+pub(crate) fn unknown(
+    lenient: Option<DropHook>,
+    name: &str,
+    refuse: impl FnOnce() -> ScimError,
+) -> Result<(), ScimError> {
+    match lenient {
+        Some(hook) => {
+            // Names are client-chosen: bounded, so that a log line stays a line.
+            const MAX: usize = 256;
+            match name.char_indices().nth(MAX) {
+                Some((cut, _)) => hook.dropped(&format!("{}…", &name[..cut])),
+                None => hook.dropped(name),
+            }
+            Ok(())
+        }
+        None => Err(refuse()),
+    }
+}
+
+/// Keeps `value` under an extension URN that is not registered, when unknown attributes are
+/// accepted: an object under the URN itself is the extension's attributes; anything else under
+/// `urn:…:attribute` is one attribute of the extension `urn:…`. Values are kept as sent (`null`
+/// is unassigned). Returns whether the key was such an extension.
+pub(crate) fn keep_opaque(schema: &ResourceSchema<'_>, doc: &mut Map<String, Value>, key: &str, value: Value) -> bool {
+    let Some((urn, attr)) = schema.opaque_split(key, value.is_object()) else {
+        return false;
+    };
+    if value.is_null() {
+        return true;
+    }
+    let slot = opaque_slot(doc, urn);
+    match (attr, value) {
+        (None, Value::Object(obj)) => {
+            for (k, v) in obj {
+                if !v.is_null() && !k.eq_ignore_ascii_case("schemas") {
+                    insert_ci(slot, &k, v);
+                }
+            }
+        }
+        (Some(attr), v) => insert_ci(slot, attr, v),
+        (None, _) => {}
+    }
+    if slot.is_empty() {
+        remove_ci(doc, urn);
+    }
+    true
+}
+
+/// The object under the extension URN `urn`, created (or reset from a non-object) as needed.
+pub(crate) fn opaque_slot<'m>(doc: &'m mut Map<String, Value>, urn: &str) -> &'m mut Map<String, Value> {
+    let key = crate::value::key_ci(doc, urn).unwrap_or_else(|| urn.to_owned());
+    let slot = doc.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    match slot {
+        Value::Object(obj) => obj,
+        _ => unreachable!("the slot was made an object just above"),
+    }
+}
+
+/// The attributes of a registered extension object, normalised.
+fn normalize_extension(ext: &Schema, value: Value, lenient: Option<DropHook>) -> Result<Map<String, Value>, ScimError> {
+    let Value::Object(obj) = value else {
+        if value.is_null() {
+            return Ok(Map::new());
+        }
+        return Err(ScimError::invalid_syntax(format!(
+            "{}: expected an object holding the extension's attributes, found {}",
+            ext.id,
+            json_type(&value)
+        )));
+    };
+    let mut out = Map::new();
+    for (k, v) in obj {
+        // A `schemas` key inside an extension object repeats what the URN says (clients copy it
+        // from the resource): nothing to keep.
+        if k.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        let Some(attr) = ext.attribute(&k) else {
+            unknown(lenient, &format!("{}:{k}", ext.id), || {
+                ScimError::invalid_syntax(format!("unknown attribute \"{}\" in extension {}", truncate(&k), ext.id))
+            })?;
+            continue;
+        };
+        if let Some(v) = normalize_attribute(attr, v, &AttrLoc::Urn(&ext.id, &attr.name), lenient)? {
+            out.insert(attr.name.clone(), v);
+        }
+    }
+    Ok(out)
 }
 
 /// Re-normalises only the top-level attributes (or extension objects) named in `touched`, for a
@@ -122,41 +251,23 @@ pub(crate) fn revalidate(
     mut doc: Map<String, Value>,
     touched: &[String],
 ) -> Result<Map<String, Value>, ScimError> {
+    let lenient = schema.lenient();
     for key in touched {
         if key == "schemas" {
             continue;
         }
         let Some(value) = doc.remove(key) else { continue };
         if let Some(ext) = schema.extension(key) {
-            let Value::Object(obj) = value else {
-                return Err(ScimError::invalid_syntax(format!(
-                    "{}: expected an object holding the extension's attributes, found {}",
-                    ext.id,
-                    json_type(&value)
-                )));
-            };
-            let mut out = Map::new();
-            for (k, v) in obj {
-                let Some(attr) = ext.attribute(&k) else {
-                    return Err(ScimError::invalid_syntax(format!(
-                        "unknown attribute \"{}\" in extension {}",
-                        truncate(&k),
-                        ext.id
-                    )));
-                };
-                if let Some(v) = normalize_attribute(attr, v, &AttrLoc::Urn(&ext.id, &attr.name))? {
-                    out.insert(attr.name.clone(), v);
-                }
-            }
+            let out = normalize_extension(ext, value, lenient)?;
             if !out.is_empty() {
                 doc.insert(ext.id.clone(), Value::Object(out));
             }
         } else if let Some(resolved) = schema.resolve(None, key, None) {
             let attr = resolved.attribute;
-            if let Some(v) = normalize_attribute(attr, value, &AttrLoc::Name(&attr.name))? {
+            if let Some(v) = normalize_attribute(attr, value, &AttrLoc::Name(&attr.name), lenient)? {
                 doc.insert(attr.name.clone(), v);
             }
-        } else {
+        } else if !keep_opaque(schema, &mut doc, key, value) {
             return Err(ScimError::invalid_syntax(format!(
                 "unknown attribute \"{}\" for resource type {}",
                 truncate(key),
@@ -199,6 +310,12 @@ fn finish(schema: &ResourceSchema<'_>, mut doc: Map<String, Value>) -> Result<Ma
                 return Err(ScimError::invalid_value(format!("the required extension {} is missing", ext.id)));
             }
             None => {}
+        }
+    }
+    // Extensions kept as sent (see [`keep_opaque`]) are named too: the resource holds them.
+    for key in doc.keys() {
+        if key.contains(':') && !schema.knows_schema(key) {
+            schemas.push(Value::String(key.clone()));
         }
     }
     doc.insert("schemas".into(), Value::Array(schemas));
@@ -260,7 +377,10 @@ fn check_declared_schemas(schema: &ResourceSchema<'_>, input: &Map<String, Value
         };
         if urn.eq_ignore_ascii_case(&schema.core.id) {
             has_core = true;
-        } else if schema.extension(urn).is_none() && !IGNORED_SCHEMAS.iter().any(|s| s.eq_ignore_ascii_case(urn)) {
+        } else if schema.extension(urn).is_none()
+            && !IGNORED_SCHEMAS.iter().any(|s| s.eq_ignore_ascii_case(urn))
+            && schema.lenient().is_none()
+        {
             return Err(ScimError::invalid_syntax(format!(
                 "unknown schema \"{}\" in \"schemas\" for a {} (known: {}, {})",
                 truncate(urn),
@@ -291,6 +411,7 @@ pub(crate) fn normalize_attribute(
     attr: &Attribute,
     value: Value,
     path: &AttrLoc<'_>,
+    lenient: Option<DropHook>,
 ) -> Result<Option<Value>, ScimError> {
     if matches!(attr.mutability, Mutability::ReadOnly | Mutability::WriteOnly) {
         return Ok(None);
@@ -311,7 +432,7 @@ pub(crate) fn normalize_attribute(
         let mut seen: HashSet<String> = HashSet::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
             let item_path = AttrLoc::Index(path, i);
-            if let Some(v) = normalize_single(attr, item, &item_path)? {
+            if let Some(v) = normalize_single(attr, item, &item_path, lenient)? {
                 if seen.insert(v.to_string()) {
                     out.push(v);
                 }
@@ -321,7 +442,7 @@ pub(crate) fn normalize_attribute(
             return Ok(None);
         }
         if attr.ty == AttrType::Complex {
-            check_multi_valued(attr, &out, path)?;
+            check_multi_valued(&out, path)?;
         }
         return Ok(Some(Value::Array(out)));
     }
@@ -339,34 +460,28 @@ pub(crate) fn normalize_attribute(
         }
         v => v,
     };
-    normalize_single(attr, value, path)
+    normalize_single(attr, value, path, lenient)
 }
 
-/// At most one `primary: true`; no two values of one `type` where that matters.
-fn check_multi_valued(attr: &Attribute, values: &[Value], path: &AttrLoc<'_>) -> Result<(), ScimError> {
+/// At most one `primary: true`. Several values may share a `type` (two `work` emails are legal:
+/// RFC 7643 sets no such rule).
+fn check_multi_valued(values: &[Value], path: &AttrLoc<'_>) -> Result<(), ScimError> {
     let primaries = values.iter().filter(|v| v.get("primary") == Some(&Value::Bool(true))).count();
     if primaries > 1 {
         return Err(ScimError::invalid_value(format!(
             "\"{path}\" has {primaries} values marked primary; at most one may be (RFC 7643 §2.4)"
         )));
     }
-    if UNIQUE_TYPE_ATTRIBUTES.contains(&attr.name.as_str()) {
-        let types: Vec<String> =
-            values.iter().filter_map(|v| v.get("type").and_then(Value::as_str)).map(str::to_lowercase).collect();
-        for (i, t) in types.iter().enumerate() {
-            if types[..i].contains(t) {
-                return Err(ScimError::invalid_value(format!(
-                    "\"{path}\" has two values of type \"{}\"; each type may appear once",
-                    truncate(t)
-                )));
-            }
-        }
-    }
     Ok(())
 }
 
 /// Normalises one value (an element of a multi-valued attribute, or a singular attribute).
-pub(crate) fn normalize_single(attr: &Attribute, value: Value, path: &AttrLoc<'_>) -> Result<Option<Value>, ScimError> {
+pub(crate) fn normalize_single(
+    attr: &Attribute,
+    value: Value,
+    path: &AttrLoc<'_>,
+    lenient: Option<DropHook>,
+) -> Result<Option<Value>, ScimError> {
     let mismatch = |found: &Value| {
         ScimError::invalid_value(format!("\"{path}\": expected {}, found {}", expected(attr), json_type(found)))
     };
@@ -411,12 +526,12 @@ pub(crate) fn normalize_single(attr: &Attribute, value: Value, path: &AttrLoc<'_
             let mut out = Map::with_capacity(obj.len());
             for (k, v) in obj {
                 let Some(sub) = attr.sub_attribute(&k) else {
-                    return Err(ScimError::invalid_syntax(format!(
-                        "unknown sub-attribute \"{}\" of \"{path}\"",
-                        truncate(&k)
-                    )));
+                    unknown(lenient, &format!("{path}.{k}"), || {
+                        ScimError::invalid_syntax(format!("unknown sub-attribute \"{}\" of \"{path}\"", truncate(&k)))
+                    })?;
+                    continue;
                 };
-                if let Some(v) = normalize_attribute(sub, v, &AttrLoc::Sub(path, &sub.name))? {
+                if let Some(v) = normalize_attribute(sub, v, &AttrLoc::Sub(path, &sub.name), lenient)? {
                     out.insert(sub.name.clone(), v);
                 }
             }

@@ -356,3 +356,29 @@ fn valid_filters_pass_validation_on_users_and_groups() {
         "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.$ref pr",
     ]);
 }
+
+#[test]
+fn attributes_of_an_unregistered_extension_filter_by_their_stored_values() {
+    use scimgw_scim::schema::{DropHook, UnknownAttributes};
+    let custom = "urn:ietf:params:scim:schemas:extension:CustomExt:2.0:User";
+    let mut reg = registry();
+    reg.set_unknown_attributes(UnknownAttributes::Accept(DropHook::NONE));
+    let schema = reg.resource("User").unwrap();
+    let mut user = entra_user();
+    user[custom] = json!({"costCode": "C-17", "remote": true, "badge": {"id": "B7"}});
+    let check = |filter: &str| {
+        let f = parse_filter(filter).unwrap();
+        f.validate(&schema).unwrap_or_else(|e| panic!("{filter}: {e}"));
+        f.matches(&user, &schema)
+    };
+    assert!(check(&format!("{custom}:costCode eq \"c-17\"")));
+    assert!(check(&format!("{custom}:costCode sw \"C-\" and userName pr")));
+    assert!(!check(&format!("{custom}:costCode eq \"C-18\"")));
+    assert!(check(&format!("{custom}:remote eq true")));
+    assert!(check(&format!("{custom}:badge.id eq \"B7\"")));
+    assert!(!check(&format!("{custom}:missing pr")));
+    // Strict (the registry's default): the unknown schema is refused.
+    let strict = registry();
+    let e = parse_filter(&format!("{custom}:costCode eq \"x\"")).unwrap().validate(&strict.resource("User").unwrap());
+    assert_eq!(e.unwrap_err().scim_type, Some(ScimType::InvalidFilter));
+}

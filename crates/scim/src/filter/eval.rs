@@ -24,6 +24,40 @@ pub(crate) fn is_schemas(path: &AttrPath, schema: &ResourceSchema<'_>) -> bool {
         && path.urn.as_deref().is_none_or(|urn| schema.core.id.eq_ignore_ascii_case(urn))
 }
 
+/// The attributes an extension kept as sent is typed by, by the JSON type of the stored value
+/// (it has no schema): strings compare ignoring case, as RFC 7643 §2.3.1 makes the default.
+static OPAQUE_STRING: LazyLock<Attribute> = LazyLock::new(|| Attribute::string("opaque"));
+static OPAQUE_BOOLEAN: LazyLock<Attribute> = LazyLock::new(|| Attribute::boolean("opaque"));
+static OPAQUE_NUMBER: LazyLock<Attribute> = LazyLock::new(|| Attribute::decimal("opaque"));
+static OPAQUE_OTHER: LazyLock<Attribute> = LazyLock::new(|| Attribute::complex("opaque", Vec::new()));
+
+/// `urn:…:attribute[.sub]` under an extension kept as sent (see
+/// [`ResourceSchema::opaque_split`]): the extension's URN and the attribute's name.
+pub(crate) fn opaque_path(path: &AttrPath, schema: &ResourceSchema<'_>) -> Option<(String, String)> {
+    let urn = path.urn.as_deref()?;
+    if schema.knows_schema(urn) {
+        return None;
+    }
+    let full = format!("{urn}:{}", path.name);
+    match schema.opaque_split(&full, false)? {
+        (urn, Some(attr)) => Some((urn.to_owned(), attr.to_owned())),
+        (_, None) => None,
+    }
+}
+
+fn opaque_attribute(value: Option<&Value>) -> &'static Attribute {
+    let first = match value {
+        Some(Value::Array(items)) => items.first(),
+        other => other,
+    };
+    match first {
+        Some(Value::String(_)) | None => &OPAQUE_STRING,
+        Some(Value::Bool(_)) => &OPAQUE_BOOLEAN,
+        Some(Value::Number(_)) => &OPAQUE_NUMBER,
+        Some(_) => &OPAQUE_OTHER,
+    }
+}
+
 pub(crate) fn matches(filter: &Filter, resource: &Value, schema: &ResourceSchema<'_>) -> bool {
     resource.as_object().is_some_and(|obj| eval(filter, Scope::Resource { obj, schema }))
 }
@@ -77,7 +111,14 @@ fn resolve<'r>(path: &AttrPath, scope: Scope<'r, '_>) -> Option<Target<'r>> {
             if is_schemas(path, schema) {
                 return Some(Target { attr: &SCHEMAS_ATTRIBUTE, sub: None, value: get_ci(obj, "schemas") });
             }
-            let r = schema.resolve(path.urn.as_deref(), &path.name, path.sub_attr.as_deref())?;
+            let Some(r) = schema.resolve(path.urn.as_deref(), &path.name, path.sub_attr.as_deref()) else {
+                let (urn, attr) = opaque_path(path, schema)?;
+                let mut value = get_ci(obj, &urn).and_then(Value::as_object).and_then(|ext| get_ci(ext, &attr));
+                if let Some(sub) = &path.sub_attr {
+                    value = value.and_then(Value::as_object).and_then(|o| get_ci(o, sub));
+                }
+                return Some(Target { attr: opaque_attribute(value), sub: None, value });
+            };
             let container = match r.location {
                 Location::Extension(ext) => get_ci(obj, &ext.id).and_then(Value::as_object),
                 Location::Common | Location::Core => Some(obj),

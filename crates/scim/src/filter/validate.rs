@@ -3,7 +3,7 @@
 //! Messages name attributes and operators, never the compared values (they may be personal data).
 
 use super::ast::{AttrPath, CompValue, CompareOp, Filter};
-use super::eval::{SCHEMAS_ATTRIBUTE, bool_word, is_schemas, parse_datetime};
+use super::eval::{SCHEMAS_ATTRIBUTE, bool_word, is_schemas, opaque_path, parse_datetime};
 use super::lexer::quote;
 use crate::error::ScimError;
 use crate::schema::{AttrType, Attribute, ResourceSchema};
@@ -21,6 +21,13 @@ enum Scope<'r, 's> {
 }
 
 fn check(filter: &Filter, scope: Scope<'_, '_>) -> Result<(), ScimError> {
+    // An attribute of an extension kept as sent has no schema to check against: any comparison
+    // goes, and the evaluator types it by the stored value.
+    if let (Filter::Compare { path, .. } | Filter::Present(path), Scope::Resource(schema)) = (filter, scope) {
+        if opaque_path(path, schema).is_some() {
+            return Ok(());
+        }
+    }
     match filter {
         Filter::Compare { path, op, value } => {
             let (attr, sub) = resolve(path, scope)?;

@@ -34,6 +34,8 @@ use crate::error::ScimError;
 use crate::filter::{AttrPath, CompValue, CompareOp, Filter, PatchPath, matches_element, parse_patch_path};
 use crate::messages::{PatchOpKind, PatchOperation, PatchRequest};
 use crate::resource::{AttrLoc, check_immutable, normalize_attribute, normalize_single, revalidate};
+use crate::resource::{opaque_slot, unknown};
+use crate::schema::DropHook;
 use crate::schema::{AttrType, Attribute, IGNORED_SCHEMAS, Location, Mutability, ResourceSchema, Schema};
 use crate::value::{get_ci, get_ci_mut, insert_ci, remove_ci};
 
@@ -77,6 +79,11 @@ pub fn apply_patch(
 enum Target<'s> {
     /// A whole extension object (`urn:…:enterprise:2.0:User`).
     Extension(&'s Schema),
+    /// An extension kept as sent (not registered; unknown attributes accepted): the whole
+    /// extension, or one attribute of it and optionally one sub-attribute.
+    Opaque { urn: String, attr: Option<String>, sub: Option<String> },
+    /// An unknown attribute, dropped (unknown attributes accepted; already reported).
+    Dropped,
     /// An attribute, optionally one of its sub-attributes, optionally through a value filter.
     Attr { container: Option<&'s Schema>, attr: &'s Attribute, sub: Option<&'s Attribute>, filter: Option<Filter> },
 }
@@ -102,11 +109,11 @@ fn apply_operation(
             Ok(())
         }
         (Some(path), kind) => {
-            let target = resolve(schema, path)?;
+            let target = resolve(schema, path, op.value.as_ref().is_some_and(Value::is_object))?;
             if kind != PatchOpKind::Remove && op.value.is_none() {
                 return Err(ScimError::invalid_value(format!("\"{}\" needs a \"value\"", op_name(kind))));
             }
-            apply_target(doc, kind, target, op.value.clone(), true)
+            apply_target(doc, kind, target, op.value.clone(), true, schema.lenient())
         }
     }
 }
@@ -123,35 +130,15 @@ fn apply_pathless(
         return Ok(());
     }
     if let Some(ext) = schema.extension(key) {
-        let Value::Object(values) = value else {
-            return Err(ScimError::invalid_value(format!(
-                "\"{}\" must be an object of the extension's attributes",
-                ext.id
-            )));
-        };
-        for (k, v) in values {
-            let Some(attr) = ext.attribute(&k) else {
-                return Err(ScimError::invalid_path(format!(
-                    "unknown attribute \"{}\" in extension {}",
-                    clip(&k),
-                    ext.id
-                )));
-            };
-            if is_ignored_input(attr) {
-                continue;
-            }
-            let target = Target::Attr { container: Some(ext), attr, sub: None, filter: None };
-            apply_target(doc, kind, target, Some(v), false)?;
-        }
-        return Ok(());
+        return apply_extension(doc, kind, ext, Some(value), schema.lenient());
     }
-    let target = resolve(schema, key)?;
+    let target = resolve(schema, key, value.is_object())?;
     if let Target::Attr { attr, sub, .. } = &target {
         if is_ignored_input(attr) || sub.is_some_and(is_ignored_input) {
             return Ok(());
         }
     }
-    apply_target(doc, kind, target, Some(value), false)
+    apply_target(doc, kind, target, Some(value), false, schema.lenient())
 }
 
 /// readOnly and writeOnly input is ignored in bodies (RFC 7643 §7).
@@ -159,34 +146,59 @@ fn is_ignored_input(attr: &Attribute) -> bool {
     matches!(attr.mutability, Mutability::ReadOnly | Mutability::WriteOnly)
 }
 
-fn resolve<'s>(schema: &ResourceSchema<'s>, path: &str) -> Result<Target<'s>, ScimError> {
+/// Resolves an operation's path (or a path-less value's key). `value_is_object` helps tell a
+/// whole extension kept as sent from one of its attributes (see
+/// [`ResourceSchema::opaque_split`]).
+fn resolve<'s>(schema: &ResourceSchema<'s>, path: &str, value_is_object: bool) -> Result<Target<'s>, ScimError> {
     let parsed = parse_patch_path(path).map_err(|e| e.into_path_error())?;
     let (attr_path, filter, filter_sub) = match parsed {
         PatchPath::Attr(p) => (p, None, None),
         PatchPath::ValuePath { path, filter, sub_attr } => (path, Some(filter), sub_attr),
     };
     let AttrPath { urn, name, sub_attr } = attr_path;
-    if let (Some(urn), None, None) = (&urn, &sub_attr, &filter) {
-        if let Some(ext) = schema.extension(&format!("{urn}:{name}")) {
-            return Ok(Target::Extension(ext));
+    if let Some(urn) = &urn {
+        let full = format!("{urn}:{name}");
+        if sub_attr.is_none() && filter.is_none() {
+            if let Some(ext) = schema.extension(&full) {
+                return Ok(Target::Extension(ext));
+            }
+        }
+        if let Some((urn, attr)) = schema.opaque_split(&full, value_is_object && sub_attr.is_none()) {
+            if filter.is_some() {
+                return Err(ScimError::invalid_path(format!(
+                    "\"{}\" belongs to {}, an extension this gateway keeps as sent without its schema: \
+                     value filters on it are not supported",
+                    clip(&name),
+                    clip(urn)
+                )));
+            }
+            let sub = sub_attr.or(filter_sub);
+            return Ok(Target::Opaque { urn: urn.to_owned(), attr: attr.map(str::to_owned), sub });
         }
     }
     if filter.is_some() && sub_attr.is_some() {
         return Err(ScimError::invalid_path("a value filter applies to an attribute, not to a sub-attribute"));
     }
     let sub_name = sub_attr.or(filter_sub);
-    let resolved = schema.resolve(urn.as_deref(), &name, None).ok_or_else(|| {
-        ScimError::invalid_path(format!(
-            "\"{}\" is not an attribute of {}{}",
-            clip(&name),
-            schema.resource_type.name,
-            if urn.is_none() && schema.extensions.iter().any(|(e, _)| e.attribute(&name).is_some()) {
-                " (extension attributes need their schema URN, e.g. urn:…:User:department)"
-            } else {
-                ""
-            }
-        ))
-    })?;
+    let Some(resolved) = schema.resolve(urn.as_deref(), &name, None) else {
+        let shown = match &urn {
+            Some(urn) => format!("{urn}:{name}"),
+            None => name.clone(),
+        };
+        unknown(schema.lenient(), &shown, || {
+            ScimError::invalid_path(format!(
+                "\"{}\" is not an attribute of {}{}",
+                clip(&name),
+                schema.resource_type.name,
+                if urn.is_none() && schema.extensions.iter().any(|(e, _)| e.attribute(&name).is_some()) {
+                    " (extension attributes need their schema URN, e.g. urn:…:User:department)"
+                } else {
+                    ""
+                }
+            ))
+        })?;
+        return Ok(Target::Dropped);
+    };
     let attr = resolved.attribute;
     let container = match resolved.location {
         Location::Extension(s) => Some(s),
@@ -196,9 +208,15 @@ fn resolve<'s>(schema: &ResourceSchema<'s>, path: &str) -> Result<Target<'s>, Sc
         return Err(ScimError::invalid_path(format!("\"{}\" is not complex: it has no sub-attributes", attr.name)));
     }
     let sub = match &sub_name {
-        Some(s) => Some(attr.sub_attribute(s).ok_or_else(|| {
-            ScimError::invalid_path(format!("\"{}\" has no sub-attribute \"{}\"", attr.name, clip(s)))
-        })?),
+        Some(s) => match attr.sub_attribute(s) {
+            Some(sub) => Some(sub),
+            None => {
+                unknown(schema.lenient(), &format!("{}.{s}", attr.name), || {
+                    ScimError::invalid_path(format!("\"{}\" has no sub-attribute \"{}\"", attr.name, clip(s)))
+                })?;
+                return Ok(Target::Dropped);
+            }
+        },
         None => None,
     };
     if let Some(f) = &filter {
@@ -241,9 +259,14 @@ fn apply_target(
     target: Target<'_>,
     value: Option<Value>,
     explicit_path: bool,
+    lenient: Option<DropHook>,
 ) -> Result<(), ScimError> {
     let (container, attr, sub, filter) = match target {
-        Target::Extension(ext) => return apply_extension(doc, kind, ext, value),
+        Target::Extension(ext) => return apply_extension(doc, kind, ext, value, lenient),
+        Target::Opaque { urn, attr, sub } => {
+            return apply_opaque(doc, kind, &urn, attr.as_deref(), sub.as_deref(), value);
+        }
+        Target::Dropped => return Ok(()),
         Target::Attr { container, attr, sub, filter } => (container, attr, sub, filter),
     };
     if explicit_path {
@@ -262,9 +285,9 @@ fn apply_target(
         }
     };
     match (filter, sub) {
-        (None, None) => apply_whole(holder, kind, attr, value),
-        (None, Some(sub)) => apply_sub(holder, kind, attr, sub, value),
-        (Some(filter), sub) => apply_filtered(holder, kind, attr, &filter, sub, value),
+        (None, None) => apply_whole(holder, kind, attr, value, lenient),
+        (None, Some(sub)) => apply_sub(holder, kind, attr, sub, value, lenient),
+        (Some(filter), sub) => apply_filtered(holder, kind, attr, &filter, sub, value, lenient),
     }
 }
 
@@ -292,6 +315,7 @@ fn apply_extension(
     kind: PatchOpKind,
     ext: &Schema,
     value: Option<Value>,
+    lenient: Option<DropHook>,
 ) -> Result<(), ScimError> {
     if kind == PatchOpKind::Remove {
         remove_ci(doc, &ext.id);
@@ -304,14 +328,86 @@ fn apply_extension(
         )));
     };
     for (k, v) in values {
+        // A `schemas` key in the extension's object repeats its URN (clients copy it from the
+        // resource): nothing to apply.
+        if k.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
         let Some(attr) = ext.attribute(&k) else {
-            return Err(ScimError::invalid_path(format!("unknown attribute \"{}\" in extension {}", clip(&k), ext.id)));
+            unknown(lenient, &format!("{}:{k}", ext.id), || {
+                ScimError::invalid_path(format!("unknown attribute \"{}\" in extension {}", clip(&k), ext.id))
+            })?;
+            continue;
         };
         if is_ignored_input(attr) {
             continue;
         }
         let target = Target::Attr { container: Some(ext), attr, sub: None, filter: None };
-        apply_target(doc, kind, target, Some(v), false)?;
+        apply_target(doc, kind, target, Some(v), false, lenient)?;
+    }
+    Ok(())
+}
+
+/// An operation on an extension kept as sent: values are stored as given, `add` and `replace`
+/// set, `remove` deletes; `null` is a removal.
+fn apply_opaque(
+    doc: &mut Map<String, Value>,
+    kind: PatchOpKind,
+    urn: &str,
+    attr: Option<&str>,
+    sub: Option<&str>,
+    value: Option<Value>,
+) -> Result<(), ScimError> {
+    let value = value.filter(|v| !v.is_null() && kind != PatchOpKind::Remove);
+    match (attr, value) {
+        (None, None) => {
+            remove_ci(doc, urn);
+        }
+        (None, Some(Value::Object(values))) => {
+            let slot = opaque_slot(doc, urn);
+            for (k, v) in values {
+                if k.eq_ignore_ascii_case("schemas") {
+                    continue;
+                }
+                set_or_remove(slot, &k, Some(v).filter(|v| !v.is_null()));
+            }
+            if slot.is_empty() {
+                remove_ci(doc, urn);
+            }
+        }
+        (None, Some(other)) => {
+            return Err(ScimError::invalid_value(format!(
+                "\"{}\" is an extension: its value must be an object of its attributes, found {}",
+                clip(urn),
+                crate::resource::json_type(&other)
+            )));
+        }
+        (Some(attr), value) => {
+            let slot = opaque_slot(doc, urn);
+            match (sub, value) {
+                (None, Some(v)) => insert_ci(slot, attr, v),
+                (None, None) => {
+                    remove_ci(slot, attr);
+                }
+                (Some(sub), v) => {
+                    if !matches!(get_ci(slot, attr), Some(Value::Object(_))) {
+                        if v.is_none() {
+                            return Ok(());
+                        }
+                        insert_ci(slot, attr, Value::Object(Map::new()));
+                    }
+                    if let Some(Value::Object(obj)) = get_ci_mut(slot, attr) {
+                        set_or_remove(obj, sub, v);
+                        if obj.is_empty() {
+                            remove_ci(slot, attr);
+                        }
+                    }
+                }
+            }
+            if slot.is_empty() {
+                remove_ci(doc, urn);
+            }
+        }
     }
     Ok(())
 }
@@ -322,6 +418,7 @@ fn apply_whole(
     kind: PatchOpKind,
     attr: &Attribute,
     value: Option<Value>,
+    lenient: Option<DropHook>,
 ) -> Result<(), ScimError> {
     if kind == PatchOpKind::Remove {
         match (value, attr.multi_valued) {
@@ -333,7 +430,7 @@ fn apply_whole(
         }
     } else {
         let value = value.unwrap_or(Value::Null);
-        let normalized = normalize_attribute(attr, value, &AttrLoc::Name(&attr.name))?;
+        let normalized = normalize_attribute(attr, value, &AttrLoc::Name(&attr.name), lenient)?;
         if attr.multi_valued {
             let new_items = match normalized {
                 Some(Value::Array(items)) => items,
@@ -457,6 +554,7 @@ fn apply_sub(
     attr: &Attribute,
     sub: &Attribute,
     value: Option<Value>,
+    lenient: Option<DropHook>,
 ) -> Result<(), ScimError> {
     if kind == PatchOpKind::Remove {
         match get_ci_mut(holder, &attr.name) {
@@ -472,8 +570,12 @@ fn apply_sub(
         }
         return Ok(());
     }
-    let normalized =
-        normalize_attribute(sub, value.unwrap_or(Value::Null), &AttrLoc::Sub(&AttrLoc::Name(&attr.name), &sub.name))?;
+    let normalized = normalize_attribute(
+        sub,
+        value.unwrap_or(Value::Null),
+        &AttrLoc::Sub(&AttrLoc::Name(&attr.name), &sub.name),
+        lenient,
+    )?;
     if attr.multi_valued {
         // `emails.type` without a filter addresses every value; with none yet, it creates one.
         let arr = array_slot(holder, &attr.name);
@@ -507,6 +609,7 @@ fn apply_filtered(
     filter: &Filter,
     sub: Option<&Attribute>,
     value: Option<Value>,
+    lenient: Option<DropHook>,
 ) -> Result<(), ScimError> {
     let matched: Vec<usize> = match get_ci(holder, &attr.name) {
         Some(Value::Array(items)) => {
@@ -546,10 +649,13 @@ fn apply_filtered(
 
     let value = value.unwrap_or(Value::Null);
     let normalized = match sub {
-        Some(sub) => {
-            normalize_attribute(sub, value, &AttrLoc::Sub(&AttrLoc::Selected(&AttrLoc::Name(&attr.name)), &sub.name))?
-        }
-        None => normalize_element(attr, value)?,
+        Some(sub) => normalize_attribute(
+            sub,
+            value,
+            &AttrLoc::Sub(&AttrLoc::Selected(&AttrLoc::Name(&attr.name)), &sub.name),
+            lenient,
+        )?,
+        None => normalize_element(attr, value, lenient)?,
     };
     if matched.is_empty() {
         let Some(mut created) = element_from_filter(filter, attr) else {
@@ -584,14 +690,14 @@ fn apply_filtered(
 }
 
 /// One value of a multi-valued complex attribute, normalised.
-fn normalize_element(attr: &Attribute, value: Value) -> Result<Option<Value>, ScimError> {
+fn normalize_element(attr: &Attribute, value: Value, lenient: Option<DropHook>) -> Result<Option<Value>, ScimError> {
     if let Value::Array(_) = value {
         return Err(ScimError::invalid_value(format!(
             "a value selected by a filter on \"{}\" is one object, not an array",
             attr.name
         )));
     }
-    normalize_single(attr, value, &AttrLoc::Selected(&AttrLoc::Name(&attr.name)))
+    normalize_single(attr, value, &AttrLoc::Selected(&AttrLoc::Name(&attr.name)), lenient)
 }
 
 /// The value a filter describes, when it is `a eq x` or a conjunction of such comparisons.

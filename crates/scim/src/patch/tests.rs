@@ -513,3 +513,100 @@ fn no_op_patch_reports_unchanged() {
     let o = patch("User", &u, json!([{"op":"replace","path":"displayName","value":"Other"}])).unwrap();
     assert!(o.changed);
 }
+
+fn lenient_patch(resource: &Map<String, Value>, ops: Value) -> Result<PatchOutcome, ScimError> {
+    let mut reg = Registry::default();
+    reg.set_unknown_attributes(crate::schema::UnknownAttributes::Accept(crate::schema::DropHook::NONE));
+    let req = PatchRequest::from_json(
+        &json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}),
+    )?;
+    apply_patch(&reg.resource("User").unwrap(), resource, &req)
+}
+
+#[test]
+fn a_value_path_applies_to_every_matching_value() {
+    let mut u = entra_user();
+    u.insert(
+        "emails".into(),
+        json!([{"value":"a@x.example","type":"work"},{"value":"b@x.example","type":"work"},{"value":"h@x.example","type":"home"}]),
+    );
+    let out = user_ok(&u, json!([{"op":"replace","path":"emails[type eq \"work\"].display","value":"Work"}]));
+    let emails = out["emails"].as_array().unwrap();
+    assert_eq!(emails[0]["display"], "Work");
+    assert_eq!(emails[1]["display"], "Work");
+    assert!(emails[2].get("display").is_none());
+    let out = user_ok(&u, json!([{"op":"remove","path":"emails[type eq \"work\"]"}]));
+    assert_eq!(out["emails"], json!([{"value":"h@x.example","type":"home"}]));
+}
+
+#[test]
+fn a_schemas_key_in_an_extension_value_is_ignored() {
+    let out = user_ok(
+        &entra_user(),
+        json!([{"op":"add","path":ENTERPRISE_USER_SCHEMA,
+            "value":{"schemas":[ENTERPRISE_USER_SCHEMA],"department":"Ops"}}]),
+    );
+    assert_eq!(out[ENTERPRISE_USER_SCHEMA]["department"], "Ops");
+    let out = user_ok(
+        &entra_user(),
+        json!([{"op":"replace","value":{ENTERPRISE_USER_SCHEMA:{"schemas":[ENTERPRISE_USER_SCHEMA],"department":"Ops"}}}]),
+    );
+    assert_eq!(out[ENTERPRISE_USER_SCHEMA]["department"], "Ops");
+}
+
+#[test]
+fn booleans_as_strings_are_stored_as_booleans_in_every_patch_shape() {
+    let u = entra_user();
+    for ops in [
+        json!([{"op":"Replace","path":"active","value":"False"}]),
+        json!([{"op":"replace","value":{"active":"false"}}]),
+        json!([{"op":"add","path":"active","value":"FALSE"}]),
+    ] {
+        assert_eq!(user_ok(&u, ops.clone())["active"], json!(false), "{ops}");
+    }
+    let out = user_ok(&u, json!([{"op":"replace","path":"emails[type eq \"work\"].primary","value":"True"}]));
+    assert_eq!(out["emails"][0]["primary"], json!(true));
+}
+
+#[test]
+fn unknown_paths_are_dropped_when_unknown_attributes_are_accepted() {
+    let u = entra_user();
+    let out = lenient_patch(
+        &u,
+        json!([{"op":"replace","path":"adreses","value":"x"},
+               {"op":"replace","path":"name.nickname","value":"x"},
+               {"op":"replace","value":{"favouriteColour":"red","displayName":"New"}},
+               {"op":"add","path":ENTERPRISE_USER_SCHEMA,"value":{"costCentre":"1","department":"Ops"}}]),
+    )
+    .unwrap();
+    assert_eq!(out.resource["displayName"], "New");
+    assert_eq!(out.resource[ENTERPRISE_USER_SCHEMA]["department"], "Ops");
+    assert!(out.resource.get("adreses").is_none() && out.resource.get("favouriteColour").is_none());
+    // Strict: the same unknown path is a 400 naming it.
+    let e = user_err(&u, json!([{"op":"replace","path":"adreses","value":"x"}]));
+    assert_eq!(e.scim_type, Some(ScimType::InvalidPath));
+    assert!(e.detail.contains("adreses"), "{}", e.detail);
+}
+
+#[test]
+fn attributes_of_an_unregistered_extension_are_patched_as_sent() {
+    let custom = "urn:ietf:params:scim:schemas:extension:CustomExt:2.0:User";
+    let u = entra_user();
+    let out = lenient_patch(&u, json!([{"op":"Add","path":format!("{custom}:costCode"),"value":"C-1"}])).unwrap();
+    assert_eq!(out.resource[custom], json!({"costCode":"C-1"}));
+    assert!(out.resource["schemas"].as_array().unwrap().contains(&json!(custom)));
+    let out2 = lenient_patch(
+        &out.resource,
+        json!([{"op":"replace","value":{format!("{custom}:costCode"):"C-2", custom: {"badge":"7"}}}]),
+    )
+    .unwrap();
+    assert_eq!(out2.resource[custom], json!({"costCode":"C-2","badge":"7"}));
+    let out3 = lenient_patch(
+        &out2.resource,
+        json!([{"op":"remove","path":format!("{custom}:costCode")},
+        {"op":"remove","path":format!("{custom}:badge")}]),
+    )
+    .unwrap();
+    assert!(out3.resource.get(custom).is_none());
+    assert!(!out3.resource["schemas"].as_array().unwrap().contains(&json!(custom)));
+}

@@ -178,11 +178,6 @@ fn errors_name_the_attribute_and_carry_the_right_scim_type() {
             "2 values marked primary",
         ),
         (
-            json!({"schemas":[USER_SCHEMA], "userName":"a", "emails":[{"value":"a@x","type":"work"},{"value":"b@x","type":"Work"}]}),
-            ScimType::InvalidValue,
-            "two values of type \"work\"",
-        ),
-        (
             json!({"schemas":[USER_SCHEMA], "userName":"a", "displayName":["a","b"]}),
             ScimType::InvalidValue,
             "\"displayName\" is single-valued",
@@ -253,4 +248,87 @@ fn immutable_attributes_cannot_change_once_set() {
     assert!(check_immutable(&schema, &before, &same).is_ok());
     assert!(check_immutable(&schema, &unset, &before).is_ok(), "setting it the first time is allowed");
     assert_eq!(check_immutable(&schema, &before, &changed).unwrap_err().scim_type, Some(ScimType::Mutability));
+}
+
+fn lenient_user(v: Value) -> Result<Map<String, Value>, ScimError> {
+    let mut reg = Registry::default();
+    reg.set_unknown_attributes(crate::schema::UnknownAttributes::Accept(crate::schema::DropHook::NONE));
+    let schema = reg.resource("User").unwrap();
+    validate_resource(&schema, v)
+}
+
+#[test]
+fn several_values_of_one_type_are_kept() {
+    let out = user(json!({"schemas":[USER_SCHEMA], "userName":"a",
+        "emails":[{"value":"a@x.example","type":"work"},{"value":"b@x.example","type":"Work","primary":true}],
+        "phoneNumbers":[{"value":"1","type":"mobile"},{"value":"2","type":"mobile"}],
+        "addresses":[{"locality":"A","type":"work"},{"locality":"B","type":"work"}]}))
+    .unwrap();
+    assert_eq!(out["emails"].as_array().unwrap().len(), 2);
+    assert_eq!(out["phoneNumbers"].as_array().unwrap().len(), 2);
+    assert_eq!(out["addresses"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn unknown_attributes_are_dropped_and_reported_when_accepted() {
+    use std::sync::Mutex;
+    static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    fn record(name: &str) {
+        SEEN.lock().unwrap().push(name.to_owned());
+    }
+    let mut reg = Registry::default();
+    reg.set_unknown_attributes(crate::schema::UnknownAttributes::Accept(crate::schema::DropHook(record)));
+    let schema = reg.resource("User").unwrap();
+    let out = validate_resource(
+        &schema,
+        json!({"schemas":[USER_SCHEMA], "userName":"a", "adreses":[{"locality":"x"}],
+            "name":{"givenName":"A","nickname":"secret-value"},
+            ENTERPRISE_USER_SCHEMA:{"department":"D","costCentre":"1"}}),
+    )
+    .unwrap();
+    assert!(out.get("adreses").is_none());
+    assert_eq!(out["name"], json!({"givenName":"A"}));
+    assert_eq!(out[ENTERPRISE_USER_SCHEMA], json!({"department":"D"}));
+    let seen = SEEN.lock().unwrap().clone();
+    assert!(seen.contains(&"adreses".to_owned()), "{seen:?}");
+    assert!(seen.contains(&"name.nickname".to_owned()), "{seen:?}");
+    assert!(seen.contains(&format!("{ENTERPRISE_USER_SCHEMA}:costCentre")), "{seen:?}");
+    assert!(!seen.iter().any(|n| n.contains("secret-value")), "names only, never values");
+}
+
+#[test]
+fn an_unregistered_extension_is_kept_as_sent_and_named_in_schemas() {
+    let custom = "urn:ietf:params:scim:schemas:extension:CustomExt:2.0:User";
+    let out = lenient_user(json!({"schemas":[USER_SCHEMA, custom], "userName":"a",
+        custom: {"costCode":"C-1","badge":{"id":7},"gone":null},
+        "urn:ietf:params:scim:schemas:extension:Other:2.0:User:flat": "F"}))
+    .unwrap();
+    assert_eq!(out[custom], json!({"costCode":"C-1","badge":{"id":7}}));
+    assert_eq!(out["urn:ietf:params:scim:schemas:extension:Other:2.0:User"], json!({"flat":"F"}));
+    let schemas: Vec<&str> = out["schemas"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(schemas.contains(&custom) && schemas.contains(&"urn:ietf:params:scim:schemas:extension:Other:2.0:User"));
+    // Strict (the registry's default) still refuses it.
+    assert_eq!(
+        err(user(json!({"schemas":[USER_SCHEMA], "userName":"a", custom: {"x":1}}))).scim_type,
+        Some(ScimType::InvalidSyntax)
+    );
+}
+
+#[test]
+fn a_known_extension_attribute_written_flat_is_placed_under_its_urn() {
+    let out = user(json!({"schemas":[USER_SCHEMA], "userName":"a",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "Sales",
+        "urn:ietf:params:scim:schemas:core:2.0:User:displayName": "Ann"}))
+    .unwrap();
+    assert_eq!(out[ENTERPRISE_USER_SCHEMA], json!({"department":"Sales"}));
+    assert_eq!(out["displayName"], "Ann");
+}
+
+#[test]
+fn booleans_as_strings_become_booleans_everywhere() {
+    let out = user(json!({"schemas":[USER_SCHEMA], "userName":"a", "active":"False",
+        "emails":[{"value":"a@x.example","type":"work","primary":"True"}]}))
+    .unwrap();
+    assert_eq!(out["active"], json!(false));
+    assert_eq!(out["emails"][0]["primary"], json!(true));
 }

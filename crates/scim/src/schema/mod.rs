@@ -302,12 +302,61 @@ pub enum RegistryError {
     NotAUrn(String),
 }
 
+/// What validation does with attributes that no registered schema defines.
+///
+/// RFC 7644 §3.3 lets a service provider ignore attributes it does not support, and a gateway in
+/// front of many identity providers should: a typo in an admin's custom mapping, or an extension
+/// the gateway has never heard of, would otherwise block a person's provisioning. The gateway runs
+/// with [`UnknownAttributes::Accept`] unless `strict_attributes` is set; the vendor simulators and
+/// the registry's default are strict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownAttributes {
+    /// An unknown attribute (or extension URN) is a 400 `invalidSyntax` naming it.
+    #[default]
+    Reject,
+    /// Unknown attributes of a registered schema (core or extension), and unknown
+    /// sub-attributes, are dropped and reported to the hook by name; attributes under an
+    /// extension URN that is not registered are kept as sent, under that URN.
+    Accept(DropHook),
+}
+
+/// Called with the name of each attribute that [`UnknownAttributes::Accept`] drops, so that the
+/// caller can count and log it (names only: never the value).
+#[derive(Clone, Copy)]
+pub struct DropHook(pub fn(&str));
+
+impl DropHook {
+    /// A hook that does nothing.
+    pub const NONE: DropHook = DropHook(|_| {});
+
+    /// Reports one dropped attribute.
+    pub fn dropped(self, name: &str) {
+        (self.0)(name);
+    }
+}
+
+impl std::fmt::Debug for DropHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DropHook")
+    }
+}
+
+/// Hooks do not take part in equality: two registries with the same schemas and policy are equal.
+impl PartialEq for DropHook {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for DropHook {}
+
 /// Every schema and resource type the service knows. Built at start-up, then shared read-only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
     schemas: Vec<Schema>,
     resource_types: Vec<ResourceType>,
     common: Vec<Attribute>,
+    unknown: UnknownAttributes,
 }
 
 impl Default for Registry {
@@ -334,6 +383,7 @@ impl Default for Registry {
                 },
             ],
             common: common_attributes(),
+            unknown: UnknownAttributes::Reject,
         }
     }
 }
@@ -363,6 +413,16 @@ impl Registry {
         Ok(())
     }
 
+    /// Sets what validation does with attributes no schema defines (default: reject).
+    pub fn set_unknown_attributes(&mut self, policy: UnknownAttributes) {
+        self.unknown = policy;
+    }
+
+    /// What validation does with attributes no schema defines.
+    pub fn unknown_attributes(&self) -> UnknownAttributes {
+        self.unknown
+    }
+
     /// Every schema, core first.
     pub fn schemas(&self) -> &[Schema] {
         &self.schemas
@@ -384,7 +444,7 @@ impl Registry {
         let core = self.schema(&rt.schema)?;
         let extensions =
             rt.schema_extensions.iter().filter_map(|e| self.schema(&e.schema).map(|s| (s, e.required))).collect();
-        Some(ResourceSchema { resource_type: rt, core, extensions, common: &self.common })
+        Some(ResourceSchema { resource_type: rt, core, extensions, common: &self.common, unknown: self.unknown })
     }
 }
 
@@ -428,6 +488,8 @@ pub struct ResourceSchema<'a> {
     pub extensions: Vec<(&'a Schema, bool)>,
     /// The attributes every resource has (`id`, `externalId`, `meta`).
     pub common: &'a [Attribute],
+    /// What validation does with attributes no schema defines.
+    pub unknown: UnknownAttributes,
 }
 
 impl<'a> ResourceSchema<'a> {
@@ -439,6 +501,43 @@ impl<'a> ResourceSchema<'a> {
     /// Whether `urn` is this resource type's core schema or one of its extensions.
     pub fn knows_schema(&self, urn: &str) -> bool {
         self.core.id.eq_ignore_ascii_case(urn) || self.extension(urn).is_some()
+    }
+
+    /// The drop hook when unknown attributes are accepted; `None` when they are refused.
+    pub fn lenient(&self) -> Option<DropHook> {
+        match self.unknown {
+            UnknownAttributes::Reject => None,
+            UnknownAttributes::Accept(hook) => Some(hook),
+        }
+    }
+
+    /// Whether `urn` names an extension kept as sent: accepted unknown attributes are on, and
+    /// `urn` is a URN that is neither this type's core schema, one of its extensions, nor an
+    /// ignorable one.
+    pub fn is_opaque_extension(&self, urn: &str) -> bool {
+        self.lenient().is_some()
+            && urn.len() > 4
+            && urn.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+            && !self.knows_schema(urn)
+            && !IGNORED_SCHEMAS.iter().any(|s| s.eq_ignore_ascii_case(urn))
+    }
+
+    /// Splits a key or path under an extension kept as sent into the extension's URN and, when it
+    /// names one, the attribute: `urn:…:CustomExt:2.0:User` is the whole extension,
+    /// `urn:…:CustomExt:2.0:User:costCenter` one attribute of it. A URN cannot say where the
+    /// schema ends, so the convention of every registered schema decides: an extension's URN ends
+    /// with its resource type's name (`…:User`); a URN that does not is the whole extension only
+    /// when its value is an object. `None` unless [`Self::is_opaque_extension`] holds for the URN.
+    pub fn opaque_split<'k>(&self, key: &'k str, value_is_object: bool) -> Option<(&'k str, Option<&'k str>)> {
+        let ends_with_type =
+            |urn: &str| urn.rsplit(':').next().is_some_and(|last| last.eq_ignore_ascii_case(&self.resource_type.name));
+        let split = key.rsplit_once(':').filter(|(urn, attr)| !attr.is_empty() && self.is_opaque_extension(urn));
+        if self.is_opaque_extension(key)
+            && (ends_with_type(key) || (value_is_object && !split.is_some_and(|(urn, _)| ends_with_type(urn))))
+        {
+            return Some((key, None));
+        }
+        split.map(|(urn, attr)| (urn, Some(attr)))
     }
 
     /// Resolves `[urn:]name[.sub]`, all case-insensitive. With a URN, only that schema is searched
