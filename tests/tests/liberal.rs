@@ -149,11 +149,23 @@ async fn strict_attributes_refuses_unknown_attributes_naming_them(app: TestApp) 
         )
         .await;
     r.assert_error(400, Some("invalidSyntax"), "CustomExtensionName");
-    let id = app.create_user(&token, "ok@contoso.example").await["id"].as_str().unwrap().to_owned();
     let r = app
-        .patch(&token, &format!("/Users/{id}"), &patch_op(json!([{"op":"Replace","path":"nickNmae","value":"x"}])))
+        .post(
+            &token,
+            "/Users",
+            &json!({"schemas":[USER_URN, ENTERPRISE_URN], "userName":"shoe@contoso.example", ENTERPRISE_URN:{"shoeSize":9}}),
+        )
         .await;
-    r.assert_error(400, Some("invalidPath"), "nickNmae");
+    r.assert_error(400, Some("invalidSyntax"), "shoeSize");
+    let id = app.create_user(&token, "ok@contoso.example").await["id"].as_str().unwrap().to_owned();
+    for (ops, named) in [
+        (json!([{"op":"Replace","path":"nickNmae","value":"x"}]), "nickNmae"),
+        (json!([{"op":"add","path":"name.middle","value":"x"}]), "middle"),
+        (json!([{"op":"add","value":{"shoeSize":9}}]), "shoeSize"),
+    ] {
+        let r = app.patch(&token, &format!("/Users/{id}"), &patch_op(ops)).await;
+        r.assert_error(400, Some("invalidPath"), named);
+    }
 }
 both_backends!(strict_attributes_refuses_unknown_attributes_naming_them, |c: &mut scimgw_e2e::Config| {
     c.strict_attributes = true;

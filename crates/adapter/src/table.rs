@@ -425,6 +425,37 @@ mod tests {
     }
 
     #[test]
+    fn of_several_values_of_one_type_the_primary_is_sent_else_the_first() {
+        let t = Table::new("Test", ROWS, &[]).unwrap();
+        let mut u = user();
+        u.insert(
+            "emails".into(),
+            json!([{"type":"work","value":"first@corp.example"},{"type":"work","value":"second@corp.example","primary":true}]),
+        );
+        assert_eq!(t.project(&u)["emails"], json!([{"type":"work","value":"second@corp.example"}]));
+        let dropped = t.dropped(&u);
+        assert!(
+            dropped.iter().any(|(what, why)| what.starts_with("emails[0]") && why.contains("the primary one")),
+            "{dropped:?}"
+        );
+        u.insert(
+            "emails".into(),
+            json!([{"type":"work","value":"first@corp.example"},{"type":"work","value":"second@corp.example"}]),
+        );
+        assert_eq!(t.project(&u)["emails"], json!([{"type":"work","value":"first@corp.example"}]));
+        assert!(t.dropped(&u).iter().any(|(what, _)| what.starts_with("emails[1]")));
+    }
+
+    #[test]
+    fn extra_attributes_read_an_extension_the_gateway_keeps_as_sent() {
+        let custom = "urn:ietf:params:scim:schemas:extension:CustomExt:2.0:User";
+        let t = Table::new("Test", ROWS, &[format!("{custom}:costCode")]).unwrap();
+        let mut u = user();
+        u.insert(custom.into(), json!({"costCode":"C-17","other":"x"}));
+        assert_eq!(t.project(&u)[custom], json!({"costCode":"C-17"}));
+    }
+
+    #[test]
     fn projection_sends_exactly_the_table() {
         let t = Table::new("Acme", ROWS, &[]).unwrap();
         assert_eq!(

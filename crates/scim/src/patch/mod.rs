@@ -156,7 +156,7 @@ fn resolve<'s>(schema: &ResourceSchema<'s>, path: &str, value_is_object: bool) -
         PatchPath::ValuePath { path, filter, sub_attr } => (path, Some(filter), sub_attr),
     };
     let AttrPath { urn, name, sub_attr } = attr_path;
-    if let Some(urn) = &urn {
+    if let Some(urn) = urn.as_ref().filter(|urn| !schema.knows_schema(urn)) {
         let full = format!("{urn}:{name}");
         if sub_attr.is_none() && filter.is_none() {
             if let Some(ext) = schema.extension(&full) {

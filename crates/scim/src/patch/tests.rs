@@ -610,3 +610,16 @@ fn attributes_of_an_unregistered_extension_are_patched_as_sent() {
     assert!(out3.resource.get(custom).is_none());
     assert!(!out3.resource["schemas"].as_array().unwrap().contains(&json!(custom)));
 }
+
+#[test]
+fn a_registered_extension_attribute_is_never_taken_for_an_unknown_extension() {
+    let out = lenient_patch(
+        &entra_user(),
+        json!([{"op":"Replace","path":format!("{ENTERPRISE_USER_SCHEMA}:manager"),"value":{"value":"m-2"}},
+               {"op":"replace","value":{format!("{ENTERPRISE_USER_SCHEMA}:department"):"Ops"}}]),
+    )
+    .unwrap();
+    assert_eq!(out.resource[ENTERPRISE_USER_SCHEMA]["manager"], json!({"value":"m-2"}));
+    assert_eq!(out.resource[ENTERPRISE_USER_SCHEMA]["department"], "Ops");
+    assert_eq!(out.resource["schemas"], json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA]));
+}

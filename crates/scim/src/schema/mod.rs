@@ -529,6 +529,10 @@ impl<'a> ResourceSchema<'a> {
     /// with its resource type's name (`…:User`); a URN that does not is the whole extension only
     /// when its value is an object. `None` unless [`Self::is_opaque_extension`] holds for the URN.
     pub fn opaque_split<'k>(&self, key: &'k str, value_is_object: bool) -> Option<(&'k str, Option<&'k str>)> {
+        if key.rsplit_once(':').is_some_and(|(urn, _)| self.knows_schema(urn)) {
+            // `urn:…:enterprise:2.0:User:manager`: an attribute of a registered schema.
+            return None;
+        }
         let ends_with_type =
             |urn: &str| urn.rsplit(':').next().is_some_and(|last| last.eq_ignore_ascii_case(&self.resource_type.name));
         let split = key.rsplit_once(':').filter(|(urn, attr)| !attr.is_empty() && self.is_opaque_extension(urn));
