@@ -254,3 +254,32 @@ async fn booleans_as_strings_are_stored_as_booleans(app: TestApp) {
     r.assert_error(400, Some("invalidValue"), "active");
 }
 both_backends!(booleans_as_strings_are_stored_as_booleans);
+
+async fn what_stays_strict_says_why(app: TestApp) {
+    let token = app.token("contoso");
+    // A member naming nothing in the tenant: 400 naming the id.
+    let r = app
+        .post(
+            &token,
+            "/Groups",
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName":"G",
+                "members":[{"value":"no-such-user"}]}),
+        )
+        .await;
+    r.assert_error(400, Some("invalidValue"), "member naming nothing");
+    assert!(r.body["detail"].as_str().unwrap().contains("no-such-user"), "{}", r.text);
+    // A filter value that is not JSON: 400 with the position.
+    let r = app.get(&token, &format!("/Users?filter={}", enc("userName eq bob"))).await;
+    r.assert_error(400, Some("invalidFilter"), "unquoted filter value");
+    assert!(r.body["detail"].as_str().unwrap().contains("column"), "{}", r.text);
+    // A filter on an unknown core attribute: a typo would silently match nothing.
+    let r = app.get(&token, &format!("/Users?filter={}", enc("adreses pr"))).await;
+    r.assert_error(400, Some("invalidFilter"), "unknown attribute in a filter");
+    // A group PATCH answers 204.
+    let g = app.create_group(&token, "Sales", &[]).await["id"].as_str().unwrap().to_owned();
+    let r = app
+        .patch(&token, &format!("/Groups/{g}"), &patch_op(json!([{"op":"replace","path":"displayName","value":"S"}])))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+}
+both_backends!(what_stays_strict_says_why);
