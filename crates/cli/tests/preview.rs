@@ -70,6 +70,24 @@ fn preview_shows_the_payload_the_drops_and_two_broken_jumpcloud_rules() {
         })
     );
 
+    // Two work emails: the primary one is sent, the other is listed as dropped, saying why; an
+    // unknown attribute is dropped as the gateway drops it.
+    let mut two = user.clone();
+    two["emails"] = json!([{"type": "work", "value": "first@corp.example"},
+                           {"type": "work", "value": "second@corp.example", "primary": true}]);
+    two["userName"] = json!("first.last");
+    two["favouriteColour"] = json!("blue");
+    let (code, out, err) =
+        scimgw(dir.path(), &["preview", "--tenant", "acme", "--target", "jc", "-"], Some(&two.to_string()));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("emails[0] (emails[type eq \"work\"]) — JumpCloud takes one emails of type \"work\""),
+        "{out}"
+    );
+    assert!(!out.contains("favouriteColour"), "{out}");
+    let payload: Value = serde_json::from_str(&out[out.find("\n{").unwrap()..]).unwrap();
+    assert_eq!(payload["emails"], json!([{"type": "work", "value": "second@corp.example", "primary": true}]), "{out}");
+
     // A stored user by id; a body that is not SCIM; an unknown target.
     let (code, _, err) = scimgw(dir.path(), &["preview", "--tenant", "acme", "--target", "nope", "-"], Some("{}"));
     assert_eq!(code, 1);

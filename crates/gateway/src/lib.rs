@@ -48,11 +48,7 @@ pub struct AppState {
 impl AppState {
     /// State for a gateway on `store` with `registry`'s schemas and no targets.
     pub fn new(config: Config, store: Store, mut registry: Registry) -> Self {
-        registry.set_unknown_attributes(if config.strict_attributes {
-            UnknownAttributes::Reject
-        } else {
-            UnknownAttributes::Accept(DropHook(telemetry::dropped_attribute))
-        });
+        apply_attribute_policy(&mut registry, &config);
         let throttle = throttle::AuthThrottle::new(&config.auth);
         let key_cache = auth::KeyCache::new(std::time::Duration::from_millis(config.auth.key_cache_ms));
         Self {
@@ -81,6 +77,16 @@ impl AppState {
         self.wake = wake;
         self
     }
+}
+
+/// Sets what `registry` does with attributes no schema defines, from `strict_attributes`: the
+/// SCIM endpoint and everything that shows what it would store (`preview`) use the same rule.
+pub fn apply_attribute_policy(registry: &mut Registry, config: &Config) {
+    registry.set_unknown_attributes(if config.strict_attributes {
+        UnknownAttributes::Reject
+    } else {
+        UnknownAttributes::Accept(DropHook(telemetry::dropped_attribute))
+    });
 }
 
 /// Runs a short read of the store: a primary-key or unique-index lookup whose cost is bounded.

@@ -37,7 +37,8 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
     // Nothing is sent: the real secret is not needed (and may not be on this machine).
     let adapter =
         construct(&target, Secret::new("preview")).map_err(|e| anyhow::anyhow!("target {}: {e}", target.name))?;
-    let schemas = schema_registry();
+    let mut schemas = schema_registry();
+    scimgw_gateway::apply_attribute_policy(&mut schemas, &config);
     let Some(schema) = schemas.resource("User") else { bail!("the User resource type is missing") };
 
     let user: Map<String, Value> = match (&args.user, &args.file) {
