@@ -1,18 +1,27 @@
 //! Fuzz target: PATCH parsing and application on a realistic user and group. Any input must give
 //! `Ok` or a 4xx `ScimError` — never a panic, a hang or a 5xx — and a successful PATCH must give
-//! a resource that validates again unchanged.
+//! a resource that validates again unchanged. Both attribute policies run: strict (unknown
+//! attributes refused) and the gateway's default (unknown attributes dropped, unknown extensions
+//! kept as sent).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use scimgw_scim::messages::PatchRequest;
 use scimgw_scim::patch::apply_patch;
 use scimgw_scim::resource::validate_resource;
-use scimgw_scim::schema::Registry;
+use scimgw_scim::schema::{DropHook, Registry, UnknownAttributes};
 use serde_json::{Value, json};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(body) = serde_json::from_slice::<Value>(data) else { return };
-    let registry = Registry::default();
+    let mut lenient = Registry::default();
+    lenient.set_unknown_attributes(UnknownAttributes::Accept(DropHook::NONE));
+    for registry in [Registry::default(), lenient] {
+        check(&registry, &body);
+    }
+});
+
+fn check(registry: &Registry, body: &Value) {
     let user_schema = registry.resource("User").expect("User is built in");
     let group_schema = registry.resource("Group").expect("Group is built in");
     let user = validate_resource(
@@ -35,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     )
     .expect("fixture group is valid");
 
-    let request = match PatchRequest::from_json(&body) {
+    let request = match PatchRequest::from_json(body) {
         Ok(r) => r,
         Err(e) => {
             assert!((400..500).contains(&e.status), "parse error must be a 4xx: {e}");
@@ -52,4 +61,4 @@ fuzz_target!(|data: &[u8]| {
             Err(e) => assert!((400..500).contains(&e.status), "PATCH error must be a 4xx: {e}"),
         }
     }
-});
+}
