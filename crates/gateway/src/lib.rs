@@ -128,6 +128,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(web::to(|| async { method_not_allowed("GET, PUT, PATCH, DELETE") })),
         );
     }
+    // The search at the root, over users and groups (RFC 7644 §3.4.3). `GET {base}` is no
+    // search: it has no route, so it is the SCIM 404 of any unknown path.
+    cfg.service(
+        web::resource(format!("{base}/.search"))
+            .route(web::post().to(resources::search_root))
+            .default_service(web::to(|| async { method_not_allowed("POST") })),
+    );
     cfg.service(web::resource("/healthz").route(web::get().to(telemetry::healthz)));
     cfg.service(web::resource("/readyz").route(web::get().to(telemetry::readyz)));
     cfg.service(web::resource("/metrics").route(web::get().to(telemetry::metrics_endpoint)));

@@ -95,7 +95,9 @@ pub(crate) fn route_of(path: &str, base: &str) -> String {
     let mut parts = rest.split('/');
     let (Some(first), second, None) = (parts.next(), parts.next(), parts.next()) else { return unmatched() };
     match (first, second) {
-        ("Users" | "Groups" | "Schemas" | "ResourceTypes" | "ServiceProviderConfig", None) => format!("{base}/{first}"),
+        ("Users" | "Groups" | "Schemas" | "ResourceTypes" | "ServiceProviderConfig" | ".search", None) => {
+            format!("{base}/{first}")
+        }
         ("Users" | "Groups", Some(".search")) => format!("{base}/{first}/.search"),
         ("Users" | "Groups" | "Schemas" | "ResourceTypes", Some(id)) if !id.is_empty() => {
             format!("{base}/{first}/{{id}}")
@@ -291,6 +293,8 @@ mod tests {
             ("/scim/v2/Users", "/scim/v2/Users"),
             ("/scim/v2/Users/6a1f", "/scim/v2/Users/{id}"),
             ("/scim/v2/Groups/.search", "/scim/v2/Groups/.search"),
+            ("/scim/v2/.search", "/scim/v2/.search"),
+            ("/scim/v2/.search/x", "(unmatched)"),
             ("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", "/scim/v2/Schemas/{id}"),
             ("/scim/v2/ServiceProviderConfig", "/scim/v2/ServiceProviderConfig"),
             ("/healthz", "/healthz"),
