@@ -310,6 +310,11 @@ fn filters_agree_with_the_evaluator(store: &Store) {
         "userName ne 5".into(),
         r#"userName eq null or displayName eq null"#.into(),
         r#"not (not (active eq true) or userName co "e")"#.into(),
+        r#"meta.resourceType eq "User""#.into(),
+        r#"meta.resourceType eq "Group""#.into(),
+        r#"meta.resourceType eq "user""#.into(),
+        r#"meta.resourceType ne "Group" and userName sw "a""#.into(),
+        r#"not (meta.resourceType pr) or displayName pr"#.into(),
     ];
     for text in &table {
         let filter = parse_filter(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -421,6 +426,8 @@ fn group_queries_filter_on_display_name_and_members(store: &Store) {
     assert!(page.resources.iter().all(|r| r.members.is_none()), "loaded to evaluate, not returned");
     assert_eq!(run(r#"members.value eq "u1" and displayName sw "O""#, true).total, 1);
     assert_eq!(run("userName pr", false).total, 0, "userName is no Group attribute");
+    assert_eq!(run(r#"meta.resourceType eq "Group""#, false).total, 3);
+    assert_eq!(run(r#"meta.resourceType eq "User" or displayName eq "Dev""#, false).total, 1);
 }
 
 /// Filters over the indexed attributes (and two that are not), with values that hit the data.
