@@ -8,6 +8,7 @@ mod error;
 mod http;
 mod limits;
 mod members;
+mod paths;
 pub mod reconcile;
 mod resources;
 pub mod targets;
@@ -18,7 +19,7 @@ mod tls;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -110,7 +111,9 @@ where
     Ok(state.store.run_blocking(f).await??)
 }
 
-/// Registers the SCIM routes under the configured base path.
+/// Registers the SCIM routes under the configured base path, each in its one canonical spelling:
+/// [`app`] makes request paths canonical before routing (`paths`: endpoint names in any case,
+/// trailing and doubled slashes).
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let base = state.config.base_path().to_owned();
     cfg.app_data(state);
@@ -136,6 +139,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
                 .default_service(web::to(|| async { method_not_allowed("GET, PUT, PATCH, DELETE") })),
         );
     }
+    // The search at the root, over users and groups (RFC 7644 §3.4.3). `GET {base}` is no
+    // search: it has no route, so it is the SCIM 404 of any unknown path.
+    cfg.service(
+        web::resource(format!("{base}/.search"))
+            .route(web::post().to(resources::search_root))
+            .default_service(web::to(|| async { method_not_allowed("POST") })),
+    );
     cfg.service(web::resource("/healthz").route(web::get().to(telemetry::healthz)));
     cfg.service(web::resource("/readyz").route(web::get().to(telemetry::readyz)));
     cfg.service(web::resource("/metrics").route(web::get().to(telemetry::metrics_endpoint)));
@@ -167,7 +177,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
 }
 
 /// The whole application one worker serves: the SCIM routes, the SCIM 404 for anything else, and
-/// the request middleware. Tests drive it in process (`actix_web::test::init_service`).
+/// the request middleware — outermost the path-normalising step, so that routing, the access log
+/// and the metrics' route label all see the canonical path. Tests drive it in process
+/// (`actix_web::test::init_service`).
 pub fn app(
     state: web::Data<AppState>,
 ) -> App<
@@ -179,10 +191,15 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let base = state.config.base_path().to_owned();
     App::new()
         .configure(|cfg| configure(cfg, state))
         .default_service(web::to(not_found))
         .wrap(from_fn(telemetry::request_telemetry))
+        .wrap_fn(move |mut req, next| {
+            paths::rewrite(&mut req, &base);
+            next.call(req)
+        })
 }
 
 /// Builds the HTTP server and binds it; the caller runs (awaits) the returned server.

@@ -1,10 +1,10 @@
 //! The `/Users` and `/Groups` endpoints (RFC 7644 §3.2–§3.6): create, read, query, replace,
-//! patch, delete. One set of handlers serves both resource types.
+//! patch, delete, and the search at the root over both (`POST {base}/.search`). One set of
+//! handlers serves both resource types.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
-use scimgw_scim::ScimError;
 use scimgw_scim::filter::{AttrPath, Filter, PatchPath, parse_filter, parse_patch_path};
 use scimgw_scim::messages::{
     ListResponse, Page, PatchRequest, SearchRequest, SortOrder, parse_integer_param, split_attribute_list,
@@ -12,7 +12,8 @@ use scimgw_scim::messages::{
 use scimgw_scim::projection::Projection;
 use scimgw_scim::resource::{check_immutable, validate_resource};
 use scimgw_scim::schema::ResourceSchema;
-use scimgw_store::{Audit, Change, Enqueue, Kind, Member, MembersChange, NewResource, Query, Resource};
+use scimgw_scim::{ScimError, ScimType};
+use scimgw_store::{Audit, Change, Enqueue, Kind, Member, MembersChange, NewResource, Query, QueryPage, Resource};
 use serde_json::{Map, Value};
 
 use crate::AppState;
@@ -52,6 +53,13 @@ fn location_base(req: &HttpRequest, state: &AppState, kind: Kind) -> String {
     }
 }
 
+/// The furthest a sorted search at the root may page (`startIndex + count - 1`). It reads that
+/// many matches of each resource type, held in memory together, to merge them
+/// (`Store::query_across`); beyond is a 400 `tooMany` (RFC 7644 §3.4.2.2). A search at the root
+/// without `sortBy` pages without reading ahead and has no such limit, nor has a sorted search
+/// of one type.
+pub(crate) const MAX_SORTED_ROOT_WINDOW: u64 = 10_000;
+
 /// What a query asks for, from the query string or a SearchRequest body.
 struct QuerySpec {
     filter: Option<String>,
@@ -63,24 +71,46 @@ struct QuerySpec {
     count: Option<i64>,
 }
 
+impl QuerySpec {
+    /// From the query string of a `GET`.
+    fn from_query(req: &HttpRequest) -> Result<Self, ApiError> {
+        let params = Params::parse(req)?;
+        let parse_int = |name: &str| params.get(name).map(|s| parse_integer_param(name, s)).transpose();
+        Ok(Self {
+            filter: params.get("filter").map(str::to_owned),
+            attributes: params.get("attributes").map(split_attribute_list).unwrap_or_default(),
+            excluded: params.get("excludedAttributes").map(split_attribute_list).unwrap_or_default(),
+            sort_by: params.get("sortBy").map(str::to_owned),
+            sort_order: params.get("sortOrder").map(SortOrder::parse).transpose()?,
+            start_index: parse_int("startIndex")?,
+            count: parse_int("count")?,
+        })
+    }
+
+    /// From the SearchRequest body of a `POST …/.search`.
+    async fn from_search(req: &HttpRequest, body: web::Payload, state: &AppState) -> Result<Self, ApiError> {
+        let value = read_json(req, body, &state.config).await?;
+        let sr = SearchRequest::from_json(&value)?;
+        Ok(Self {
+            filter: sr.filter,
+            attributes: sr.attributes,
+            excluded: sr.excluded_attributes,
+            sort_by: sr.sort_by,
+            sort_order: sr.sort_order,
+            start_index: sr.start_index,
+            count: sr.count,
+        })
+    }
+}
+
 pub(crate) async fn list(
     req: HttpRequest,
     principal: Principal,
     state: Data,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
-    let params = Params::parse(&req)?;
-    let parse_int = |name: &str| params.get(name).map(|s| parse_integer_param(name, s)).transpose();
-    let spec = QuerySpec {
-        filter: params.get("filter").map(str::to_owned),
-        attributes: params.get("attributes").map(split_attribute_list).unwrap_or_default(),
-        excluded: params.get("excludedAttributes").map(split_attribute_list).unwrap_or_default(),
-        sort_by: params.get("sortBy").map(str::to_owned),
-        sort_order: params.get("sortOrder").map(SortOrder::parse).transpose()?,
-        start_index: parse_int("startIndex")?,
-        count: parse_int("count")?,
-    };
-    run_query(&req, &principal, &state, kind, spec).await
+    let spec = QuerySpec::from_query(&req)?;
+    run_query(&req, &principal, &state, &[kind], spec).await
 }
 
 pub(crate) async fn search(
@@ -90,89 +120,183 @@ pub(crate) async fn search(
     body: web::Payload,
     kind: Kind,
 ) -> Result<HttpResponse, ApiError> {
-    let value = read_json(&req, body, &state.config).await?;
-    let sr = SearchRequest::from_json(&value)?;
-    let spec = QuerySpec {
-        filter: sr.filter,
-        attributes: sr.attributes,
-        excluded: sr.excluded_attributes,
-        sort_by: sr.sort_by,
-        sort_order: sr.sort_order,
-        start_index: sr.start_index,
-        count: sr.count,
-    };
-    run_query(&req, &principal, &state, kind, spec).await
+    let spec = QuerySpec::from_search(&req, body, &state).await?;
+    run_query(&req, &principal, &state, &[kind], spec).await
+}
+
+/// `POST {base}/.search`: "a search request at the root of the service provider searches all
+/// resource types" (RFC 7644 §3.4.3) — users, then groups, as one list.
+///
+/// The filter must fit at least one of the two types; a type it does not fit has no matches
+/// (`userName eq "x"` finds no group). This is stricter than RFC 7644 §3.4.2.2's "treat the
+/// attribute as if there is no attribute value" for a filter that mixes both types' attributes
+/// (`userName eq "x" or displayName eq "G"` finds no group here). `sortBy` must name an attribute
+/// of one of the types; resources of a type without it sort as missing it (last). Paging: see
+/// `Store::query_across`, and [`MAX_SORTED_ROOT_WINDOW`].
+pub(crate) async fn search_root(
+    req: HttpRequest,
+    principal: Principal,
+    state: Data,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let spec = QuerySpec::from_search(&req, body, &state).await?;
+    run_query(&req, &principal, &state, &[Kind::User, Kind::Group], spec).await
+}
+
+/// A list or search request checked against the resource types it is asked of: what
+/// `GET /Users`, `POST /Groups/.search` and the search at the root share.
+struct Plan {
+    /// The types the filter fits, in list order, each with its part of the request.
+    parts: Vec<KindPlan>,
+    page: Page,
+    descending: bool,
+}
+
+/// One resource type's part of a request.
+struct KindPlan {
+    kind: Kind,
+    filter: Option<Filter>,
+    /// `None` also when `sortBy` names no attribute of this type (its resources then sort as
+    /// missing it).
+    sort_by: Option<AttrPath>,
+    projection: Projection,
+    /// Groups carry their members only when the projection returns them.
+    with_members: bool,
+}
+
+impl Plan {
+    /// Checks `spec` against each of `kinds`, in the order a single type has always checked it:
+    /// the filter (it must fit at least one type; a type it does not fit is left out, and when
+    /// it fits none the first type's error is the answer — for one type, exactly the 400 it
+    /// always was), the filter's size limits, `sortBy` (an attribute of at least one type), the
+    /// projection.
+    fn new(state: &AppState, spec: &QuerySpec, kinds: &[Kind]) -> Result<Self, ApiError> {
+        let filter: Option<Filter> = match spec.filter.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(parse_filter(text).map_err(|e| e.into_filter_error())?),
+        };
+        let mut fitting = Vec::with_capacity(kinds.len());
+        let mut unfit: Option<ScimError> = None;
+        for &kind in kinds {
+            let schema = schema(state, kind)?;
+            match filter.as_ref().map(|f| f.validate(&schema)) {
+                Some(Err(e)) => {
+                    unfit.get_or_insert(e);
+                }
+                None | Some(Ok(())) => fitting.push((kind, schema)),
+            }
+        }
+        if let (true, Some(e)) = (fitting.is_empty(), unfit) {
+            return Err(e.into());
+        }
+        if let Some(f) = &filter {
+            limits::check_filter(f)?;
+        }
+        let sort_by = sort_by_of(state, spec.sort_by.as_deref(), kinds)?;
+        let mut parts = Vec::with_capacity(fitting.len());
+        for (kind, schema) in fitting {
+            let projection = Projection::parse(&schema, &spec.attributes, &spec.excluded)?;
+            let own_sort_by = sort_by.as_ref().filter(|p| resolves(&schema, p)).cloned();
+            let with_members = kind == Kind::Group && projection.returns(&schema, "members");
+            parts.push(KindPlan { kind, filter: filter.clone(), sort_by: own_sort_by, projection, with_members });
+        }
+        let page = Page::new(spec.start_index, spec.count, state.config.default_page_size, state.config.max_page_size);
+        Ok(Self { parts, page, descending: spec.sort_order == Some(SortOrder::Descending) })
+    }
+
+    /// The store's query for one part.
+    fn query<'a>(&'a self, part: &'a KindPlan, schema: &'a ResourceSchema<'a>) -> Query<'a> {
+        Query {
+            filter: part.filter.as_ref(),
+            schema,
+            sort_by: part.sort_by.as_ref(),
+            descending: self.descending,
+            offset: self.page.offset(),
+            count: self.page.count,
+            with_members: part.with_members,
+        }
+    }
+
+    /// The ListResponse of a page: each resource projected as its own type asks.
+    fn respond(&self, req: &HttpRequest, state: &AppState, found: QueryPage) -> Result<HttpResponse, ApiError> {
+        let mut views = Vec::with_capacity(self.parts.len());
+        for part in &self.parts {
+            views.push((part, schema(state, part.kind)?, location_base(req, state, part.kind)));
+        }
+        let mut resources = Vec::with_capacity(found.resources.len());
+        for r in &found.resources {
+            let (part, schema, base) = views.iter().find(|(part, ..)| part.kind == r.kind).ok_or_else(|| {
+                ApiError::Store(scimgw_store::StoreError::Internal(format!(
+                    "the store answered a {} to a query of other types",
+                    r.kind.resource_type()
+                )))
+            })?;
+            resources.push(Value::Object(part.projection.apply(schema, &r.to_scim(Some(base.as_str())))));
+        }
+        json_response(req, StatusCode::OK, &ListResponse::new(resources, found.total, self.page.start_index))
+    }
+}
+
+/// `sortBy` as a path, when given: a 400 unless it names an attribute of one of `kinds`.
+fn sort_by_of(state: &AppState, text: Option<&str>, kinds: &[Kind]) -> Result<Option<AttrPath>, ApiError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
+    if let Ok(PatchPath::Attr(path)) = parse_patch_path(text) {
+        for &kind in kinds {
+            if resolves(&schema(state, kind)?, &path) {
+                return Ok(Some(path));
+            }
+        }
+    }
+    let types: Vec<&str> = kinds.iter().map(|k| k.resource_type()).collect();
+    Err(ScimError::invalid_value(format!("sortBy \"{}\" is not an attribute of {}", clip(text), types.join(" or ")))
+        .into())
+}
+
+fn resolves(schema: &ResourceSchema<'_>, path: &AttrPath) -> bool {
+    schema.resolve(path.urn.as_deref(), &path.name, path.sub_attr.as_deref()).is_some()
 }
 
 async fn run_query(
     req: &HttpRequest,
     principal: &Principal,
     state: &Data,
-    kind: Kind,
+    kinds: &[Kind],
     spec: QuerySpec,
 ) -> Result<HttpResponse, ApiError> {
-    let schema = schema(state, kind)?;
-    let filter: Option<Filter> = match spec.filter.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(text) => {
-            let f = parse_filter(text).map_err(|e| e.into_filter_error())?;
-            f.validate(&schema)?;
-            limits::check_filter(&f)?;
-            Some(f)
-        }
-    };
-    let sort_by: Option<AttrPath> = match spec.sort_by.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(text) => match parse_patch_path(text) {
-            Ok(PatchPath::Attr(p)) if schema.resolve(p.urn.as_deref(), &p.name, p.sub_attr.as_deref()).is_some() => {
-                Some(p)
-            }
-            _ => {
-                return Err(ScimError::invalid_value(format!(
-                    "sortBy \"{}\" is not an attribute of {}",
-                    clip(text),
-                    kind.resource_type()
-                ))
-                .into());
-            }
-        },
-    };
-    let projection = Projection::parse(&schema, &spec.attributes, &spec.excluded)?;
-    let page = Page::new(spec.start_index, spec.count, state.config.default_page_size, state.config.max_page_size);
-    let with_members = kind == Kind::Group && projection.returns(&schema, "members");
-    let descending = spec.sort_order == Some(SortOrder::Descending);
-
-    let point = sort_by.is_none() && !with_members && filter.as_ref().is_some_and(|f| is_point_lookup(f, kind));
-    let tenant = principal.tenant_id.clone();
-    let query = move |st: &AppState| {
-        let schema = schema_of(st, kind)?;
-        st.store.query(
-            &tenant,
-            kind,
-            &Query {
-                filter: filter.as_ref(),
-                schema: &schema,
-                sort_by: sort_by.as_ref(),
-                descending,
-                offset: page.offset(),
-                count: page.count,
-                with_members,
-            },
+    let plan = Plan::new(state, &spec, kinds)?;
+    // The store merges sorted lists (and so reads ahead) when a page of several types is sorted.
+    let window = plan.page.offset().saturating_add(plan.page.count);
+    let merged = plan.parts.len() > 1 && plan.page.count > 0 && plan.parts.iter().any(|p| p.sort_by.is_some());
+    if merged && window > MAX_SORTED_ROOT_WINDOW {
+        return Err(ScimError::bad_request(
+            ScimType::TooMany,
+            format!(
+                "a sorted search at the root reads the first startIndex+count-1 matches of each resource \
+                 type to merge them, at most {MAX_SORTED_ROOT_WINDOW}; page further through /Users/.search \
+                 and /Groups/.search, or without sortBy"
+            ),
         )
+        .into());
+    }
+    // Entra's and Okta's `userName eq "…"` before every create: one index probe.
+    let point = matches!(plan.parts.as_slice(), [p] if p.sort_by.is_none() && !p.with_members
+        && p.filter.as_ref().is_some_and(|f| is_point_lookup(f, p.kind)));
+    let plan = std::sync::Arc::new(plan);
+    let (p, tenant) = (plan.clone(), principal.tenant_id.clone());
+    let query = move |st: &AppState| -> Result<QueryPage, scimgw_store::StoreError> {
+        let schemas = p.parts.iter().map(|part| schema_of(st, part.kind)).collect::<Result<Vec<_>, _>>()?;
+        let queries: Vec<(Kind, Query<'_>)> =
+            p.parts.iter().zip(&schemas).map(|(part, schema)| (part.kind, p.query(part, schema))).collect();
+        st.store.query_across(&tenant, &queries)
     };
     let result = if point {
-        // Entra's and Okta's `userName eq "…"` before every create: one index probe.
         let st = state.clone();
         crate::quick_read(state, move |_| query(&st)).await?
     } else {
         let st = state.clone();
         state.store.run_blocking(move |_| query(&st)).await??
     };
-
-    let base = location_base(req, state, kind);
-    let resources: Vec<Value> =
-        result.resources.iter().map(|r| Value::Object(projection.apply(&schema, &r.to_scim(Some(&base))))).collect();
-    json_response(req, StatusCode::OK, &ListResponse::new(resources, result.total, page.start_index))
+    plan.respond(req, state, result)
 }
 
 /// Whether a filter is an equality on an indexed identifier (`userName`, `externalId`, `id`, a

@@ -84,7 +84,8 @@ fn new_request_id() -> String {
 
 /// The route pattern a path is served by, as actix would name it (`/scim/v2/Users/{id}`), for
 /// the access log and the metrics labels. Worked out from the path's shape: asking actix
-/// (`match_pattern`) runs every route's regex again, a few per cent of a GET's CPU.
+/// (`match_pattern`) runs every route's regex again, a few per cent of a GET's CPU. The path is
+/// the canonical one (`paths` runs first), so `/users/` is counted as `/scim/v2/Users`.
 pub(crate) fn route_of(path: &str, base: &str) -> String {
     if matches!(path, "/healthz" | "/readyz" | "/metrics") {
         return path.to_owned();
@@ -94,7 +95,9 @@ pub(crate) fn route_of(path: &str, base: &str) -> String {
     let mut parts = rest.split('/');
     let (Some(first), second, None) = (parts.next(), parts.next(), parts.next()) else { return unmatched() };
     match (first, second) {
-        ("Users" | "Groups" | "Schemas" | "ResourceTypes" | "ServiceProviderConfig", None) => format!("{base}/{first}"),
+        ("Users" | "Groups" | "Schemas" | "ResourceTypes" | "ServiceProviderConfig" | ".search", None) => {
+            format!("{base}/{first}")
+        }
         ("Users" | "Groups", Some(".search")) => format!("{base}/{first}/.search"),
         ("Users" | "Groups" | "Schemas" | "ResourceTypes", Some(id)) if !id.is_empty() => {
             format!("{base}/{first}/{{id}}")
@@ -298,11 +301,15 @@ mod tests {
             ("/scim/v2/Users", "/scim/v2/Users"),
             ("/scim/v2/Users/6a1f", "/scim/v2/Users/{id}"),
             ("/scim/v2/Groups/.search", "/scim/v2/Groups/.search"),
+            ("/scim/v2/.search", "/scim/v2/.search"),
+            ("/scim/v2/.search/x", "(unmatched)"),
             ("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User", "/scim/v2/Schemas/{id}"),
             ("/scim/v2/ServiceProviderConfig", "/scim/v2/ServiceProviderConfig"),
             ("/healthz", "/healthz"),
             ("/metrics", "/metrics"),
+            // Never seen after `paths`, which makes these `/scim/v2/Users`.
             ("/scim/v2/Users/", "(unmatched)"),
+            ("/scim/v2/users", "(unmatched)"),
             ("/scim/v2/Users/a/b", "(unmatched)"),
             ("/scim/v2/ServiceProviderConfig/x", "(unmatched)"),
             ("/scim/v2/Nope", "(unmatched)"),

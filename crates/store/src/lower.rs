@@ -20,6 +20,9 @@
 //! (SQLite's LIKE folds ASCII case, which changes nothing there), a superset on caseExact columns
 //! (there SQLite's folding may match more; the evaluator then decides).
 //!
+//! `meta.resourceType` is the same in every row of a kind: its leaves are TRUE or FALSE, exactly, as
+//! the evaluator decides them for that kind.
+//!
 //! Anything else (other attributes, value filters, unparsable dateTimes) becomes TRUE, inexact.
 //! `and` is exact iff both sides are; `or` keeps both sides' conditions (the union of supersets is
 //! a superset) and is exact iff both are; `not` is lowered only when its operand is exact.
@@ -167,6 +170,13 @@ fn folded(col: TextCol) -> bool {
 /// Lowers `filter` for a query on `kind` (see the module doc).
 pub(crate) fn lower(filter: &Filter, schema: &ResourceSchema<'_>, kind: Kind) -> Lowered {
     match filter {
+        Filter::Compare { path, .. } | Filter::Present(path) if is_resource_type(path, schema) => {
+            // Every row of a kind has the same `meta.resourceType`, so the leaf is a constant:
+            // the evaluator decides it once, on a resource holding only that attribute. A search
+            // at the root narrowed by it (RFC 7644 §3.4.2.1) then reads nothing of the other kind.
+            let only_type = serde_json::json!({"meta": {"resourceType": kind.resource_type()}});
+            Lowered::exact(if filter.matches(&only_type, schema) { Cond::True } else { Cond::False })
+        }
         Filter::Compare { path, op, value } => match field(path, schema, kind) {
             Some(f) => compare(f, *op, value),
             None => Lowered::unknown(),
@@ -189,6 +199,15 @@ pub(crate) fn lower(filter: &Filter, schema: &ResourceSchema<'_>, kind: Kind) ->
         }
         Filter::ValuePath { .. } => Lowered::unknown(),
     }
+}
+
+/// Whether `path` names `meta.resourceType`.
+fn is_resource_type(path: &AttrPath, schema: &ResourceSchema<'_>) -> bool {
+    schema.resolve(path.urn.as_deref(), &path.name, path.sub_attr.as_deref()).is_some_and(|r| {
+        matches!(r.location, Location::Common)
+            && r.attribute.name == "meta"
+            && r.sub_attribute.is_some_and(|s| s.name == "resourceType")
+    })
 }
 
 fn present(f: Field) -> Cond {
@@ -492,6 +511,22 @@ mod tests {
         assert_eq!(l.cond, Cond::True);
         // userName means nothing on a group.
         assert_eq!(lowered(Kind::Group, r#"userName eq "a""#), Lowered::unknown());
+    }
+
+    #[test]
+    fn the_resource_type_is_a_constant_of_each_kind() {
+        for (kind, text, cond) in [
+            (Kind::User, r#"meta.resourceType eq "User""#, Cond::True),
+            (Kind::Group, r#"meta.resourceType eq "User""#, Cond::False),
+            (Kind::User, r#"meta.resourceType eq "user""#, Cond::False),
+            (Kind::Group, r#"meta.resourceType ne "User""#, Cond::True),
+            (Kind::Group, "meta.resourceType pr", Cond::True),
+            (Kind::User, r#"urn:ietf:params:scim:schemas:core:2.0:User:meta.resourceType sw "Us""#, Cond::True),
+        ] {
+            assert_eq!(lowered(kind, text), Lowered::exact(cond), "{kind:?}: {text}");
+        }
+        let l = lowered(Kind::User, r#"meta.resourceType eq "Group" or userName eq "a""#);
+        assert!(l.exact);
     }
 
     #[test]

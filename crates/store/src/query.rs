@@ -145,6 +145,84 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Lists the matches of several kinds as one list: the search at the root of the service
+    /// provider (RFC 7644 §3.4.3), over users and groups.
+    ///
+    /// Each part is the query [`Store::query`] would be given for its kind alone (one part is
+    /// exactly that query). `offset`, `count` and `descending` are the same in every part (the
+    /// gateway builds them all from one request) and page and order the list as a whole. No more
+    /// is read than the page needs:
+    ///
+    /// - Without a sort (no part has `sort_by`), the kinds follow one another in the order given,
+    ///   each in its own order (creation). The totals of the kinds before one say which slice of
+    ///   it the page needs, and only that slice is read (`count = 0` for a kind the page does not
+    ///   reach: its total only).
+    /// - With a sort, the first `offset + count` matches of each kind are read in the kind's own
+    ///   sorted order and merged in that same order — the sort key with missing values last (a
+    ///   kind whose part has no `sort_by`, the attribute not being one of its own, misses it
+    ///   everywhere), then creation time, then id — so the page is what one sorted list of all
+    ///   of them would give. The caller bounds `offset + count`. Groups' members are loaded for
+    ///   the page only.
+    ///
+    /// Each kind is read in a snapshot of its own, so the total is not one snapshot's: a write
+    /// between the reads can be counted by one and missed by the other, as between two pages.
+    #[instrument(skip_all, fields(tenant.id = %tenant_id))]
+    pub fn query_across(&self, tenant_id: &str, parts: &[(Kind, Query<'_>)]) -> Result<QueryPage, StoreError> {
+        let first = match parts {
+            [] => return Ok(QueryPage { total: 0, resources: Vec::new() }),
+            [(kind, q)] => return self.query(tenant_id, *kind, q),
+            [(_, first), ..] => first,
+        };
+        let (offset, count, descending) = (first.offset, first.count, first.descending);
+        debug_assert!(
+            parts.iter().all(|(_, q)| (q.offset, q.count, q.descending) == (offset, count, descending)),
+            "the parts of one search page and order it alike"
+        );
+        let mut total: u64 = 0;
+        let mut resources = Vec::new();
+        if count == 0 || parts.iter().all(|(_, q)| q.sort_by.is_none()) {
+            for (kind, q) in parts {
+                let skip = offset.saturating_sub(total);
+                let want = count.saturating_sub(resources.len() as u64);
+                let page = self.query(tenant_id, *kind, &Query { offset: skip, count: want, ..q.clone() })?;
+                total = total.saturating_add(page.total);
+                resources.extend(page.resources);
+            }
+            return Ok(QueryPage { total, resources });
+        }
+        let window = offset.saturating_add(count);
+        let mut keyed: Vec<(Resource, Option<SortKey>)> = Vec::new();
+        for (kind, q) in parts {
+            // Members are loaded for the page only, unless the sort itself reads them.
+            let members_for_key = reads_members(None, q.sort_by);
+            let read = Query { offset: 0, count: window, with_members: members_for_key, ..q.clone() };
+            let page = self.query(tenant_id, *kind, &read)?;
+            total = total.saturating_add(page.total);
+            keyed.extend(page.resources.into_iter().map(|mut r| {
+                let key = q.sort_by.map(|path| sort_key(path, q.schema, &Value::Object(r.to_scim(None))));
+                if !q.with_members {
+                    r.members = None;
+                }
+                (r, key)
+            }));
+        }
+        keyed.sort_by(|a, b| sorted_order(a, b, descending));
+        let mut resources: Vec<Resource> = keyed
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(count).unwrap_or(usize::MAX))
+            .map(|(r, _)| r)
+            .collect();
+        let groups_with_members = parts.iter().any(|(kind, q)| *kind == Kind::Group && q.with_members);
+        if groups_with_members && resources.iter().any(|r| r.kind == Kind::Group) {
+            let mut conn = self.conn()?;
+            attach_members(&mut conn, tenant_id, &mut resources)?;
+        }
+        Ok(QueryPage { total, resources })
+    }
+}
+
 fn limit(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -213,10 +291,12 @@ pub(crate) fn page_rows(
     }))
 }
 
+/// Loads the members of the groups among `resources` that do not carry them yet.
 fn attach_members(c: &mut AnyConnection, tenant_id: &str, resources: &mut [Resource]) -> Result<(), StoreError> {
-    let ids: Vec<String> = resources.iter().map(|r| r.id.clone()).collect();
+    let lacking = |r: &Resource| r.kind == Kind::Group && r.members.is_none();
+    let ids: Vec<String> = resources.iter().filter(|r| lacking(r)).map(|r| r.id.clone()).collect();
     let mut by_group = members::load_many(c, tenant_id, &ids)?;
-    for r in resources {
+    for r in resources.iter_mut().filter(|r| lacking(r)) {
         r.members = Some(by_group.remove(&r.id).unwrap_or_default());
     }
     Ok(())
@@ -300,11 +380,7 @@ fn in_rust(
         }
     }
     let resources: Vec<Resource> = if q.sort_by.is_some() {
-        kept.sort_by(|(a, ka), (b, kb)| {
-            compare_keys(ka.as_ref(), kb.as_ref(), q.descending)
-                .then_with(|| a.created.cmp(&b.created))
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        kept.sort_by(|a, b| sorted_order(a, b, q.descending));
         kept.into_iter()
             .skip(usize::try_from(q.offset).unwrap_or(usize::MAX))
             .take(usize::try_from(q.count).unwrap_or(usize::MAX))
@@ -314,6 +390,15 @@ fn in_rust(
         kept.into_iter().map(|(r, _)| r).collect()
     };
     Ok(QueryPage { total, resources })
+}
+
+/// The order of a sorted list, total: the sort key (see [`compare_keys`]), then creation time,
+/// then id. One kind's sort in Rust and the merge of several kinds both use it, and SQL's
+/// `ORDER BY` in `page_rows` is the same order (the property tests check it).
+fn sorted_order(a: &(Resource, Option<SortKey>), b: &(Resource, Option<SortKey>), descending: bool) -> Ordering {
+    compare_keys(a.1.as_ref(), b.1.as_ref(), descending)
+        .then_with(|| a.0.created.cmp(&b.0.created))
+        .then_with(|| a.0.id.cmp(&b.0.id))
 }
 
 /// A resource's value of the sort attribute, typed for comparison.

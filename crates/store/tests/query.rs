@@ -310,6 +310,11 @@ fn filters_agree_with_the_evaluator(store: &Store) {
         "userName ne 5".into(),
         r#"userName eq null or displayName eq null"#.into(),
         r#"not (not (active eq true) or userName co "e")"#.into(),
+        r#"meta.resourceType eq "User""#.into(),
+        r#"meta.resourceType eq "Group""#.into(),
+        r#"meta.resourceType eq "user""#.into(),
+        r#"meta.resourceType ne "Group" and userName sw "a""#.into(),
+        r#"not (meta.resourceType pr) or displayName pr"#.into(),
     ];
     for text in &table {
         let filter = parse_filter(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -421,6 +426,8 @@ fn group_queries_filter_on_display_name_and_members(store: &Store) {
     assert!(page.resources.iter().all(|r| r.members.is_none()), "loaded to evaluate, not returned");
     assert_eq!(run(r#"members.value eq "u1" and displayName sw "O""#, true).total, 1);
     assert_eq!(run("userName pr", false).total, 0, "userName is no Group attribute");
+    assert_eq!(run(r#"meta.resourceType eq "Group""#, false).total, 3);
+    assert_eq!(run(r#"meta.resourceType eq "User" or displayName eq "Dev""#, false).total, 1);
 }
 
 /// Filters over the indexed attributes (and two that are not), with values that hit the data.
@@ -505,7 +512,90 @@ fn generated_filters_agree_with_the_evaluator(store: &Store) {
         .unwrap();
 }
 
+/// A search across kinds against a reference written from its definition: users then groups
+/// without a sort, one merged sorted list with one; every page of it, on the SQL and Rust paths.
+fn a_search_across_kinds_is_the_concatenation_or_the_merge_paged(store: &Store) {
+    let registry = Registry::default();
+    let fx = Fixture::new(store, &registry);
+    let group_schema = registry.resource("Group").unwrap();
+    let mut groups = Vec::new();
+    for (i, name) in ["Zed", "team A", "b", "Émile z", "a%b", "Team a", "ops", "Zed"].into_iter().enumerate() {
+        let body = as_map(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name}));
+        let members = if i % 2 == 0 { vec![Member::typed(fx.all[i].id.clone(), "User")] } else { Vec::new() };
+        groups.push(store.create(&fx.tenant, NewResource { kind: Kind::Group, body, members }).unwrap());
+    }
+    // Another tenant's group must never show up.
+    let other = store.tenant_by_name("other").unwrap().unwrap().id;
+    let body = as_map(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "b"}));
+    store.create(&other, NewResource { kind: Kind::Group, body, members: Vec::new() }).unwrap();
+
+    let everything: Vec<(&Resource, Value)> =
+        fx.all.iter().chain(&groups).map(|r| (r, Value::Object(r.to_scim(None)))).collect();
+    let by_creation = |a: &Resource, b: &Resource| a.created.cmp(&b.created).then(a.id.cmp(&b.id));
+    for (filter, sort, descending) in [
+        (None, None, false),
+        (Some("displayName pr"), None, false),
+        (None, Some("displayName"), false),
+        (None, Some("displayName"), true),
+        (Some("displayName pr"), Some("displayName"), true),
+        // Only users have userName: groups sort as missing it, after every user.
+        (None, Some("userName"), false),
+        (None, Some("userName"), true),
+    ] {
+        let filter = filter.map(|f| parse_filter(f).unwrap());
+        let sort_by = sort.map(path);
+        let mut hits: Vec<&(&Resource, Value)> = everything
+            .iter()
+            .filter(|(r, scim)| {
+                let schema = if r.kind == Kind::User { &fx.schema } else { &group_schema };
+                filter.as_ref().is_none_or(|f| f.matches(scim, schema))
+            })
+            .collect();
+        hits.sort_by(|(a, sa), (b, sb)| match &sort_by {
+            None => a.kind.cmp(&b.kind).then(by_creation(a, b)),
+            Some(path) => {
+                let key = |r: &Resource, scim: &Value| {
+                    (r.kind == Kind::User || path.name != "userName").then(|| reference_key(path, scim)).flatten()
+                };
+                reference_order(key(a, sa), key(b, sb), descending).then(by_creation(a, b))
+            }
+        });
+        let slow = filter.as_ref().map(force_rust_path);
+        for filter in [filter.as_ref(), slow.as_ref()] {
+            for (offset, count) in [(0, 0), (0, 100), (0, 5), (47, 5), (50, 3), (53, 10), (200, 5), (10, 1000)] {
+                let want: Vec<&str> = hits.iter().skip(offset).take(count).map(|(r, _)| r.id.as_str()).collect();
+                let what = format!("{filter:?} sortBy={sort:?} desc={descending} [{offset}+{count}]");
+                for with_members in [false, true] {
+                    let part = |kind: Kind, schema| {
+                        let sort_by = sort_by.as_ref().filter(|p| kind == Kind::User || p.name != "userName");
+                        let q = Query {
+                            filter,
+                            schema,
+                            sort_by,
+                            descending,
+                            offset: offset as u64,
+                            count: count as u64,
+                            with_members: with_members && kind == Kind::Group,
+                        };
+                        (kind, q)
+                    };
+                    let parts = [part(Kind::User, &fx.schema), part(Kind::Group, &group_schema)];
+                    let page = store.query_across(&fx.tenant, &parts).unwrap();
+                    assert_eq!(page.total, hits.len() as u64, "total: {what}");
+                    let got: Vec<&str> = page.resources.iter().map(|r| r.id.as_str()).collect();
+                    assert_eq!(got, want, "page: {what}");
+                    for r in &page.resources {
+                        let loaded = r.members.is_some();
+                        assert_eq!(loaded, with_members && r.kind == Kind::Group, "members of {}: {what}", r.id);
+                    }
+                }
+            }
+        }
+    }
+}
+
 both_engines!(
+    a_search_across_kinds_is_the_concatenation_or_the_merge_paged,
     filters_agree_with_the_evaluator,
     count_zero_returns_only_the_total,
     default_order_is_creation_and_pages_do_not_overlap,
