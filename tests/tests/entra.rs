@@ -18,6 +18,36 @@ fn at(path: &str, flagged: bool) -> String {
     }
 }
 
+/// The tenant URL as an admin typed it into Entra, which appends `/Users` or `/Groups` to it as
+/// typed: with a trailing slash the requests go to `…/scim/v2//Users`.
+#[derive(Clone, Copy)]
+struct TenantUrl {
+    /// `?aadOptscim062020` on the URL.
+    flagged: bool,
+    /// `https://host/scim/v2/` rather than `https://host/scim/v2`.
+    trailing_slash: bool,
+    /// A client that spells the endpoints in lower case (`/users`, `/groups`).
+    lower_case: bool,
+}
+
+impl TenantUrl {
+    const fn plain(flagged: bool) -> Self {
+        Self { flagged, trailing_slash: false, lower_case: false }
+    }
+
+    /// `path` (`/Users…`) as this tenant URL makes it.
+    fn at(self, path: &str) -> String {
+        let mut p = path.to_owned();
+        if self.lower_case {
+            p = p.replacen("/Users", "/users", 1).replacen("/Groups", "/groups", 1);
+        }
+        if self.trailing_slash {
+            p = format!("/{p}");
+        }
+        at(&p, self.flagged)
+    }
+}
+
 /// `/Users?filter=…` with the filter encoded as Entra encodes it.
 fn users_where(filter: &str) -> String {
     format!("/Users?filter={}", enc(filter))
@@ -68,16 +98,17 @@ async fn test_connection_with_a_random_guid_finds_nothing(app: TestApp) {
 both_backends!(test_connection_with_a_random_guid_finds_nothing);
 
 /// Create, look up, update in the given dialect, disable, hard-delete: one user's whole life.
-async fn user_lifecycle(app: &TestApp, flagged: bool) {
+async fn user_lifecycle(app: &TestApp, url: TenantUrl) {
+    let flagged = url.flagged;
     let token = app.token("contoso");
     let user_name = format!("Test_User_{}@contoso.com", &guid()[..8]);
     let external_id = guid();
 
     // A query on the matching attribute comes first: zero hits.
-    let r = app.get(&token, &at(&users_where(&format!("userName eq \"{user_name}\"")), flagged)).await;
+    let r = app.get(&token, &url.at(&users_where(&format!("userName eq \"{user_name}\"")))).await;
     assert_eq!((r.status, r.total()), (StatusCode::OK, 0), "{}", r.text);
 
-    let r = app.post(&token, &at("/Users", flagged), &entra_user(&user_name, &external_id)).await;
+    let r = app.post(&token, &url.at("/Users"), &entra_user(&user_name, &external_id)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let id = r.id();
     let created = r.body.clone();
@@ -98,7 +129,7 @@ async fn user_lifecycle(app: &TestApp, flagged: bool) {
     assert!(r.header("content-type").is_some_and(|c| c.starts_with("application/scim+json")));
 
     // The same user again (Entra retrying after a timeout): 409 uniqueness, ignoring case.
-    let r = app.post(&token, &at("/Users", flagged), &entra_user(&user_name.to_uppercase(), &guid())).await;
+    let r = app.post(&token, &url.at("/Users"), &entra_user(&user_name.to_uppercase(), &guid())).await;
     r.assert_error(409, Some("uniqueness"), "duplicate userName");
 
     // Lookups on userName and externalId find it, with the id Entra cached.
@@ -108,7 +139,7 @@ async fn user_lifecycle(app: &TestApp, flagged: bool) {
         format!("userName eq \"{}\"", user_name.to_lowercase()),
         format!("userName eq \"{user_name}\" and externalId eq \"{external_id}\""),
     ] {
-        let r = app.get(&token, &at(&users_where(&filter), flagged)).await;
+        let r = app.get(&token, &url.at(&users_where(&filter))).await;
         assert_eq!((r.status, r.total()), (StatusCode::OK, 1), "{filter}: {}", r.text);
         assert_eq!(r.resources()[0]["id"], id.as_str(), "{filter}");
     }
@@ -133,7 +164,7 @@ async fn user_lifecycle(app: &TestApp, flagged: bool) {
              "value": [{"$ref": null, "value": manager}]}
         ]))
     };
-    let r = app.patch(&token, &at(&format!("/Users/{id}"), flagged), &update).await;
+    let r = app.patch(&token, &url.at(&format!("/Users/{id}")), &update).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let patched = &r.body;
     assert_eq!(patched["id"], id.as_str(), "ids never change");
@@ -157,12 +188,12 @@ async fn user_lifecycle(app: &TestApp, flagged: bool) {
     assert_eq!(patched["meta"]["created"], created["meta"]["created"]);
 
     // Disabled users are still there for GET and for every filter.
-    let r = app.get(&token, &at(&format!("/Users/{id}"), flagged)).await;
+    let r = app.get(&token, &url.at(&format!("/Users/{id}"))).await;
     assert_eq!((r.status, r.body["active"].clone()), (StatusCode::OK, json!(false)), "{}", r.text);
     for filter in
         [format!("userName eq \"{user_name}\""), format!("externalId eq \"{external_id}\""), "active eq false".into()]
     {
-        let r = app.get(&token, &at(&users_where(&filter), flagged)).await;
+        let r = app.get(&token, &url.at(&users_where(&filter))).await;
         assert_eq!(r.total(), 1, "{filter}: {}", r.text);
         assert_eq!(r.resources()[0]["id"], id.as_str());
     }
@@ -171,35 +202,45 @@ async fn user_lifecycle(app: &TestApp, flagged: bool) {
     let r = app
         .patch(
             &token,
-            &at(&format!("/Users/{id}"), flagged),
+            &url.at(&format!("/Users/{id}")),
             &patch_op(json!([{"op":"Replace","path":"active","value":"True"}])),
         )
         .await;
     assert_eq!((r.status, r.body["active"].clone()), (StatusCode::OK, json!(true)), "{}", r.text);
-    let r = app.delete(&token, &at(&format!("/Users/{id}"), flagged)).await;
+    let r = app.delete(&token, &url.at(&format!("/Users/{id}"))).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     assert!(r.text.is_empty());
-    let r = app.get(&token, &at(&format!("/Users/{id}"), flagged)).await;
+    let r = app.get(&token, &url.at(&format!("/Users/{id}"))).await;
     r.assert_error(404, None, "GET after DELETE");
-    let r = app.delete(&token, &at(&format!("/Users/{id}"), flagged)).await;
+    let r = app.delete(&token, &url.at(&format!("/Users/{id}"))).await;
     r.assert_error(404, None, "DELETE after DELETE");
-    let r = app.get(&token, &at(&users_where(&format!("userName eq \"{user_name}\"")), flagged)).await;
+    let r = app.get(&token, &url.at(&users_where(&format!("userName eq \"{user_name}\"")))).await;
     assert_eq!(r.total(), 0);
     // The userName is free again.
-    let r = app.post(&token, &at("/Users", flagged), &entra_user(&user_name, &external_id)).await;
+    let r = app.post(&token, &url.at("/Users"), &entra_user(&user_name, &external_id)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_ne!(r.id(), id, "a new user gets a new id");
 }
 
 async fn user_lifecycle_in_the_legacy_dialect(app: TestApp) {
-    user_lifecycle(&app, false).await;
+    user_lifecycle(&app, TenantUrl::plain(false)).await;
 }
 both_backends!(user_lifecycle_in_the_legacy_dialect);
 
 async fn user_lifecycle_with_aad_opt_flag(app: TestApp) {
-    user_lifecycle(&app, true).await;
+    user_lifecycle(&app, TenantUrl::plain(true)).await;
 }
 both_backends!(user_lifecycle_with_aad_opt_flag);
+
+async fn user_lifecycle_on_a_tenant_url_entered_with_a_trailing_slash(app: TestApp) {
+    user_lifecycle(&app, TenantUrl { flagged: true, trailing_slash: true, lower_case: false }).await;
+}
+both_backends!(user_lifecycle_on_a_tenant_url_entered_with_a_trailing_slash);
+
+async fn user_lifecycle_on_lower_case_endpoints(app: TestApp) {
+    user_lifecycle(&app, TenantUrl { flagged: false, trailing_slash: true, lower_case: true }).await;
+}
+both_backends!(user_lifecycle_on_lower_case_endpoints);
 
 async fn patch_op_names_in_any_case_and_booleans_as_strings(app: TestApp) {
     let token = app.token("contoso");
@@ -357,14 +398,15 @@ async fn a_user_with_several_emails_of_one_type_is_provisioned(app: TestApp) {
 both_backends!(a_user_with_several_emails_of_one_type_is_provisioned);
 
 /// Create a group, fill it in batches, remove members, rename, delete.
-async fn group_lifecycle(app: &TestApp, flagged: bool) {
+async fn group_lifecycle(app: &TestApp, url: TenantUrl) {
+    let flagged = url.flagged;
     let token = app.token("contoso");
     let mut users = Vec::new();
     for i in 0..7 {
         users.push(app.create_user(&token, &format!("member{i}@contoso.com")).await["id"].as_str().unwrap().to_owned());
     }
     let display_name = format!("Sales {}", &guid()[..8]);
-    let groups_where = |f: &str| at(&format!("/Groups?filter={}&excludedAttributes=members", enc(f)), flagged);
+    let groups_where = |f: &str| url.at(&format!("/Groups?filter={}&excludedAttributes=members", enc(f)));
 
     let r = app.get(&token, &groups_where(&format!("displayName eq \"{display_name}\""))).await;
     assert_eq!((r.status, r.total()), (StatusCode::OK, 0), "{}", r.text);
@@ -373,7 +415,7 @@ async fn group_lifecycle(app: &TestApp, flagged: bool) {
     let r = app
         .post(
             &token,
-            &at("/Groups", flagged),
+            &url.at("/Groups"),
             &json!({"schemas": [GROUP_URN, "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
                     "displayName": display_name, "externalId": external_id, "members": []}),
         )
@@ -385,7 +427,7 @@ async fn group_lifecycle(app: &TestApp, flagged: bool) {
     assert_eq!(r.body["externalId"], external_id.as_str());
     assert_eq!(r.body["meta"]["resourceType"], "Group");
     assert_eq!(r.header("location"), Some(app.url(&format!("/Groups/{gid}")).as_str()));
-    let gpath = at(&format!("/Groups/{gid}"), flagged);
+    let gpath = url.at(&format!("/Groups/{gid}"));
 
     // Members in batches, one operation per batch, and two batches in one request.
     let batch = |ids: &[String]| json!(ids.iter().map(|id| json!({"value": id})).collect::<Vec<_>>());
@@ -469,14 +511,19 @@ async fn group_lifecycle(app: &TestApp, flagged: bool) {
 }
 
 async fn group_lifecycle_in_the_legacy_dialect(app: TestApp) {
-    group_lifecycle(&app, false).await;
+    group_lifecycle(&app, TenantUrl::plain(false)).await;
 }
 both_backends!(group_lifecycle_in_the_legacy_dialect);
 
 async fn group_lifecycle_with_aad_opt_flag(app: TestApp) {
-    group_lifecycle(&app, true).await;
+    group_lifecycle(&app, TenantUrl::plain(true)).await;
 }
 both_backends!(group_lifecycle_with_aad_opt_flag);
+
+async fn group_lifecycle_on_lower_case_endpoints_and_a_trailing_slash(app: TestApp) {
+    group_lifecycle(&app, TenantUrl { flagged: true, trailing_slash: true, lower_case: true }).await;
+}
+both_backends!(group_lifecycle_on_lower_case_endpoints_and_a_trailing_slash);
 
 async fn group_patch_add_records_the_member_type(app: TestApp) {
     // A regression: members added by PATCH came back without "type" (POST filled it in).

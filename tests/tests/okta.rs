@@ -108,6 +108,55 @@ async fn user_lifecycle_by_post_put_and_patch(app: TestApp) {
 }
 both_backends!(user_lifecycle_by_post_put_and_patch);
 
+/// A client configured with a lower-case base (`…/scim/v2/users/`), as some Okta app integrations
+/// are typed, and a user with two work emails and two mobile phones.
+async fn lower_case_paths_with_trailing_slashes_and_several_emails_of_one_type(app: TestApp) {
+    let token = app.token("okta");
+    let r = app.get(&token, "/users/?startIndex=1&count=2").await;
+    assert_eq!((r.status, r.total()), (StatusCode::OK, 0), "{}", r.text);
+    let mut body = okta_user("two.mails@example.com", "Two", true);
+    body["emails"] = json!([{"primary": true, "value": "two.mails@example.com", "type": "work"},
+                            {"value": "two.alias@example.com", "type": "work"}]);
+    body["phoneNumbers"] =
+        json!([{"value": "+1 555 0100", "type": "mobile"}, {"value": "+1 555 0101", "type": "mobile"}]);
+    let r = app.post(&token, "/users/", &body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.id();
+    assert!(r.header("location").is_some_and(|l| l.ends_with(&format!("/Users/{id}"))), "the canonical location");
+    let exists = format!("/USERS?filter={}&startIndex=1&count=100", enc("userName eq \"two.mails@example.com\""));
+    assert_eq!(app.get(&token, &exists).await.total(), 1);
+
+    // Okta's update: GET, then PUT the whole resource back, both on the lower-case path.
+    let mut current = app.get(&token, &format!("/users/{id}/")).await.body;
+    assert_eq!(current["emails"].as_array().unwrap().len(), 2, "{current}");
+    current["emails"][1]["value"] = json!("two.other@example.com");
+    let r = app.put(&token, &format!("/users/{id}/"), &current).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let values: Vec<&str> = r.body["emails"].as_array().unwrap().iter().map(|e| e["value"].as_str().unwrap()).collect();
+    assert_eq!(values, ["two.mails@example.com", "two.other@example.com"]);
+    assert_eq!(r.body["phoneNumbers"].as_array().unwrap().len(), 2);
+    let r =
+        app.patch(&token, &format!("/users/{id}"), &patch_op(json!([{"op":"replace","value":{"active":false}}]))).await;
+    assert_eq!((r.status, r.body["active"].clone()), (StatusCode::OK, json!(false)), "{}", r.text);
+
+    // Group push on the lower-case path.
+    let r =
+        app.post(&token, "/groups/", &json!({"schemas":[GROUP_URN], "displayName":"Okta Group", "members":[]})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let gid = r.id();
+    let r = app
+        .patch(
+            &token,
+            &format!("/groups/{gid}/"),
+            &patch_op(json!([{"op":"add","path":"members","value":[{"value":id}]}])),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    assert_eq!(app.member_ids(&token, &gid).await, [id.clone()]);
+    assert_eq!(app.delete(&token, &format!("/groups/{gid}/")).await.status, StatusCode::NO_CONTENT);
+}
+both_backends!(lower_case_paths_with_trailing_slashes_and_several_emails_of_one_type);
+
 async fn import_pages_are_complete_and_stable(app: TestApp) {
     let token = app.token("okta");
     let mut created = Vec::new();
