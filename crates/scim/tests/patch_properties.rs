@@ -153,3 +153,88 @@ proptest! {
         prop_assert_eq!(restored, group);
     }
 }
+
+/// Paths a client may PATCH when unknown attributes are accepted: attributes and whole objects of
+/// an extension the gateway does not know, unknown core attributes and sub-attributes, and
+/// registered ones beside them.
+fn lenient_path() -> impl Strategy<Value = Option<String>> {
+    const CUSTOM: &str = "urn:ietf:params:scim:schemas:extension:CustomExt:2.0:User";
+    proptest::option::of(prop::sample::select(vec![
+        CUSTOM.to_owned(),
+        format!("{CUSTOM}:costCode"),
+        format!("{CUSTOM}:badge.id"),
+        "urn:example:ext:tags".to_owned(),
+        "adreses".to_owned(),
+        "name.middleNmae".to_owned(),
+        "displayName".to_owned(),
+        format!("{ENTERPRISE_USER_SCHEMA}:department"),
+        ENTERPRISE_USER_SCHEMA.to_owned(),
+        "emails[type eq \"work\"].value".to_owned(),
+    ]))
+}
+
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i32>().prop_map(|n| json!(n)),
+        "[A-Za-z0-9:.]{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 16, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop::sample::select(vec![
+                    "costCode",
+                    "schemas",
+                    "department",
+                    "value",
+                    "urn:ietf:params:scim:schemas:extension:CustomExt:2.0:User:costCode",
+                    "urn:ietf:params:scim:schemas:extension:CustomExt:2.0:User",
+                ]),
+                inner,
+                0..3
+            )
+            .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// With unknown attributes accepted, any PATCH of these shapes either fails with a 4xx or
+    /// gives a resource that validates again unchanged (what the gateway stores is canonical).
+    #[test]
+    fn lenient_patches_give_canonical_resources_or_a_4xx(
+        user in user(),
+        ops in prop::collection::vec(
+            (prop::sample::select(vec!["add", "replace", "remove"]), lenient_path(), any_json()),
+            1..5,
+        ),
+    ) {
+        let mut reg = Registry::default();
+        reg.set_unknown_attributes(scimgw_scim::schema::UnknownAttributes::Accept(scimgw_scim::schema::DropHook::NONE));
+        let schema = reg.resource("User").unwrap();
+        let operations: Vec<Value> = ops
+            .into_iter()
+            .map(|(op, path, value)| {
+                let mut o = json!({"op": op, "value": value});
+                if let Some(p) = path {
+                    o["path"] = json!(p);
+                }
+                o
+            })
+            .collect();
+        let body = json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations});
+        let Ok(request) = PatchRequest::from_json(&body) else { return Ok(()) };
+        match apply_patch(&schema, &user, &request) {
+            Ok(out) => {
+                let again = validate_resource(&schema, Value::Object(out.resource.clone()));
+                prop_assert!(again.is_ok(), "{:?} from {}", again, body);
+                prop_assert_eq!(again.unwrap(), out.resource, "{}", body);
+            }
+            Err(e) => prop_assert!((400..500).contains(&e.status), "{e}"),
+        }
+    }
+}
