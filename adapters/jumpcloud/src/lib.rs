@@ -32,11 +32,19 @@ use serde_json::{Map, Value, json};
 
 use scimgw_adapter::table::{Row, Rule, is_email};
 use scimgw_adapter::vendor::{Prepare, TableAdapter, VendorSpec};
-use scimgw_adapter::{Adapter, Secret, TargetConfig, no_schemas};
+use scimgw_adapter::{Adapter, Secret, TargetConfig, UrlFlag, no_schemas};
 use scimgw_scim::value::get_ci;
 
 /// `kind` of JumpCloud targets.
 pub const KIND: &str = "jumpcloud";
+
+/// The flag the Tenant URL must carry: "must be added to the Tenant URL for user updates and
+/// deprovisioning" (the vendor's SCIM import guide). Checked by [`spec`] and by the connection
+/// test (`scimgw target test`), through the gateway's registry.
+pub const URL_FLAGS: &[UrlFlag] = &[UrlFlag {
+    flag: "aadOptscim062020",
+    without_it: "the directory supports creates only: no updates, no deprovisioning",
+}];
 
 /// The most characters of username, email and name parts.
 pub const MAX_CHARS: usize = 1024;
@@ -126,14 +134,8 @@ fn prepare(from: UsernameFrom) -> Prepare {
 /// The spec of one target.
 pub fn spec(target: &TargetConfig) -> Result<VendorSpec, String> {
     let base = VendorSpec::from_table(KIND, "JumpCloud", ATTRIBUTES, target, &["username_from"], no_schemas)?;
-    let has_flag = target
-        .base_url
-        .split_once('?')
-        .is_some_and(|(_, q)| q.split('&').any(|p| p.split('=').next() == Some("aadOptscim062020")));
-    if !has_flag {
-        return Err("base_url must end with ?aadOptscim062020 (without it the directory supports creates only: no \
-             updates, no deprovisioning)"
-            .into());
+    if let Some(missing) = URL_FLAGS.iter().find(|f| !f.is_on(&target.base_url)) {
+        return Err(format!("base_url must end with ?{} (without it {})", missing.flag, missing.without_it));
     }
     let from = UsernameFrom::parse(target)?;
     Ok(VendorSpec {

@@ -60,13 +60,7 @@ impl ScimClient {
     /// A client for the service provider at `base_url` (http or https), authenticating with
     /// `Authorization: Bearer <token>`.
     pub fn new(base_url: &str, token: Secret, options: ClientOptions) -> Result<ScimClient, String> {
-        let base = Url::parse(base_url).map_err(|e| format!("base_url \"{base_url}\" is not a URL: {e}"))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(format!("base_url \"{base_url}\" must be http:// or https://"));
-        }
-        if base.host_str().is_none() {
-            return Err(format!("base_url \"{base_url}\" has no host"));
-        }
+        let base = parse_base_url(base_url)?;
         let http = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
@@ -108,20 +102,9 @@ impl ScimClient {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<Value, DeliveryError> {
-        let url = self.url(relative, query);
-        let mut req = self
-            .http
-            .request(method.clone(), url)
-            .bearer_auth(self.token.expose())
-            .header(ACCEPT, format!("{SCIM_JSON}, application/json"));
-        if let Some(body) = body {
-            let bytes = serde_json::to_vec(body).map_err(|e| DeliveryError::permanent(e.to_string()))?;
-            req = req.header(CONTENT_TYPE, SCIM_JSON).body(bytes);
-        }
-        let response = req.send().await.map_err(|e| transport_error(&method, relative, &e))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let mut text = response.text().await.map_err(|e| transport_error(&method, relative, &e))?;
+        let body = body.map(serde_json::to_vec).transpose().map_err(|e| DeliveryError::permanent(e.to_string()))?;
+        let Answer { status, headers, text } =
+            self.exchange(&method, relative, query, body).await.map_err(|e| transport_error(&method, relative, &e))?;
         if status.is_success() {
             if text.trim().is_empty() {
                 return Ok(Value::Null);
@@ -132,13 +115,38 @@ impl ScimClient {
                 ))
             });
         }
-        // A vendor that echoes the request's credential in its error must not put it into the
-        // outbox's last error, the logs or `deliveries show`.
-        let secret = self.token.expose();
-        if secret.len() >= 8 && text.contains(secret) {
-            text = text.replace(secret, "***");
+        Err(classify(status, &headers, &self.scrub(text), &format!("{method} {relative}")))
+    }
+
+    /// Sends one request and reads the whole answer, whatever its status: the one place a request
+    /// is built (URL, bearer token, media types). Failures before an answer are reqwest's.
+    pub(crate) async fn exchange(
+        &self,
+        method: &Method,
+        relative: &str,
+        query: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Answer, reqwest::Error> {
+        let mut req = self
+            .http
+            .request(method.clone(), self.url(relative, query))
+            .bearer_auth(self.token.expose())
+            .header(ACCEPT, format!("{SCIM_JSON}, application/json"));
+        if let Some(bytes) = body {
+            req = req.header(CONTENT_TYPE, SCIM_JSON).body(bytes);
         }
-        Err(classify(status, &headers, &text, &format!("{method} {relative}")))
+        let response = req.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await?;
+        Ok(Answer { status, headers, text })
+    }
+
+    /// `text` without the token: a vendor that echoes the request's credential in its error must
+    /// not put it into the outbox's last error, the logs, `deliveries show` or `target test`.
+    pub(crate) fn scrub(&self, text: String) -> String {
+        let secret = self.token.expose();
+        if secret.len() >= 8 && text.contains(secret) { text.replace(secret, "***") } else { text }
     }
 
     /// `GET {resource}?filter=…&count=2`: the one resource matching, `None` when none does. More
@@ -210,6 +218,28 @@ impl ScimClient {
     }
 }
 
+/// One answer of the vendor, read whole.
+pub(crate) struct Answer {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The response headers.
+    pub headers: HeaderMap,
+    /// The body as text (empty when there was none).
+    pub text: String,
+}
+
+/// `base_url` parsed, when it is an http(s) URL with a host; else why not.
+pub(crate) fn parse_base_url(base_url: &str) -> Result<Url, String> {
+    let base = Url::parse(base_url).map_err(|e| format!("base_url \"{base_url}\" is not a URL: {e}"))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(format!("base_url \"{base_url}\" must be http:// or https://"));
+    }
+    if base.host_str().is_none() {
+        return Err(format!("base_url \"{base_url}\" has no host"));
+    }
+    Ok(base)
+}
+
 /// Percent-encodes a remote id for use as one path segment.
 fn encode_segment(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
@@ -232,9 +262,14 @@ fn transport_error(method: &Method, relative: &str, e: &reqwest::Error) -> Deliv
     } else {
         "failed"
     };
-    // reqwest's error text names the URL but never the headers, so the token cannot leak here.
-    // Its causes say why (a refused connection, an untrusted certificate): keep them.
-    let mut message = format!("{method} {relative} {what}: {e}");
+    DeliveryError::retryable(format!("{method} {relative} {what}: {}", error_chain(e)))
+}
+
+/// reqwest's error with its causes, which say why (a refused connection, an untrusted
+/// certificate). reqwest's error text names the URL but never the headers, so the token cannot
+/// leak here.
+pub(crate) fn error_chain(e: &reqwest::Error) -> String {
+    let mut message = e.to_string();
     let mut cause = std::error::Error::source(e);
     while let Some(c) = cause {
         let text = c.to_string();
@@ -244,7 +279,7 @@ fn transport_error(method: &Method, relative: &str, e: &reqwest::Error) -> Deliv
         }
         cause = c.source();
     }
-    DeliveryError::retryable(message)
+    message
 }
 
 /// Classifies an error response.
@@ -265,7 +300,7 @@ pub(crate) fn classify(status: StatusCode, headers: &HeaderMap, body: &str, what
 }
 
 /// The vendor's own words: a SCIM error's `detail` (with its `scimType`), else the start of the body.
-fn vendor_message(body: &str) -> String {
+pub(crate) fn vendor_message(body: &str) -> String {
     if let Ok(Value::Object(err)) = serde_json::from_str::<Value>(body) {
         let detail = err.get("detail").and_then(Value::as_str);
         let scim_type = err.get("scimType").and_then(Value::as_str);

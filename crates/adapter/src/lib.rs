@@ -14,6 +14,9 @@
 //!   auth) whose errors come back as a typed [`DeliveryError`]: retryable, rate-limited with a
 //!   delay, not found, conflict, or permanent with the vendor's own message. Vendor adapters are
 //!   thin layers over it.
+//! - [`connection_test`]: Entra ID's "Test Connection" against a target, as structured steps
+//!   (DNS, connect, TLS, an authenticated query for a user nobody has, the [`UrlFlag`]s its kind
+//!   needs), for `scimgw target test` and `config check --probe`.
 //! - [`generic::ScimAdapter`]: the `scim` kind, any SCIM 2.0 app with an allow-list of attributes.
 //! - [`Registry`]: `kind` → constructor; the gateway fills it with every adapter it links.
 //! - [`compare`]: what counts as drift between a vendor's copy and the payload (`reconcile`).
@@ -24,6 +27,7 @@
 mod adapter;
 mod client;
 pub mod compare;
+mod connection;
 pub mod generic;
 mod outcome;
 mod registry;
@@ -35,6 +39,7 @@ pub mod vendor;
 pub use adapter::{Adapter, Capabilities, Deprovision, ReadBack, Remote, UserPage, Violation};
 pub use client::{ClientOptions, ScimClient};
 pub use compare::Difference;
+pub use connection::{ConnectionReport, Step, StepName, UrlFlag, connection_test};
 pub use outcome::DeliveryError;
 pub use registry::{Constructor, Registry, Schemas, no_schemas};
 pub use secret::Secret;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use scimgw_scim::schema::{Registry as SchemaRegistry, Schema};
 
 use crate::adapter::Adapter;
+use crate::connection::UrlFlag;
 use crate::secret::Secret;
 use crate::target::TargetConfig;
 
@@ -25,6 +26,7 @@ pub type Schemas = fn() -> Vec<(Schema, &'static str)>;
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     kinds: BTreeMap<&'static str, (Constructor, Schemas)>,
+    url_flags: BTreeMap<&'static str, &'static [UrlFlag]>,
 }
 
 impl Registry {
@@ -38,6 +40,18 @@ impl Registry {
     pub fn register(&mut self, kind: &'static str, constructor: Constructor, schemas: Schemas) -> &mut Self {
         self.kinds.insert(kind, (constructor, schemas));
         self
+    }
+
+    /// Declares the query flags `kind`'s base URL must carry: the connection test checks each one
+    /// (the kind's constructor refuses a target without them, so that check cannot build it).
+    pub fn require_url_flags(&mut self, kind: &'static str, flags: &'static [UrlFlag]) -> &mut Self {
+        self.url_flags.insert(kind, flags);
+        self
+    }
+
+    /// The query flags `kind`'s base URL must carry (none for an unknown kind).
+    pub fn url_flags(&self, kind: &str) -> &'static [UrlFlag] {
+        self.url_flags.get(kind).copied().unwrap_or_default()
     }
 
     /// The constructor of `kind`.

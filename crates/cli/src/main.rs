@@ -49,6 +49,9 @@ enum Command {
     Status(commands::ops::StatusArgs),
     /// Send every in-scope user to a target again (after fixing a mapping, or adding a target).
     Resync(commands::ops::ResyncArgs),
+    /// Test a tenant's targets as Entra ID's "Test Connection" does (exit code 1 on any failed step).
+    #[command(subcommand)]
+    Target(commands::target::TargetCommand),
     /// Check the configuration and every tenant's targets.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
@@ -90,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(cmd) => commands::users::run(config, cmd),
         Command::Worker => commands::serve::worker(config),
         Command::Deliveries(cmd) => commands::deliveries::run(config, cmd),
+        Command::Target(cmd) => commands::target::run(config, cmd),
         Command::Config(cmd) => commands::config::run(config, cmd),
         Command::Preview(args) => commands::preview::run(config, args),
         Command::Status(args) => commands::ops::status(config, args),

@@ -30,6 +30,7 @@ pub fn adapter_registry() -> AdapterRegistry {
         scimgw_adapter_joyn_fsm::extension_schemas,
     );
     r.register(scimgw_adapter_jumpcloud::KIND, scimgw_adapter_jumpcloud::construct, scimgw_adapter::no_schemas);
+    r.require_url_flags(scimgw_adapter_jumpcloud::KIND, scimgw_adapter_jumpcloud::URL_FLAGS);
     r
 }
 

@@ -1,5 +1,5 @@
 //! `scimgw config check`: everything `serve` would refuse or warn about, one line per problem,
-//! never a secret.
+//! never a secret; with `--probe`, `target test` on every target of every tenant.
 
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
@@ -17,13 +17,17 @@ pub enum ConfigCommand {
     /// Validate the configuration and every tenant's targets (exit 1 on any error).
     Check {
         /// Skip the reachability probe of each target's base_url.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "probe")]
         offline: bool,
+        /// Instead of the reachability probe, run `target test` on every target of every tenant
+        /// (DNS, connect, TLS, an authenticated query, URL flags); a failed step is an error.
+        #[arg(long)]
+        probe: bool,
     },
 }
 
 pub fn run(config: Config, cmd: ConfigCommand) -> anyhow::Result<()> {
-    let ConfigCommand::Check { offline } = cmd;
+    let ConfigCommand::Check { offline, probe } = cmd;
     // The gateway's own keys were validated while loading; the store must open.
     let store = open_store(&config)?;
     let tenants = store.tenants().context("reading tenants")?;
@@ -63,7 +67,14 @@ pub fn run(config: Config, cmd: ConfigCommand) -> anyhow::Result<()> {
             warning: true,
         });
     }
-    if !offline {
+    let mut probed = Vec::new();
+    if probe {
+        for t in &tenants {
+            // A file that does not load is already reported above.
+            let Ok(file) = load_tenant_file(&dir.join(format!("{}.toml", t.name))) else { continue };
+            probed.extend(file.targets.into_iter().map(|target| (t.name.clone(), target)));
+        }
+    } else if !offline {
         for t in &tenants {
             let Ok(file) = load_tenant_file(&dir.join(format!("{}.toml", t.name))) else { continue };
             for target in file.targets {
@@ -81,8 +92,17 @@ pub fn run(config: Config, cmd: ConfigCommand) -> anyhow::Result<()> {
     for p in &problems {
         println!("{p}");
     }
-    if errors > 0 {
-        bail!("{errors} error(s) in the configuration");
+    let tested = super::target::test_targets(probed)?;
+    super::target::print_text(&tested);
+    let failed = tested.iter().filter(|t| !t.report.ok()).count();
+    match (errors, failed) {
+        (0, 0) => {}
+        (errors, 0) => bail!("{errors} error(s) in the configuration"),
+        (0, failed) => bail!("{failed} of {} target(s) failed the connection test", tested.len()),
+        (errors, failed) => bail!(
+            "{errors} error(s) in the configuration; {failed} of {} target(s) failed the connection test",
+            tested.len()
+        ),
     }
     println!("ok: {count} target(s) for {} tenant(s), {} warning(s)", tenants.len(), problems.len());
     Ok(())

@@ -9,6 +9,7 @@ pub mod ops;
 pub mod preview;
 pub mod reconcile;
 pub mod serve;
+pub mod target;
 pub mod tenant;
 pub mod users;
 
