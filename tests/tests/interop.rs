@@ -305,7 +305,7 @@ async fn root_search_pages_across_the_boundary_between_users_and_groups(app: Tes
 }
 both_backends!(root_search_pages_across_the_boundary_between_users_and_groups);
 
-async fn root_search_filters_both_kinds_and_a_type_the_filter_does_not_fit_has_no_matches(app: TestApp) {
+async fn root_search_filters_both_kinds_an_attribute_a_type_lacks_being_absent(app: TestApp) {
     let d = directory(&app).await;
     let (u, g) = (&d.users, &d.groups);
     for (filter, want) in [
@@ -323,6 +323,11 @@ async fn root_search_filters_both_kinds_and_a_type_the_filter_does_not_fit_has_n
         (r#"meta.resourceType eq "Group""#, vec![&g[0], &g[1]]),
         (r#"meta.resourceType eq "User" and displayName sw "a""#, vec![&u[1]]),
         (r#"not (meta.resourceType eq "User")"#, vec![&g[0], &g[1]]),
+        // RFC 7644 §3.4.2.2: an attribute a type lacks is absent there, so a filter mixing the
+        // two types' attributes finds both.
+        (r#"userName eq "u1@example.com" or displayName eq "bravo""#, vec![&u[0], &g[0]]),
+        (r#"members[value eq "{u0}"] or userName eq "u1@example.com""#, vec![&u[0], &g[0]]),
+        (r#"not (userName pr) and displayName pr"#, vec![&g[0], &g[1]]),
     ] {
         let filter = filter.replace("{g0}", &g[0]).replace("{u0}", &u[0]);
         let r = root_search(&app, &d.token, json!({"filter": filter})).await;
@@ -330,7 +335,7 @@ async fn root_search_filters_both_kinds_and_a_type_the_filter_does_not_fit_has_n
         assert_eq!(r.total(), want.len() as u64, "{filter}");
     }
 }
-both_backends!(root_search_filters_both_kinds_and_a_type_the_filter_does_not_fit_has_no_matches);
+both_backends!(root_search_filters_both_kinds_an_attribute_a_type_lacks_being_absent);
 
 async fn root_search_sorts_users_and_groups_as_one_list(app: TestApp) {
     let d = directory(&app).await;
@@ -405,18 +410,22 @@ async fn a_root_search_that_fits_neither_type_is_refused(app: TestApp) {
     let d = directory(&app).await;
     for (body, status, scim_type) in [
         (json!({"filter": "shoeSize eq 42"}), 400, "invalidFilter"),
-        (json!({"filter": r#"userName eq "x" and members pr"#}), 400, "invalidFilter"),
+        (json!({"filter": r#"userName eq "x" and shoeSize pr"#}), 400, "invalidFilter"),
         (json!({"filter": "userName eq"}), 400, "invalidFilter"),
         (json!({"sortBy": "shoeSize"}), 400, "invalidValue"),
-        (json!({"sortBy": "displayName", "startIndex": 9_999, "count": 5}), 400, "tooMany"),
+        (json!({"sortBy": "displayName", "startIndex": 1_999, "count": 5}), 400, "tooMany"),
+        (json!({"sortBy": "members.value"}), 400, "invalidValue"),
     ] {
         let r = app.post(&d.token, "/.search", &body).await;
         r.assert_error(status, Some(scim_type), &body.to_string());
     }
+    // Each test fits one type, so the filter is valid; no resource has both attributes.
+    let r = root_search(&app, &d.token, json!({"filter": r#"userName eq "u1@example.com" and members pr"#})).await;
+    assert_eq!(r.total(), 0, "{}", r.text);
     // The limit is only on merging sorted lists: without sortBy, any page is fine.
     let r = root_search(&app, &d.token, json!({"startIndex": 1_000_000, "count": 5})).await;
     assert_eq!((r.total(), r.resources().len()), (5, 0));
-    let r = root_search(&app, &d.token, json!({"sortBy": "displayName", "startIndex": 9_996, "count": 5})).await;
+    let r = root_search(&app, &d.token, json!({"sortBy": "displayName", "startIndex": 1_996, "count": 5})).await;
     assert_eq!((r.total(), r.resources().len()), (5, 0), "at the limit");
 }
 both_backends!(a_root_search_that_fits_neither_type_is_refused);

@@ -283,3 +283,41 @@ async fn what_stays_strict_says_why(app: TestApp) {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
 }
 both_backends!(what_stays_strict_says_why);
+
+async fn unknown_extensions_are_bounded_and_survive_a_get_put_round_trip(app: TestApp) {
+    let token = app.token("contoso");
+    // Thousands of invented URNs: one 400 naming the limit, not seconds of work on the writer.
+    let mut body = json!({"schemas":[USER_URN], "userName":"many@contoso.example"});
+    for i in 0..2_000 {
+        body[format!("urn:x:{i}:User")] = json!({"a": 0});
+    }
+    let r = app.post(&token, "/Users", &body).await;
+    r.assert_error(400, Some("invalidValue"), "too many unknown extensions");
+    assert!(r.body["detail"].as_str().unwrap().contains("at most 16"), "{}", r.text);
+    let id = app.create_user(&token, "ok@contoso.example").await["id"].as_str().unwrap().to_owned();
+    let attrs: serde_json::Map<String, Value> = (0..2_000).map(|i| (format!("a{i}"), json!(i))).collect();
+    let r = app.patch(&token, &format!("/Users/{id}"), &patch_op(json!([{"op":"add","value":{CUSTOM: attrs}}]))).await;
+    r.assert_error(400, Some("invalidValue"), "too many attributes in one unknown extension");
+
+    // Keys that would shadow registered attributes are dropped, and what is stored comes back
+    // unchanged through GET and PUT.
+    let r = app
+        .post(
+            &token,
+            "/Users",
+            &json!({"schemas":[USER_URN], "userName":"shadow@contoso.example",
+                "name":{"givenName":"Real","familyName":"Person"},
+                "urn:ietf:params:scim:schemas:core:2.0:User:name:givenName":"Evil",
+                CUSTOM:{"p":1}, format!("{CUSTOM}:p:q"): 2}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.id();
+    let got = app.get(&token, &format!("/Users/{id}")).await.body;
+    assert_eq!(got["name"], json!({"givenName":"Real","familyName":"Person"}));
+    let r = app.put(&token, &format!("/Users/{id}"), &got).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["meta"]["version"], got["meta"]["version"], "an identical PUT changes nothing: {}", r.text);
+    assert_eq!(r.body[CUSTOM], json!({"p":1,"p:q":2}));
+}
+both_backends!(unknown_extensions_are_bounded_and_survive_a_get_put_round_trip);

@@ -49,6 +49,29 @@ pub(crate) fn rewrite(req: &mut ServiceRequest, base: &str) {
     req.head_mut().uri = uri;
 }
 
+/// `s` with its percent-encoded unreserved characters (letters, digits, `-._~`) decoded; `None`
+/// when it holds any other escape (that segment is then not an endpoint name).
+fn decode_unreserved(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            let b = u8::from_str_radix(hex, 16).ok()?;
+            if !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')) {
+                return None;
+            }
+            out.push(char::from(b));
+            i += 3;
+        } else {
+            out.push(char::from(bytes[i]));
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 /// The canonical form of `path` under `base` (a base path without a trailing slash, empty for
 /// `/`), or `None` when `path` is canonical already or is not one this step touches.
 pub(crate) fn canonical(path: &str, base: &str) -> Option<String> {
@@ -73,7 +96,11 @@ pub(crate) fn canonical(path: &str, base: &str) -> Option<String> {
         Some((first, tail)) => (first, Some(tail)),
         None => (rest, None),
     };
-    let endpoint = ENDPOINTS.iter().find(|e| e.eq_ignore_ascii_case(first))?;
+    // `%55sers` is `Users` to the router (RFC 3986 §6.2.2.2: percent-encoded unreserved
+    // characters are equivalent to the characters); compare the decoded name too.
+    let decoded = first.contains('%').then(|| decode_unreserved(first)).flatten();
+    let name = decoded.as_deref().unwrap_or(first);
+    let endpoint = ENDPOINTS.iter().find(|e| e.eq_ignore_ascii_case(name))?;
     changed |= first != *endpoint;
     // After `Users` or `Groups`, `.search` in any case; any other segment is an id, kept exact.
     let tail = match tail {
@@ -130,6 +157,9 @@ mod tests {
         let b = "/scim/v2";
         for (path, want) in [
             ("/scim/v2/users", Some("/scim/v2/Users")),
+            ("/scim/v2/%75sers", Some("/scim/v2/Users")),
+            ("/scim/v2/%55sers", Some("/scim/v2/Users")),
+            ("/scim/v2/%2Fsers", None),
             ("/scim/v2/USERS", Some("/scim/v2/Users")),
             ("/scim/v2/Users/", Some("/scim/v2/Users")),
             ("/scim/v2//Users", Some("/scim/v2/Users")),

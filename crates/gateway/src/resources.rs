@@ -58,7 +58,7 @@ fn location_base(req: &HttpRequest, state: &AppState, kind: Kind) -> String {
 /// (`Store::query_across`); beyond is a 400 `tooMany` (RFC 7644 §3.4.2.2). A search at the root
 /// without `sortBy` pages without reading ahead and has no such limit, nor has a sorted search
 /// of one type.
-pub(crate) const MAX_SORTED_ROOT_WINDOW: u64 = 10_000;
+pub(crate) const MAX_SORTED_ROOT_WINDOW: u64 = 2_000;
 
 /// What a query asks for, from the query string or a SearchRequest body.
 struct QuerySpec {
@@ -146,7 +146,7 @@ pub(crate) async fn search_root(
 /// A list or search request checked against the resource types it is asked of: what
 /// `GET /Users`, `POST /Groups/.search` and the search at the root share.
 struct Plan {
-    /// The types the filter fits, in list order, each with its part of the request.
+    /// The types asked of, in list order, each with its part of the request.
     parts: Vec<KindPlan>,
     page: Page,
     descending: bool,
@@ -166,9 +166,8 @@ struct KindPlan {
 
 impl Plan {
     /// Checks `spec` against each of `kinds`, in the order a single type has always checked it:
-    /// the filter (it must fit at least one type; a type it does not fit is left out, and when
-    /// it fits none the first type's error is the answer — for one type, exactly the 400 it
-    /// always was), the filter's size limits, `sortBy` (an attribute of at least one type), the
+    /// the filter (each of its tests must fit one of the types, see [`fits_some`]; it runs on
+    /// each, an attribute a type lacks being absent there), the filter's size limits, `sortBy` (an attribute of at least one type), the
     /// projection.
     fn new(state: &AppState, spec: &QuerySpec, kinds: &[Kind]) -> Result<Self, ApiError> {
         let filter: Option<Filter> = match spec.filter.as_deref().map(str::trim) {
@@ -176,18 +175,17 @@ impl Plan {
             Some(text) => Some(parse_filter(text).map_err(|e| e.into_filter_error())?),
         };
         let mut fitting = Vec::with_capacity(kinds.len());
-        let mut unfit: Option<ScimError> = None;
         for &kind in kinds {
-            let schema = schema(state, kind)?;
-            match filter.as_ref().map(|f| f.validate(&schema)) {
-                Some(Err(e)) => {
-                    unfit.get_or_insert(e);
-                }
-                None | Some(Ok(())) => fitting.push((kind, schema)),
-            }
+            fitting.push((kind, schema(state, kind)?));
         }
-        if let (true, Some(e)) = (fitting.is_empty(), unfit) {
-            return Err(e.into());
+        // Each test of the filter must fit one of the types asked of, and the filter runs on
+        // every type: an attribute a type lacks is absent there (RFC 7644 §3.4.2.2), so
+        // `userName eq "x" or displayName eq "G"` at the root finds the user and the group (the
+        // store lowers a test on an attribute a kind lacks to FALSE). For one type this is the
+        // 400 it always was.
+        if let Some(f) = &filter {
+            let schemas: Vec<&ResourceSchema<'_>> = fitting.iter().map(|(_, s)| s).collect();
+            fits_some(f, &schemas)?;
         }
         if let Some(f) = &filter {
             limits::check_filter(f)?;
@@ -237,6 +235,30 @@ impl Plan {
     }
 }
 
+/// Whether every comparison, presence test and value filter of `filter` fits one of `schemas`:
+/// the first one's error otherwise.
+fn fits_some(filter: &Filter, schemas: &[&ResourceSchema<'_>]) -> Result<(), ScimError> {
+    match filter {
+        Filter::And(a, b) | Filter::Or(a, b) => {
+            fits_some(a, schemas)?;
+            fits_some(b, schemas)
+        }
+        Filter::Not(inner) => fits_some(inner, schemas),
+        leaf => {
+            let mut first = None;
+            for schema in schemas {
+                match leaf.validate(schema) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
+                }
+            }
+            first.map_or(Ok(()), Err)
+        }
+    }
+}
+
 /// `sortBy` as a path, when given: a 400 unless it names an attribute of one of `kinds`.
 fn sort_by_of(state: &AppState, text: Option<&str>, kinds: &[Kind]) -> Result<Option<AttrPath>, ApiError> {
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(None) };
@@ -275,6 +297,16 @@ async fn run_query(
                  type to merge them, at most {MAX_SORTED_ROOT_WINDOW}; page further through /Users/.search \
                  and /Groups/.search, or without sortBy"
             ),
+        )
+        .into());
+    }
+    if merged
+        && plan.parts.iter().any(|p| p.sort_by.as_ref().is_some_and(|path| path.name.eq_ignore_ascii_case("members")))
+    {
+        // The sort key of a group by `members` needs every member of every group read ahead.
+        return Err(ScimError::invalid_value(
+            "a search at the root cannot sort by members (it would read every member of every group); \
+             sort /Groups/.search by members instead",
         )
         .into());
     }

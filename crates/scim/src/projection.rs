@@ -251,16 +251,16 @@ fn build(schema: &ResourceSchema<'_>, names: &[String], param: &str) -> Result<O
                 root.add(&[&ext.id]);
                 continue;
             }
-            if schema.is_opaque_extension(&full) {
-                // Kept as sent: without a schema the name may be the extension or one of its
-                // attributes; selecting both is harmless, as only one can exist.
-                root.add(&[&full]);
-            }
         }
-        if let Some(urn) = path.urn.as_deref().filter(|urn| schema.is_opaque_extension(urn)) {
-            let mut segments = vec![urn, path.name.as_str()];
-            segments.extend(path.sub_attr.as_deref());
-            root.add(&segments);
+        if let Some(urn) = path.urn.as_deref().filter(|urn| !schema.knows_schema(urn)) {
+            // An extension kept as sent: selected by its URN and attribute names.
+            let full = format!("{urn}:{}", path.name);
+            if let Some((ext, attr)) = schema.opaque_split(&full) {
+                let mut segments = vec![ext];
+                segments.extend(attr);
+                segments.extend(path.sub_attr.as_deref());
+                root.add(&segments);
+            }
             continue;
         }
         let Some(resolved) = schema.resolve(path.urn.as_deref(), &path.name, path.sub_attr.as_deref()) else {

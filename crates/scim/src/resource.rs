@@ -56,7 +56,16 @@ pub fn validate_resource(schema: &ResourceSchema<'_>, input: Value) -> Result<Ma
     let mut core = Map::new();
     let mut extensions: Vec<(String, Map<String, Value>)> = Vec::new();
     let mut opaque = Map::new();
+    // Core attributes nested under the core schema's URN (as some clients write them) are read
+    // as top-level attributes.
+    let mut entries: Vec<(String, Value)> = Vec::with_capacity(input.len());
     for (key, value) in input {
+        match value {
+            Value::Object(nested) if key.eq_ignore_ascii_case(&schema.core.id) => entries.extend(nested),
+            value => entries.push((key, value)),
+        }
+    }
+    for (key, value) in entries {
         if key.eq_ignore_ascii_case("schemas") {
             continue;
         }
@@ -111,7 +120,7 @@ pub fn validate_resource(schema: &ResourceSchema<'_>, input: Value) -> Result<Ma
                 }
                 continue;
             }
-            if keep_opaque(schema, &mut opaque, &key, value) {
+            if keep_opaque(schema, &mut opaque, &key, value)? {
                 continue;
             }
             unknown(lenient, &key, || {
@@ -169,46 +178,119 @@ pub(crate) fn unknown(
     }
 }
 
+/// Extensions kept as sent (not registered) per resource, and attributes per such extension:
+/// enough for any admin's custom mappings, and a bound on what one request can make the gateway
+/// store, list in `schemas` and compare (a hostile body of thousands of invented URNs is a 400).
+pub const MAX_UNKNOWN_EXTENSIONS: usize = 16;
+/// See [`MAX_UNKNOWN_EXTENSIONS`].
+pub const MAX_UNKNOWN_EXTENSION_ATTRIBUTES: usize = 256;
+
 /// Keeps `value` under an extension URN that is not registered, when unknown attributes are
-/// accepted: an object under the URN itself is the extension's attributes; anything else under
-/// `urn:…:attribute` is one attribute of the extension `urn:…`. Values are kept as sent (`null`
-/// is unassigned). Returns whether the key was such an extension.
-pub(crate) fn keep_opaque(schema: &ResourceSchema<'_>, doc: &mut Map<String, Value>, key: &str, value: Value) -> bool {
-    let Some((urn, attr)) = schema.opaque_split(key, value.is_object()) else {
-        return false;
+/// accepted (see [`ResourceSchema::opaque_split`] for how a key splits into the extension and
+/// an attribute; `urn:…:User:badge.id` is the sub-attribute `id` of `badge`). Values are kept
+/// as sent; `null` is unassigned; a whole extension given as anything but an object is dropped
+/// and reported. `Ok(false)`: the key is not such an extension.
+pub(crate) fn keep_opaque(
+    schema: &ResourceSchema<'_>,
+    doc: &mut Map<String, Value>,
+    key: &str,
+    value: Value,
+) -> Result<bool, ScimError> {
+    let Some((urn, attr)) = schema.opaque_split(key) else {
+        return Ok(false);
     };
     if value.is_null() {
-        return true;
+        return Ok(true);
     }
-    let slot = opaque_slot(doc, urn);
     match (attr, value) {
         (None, Value::Object(obj)) => {
             for (k, v) in obj {
                 if !v.is_null() && !k.eq_ignore_ascii_case("schemas") {
-                    insert_ci(slot, &k, v);
+                    opaque_set(schema, doc, urn, &k, None, Some(v))?;
                 }
             }
         }
-        (Some(attr), v) => insert_ci(slot, attr, v),
-        (None, _) => {}
+        (Some(attr), v) => {
+            let (attr, sub) = match attr.split_once('.') {
+                Some((a, s)) if !a.is_empty() && !s.is_empty() => (a, Some(s)),
+                _ => (attr, None),
+            };
+            opaque_set(schema, doc, urn, attr, sub, Some(v))?;
+        }
+        (None, _) => {
+            unknown(schema.lenient(), key, || ScimError::invalid_syntax("unreachable: lenient only"))?;
+        }
     }
-    if slot.is_empty() {
-        remove_ci(doc, urn);
-    }
-    true
+    Ok(true)
 }
 
-/// The object under the extension URN `urn`, created (or reset from a non-object) as needed.
-pub(crate) fn opaque_slot<'m>(doc: &'m mut Map<String, Value>, urn: &str) -> &'m mut Map<String, Value> {
-    let key = crate::value::key_ci(doc, urn).unwrap_or_else(|| urn.to_owned());
-    let slot = doc.entry(key).or_insert_with(|| Value::Object(Map::new()));
+/// Sets (`Some`) or removes (`None`) `attr` (or its sub-attribute `sub`) of the extension kept
+/// as sent `urn` in `doc`, within [`MAX_UNKNOWN_EXTENSIONS`] and
+/// [`MAX_UNKNOWN_EXTENSION_ATTRIBUTES`]; an extension left empty is removed.
+pub(crate) fn opaque_set(
+    schema: &ResourceSchema<'_>,
+    doc: &mut Map<String, Value>,
+    urn: &str,
+    attr: &str,
+    sub: Option<&str>,
+    value: Option<Value>,
+) -> Result<(), ScimError> {
+    let existing = crate::value::key_ci(doc, urn);
+    if existing.is_none() {
+        if value.is_none() {
+            return Ok(());
+        }
+        let kept = doc.keys().filter(|k| k.contains(':') && !schema.knows_schema(k)).count();
+        if kept >= MAX_UNKNOWN_EXTENSIONS {
+            return Err(ScimError::invalid_value(format!(
+                "at most {MAX_UNKNOWN_EXTENSIONS} schema extensions the gateway does not know are kept per resource; \
+                 \"{}\" would be one more",
+                truncate(urn)
+            )));
+        }
+    }
+    let key = existing.unwrap_or_else(|| urn.to_owned());
+    let slot = doc.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
     if !slot.is_object() {
         *slot = Value::Object(Map::new());
     }
-    match slot {
-        Value::Object(obj) => obj,
-        _ => unreachable!("the slot was made an object just above"),
+    let Value::Object(obj) = slot else { return Ok(()) };
+    if value.is_some() && obj.len() >= MAX_UNKNOWN_EXTENSION_ATTRIBUTES && get_ci(obj, attr).is_none() {
+        return Err(ScimError::invalid_value(format!(
+            "at most {MAX_UNKNOWN_EXTENSION_ATTRIBUTES} attributes are kept per schema extension the gateway does not \
+             know; {} has more",
+            truncate(urn)
+        )));
     }
+    match (sub, value) {
+        (None, Some(v)) => insert_ci(obj, attr, v),
+        (None, None) => {
+            remove_ci(obj, attr);
+        }
+        (Some(sub), v) => {
+            if !matches!(get_ci(obj, attr), Some(Value::Object(_))) {
+                if v.is_none() {
+                    return Ok(());
+                }
+                insert_ci(obj, attr, Value::Object(Map::new()));
+            }
+            if let Some(Value::Object(inner)) = crate::value::get_ci_mut(obj, attr) {
+                match v {
+                    Some(v) => insert_ci(inner, sub, v),
+                    None => {
+                        remove_ci(inner, sub);
+                    }
+                }
+                if inner.is_empty() {
+                    remove_ci(obj, attr);
+                }
+            }
+        }
+    }
+    if obj.is_empty() {
+        doc.remove(&key);
+    }
+    Ok(())
 }
 
 /// The attributes of a registered extension object, normalised.
@@ -267,7 +349,7 @@ pub(crate) fn revalidate(
             if let Some(v) = normalize_attribute(attr, value, &AttrLoc::Name(&attr.name), lenient)? {
                 doc.insert(attr.name.clone(), v);
             }
-        } else if !keep_opaque(schema, &mut doc, key, value) {
+        } else if !keep_opaque(schema, &mut doc, key, value)? {
             return Err(ScimError::invalid_syntax(format!(
                 "unknown attribute \"{}\" for resource type {}",
                 truncate(key),

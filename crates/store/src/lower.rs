@@ -32,7 +32,7 @@ use diesel::expression::BoxableExpression;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 
-use scimgw_scim::filter::{AttrPath, CompValue, CompareOp, Filter};
+use scimgw_scim::filter::{AttrPath, CompValue, CompareOp, Filter, names_nothing};
 use scimgw_scim::schema::{AttrType, Attribute, Location, ResourceSchema};
 
 use crate::connection::MultiBackend;
@@ -176,6 +176,12 @@ pub(crate) fn lower(filter: &Filter, schema: &ResourceSchema<'_>, kind: Kind) ->
             // at the root narrowed by it (RFC 7644 §3.4.2.1) then reads nothing of the other kind.
             let only_type = serde_json::json!({"meta": {"resourceType": kind.resource_type()}});
             Lowered::exact(if filter.matches(&only_type, schema) { Cond::True } else { Cond::False })
+        }
+        Filter::Compare { path, .. } | Filter::Present(path) | Filter::ValuePath { path, .. }
+            if names_nothing(path, schema) =>
+        {
+            // An attribute this kind does not have is absent: the test never matches.
+            Lowered::exact(Cond::False)
         }
         Filter::Compare { path, op, value } => match field(path, schema, kind) {
             Some(f) => compare(f, *op, value),
@@ -509,8 +515,12 @@ mod tests {
         let l = lowered(Kind::User, r#"title eq "x" or userName eq "a""#);
         assert!(!l.exact);
         assert_eq!(l.cond, Cond::True);
-        // userName means nothing on a group.
-        assert_eq!(lowered(Kind::Group, r#"userName eq "a""#), Lowered::unknown());
+        // userName means nothing on a group: absent, so the test is exactly FALSE (RFC 7644
+        // §3.4.2.2), and its negation TRUE.
+        assert_eq!(lowered(Kind::Group, r#"userName eq "a""#), Lowered::exact(Cond::False));
+        assert_eq!(lowered(Kind::Group, r#"not (userName pr)"#), Lowered::exact(Cond::True));
+        assert_eq!(lowered(Kind::Group, r#"members[value eq "x"]"#), Lowered::unknown());
+        assert_eq!(lowered(Kind::User, r#"members[value eq "x"]"#), Lowered::exact(Cond::False));
     }
 
     #[test]

@@ -66,7 +66,9 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
     let mut user = user;
     user.remove("meta");
 
-    let in_scope = match target.scope_filter(&schemas) {
+    // The scope is checked as `serve` checks it at load (strict), and matched on the user as
+    // the endpoint stored it.
+    let in_scope = match target.scope_filter(&schema_registry()) {
         Ok(None) => true,
         Ok(Some(f)) => f.matches(&Value::Object(user.clone()), &schema),
         Err(e) => bail!("target {}: {e}", target.name),

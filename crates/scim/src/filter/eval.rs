@@ -39,10 +39,20 @@ pub(crate) fn opaque_path(path: &AttrPath, schema: &ResourceSchema<'_>) -> Optio
         return None;
     }
     let full = format!("{urn}:{}", path.name);
-    match schema.opaque_split(&full, false)? {
+    match schema.opaque_split(&full)? {
         (urn, Some(attr)) => Some((urn.to_owned(), attr.to_owned())),
         (_, None) => None,
     }
+}
+
+/// Whether `path`, at the top of a filter, names nothing a resource of this type can hold: the
+/// evaluator then finds no value, so a comparison or presence test on it never matches (RFC 7644
+/// §3.4.2.2: a search at the root treats an attribute a type lacks as absent). The store lowers
+/// such a test to FALSE.
+pub fn names_nothing(path: &AttrPath, schema: &ResourceSchema<'_>) -> bool {
+    !is_schemas(path, schema)
+        && schema.resolve(path.urn.as_deref(), &path.name, path.sub_attr.as_deref()).is_none()
+        && opaque_path(path, schema).is_none()
 }
 
 fn opaque_attribute(value: Option<&Value>) -> &'static Attribute {

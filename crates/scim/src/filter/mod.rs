@@ -95,6 +95,7 @@ mod validate;
 use std::str::FromStr;
 
 pub use ast::{AttrPath, CompValue, CompareOp, Filter, PatchPath};
+pub use eval::names_nothing;
 
 use crate::error::ScimError;
 use crate::schema::{Attribute, ResourceSchema};

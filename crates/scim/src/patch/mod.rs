@@ -34,7 +34,7 @@ use crate::error::ScimError;
 use crate::filter::{AttrPath, CompValue, CompareOp, Filter, PatchPath, matches_element, parse_patch_path};
 use crate::messages::{PatchOpKind, PatchOperation, PatchRequest};
 use crate::resource::{AttrLoc, check_immutable, normalize_attribute, normalize_single, revalidate};
-use crate::resource::{opaque_slot, unknown};
+use crate::resource::{opaque_set, unknown};
 use crate::schema::DropHook;
 use crate::schema::{AttrType, Attribute, IGNORED_SCHEMAS, Location, Mutability, ResourceSchema, Schema};
 use crate::value::{get_ci, get_ci_mut, insert_ci, remove_ci};
@@ -109,11 +109,11 @@ fn apply_operation(
             Ok(())
         }
         (Some(path), kind) => {
-            let target = resolve(schema, path, op.value.as_ref().is_some_and(Value::is_object))?;
+            let target = resolve(schema, path)?;
             if kind != PatchOpKind::Remove && op.value.is_none() {
                 return Err(ScimError::invalid_value(format!("\"{}\" needs a \"value\"", op_name(kind))));
             }
-            apply_target(doc, kind, target, op.value.clone(), true, schema.lenient())
+            apply_target(schema, doc, kind, target, op.value.clone(), true)
         }
     }
 }
@@ -130,15 +130,15 @@ fn apply_pathless(
         return Ok(());
     }
     if let Some(ext) = schema.extension(key) {
-        return apply_extension(doc, kind, ext, Some(value), schema.lenient());
+        return apply_extension(schema, doc, kind, ext, Some(value));
     }
-    let target = resolve(schema, key, value.is_object())?;
+    let target = resolve(schema, key)?;
     if let Target::Attr { attr, sub, .. } = &target {
         if is_ignored_input(attr) || sub.is_some_and(is_ignored_input) {
             return Ok(());
         }
     }
-    apply_target(doc, kind, target, Some(value), false, schema.lenient())
+    apply_target(schema, doc, kind, target, Some(value), false)
 }
 
 /// readOnly and writeOnly input is ignored in bodies (RFC 7643 §7).
@@ -146,10 +146,9 @@ fn is_ignored_input(attr: &Attribute) -> bool {
     matches!(attr.mutability, Mutability::ReadOnly | Mutability::WriteOnly)
 }
 
-/// Resolves an operation's path (or a path-less value's key). `value_is_object` helps tell a
-/// whole extension kept as sent from one of its attributes (see
-/// [`ResourceSchema::opaque_split`]).
-fn resolve<'s>(schema: &ResourceSchema<'s>, path: &str, value_is_object: bool) -> Result<Target<'s>, ScimError> {
+/// Resolves an operation's path (or a path-less value's key); an extension kept as sent splits
+/// as [`ResourceSchema::opaque_split`] says.
+fn resolve<'s>(schema: &ResourceSchema<'s>, path: &str) -> Result<Target<'s>, ScimError> {
     let parsed = parse_patch_path(path).map_err(|e| e.into_path_error())?;
     let (attr_path, filter, filter_sub) = match parsed {
         PatchPath::Attr(p) => (p, None, None),
@@ -163,7 +162,7 @@ fn resolve<'s>(schema: &ResourceSchema<'s>, path: &str, value_is_object: bool) -
                 return Ok(Target::Extension(ext));
             }
         }
-        if let Some((urn, attr)) = schema.opaque_split(&full, value_is_object && sub_attr.is_none()) {
+        if let Some((urn, attr)) = schema.opaque_split(&full) {
             if filter.is_some() {
                 return Err(ScimError::invalid_path(format!(
                     "\"{}\" belongs to {}, an extension this gateway keeps as sent without its schema: \
@@ -254,17 +253,18 @@ fn check_filter_paths(filter: &Filter, attr: &Attribute) -> Result<(), ScimError
 }
 
 fn apply_target(
+    schema: &ResourceSchema<'_>,
     doc: &mut Map<String, Value>,
     kind: PatchOpKind,
     target: Target<'_>,
     value: Option<Value>,
     explicit_path: bool,
-    lenient: Option<DropHook>,
 ) -> Result<(), ScimError> {
+    let lenient = schema.lenient();
     let (container, attr, sub, filter) = match target {
-        Target::Extension(ext) => return apply_extension(doc, kind, ext, value, lenient),
+        Target::Extension(ext) => return apply_extension(schema, doc, kind, ext, value),
         Target::Opaque { urn, attr, sub } => {
-            return apply_opaque(doc, kind, &urn, attr.as_deref(), sub.as_deref(), value);
+            return apply_opaque(schema, doc, kind, &urn, attr.as_deref(), sub.as_deref(), value);
         }
         Target::Dropped => return Ok(()),
         Target::Attr { container, attr, sub, filter } => (container, attr, sub, filter),
@@ -311,12 +311,13 @@ fn check_mutability(kind: PatchOpKind, attr: &Attribute, sub: Option<&Attribute>
 
 /// A whole extension object as the target.
 fn apply_extension(
+    schema: &ResourceSchema<'_>,
     doc: &mut Map<String, Value>,
     kind: PatchOpKind,
     ext: &Schema,
     value: Option<Value>,
-    lenient: Option<DropHook>,
 ) -> Result<(), ScimError> {
+    let lenient = schema.lenient();
     if kind == PatchOpKind::Remove {
         remove_ci(doc, &ext.id);
         return Ok(());
@@ -343,7 +344,7 @@ fn apply_extension(
             continue;
         }
         let target = Target::Attr { container: Some(ext), attr, sub: None, filter: None };
-        apply_target(doc, kind, target, Some(v), false, lenient)?;
+        apply_target(schema, doc, kind, target, Some(v), false)?;
     }
     Ok(())
 }
@@ -351,6 +352,7 @@ fn apply_extension(
 /// An operation on an extension kept as sent: values are stored as given, `add` and `replace`
 /// set, `remove` deletes; `null` is a removal.
 fn apply_opaque(
+    schema: &ResourceSchema<'_>,
     doc: &mut Map<String, Value>,
     kind: PatchOpKind,
     urn: &str,
@@ -362,54 +364,23 @@ fn apply_opaque(
     match (attr, value) {
         (None, None) => {
             remove_ci(doc, urn);
+            Ok(())
         }
         (None, Some(Value::Object(values))) => {
-            let slot = opaque_slot(doc, urn);
             for (k, v) in values {
-                if k.eq_ignore_ascii_case("schemas") {
-                    continue;
-                }
-                set_or_remove(slot, &k, Some(v).filter(|v| !v.is_null()));
-            }
-            if slot.is_empty() {
-                remove_ci(doc, urn);
-            }
-        }
-        (None, Some(other)) => {
-            return Err(ScimError::invalid_value(format!(
-                "\"{}\" is an extension: its value must be an object of its attributes, found {}",
-                clip(urn),
-                crate::resource::json_type(&other)
-            )));
-        }
-        (Some(attr), value) => {
-            let slot = opaque_slot(doc, urn);
-            match (sub, value) {
-                (None, Some(v)) => insert_ci(slot, attr, v),
-                (None, None) => {
-                    remove_ci(slot, attr);
-                }
-                (Some(sub), v) => {
-                    if !matches!(get_ci(slot, attr), Some(Value::Object(_))) {
-                        if v.is_none() {
-                            return Ok(());
-                        }
-                        insert_ci(slot, attr, Value::Object(Map::new()));
-                    }
-                    if let Some(Value::Object(obj)) = get_ci_mut(slot, attr) {
-                        set_or_remove(obj, sub, v);
-                        if obj.is_empty() {
-                            remove_ci(slot, attr);
-                        }
-                    }
+                if !k.eq_ignore_ascii_case("schemas") {
+                    opaque_set(schema, doc, urn, &k, None, Some(v).filter(|v| !v.is_null()))?;
                 }
             }
-            if slot.is_empty() {
-                remove_ci(doc, urn);
-            }
+            Ok(())
         }
+        (None, Some(other)) => Err(ScimError::invalid_value(format!(
+            "\"{}\" is an extension: its value must be an object of its attributes, found {}",
+            clip(urn),
+            crate::resource::json_type(&other)
+        ))),
+        (Some(attr), value) => opaque_set(schema, doc, urn, attr, sub, value),
     }
-    Ok(())
 }
 
 /// `add`/`replace`/`remove` of a whole attribute.

@@ -332,3 +332,53 @@ fn booleans_as_strings_become_booleans_everywhere() {
     assert_eq!(out["active"], json!(false));
     assert_eq!(out["emails"][0]["primary"], json!(true));
 }
+
+#[test]
+fn keys_inside_or_around_a_registered_schema_never_become_unknown_extensions() {
+    // `urn:…:core:2.0:User:name:givenName` would shadow `name` on the next PUT; the core URN
+    // itself holding attributes is read as top-level attributes.
+    let out = lenient_user(json!({"schemas":[USER_SCHEMA], "userName":"a",
+        "name":{"givenName":"Real","familyName":"Person"},
+        "urn:ietf:params:scim:schemas:core:2.0:User:name:givenName":"Evil",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber:x":"1",
+        "urn:ietf:params:scim:schemas:core:2.0":{"User":{"displayName":"x"}},
+        "URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER":{"displayName":"Nested"}}))
+    .unwrap();
+    assert_eq!(out["name"], json!({"givenName":"Real","familyName":"Person"}));
+    assert_eq!(out["displayName"], "Nested");
+    assert_eq!(out["schemas"], json!([USER_SCHEMA]), "{out:?}");
+    assert_eq!(out.keys().filter(|k| k.contains(':')).count(), 0, "{out:?}");
+}
+
+#[test]
+fn an_unknown_extension_splits_by_its_key_alone_so_a_stored_user_validates_unchanged() {
+    for body in [
+        json!({"schemas":[USER_SCHEMA], "userName":"a", "urn:acme:ext:User":{"p":1}, "urn:acme:ext:User:p:q":2}),
+        json!({"schemas":[USER_SCHEMA], "userName":"a", "urn:acme:ext:User:badge.id":"7", "urn:acme:tags":{"t":1}}),
+        json!({"schemas":[USER_SCHEMA], "userName":"a", "urn:acme:ext:User:http://x":1, "urn:User:p:acme":"s"}),
+        json!({"schemas":[USER_SCHEMA], "userName":"a", "urn:acme:ext:User":"not an object", "urn::":{"a":1}}),
+    ] {
+        let once = lenient_user(body.clone()).unwrap();
+        let twice = lenient_user(Value::Object(once.clone())).unwrap();
+        assert_eq!(once, twice, "{body}");
+    }
+    let out = lenient_user(json!({"schemas":[USER_SCHEMA], "userName":"a", "urn:acme:ext:User":{"p":1},
+        "urn:acme:ext:User:p:q":2, "urn:acme:ext:User:badge.id":"7"}))
+    .unwrap();
+    assert_eq!(out["urn:acme:ext:User"], json!({"p":1,"p:q":2,"badge":{"id":"7"}}));
+}
+
+#[test]
+fn unknown_extensions_are_bounded_per_resource_and_per_extension() {
+    let mut body = json!({"schemas":[USER_SCHEMA], "userName":"a"});
+    for i in 0..=MAX_UNKNOWN_EXTENSIONS {
+        body[format!("urn:acme:ext{i}:User")] = json!({"a": i});
+    }
+    let e = err(lenient_user(body));
+    assert_eq!(e.scim_type, Some(ScimType::InvalidValue));
+    assert!(e.detail.contains("at most 16"), "{}", e.detail);
+    let attrs: Map<String, Value> =
+        (0..=MAX_UNKNOWN_EXTENSION_ATTRIBUTES).map(|i| (format!("a{i}"), json!(i))).collect();
+    let e = err(lenient_user(json!({"schemas":[USER_SCHEMA], "userName":"a", "urn:acme:ext:User": attrs})));
+    assert!(e.detail.contains("at most 256"), "{}", e.detail);
+}

@@ -350,6 +350,22 @@ impl PartialEq for DropHook {
 
 impl Eq for DropHook {}
 
+/// `urn:<nid>:<nss>`: a NID of letters, digits and `-` (at most 32), and a namespace-specific
+/// string of printable ASCII without spaces (RFC 8141's shape, not its every rule).
+fn is_urn(s: &str) -> bool {
+    let mut parts = s.splitn(3, ':');
+    let (Some(scheme), Some(nid), Some(nss)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("urn")
+        && (1..=32).contains(&nid.len())
+        && nid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !nss.is_empty()
+        && !nss.starts_with(':')
+        && !nss.ends_with(':')
+        && nss.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Every schema and resource type the service knows. Built at start-up, then shared read-only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
@@ -511,39 +527,62 @@ impl<'a> ResourceSchema<'a> {
         }
     }
 
-    /// Whether `urn` names an extension kept as sent: accepted unknown attributes are on, and
-    /// `urn` is a URN that is neither this type's core schema, one of its extensions, nor an
-    /// ignorable one.
+    /// Whether `urn` names an extension kept as sent: accepted unknown attributes are on, `urn`
+    /// is a URN (`urn:<nid>:<nss>`, RFC 8141's shape), and it neither is, nor lies inside, nor
+    /// contains a schema this type has (`urn:…:core:2.0:User:name` and `urn:…:core:2.0` are not
+    /// extensions: they would shadow registered attributes on the next PUT).
     pub fn is_opaque_extension(&self, urn: &str) -> bool {
         self.lenient().is_some()
-            && urn.len() > 4
-            && urn.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
-            && !self.knows_schema(urn)
+            && is_urn(urn)
+            && !self.overlaps_registered(urn)
             && !IGNORED_SCHEMAS.iter().any(|s| s.eq_ignore_ascii_case(urn))
     }
 
-    /// Splits a key or path under an extension kept as sent into the extension's URN and, when it
-    /// names one, the attribute: `urn:…:CustomExt:2.0:User` is the whole extension,
-    /// `urn:…:CustomExt:2.0:User:costCenter` one attribute of it. A URN cannot say where the
-    /// schema ends, so the convention of every registered schema decides: an extension's URN ends
-    /// with its resource type's name (`…:User`); a URN that does not is the whole extension only
-    /// when its value is an object. `None` unless [`Self::is_opaque_extension`] holds for the URN.
-    pub fn opaque_split<'k>(&self, key: &'k str, value_is_object: bool) -> Option<(&'k str, Option<&'k str>)> {
-        if key.rsplit_once(':').is_some_and(|(urn, _)| self.knows_schema(urn)) {
-            // `urn:…:enterprise:2.0:User:manager`: an attribute of a registered schema.
-            return None;
-        }
-        let ends_with_type =
-            |urn: &str| urn.rsplit(':').next().is_some_and(|last| last.eq_ignore_ascii_case(&self.resource_type.name));
-        let split = key.rsplit_once(':').filter(|(urn, attr)| !attr.is_empty() && self.is_opaque_extension(urn));
-        if self.is_opaque_extension(key)
-            && (ends_with_type(key) || (value_is_object && !split.is_some_and(|(urn, _)| ends_with_type(urn))))
-        {
-            return Some((key, None));
-        }
-        split.map(|(urn, attr)| (urn, Some(attr)))
+    /// Whether `key` equals a registered schema URN of this type, starts with one followed by
+    /// `:`, or is such a prefix of one (all ignoring case).
+    fn overlaps_registered(&self, key: &str) -> bool {
+        let starts = |long: &str, short: &str| {
+            long.len() > short.len()
+                && long.as_bytes()[short.len()] == b':'
+                && long.get(..short.len()).is_some_and(|p| p.eq_ignore_ascii_case(short))
+        };
+        std::iter::once(self.core.id.as_str())
+            .chain(self.extensions.iter().map(|(e, _)| e.id.as_str()))
+            .any(|id| id.eq_ignore_ascii_case(key) || starts(key, id) || starts(id, key))
     }
 
+    /// Splits a key or path under an extension kept as sent into the extension's URN and, when it
+    /// names one, the attribute (`None`: the whole extension). A URN cannot say where the schema
+    /// ends, so the convention every registered schema follows decides: an extension's URN ends
+    /// with its resource type's name. `urn:…:CustomExt:2.0:User` is the whole extension and
+    /// `urn:…:CustomExt:2.0:User:costCenter` its attribute `costCenter`; a URN with no such
+    /// segment is a whole extension. The rule reads only the key, so a stored resource splits the
+    /// same way when it is sent back. `None` unless [`Self::is_opaque_extension`] holds for the
+    /// extension's URN.
+    pub fn opaque_split<'k>(&self, key: &'k str) -> Option<(&'k str, Option<&'k str>)> {
+        if self.lenient().is_none() || self.overlaps_registered(key) {
+            return None;
+        }
+        let type_name = self.resource_type.name.as_str();
+        // The byte offset just past the last `:<type>` segment.
+        let mut end = None;
+        let mut offset = 0;
+        for segment in key.split(':') {
+            offset += segment.len();
+            if segment.eq_ignore_ascii_case(type_name) {
+                end = Some(offset);
+            }
+            offset += 1;
+        }
+        let (urn, attr) = match end {
+            Some(end) if end < key.len() => (key.get(..end)?, key.get(end + 1..).filter(|a| !a.is_empty())),
+            _ => (key, None),
+        };
+        if end.is_some_and(|end| end < key.len()) && attr.is_none() {
+            return None;
+        }
+        self.is_opaque_extension(urn).then_some((urn, attr))
+    }
     /// Resolves `[urn:]name[.sub]`, all case-insensitive. With a URN, only that schema is searched
     /// (the core URN names core attributes); without, the common attributes, then the core schema.
     /// Extension attributes need their URN, as RFC 7644 §3.10 requires.
