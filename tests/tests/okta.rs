@@ -152,7 +152,7 @@ async fn lower_case_paths_with_trailing_slashes_and_several_emails_of_one_type(a
         )
         .await;
     assert!(r.status.is_success(), "{}", r.text);
-    assert_eq!(app.member_ids(&token, &gid).await, [id.clone()]);
+    assert_eq!(app.member_ids(&token, &gid).await, std::slice::from_ref(&id));
     assert_eq!(app.delete(&token, &format!("/groups/{gid}/")).await.status, StatusCode::NO_CONTENT);
 }
 both_backends!(lower_case_paths_with_trailing_slashes_and_several_emails_of_one_type);
