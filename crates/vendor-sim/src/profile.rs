@@ -130,6 +130,14 @@ pub trait Profile: Send + Sync + Debug + 'static {
         true
     }
 
+    /// Whether `PUT /Users/{id}` is served. The vendor apps are documented only as targets of
+    /// Entra ID, which finds, creates (POST), changes (PATCH) and deletes users but never PUTs
+    /// one: their simulators answer a PUT with `405`, so an adapter that replaces fails a test
+    /// instead of failing at a real app that refuses PUT or treats it as a full replace.
+    fn replaces_users(&self) -> bool {
+        true
+    }
+
     /// Attribute paths whose values must be unique among resources of `kind` (`409 uniqueness`),
     /// compared as a filter's `eq` compares them (ignoring case unless the attribute is caseExact).
     fn unique_attributes(&self, kind: Kind) -> Vec<String> {

@@ -81,6 +81,11 @@ impl Profile for JostleProfile {
         false
     }
 
+    fn replaces_users(&self) -> bool {
+        // Only Entra's requests are documented: it never PUTs a user.
+        false
+    }
+
     fn check_filter(&self, _kind: Kind, filter: &Filter) -> Result<(), ScimError> {
         rules::only_username_eq(VENDOR, filter)
     }

@@ -83,6 +83,11 @@ impl Profile for JoynFsmProfile {
         false
     }
 
+    fn replaces_users(&self) -> bool {
+        // Only Entra's requests are documented: it never PUTs a user.
+        false
+    }
+
     fn check_filter(&self, _kind: Kind, filter: &Filter) -> Result<(), ScimError> {
         rules::only_username_eq(VENDOR, filter)
     }

@@ -95,6 +95,11 @@ impl Profile for JumpCloudProfile {
         false
     }
 
+    fn replaces_users(&self) -> bool {
+        // Only Entra's requests are documented: it never PUTs a user.
+        false
+    }
+
     fn unique_attributes(&self, kind: Kind) -> Vec<String> {
         match kind {
             Kind::User => vec!["userName".into(), format!("{ENTERPRISE_USER_SCHEMA}:employeeNumber")],
