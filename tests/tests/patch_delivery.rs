@@ -15,7 +15,7 @@ use scimgw_e2e::both_backends_delivery;
 use scimgw_e2e::delivery::{DeliveryApp, FAST_RETRY, TargetSpec};
 use scimgw_store::DeliveryState;
 use serde_json::{Map, Value, json};
-use vendor_sim::RecordedRequest;
+use vendor_sim::{Faults, RecordedRequest, Scope};
 
 const WAIT: Duration = Duration::from_secs(20);
 const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -236,3 +236,59 @@ async fn vendor_simulators_refuse_put(app: DeliveryApp) {
     assert_eq!(body["status"], json!("405"), "{body}");
 }
 both_backends_delivery!(vendor_simulators_refuse_put, super::jostle());
+
+/// The generic `scim` kind PATCHes by default and PUTs the whole state with `update = "put"`.
+async fn a_scim_target_can_ask_for_put(app: DeliveryApp) {
+    let r = app.app.post(&app.token, "/Users", &entra_create()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert!(app.settled(WAIT).await);
+    change(&app, &id, "", json!([{"op": "Replace", "path": "name.givenName", "value": "Anna"}])).await;
+    for (sim, method) in app.sims.iter().zip(["PATCH", "PUT"]) {
+        let last = sim.requests().into_iter().rev().find(|r| r.method != "GET").unwrap();
+        assert_eq!(last.method, method);
+        assert_eq!(sim.user_by_username("ann.lee@corp.example").unwrap()["name"]["givenName"], "Anna");
+    }
+}
+fn patch_and_put() -> Vec<TargetSpec> {
+    vec![TargetSpec::new("crm", FAST_RETRY), TargetSpec::new("legacy", &format!("update = \"put\"\n{FAST_RETRY}"))]
+}
+both_backends_delivery!(a_scim_target_can_ask_for_put, super::patch_and_put());
+
+/// A link with nothing recorded (made before payloads were recorded) is read back once and diffed
+/// against; a failed read retries the delivery like any failure.
+async fn a_link_with_nothing_recorded_reads_the_copy_back(app: DeliveryApp) {
+    let r = app.app.post(&app.token, "/Users", &entra_create()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert!(app.settled(WAIT).await);
+    let store = app.app.store();
+    let mut link = store.link(&app.tenant_id, "jostle", scimgw_store::Kind::User, &id).unwrap().unwrap();
+    assert!(link.delivered_payload.is_some(), "a create records what it sent");
+    link.delivered_payload = None;
+    store.put_link(&link).unwrap();
+    let remote_id = link.remote_id.clone().unwrap();
+
+    // The first read back fails with a 500: retried, then read, then one PATCH of the change.
+    app.sim()
+        .set_faults(Faults {
+            fail_next: 1,
+            scope: Scope { methods: vec!["GET".into()], path_prefix: None },
+            ..Faults::default()
+        })
+        .unwrap();
+    let from = last_seq(&app);
+    change(&app, &id, "", json!([{"op": "Replace", "path": "name.familyName", "value": "Smith"}])).await;
+    let log: Vec<_> = app.sim().requests().into_iter().filter(|r| r.seq > from).collect();
+    let by_id = format!("/Users/{remote_id}");
+    let reads = log.iter().filter(|r| r.method == "GET" && r.path.ends_with(&by_id)).count();
+    assert_eq!(reads, 2, "one failed read, one that worked: {log:?}");
+    let ops = one_patch(&writes_since(&app, from), "after a read back");
+    assert_eq!(ops, json!([{"op": "Replace", "path": "name.familyName", "value": "Smith"}]));
+    let delivery = app.deliveries().into_iter().find(|d| d.resource_id == id).unwrap();
+    assert_eq!(delivery.state, DeliveryState::Done);
+    assert!(delivery.attempts >= 2, "the failed read was an attempt of its own: {delivery:?}");
+    let link = store.link(&app.tenant_id, "jostle", scimgw_store::Kind::User, &id).unwrap().unwrap();
+    assert!(link.delivered_payload.is_some_and(|p| p.contains("Smith")), "the update recorded what it sent");
+}
+both_backends_delivery!(a_link_with_nothing_recorded_reads_the_copy_back, super::jostle());

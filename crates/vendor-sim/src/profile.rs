@@ -9,7 +9,10 @@
 //! The vendor profiles — [`JostleProfile`], [`JoynFsmProfile`], [`JumpCloudProfile`] — are
 //! written from `shared/VENDORS.md` and the vendor documents it digests, each rule with its source
 //! in the profile's module doc, and never from the gateway's adapters: they are the independent
-//! check that an adapter sends only what the real app would accept.
+//! check that an adapter sends only what the real app would accept. They refuse `PUT` of a user
+//! ([`Profile::replaces_users`]): Entra ID, the only client their documents describe, never sends
+//! one. PATCH bodies pass the profile's `read_body` and are then applied by the protocol core's
+//! engine (`scimgw_scim::patch`), shared with the gateway.
 
 mod jostle;
 mod joyn_fsm;
