@@ -13,7 +13,10 @@
 
 use serde_json::{Map, Value};
 
+use crate::adapter::Adapter;
+use crate::client::ScimClient;
 use crate::generic::filter_literal;
+use crate::outcome::DeliveryError;
 
 /// What one operation does (RFC 7644 §3.5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +109,42 @@ pub fn render(ops: &[PatchOp], dialect: Dialect) -> Value {
         Value::Object(out)
     };
     Value::Array(ops.iter().map(one).collect())
+}
+
+/// Brings the user `remote_id` at `client` to `payload` with one PATCH in `dialect` of the
+/// difference from `previous` (what it was last sent), or from its copy read back and seen
+/// through `adapter` when nothing was recorded. No request when nothing differs; a copy the app
+/// no longer has is [`DeliveryError::NotFound`].
+pub(crate) async fn patch_user<A: Adapter + ?Sized>(
+    adapter: &A,
+    client: &ScimClient,
+    remote_id: &str,
+    previous: Option<&Value>,
+    payload: &Value,
+    dialect: Dialect,
+) -> Result<(), DeliveryError> {
+    let read_back;
+    let previous = match previous {
+        Some(p) => p,
+        None => {
+            let copy = client
+                .get("Users", remote_id)
+                .await?
+                .ok_or_else(|| DeliveryError::NotFound { message: format!("the target has no user {remote_id}") })?;
+            read_back = adapter.payload_of_copy(&copy.as_object().cloned().unwrap_or_default());
+            &read_back
+        }
+    };
+    let ops = diff(previous, payload);
+    if ops.is_empty() {
+        return Ok(());
+    }
+    client.patch("Users", remote_id, render(&ops, dialect)).await.map(drop)
+}
+
+/// The operations of a deactivation: `replace active` with `false`.
+pub fn deactivation() -> Vec<PatchOp> {
+    vec![PatchOp { op: OpKind::Replace, path: "active".into(), value: Some(Value::Bool(false)) }]
 }
 
 /// Keys of a payload that are not attributes.

@@ -29,7 +29,7 @@ use scimgw_scim::value::get_ci;
 
 use crate::adapter::{Adapter, Capabilities, ReadBack, Remote, UserPage, Violation};
 use crate::client::ScimClient;
-use crate::diff::{Dialect, diff, render};
+use crate::diff::{Dialect, patch_user};
 use crate::outcome::DeliveryError;
 use crate::secret::Secret;
 use crate::target::TargetConfig;
@@ -275,23 +275,9 @@ impl Adapter for ScimAdapter {
             }
             return self.client.replace("Users", remote_id, &body).await.map(drop);
         }
-        let read_back;
-        let previous = match previous {
-            Some(p) => p,
-            None => {
-                let copy = self.client.get("Users", remote_id).await?.ok_or_else(|| DeliveryError::NotFound {
-                    message: format!("the target has no user {remote_id}"),
-                })?;
-                // The copy seen through the allow-list: what the app holds beyond it is not ours.
-                read_back = self.payload_of_copy(&copy.as_object().cloned().unwrap_or_default());
-                &read_back
-            }
-        };
-        let ops = diff(previous, payload);
-        if ops.is_empty() {
-            return Ok(());
-        }
-        self.client.patch("Users", remote_id, render(&ops, Dialect::Rfc)).await.map(drop)
+        // The copy, when read back, is seen through the allow-list (`translate`): what the app
+        // holds beyond it is not ours to diff.
+        patch_user(self, &self.client, remote_id, previous, payload, Dialect::Rfc).await
     }
 
     async fn deactivate(&self, remote_id: &str) -> Result<(), DeliveryError> {

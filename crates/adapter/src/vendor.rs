@@ -26,14 +26,14 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use scimgw_scim::schema::Schema;
 use scimgw_scim::value::get_ci;
 
 use crate::adapter::{Adapter, Capabilities, ReadBack, Remote, UserPage, Violation};
 use crate::client::ScimClient;
-use crate::diff::{Dialect, diff, render};
+use crate::diff::{Dialect, deactivation, patch_user, render};
 use crate::generic::filter_literal;
 use crate::outcome::DeliveryError;
 use crate::secret::Secret;
@@ -237,31 +237,11 @@ impl Adapter for TableAdapter {
     }
 
     async fn update(&self, remote_id: &str, previous: Option<&Value>, payload: &Value) -> Result<(), DeliveryError> {
-        let read_back;
-        let previous = match previous {
-            Some(p) => p,
-            None => {
-                let copy = self.client.get("Users", remote_id).await?.ok_or_else(|| DeliveryError::NotFound {
-                    message: format!("{} has no user {remote_id}", self.spec.vendor),
-                })?;
-                read_back = self.payload_of_copy(&copy.as_object().cloned().unwrap_or_default());
-                &read_back
-            }
-        };
-        let ops = diff(previous, payload);
-        if ops.is_empty() {
-            return Ok(());
-        }
-        self.client.patch("Users", remote_id, render(&ops, self.spec.dialect)).await.map(drop)
+        patch_user(self, &self.client, remote_id, previous, payload, self.spec.dialect).await
     }
 
     async fn deactivate(&self, remote_id: &str) -> Result<(), DeliveryError> {
-        let ops = json!([{"op": "replace", "path": "active", "value": false}]);
-        let ops = match self.spec.dialect {
-            Dialect::EntraLegacy => json!([{"op": "Replace", "path": "active", "value": false}]),
-            Dialect::Rfc => ops,
-        };
-        self.client.patch("Users", remote_id, ops).await.map(drop)
+        self.client.patch("Users", remote_id, render(&deactivation(), self.spec.dialect)).await.map(drop)
     }
 
     async fn delete(&self, remote_id: &str) -> Result<(), DeliveryError> {

@@ -506,6 +506,8 @@ impl Dispatcher {
             )));
         }
         let mut previous = previous.filter(|_| remote.is_some());
+        const LOST: &str = "re-created (the target had lost it)";
+        let mut lost = false;
         if remote.is_none() {
             target.pace().await;
             if let Some(found) = target.adapter.find(&user).await? {
@@ -523,7 +525,7 @@ impl Dispatcher {
                     previous = Some(target.adapter.payload_of_copy(&copy.as_object().cloned().unwrap_or_default()));
                 }
                 None => {
-                    how = "re-created (the target had lost it)";
+                    lost = true;
                     remote = None;
                 }
             }
@@ -534,16 +536,14 @@ impl Dispatcher {
                 match target.adapter.update(&rid, previous.as_ref(), &payload).await {
                     Ok(()) => rid,
                     Err(DeliveryError::NotFound { .. }) => {
-                        how = "re-created (the target had lost it)";
+                        how = LOST;
                         self.create(target, &user, &payload).await?
                     }
                     Err(e) => return Err(e),
                 }
             }
             None => {
-                if how != "re-created (the target had lost it)" {
-                    how = "created";
-                }
+                how = if lost { LOST } else { "created" };
                 self.create(target, &user, &payload).await?
             }
         };
