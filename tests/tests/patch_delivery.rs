@@ -292,3 +292,23 @@ async fn a_link_with_nothing_recorded_reads_the_copy_back(app: DeliveryApp) {
     assert!(link.delivered_payload.is_some_and(|p| p.contains("Smith")), "the update recorded what it sent");
 }
 both_backends_delivery!(a_link_with_nothing_recorded_reads_the_copy_back, super::jostle());
+
+/// A user disabled, then deleted, at a target that deactivates: the disable was the only request
+/// (the deprovisioning finds nothing that differs).
+async fn a_disabled_user_who_leaves_costs_no_second_request(app: DeliveryApp) {
+    let r = app.app.post(&app.token, "/Users", &entra_create()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert!(app.settled(WAIT).await);
+    let from = last_seq(&app);
+    change(&app, &id, "", json!([{"op": "Replace", "path": "active", "value": "False"}])).await;
+    one_patch(&writes_since(&app, from), "disable");
+    let from = last_seq(&app);
+    assert_eq!(app.app.delete(&app.token, &format!("/Users/{id}")).await.status, 204);
+    assert!(app.settled(WAIT).await);
+    assert!(app.sim().requests().iter().all(|r| r.seq <= from), "{:?}", app.sim().requests());
+    assert_eq!(app.sim().user_by_username("ann.lee@corp.example").unwrap()["active"], json!(false));
+    let link = app.app.store().link(&app.tenant_id, "jostle", scimgw_store::Kind::User, &id).unwrap().unwrap();
+    assert_eq!(link.state, "deactivated");
+}
+both_backends_delivery!(a_disabled_user_who_leaves_costs_no_second_request, super::jostle());

@@ -723,15 +723,16 @@ impl Dispatcher {
                 "deleted"
             }
             Deprovision::Deactivate if link.state == "active" => {
-                target.pace().await;
-                target.adapter.deactivate(&remote_id).await?;
+                let sent: Option<Value> = link.delivered_payload.as_deref().and_then(|p| serde_json::from_str(p).ok());
+                // A user disabled before leaving was sent `active: false` already: nothing differs.
+                let already_inactive = sent.as_ref().and_then(|p| p.get("active")) == Some(&Value::Bool(false));
+                if !already_inactive {
+                    target.pace().await;
+                    target.adapter.deactivate(&remote_id).await?;
+                }
                 link.state = "deactivated".into();
                 // The copy holds what it was sent, now inactive: a return diffs against that.
-                link.delivered_payload = link
-                    .delivered_payload
-                    .as_deref()
-                    .and_then(|p| serde_json::from_str::<Value>(p).ok())
-                    .map(|p| scimgw_adapter::diff::deactivated(&p).to_string());
+                link.delivered_payload = sent.map(|p| scimgw_adapter::diff::deactivated(&p).to_string());
                 "deactivated"
             }
             _ => return Ok(Converged::Done(format!("already {}", link.state))),
