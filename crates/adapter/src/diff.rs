@@ -248,8 +248,8 @@ fn element_paths(payload: &Value) -> Vec<String> {
     out
 }
 
-/// The payload a target holds after `ops` were applied to `previous`, as recorded for the next
-/// diff: `wanted` itself (the diff is exact), except that a deactivation changes `active` alone.
+/// What a target holds after a deactivation of a copy that was sent `previous`: the same with
+/// `active: false` (recorded for the next diff; after an update it is the payload itself).
 pub fn deactivated(previous: &Value) -> Value {
     let mut out = previous.clone();
     if let Some(o) = out.as_object_mut() {
