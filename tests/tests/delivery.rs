@@ -61,7 +61,7 @@ async fn lifecycle_reaches_each_target(app: DeliveryApp) {
         assert!(posts[0].path.ends_with("/Users"));
     }
 
-    // An update: the full allow-listed state goes out with PUT.
+    // An update: one PATCH of what changed goes out, never a PUT.
     let r = app
         .app
         .patch(
@@ -74,11 +74,18 @@ async fn lifecycle_reaches_each_target(app: DeliveryApp) {
     assert!(app.settled(WAIT).await);
     for sim in &app.sims {
         assert_eq!(sim.user_by_username("alice@example.com").unwrap()["name"]["givenName"], "Alicia");
-        assert!(sim.requests().iter().any(|r| r.method == "PUT"));
+        assert!(!sim.requests().iter().any(|r| r.method == "PUT"));
+        let last = sim.requests().into_iter().rev().find(|r| r.method != "GET").unwrap();
+        assert_eq!(last.method, "PATCH");
+        assert_eq!(
+            last.json().unwrap()["Operations"],
+            json!([{"op": "replace", "path": "name.givenName", "value": "Alicia"}]),
+            "only the change"
+        );
     }
 
-    // Deactivation: "everyone" gets active=false in its PUT; "active-only" sees the user leave its
-    // scope and deactivates it with a PATCH.
+    // Deactivation: "everyone" gets active=false in its PATCH; "active-only" sees the user leave
+    // its scope and deactivates it with a PATCH.
     let r = app
         .app
         .patch(

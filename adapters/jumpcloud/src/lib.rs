@@ -4,8 +4,9 @@
 //! import guide in `seeds/jumpcloud-entra-scim-import.txt`):
 //!
 //! - **Tenant URL**: must carry `?aadOptscim062020`; without it the directory supports creates
-//!   only. A target without the flag is a configuration error. Requests are RFC 7644-shaped
-//!   whatever dialect the IdP used (the gateway always speaks RFC 7644 to targets).
+//!   only. A target without the flag is a configuration error. Updates are one PATCH of the
+//!   difference in Entra's flagged dialect as far as it is RFC 7644 (lowercase `op`, one
+//!   operation per path, JSON booleans), whatever dialect the IdP used; never a PUT.
 //! - **username** (`userName`): required, at most 1024 characters, **not an email address**, and
 //!   "no special characters" — which the vendor does not define; we read it conservatively as
 //!   letters, digits, `.`, `-` and `_`. Its source is configurable, as the vendor advises mapping
@@ -141,6 +142,9 @@ pub fn spec(target: &TargetConfig) -> Result<VendorSpec, String> {
     Ok(VendorSpec {
         prepare: Some(prepare(from)),
         creates_inactive: false,
+        // The tenant URL carries aadOptscim062020 (checked above): Entra's flagged dialect, which
+        // the directory takes only RFC-shaped (VENDORS.md).
+        dialect: scimgw_adapter::diff::Dialect::Rfc,
         drop_reasons: vec![
             (
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",

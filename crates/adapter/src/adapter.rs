@@ -183,11 +183,28 @@ pub trait Adapter: Send + Sync + fmt::Debug {
         Err(DeliveryError::permanent(format!("the {} adapter cannot read users back", self.kind())))
     }
 
+    /// Whether [`Adapter::update`] sends the difference from a base (a PATCH) rather than the
+    /// whole payload: the dispatcher then reads the vendor's copy back (paced like any request)
+    /// when the link recorded nothing, and passes it as `previous`.
+    fn updates_by_diff(&self) -> bool {
+        false
+    }
+
+    /// The vendor's copy `copy` (as [`Adapter::read_user`] returns it) seen as a `translate`
+    /// payload: only what the adapter sends, shaped as it sends it. The base of a diff when the
+    /// link recorded nothing.
+    fn payload_of_copy(&self, copy: &Map<String, Value>) -> Value {
+        self.translate(copy).unwrap_or_else(|_| Value::Object(Map::new()))
+    }
+
     /// Creates the user at the vendor from `translate`'s payload.
     async fn create(&self, payload: &Value) -> Result<Remote, DeliveryError>;
 
-    /// Brings the vendor's copy `remote_id` to `payload` (a replace or a patch, as the vendor prefers).
-    async fn update(&self, remote_id: &str, payload: &Value) -> Result<(), DeliveryError>;
+    /// Brings the vendor's copy `remote_id` to `payload` (a `translate` result). `previous` is
+    /// what the vendor was last sent, when recorded: the base of a PATCH of the difference (no
+    /// request when there is none); `None` makes a patching adapter read the copy back first.
+    /// A copy the vendor no longer has is [`DeliveryError::NotFound`].
+    async fn update(&self, remote_id: &str, previous: Option<&Value>, payload: &Value) -> Result<(), DeliveryError>;
 
     /// Deactivates the vendor's copy.
     async fn deactivate(&self, remote_id: &str) -> Result<(), DeliveryError>;

@@ -8,11 +8,16 @@
 //! token_file = "/run/secrets/crm"
 //! attributes = ["userName", "active", "name.givenName", "name.familyName", "emails"]
 //! match_attribute = "userName"   # or "externalId": how an existing account is found and adopted
+//! update = "patch"               # or "put": how a change of a user is sent
 //! ```
 //!
-//! Users are created with `POST /Users`, updated with `PUT /Users/{id}` (the full allow-listed
-//! state: the dispatcher delivers states, not diffs), deactivated with a PATCH of `active`, and
-//! deleted with `DELETE`. With `groups = true`, groups go the same way to `/Groups`: found by
+//! Users are created with `POST /Users`, deactivated with a PATCH of `active`, and deleted with
+//! `DELETE`. A change is, by default (`update = "patch"`), one `PATCH /Users/{id}` of the
+//! difference between what the app was last sent and the allow-listed state it should now hold
+//! ([`crate::diff`], RFC 7644 shapes; no request when nothing changed; the app's copy read back
+//! once when nothing was recorded), so attributes outside the allow-list that only the app holds
+//! are never touched. `update = "put"` sends `PUT /Users/{id}` with the whole allow-listed state
+//! instead, for apps that do not implement PATCH. With `groups = true`, groups go the same way to `/Groups`: found by
 //! `displayName`, sent with `displayName`, `externalId` and their members as the app's ids.
 
 use std::sync::Arc;
@@ -24,6 +29,7 @@ use scimgw_scim::value::get_ci;
 
 use crate::adapter::{Adapter, Capabilities, ReadBack, Remote, UserPage, Violation};
 use crate::client::ScimClient;
+use crate::diff::{Dialect, patch_user};
 use crate::outcome::DeliveryError;
 use crate::secret::Secret;
 use crate::target::TargetConfig;
@@ -38,7 +44,7 @@ const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const DEFAULT_ATTRIBUTES: &[&str] = &["userName", "externalId", "active", "name", "displayName", "emails"];
 
 /// The adapter's own configuration keys.
-const OPTION_KEYS: &[&str] = &["attributes", "match_attribute", "groups"];
+const OPTION_KEYS: &[&str] = &["attributes", "match_attribute", "groups", "update"];
 
 /// A generic SCIM 2.0 target.
 #[derive(Debug)]
@@ -48,6 +54,16 @@ pub struct ScimAdapter {
     attributes: Vec<AttrPath>,
     match_attribute: MatchAttribute,
     groups: bool,
+    update: UpdateMode,
+}
+
+/// How a change of a user is sent (the `update` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpdateMode {
+    /// One PATCH of the difference (the default).
+    Patch,
+    /// A PUT of the whole allow-listed state.
+    Put,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,8 +132,13 @@ impl ScimAdapter {
             Some(Value::Bool(b)) => *b,
             Some(_) => return Err("groups must be true or false".into()),
         };
+        let update = match target.options.get("update").map(|v| v.as_str()) {
+            None | Some(Some("patch")) => UpdateMode::Patch,
+            Some(Some("put")) => UpdateMode::Put,
+            Some(_) => return Err("update must be \"patch\" or \"put\"".into()),
+        };
         let client = ScimClient::new(&target.base_url, token, target.client_options())?;
-        Ok(ScimAdapter { client, attributes, match_attribute, groups })
+        Ok(ScimAdapter { client, attributes, match_attribute, groups, update })
     }
 
     /// [`ScimAdapter::from_config`] as a registry constructor.
@@ -242,12 +263,21 @@ impl Adapter for ScimAdapter {
         remote_of(&self.client.create("Users", payload).await?)
     }
 
-    async fn update(&self, remote_id: &str, payload: &Value) -> Result<(), DeliveryError> {
-        let mut body = payload.clone();
-        if let Some(o) = body.as_object_mut() {
-            o.insert("id".into(), Value::from(remote_id));
+    fn updates_by_diff(&self) -> bool {
+        self.update == UpdateMode::Patch
+    }
+
+    async fn update(&self, remote_id: &str, previous: Option<&Value>, payload: &Value) -> Result<(), DeliveryError> {
+        if self.update == UpdateMode::Put {
+            let mut body = payload.clone();
+            if let Some(o) = body.as_object_mut() {
+                o.insert("id".into(), Value::from(remote_id));
+            }
+            return self.client.replace("Users", remote_id, &body).await.map(drop);
         }
-        self.client.replace("Users", remote_id, &body).await.map(drop)
+        // The copy, when read back, is seen through the allow-list (`translate`): what the app
+        // holds beyond it is not ours to diff.
+        patch_user(self, &self.client, remote_id, previous, payload, Dialect::Rfc).await
     }
 
     async fn deactivate(&self, remote_id: &str) -> Result<(), DeliveryError> {
@@ -374,6 +404,7 @@ mod tests {
             (json!({"attributes": ["userName", "a b"]}), "not an attribute path"),
             (json!({"match_attribute": "email"}), "match_attribute"),
             (json!({"groups": "yes"}), "groups must be"),
+            (json!({"update": "replace"}), "update must be"),
         ] {
             let err = ScimAdapter::from_config(&target(opts), Secret::new("t")).unwrap_err();
             assert!(err.contains(needle), "{err}");

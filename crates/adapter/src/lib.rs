@@ -20,6 +20,9 @@
 //! - [`generic::ScimAdapter`]: the `scim` kind, any SCIM 2.0 app with an allow-list of attributes.
 //! - [`Registry`]: `kind` → constructor; the gateway fills it with every adapter it links.
 //! - [`compare`]: what counts as drift between a vendor's copy and the payload (`reconcile`).
+//! - [`diff`]: the PATCH operations between what a target was sent and what it should hold, and
+//!   their shape in each dialect (RFC 7644, which is Entra's `aadOptscim062020` one as the
+//!   vendors take it, and Entra's legacy one).
 //!
 //! Nothing here touches the store: the dispatcher in the gateway owns outbox rows, links and
 //! retries, and calls adapters for single operations.
@@ -28,6 +31,7 @@ mod adapter;
 mod client;
 pub mod compare;
 mod connection;
+pub mod diff;
 pub mod generic;
 mod outcome;
 mod registry;

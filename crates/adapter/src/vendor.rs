@@ -1,17 +1,39 @@
 //! [`TableAdapter`]: an adapter for a vendor whose app is a SCIM 2.0 service provider and whose
 //! rules are an attribute [`Table`]. The vendor crates (`adapters/*`) are a table, a config
 //! struct and a few hooks on top of it.
+//!
+//! The vendors are documented only as targets of Entra ID's provisioning, so the adapter sends
+//! what Entra sends and nothing else: users found with `filter=userName eq`, created with POST,
+//! changed with **one PATCH** of the difference between what the app was last sent and what it
+//! should now hold ([`crate::diff`]; nothing at all when nothing changed), deactivated with
+//! `replace active false`, deleted with DELETE. Never a PUT: an app that refuses PUT would
+//! dead-letter every update, and one that treats it as a full replace would wipe what only it
+//! holds. When nothing was recorded (a link made before payloads were recorded, or one a
+//! reconcile repair cleared), the app's copy is read back once (`GET /Users/{id}`), projected
+//! onto the table, and diffed against that.
+//!
+//! Each vendor's PATCH is shaped in the Entra dialect its tenant URL selects ([`Dialect`]):
+//! Jostle and Joyn FSM in the legacy one (no `aadOptscim062020` on their URLs: capitalised
+//! `Add`/`Replace`/`Remove`, one operation per attribute path), JumpCloud, whose URL carries the
+//! flag, in the flagged one as far as it is RFC 7644 (lowercase `op`, one operation per path; not
+//! Entra's path-less `replace` with dotted keys, which is not RFC 7644 and which VENDORS.md says
+//! the directory refuses: it "speaks only the RFC-shaped PATCH"). Booleans go as JSON booleans in
+//! both: Entra's legacy `"False"` strings are a non-compliance its flag exists to fix, and the
+//! tables type `active` as boolean, so a string is not a value the table allows. The op-name case,
+//! which RFC 7644 does not make case-insensitive, is kept as Entra sends it to each app, since the
+//! apps are built and tested against Entra's requests.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use scimgw_scim::schema::Schema;
 use scimgw_scim::value::get_ci;
 
 use crate::adapter::{Adapter, Capabilities, ReadBack, Remote, UserPage, Violation};
 use crate::client::ScimClient;
+use crate::diff::{Dialect, deactivation, patch_user, render};
 use crate::generic::filter_literal;
 use crate::outcome::DeliveryError;
 use crate::secret::Secret;
@@ -40,6 +62,9 @@ pub struct VendorSpec {
     pub drop_reasons: Vec<(&'static str, &'static str)>,
     /// The extension schemas it defines.
     pub extension_schemas: fn() -> Vec<(Schema, &'static str)>,
+    /// The PATCH dialect of its updates: Entra's legacy one unless the tenant URL selects
+    /// `aadOptscim062020` ([`Dialect::Rfc`]).
+    pub dialect: Dialect,
 }
 
 impl std::fmt::Debug for VendorSpec {
@@ -72,13 +97,14 @@ impl VendorSpec {
             creates_inactive: true,
             drop_reasons: Vec::new(),
             extension_schemas,
+            dialect: Dialect::EntraLegacy,
         })
     }
 }
 
 /// An adapter driven by a [`VendorSpec`]: users only, matched by `userName`, created with POST,
-/// updated with PUT of the projected state, deactivated with an RFC 7644 PATCH of `active`,
-/// deleted with DELETE.
+/// updated with a PATCH of the difference, deactivated with a PATCH of `active`, deleted with
+/// DELETE.
 #[derive(Debug)]
 pub struct TableAdapter {
     spec: VendorSpec,
@@ -201,17 +227,21 @@ impl Adapter for TableAdapter {
         }
     }
 
-    async fn update(&self, remote_id: &str, payload: &Value) -> Result<(), DeliveryError> {
-        let mut body = payload.clone();
-        if let Some(o) = body.as_object_mut() {
-            o.insert("id".into(), Value::from(remote_id));
-        }
-        self.client.replace("Users", remote_id, &body).await.map(drop)
+    fn updates_by_diff(&self) -> bool {
+        true
+    }
+
+    fn payload_of_copy(&self, copy: &Map<String, Value>) -> Value {
+        // No `prepare`: the copy holds what was sent (a derived username), not the gateway's user.
+        Value::Object(self.spec.table.project(copy))
+    }
+
+    async fn update(&self, remote_id: &str, previous: Option<&Value>, payload: &Value) -> Result<(), DeliveryError> {
+        patch_user(self, &self.client, remote_id, previous, payload, self.spec.dialect).await
     }
 
     async fn deactivate(&self, remote_id: &str) -> Result<(), DeliveryError> {
-        let ops = json!([{"op": "replace", "path": "active", "value": false}]);
-        self.client.patch("Users", remote_id, ops).await.map(drop)
+        self.client.patch("Users", remote_id, render(&deactivation(), self.spec.dialect)).await.map(drop)
     }
 
     async fn delete(&self, remote_id: &str) -> Result<(), DeliveryError> {

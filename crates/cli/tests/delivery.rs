@@ -349,14 +349,30 @@ async fn status_counts_by_state_and_resync_sends_unchanged_users_again() {
     assert_eq!(status[0]["pending"], 3);
     assert!(status[0]["oldest_waiting_seconds"].as_i64().is_some());
 
-    let puts_before = sim.requests().iter().filter(|r| r.method == "PUT").count();
+    // A resync makes the gateway compare each user with the app's copy (read back by id) and send
+    // what differs: the copy edited inside the app gets one PATCH, the others nothing.
+    let drifted = sim.user_by_username("r0@example.com").unwrap();
+    let drifted_id = drifted["id"].as_str().unwrap().to_owned();
+    sim.edit_user(&drifted_id, json!([{"op": "replace", "path": "name.givenName", "value": "Drifted"}])).unwrap();
+    let seen = sim.requests().len();
+    let reads_by_id = |from: usize| {
+        sim.requests()
+            .iter()
+            .skip(from)
+            .filter(|r| r.method == "GET" && r.path.rsplit_once("/Users/").is_some_and(|(_, id)| !id.is_empty()))
+            .count()
+    };
     let mut serve = gw.serve().await;
     let resent = until(Duration::from_secs(20), || {
-        sim.requests().iter().filter(|r| r.method == "PUT").count() == puts_before + 3
+        reads_by_id(seen) == 3 && sim.requests().iter().skip(seen).any(|r| r.method == "PATCH")
     })
     .await;
     serve.kill();
-    assert!(resent, "unchanged users were sent again: {}", gw.log_text());
+    assert!(resent, "the users were compared with the app again: {}", gw.log_text());
+    let writes: Vec<_> = sim.requests().into_iter().skip(seen).filter(|r| r.method != "GET").collect();
+    assert_eq!(writes.len(), 1, "only the drifted copy is written: {writes:?}");
+    assert!(writes[0].path.ends_with(&drifted_id));
+    assert_eq!(sim.user(&drifted_id).unwrap()["name"]["givenName"], drifted["name"]["givenName"]);
     assert_eq!(sim.users().len(), 3, "re-sent, not duplicated");
     assert_eq!(gw.run(&["resync", "--tenant", "acme", "--target", "nope"]).status.code(), Some(1));
 }

@@ -6,7 +6,9 @@
 //! becomes a deprovision, and a retried or re-claimed row can never send stale data. The link
 //! (local id → remote id, last delivered version) makes it idempotent: a row whose version the
 //! target already has is done without a call, and a user with no link is looked up at the vendor
-//! and adopted before anything is created.
+//! and adopted before anything is created. The link also records the payload the target was last
+//! sent (on every create, update, adoption and deactivation), which an update diffs against: an
+//! adapter that patches sends only what changed, and nothing when nothing did.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -490,6 +492,10 @@ impl Dispatcher {
         let payload = target.adapter.translate(&user).map_err(|v| DeliveryError::permanent(v.to_string()))?;
 
         let mut remote = link.as_ref().and_then(|l| l.remote_id.clone());
+        // What the linked copy was last sent; unreadable text counts as nothing recorded (the
+        // adapter then reads the copy back).
+        let previous: Option<Value> =
+            link.as_ref().and_then(|l| l.delivered_payload.as_deref()).and_then(|p| serde_json::from_str(p).ok());
         let mut how = "updated";
         // An inactive user the target never had is not created there (JumpCloud): not even
         // looked up, so nothing reaches the app until the user is active.
@@ -499,31 +505,50 @@ impl Dispatcher {
                 target.adapter.kind()
             )));
         }
+        let mut previous = previous.filter(|_| remote.is_some());
+        const LOST: &str = "re-created (the target had lost it)";
+        let mut lost = false;
         if remote.is_none() {
             target.pace().await;
             if let Some(found) = target.adapter.find(&user).await? {
                 remote = Some(found.id);
                 how = "adopted";
+                previous = None;
+            }
+        }
+        // Nothing recorded for a patching adapter: read the copy back once, as a request of its
+        // own through the target's pace (a failed read retries the delivery like any failure).
+        if let Some(rid) = remote.as_ref().filter(|_| previous.is_none() && target.adapter.updates_by_diff()) {
+            target.pace().await;
+            match target.adapter.read_user(rid).await? {
+                Some(copy) => {
+                    previous = Some(target.adapter.payload_of_copy(&copy.as_object().cloned().unwrap_or_default()));
+                }
+                None => {
+                    lost = true;
+                    remote = None;
+                }
             }
         }
         let remote_id = match remote {
             Some(rid) => {
                 target.pace().await;
-                match target.adapter.update(&rid, &payload).await {
+                match target.adapter.update(&rid, previous.as_ref(), &payload).await {
                     Ok(()) => rid,
                     Err(DeliveryError::NotFound { .. }) => {
-                        how = "re-created (the target had lost it)";
+                        how = LOST;
                         self.create(target, &user, &payload).await?
                     }
                     Err(e) => return Err(e),
                 }
             }
             None => {
-                how = "created";
+                how = if lost { LOST } else { "created" };
                 self.create(target, &user, &payload).await?
             }
         };
-        let link = delivered(row, Kind::User, &remote_id, version);
+        let mut link = delivered(row, Kind::User, &remote_id, version);
+        link.delivered_payload = Some(payload.to_string());
         Ok(Converged::Linked(format!("{how} {remote_id} at version {version}"), link))
     }
 
@@ -663,7 +688,7 @@ impl Dispatcher {
                     DeliveryError::permanent(format!("the target reports a conflict but no match to adopt: {message}"))
                 })?;
                 target.pace().await;
-                target.adapter.update(&found.id, payload).await?;
+                target.adapter.update(&found.id, None, payload).await?;
                 Ok(found.id)
             }
             Err(e) => Err(e),
@@ -694,12 +719,20 @@ impl Dispatcher {
                 target.pace().await;
                 target.adapter.delete(&remote_id).await?;
                 link.state = "deleted".into();
+                link.delivered_payload = None;
                 "deleted"
             }
             Deprovision::Deactivate if link.state == "active" => {
-                target.pace().await;
-                target.adapter.deactivate(&remote_id).await?;
+                let sent: Option<Value> = link.delivered_payload.as_deref().and_then(|p| serde_json::from_str(p).ok());
+                // A user disabled before leaving was sent `active: false` already: nothing differs.
+                let already_inactive = sent.as_ref().and_then(|p| p.get("active")) == Some(&Value::Bool(false));
+                if !already_inactive {
+                    target.pace().await;
+                    target.adapter.deactivate(&remote_id).await?;
+                }
                 link.state = "deactivated".into();
+                // The copy holds what it was sent, now inactive: a return diffs against that.
+                link.delivered_payload = sent.map(|p| scimgw_adapter::diff::deactivated(&p).to_string());
                 "deactivated"
             }
             _ => return Ok(Converged::Done(format!("already {}", link.state))),
@@ -726,6 +759,7 @@ fn delivered(row: &Delivery, kind: Kind, remote_id: &str, version: i64) -> Link 
         state: "active".into(),
         last_error: None,
         updated_us: 0,
+        delivered_payload: None,
     }
 }
 

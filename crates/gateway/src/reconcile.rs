@@ -24,7 +24,9 @@
 //!
 //! A repair is never a write to the vendor from here: it is an outbox delivery
 //! ([`Store::queue_repairs`]), which the dispatcher runs with the target's rate limit, retries,
-//! attempt history and an audit event. Orphans are only deactivated when asked.
+//! attempt history and an audit event. Orphans are only deactivated when asked. A repair forgets
+//! the payload the link recorded, so the dispatcher's update takes the path of a link with nothing
+//! recorded: it reads the vendor's copy back and PATCHes the difference, which is the drift.
 //!
 //! Values (what the vendor holds, what was expected) are in the [`Report`]'s findings only: the
 //! caller decides where they go (`--json` to a file); the log gets counts.

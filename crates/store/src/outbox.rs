@@ -222,6 +222,10 @@ pub struct Link {
     pub last_error: Option<String>,
     /// When it last changed (microseconds since the epoch).
     pub updated_us: i64,
+    /// What the target was last sent (the adapter's translated payload, JSON text): the base an
+    /// update is diffed against. `None` when unknown (a link older than this column, or one a
+    /// reconcile repair or a resync cleared): the target's copy is read back instead.
+    pub delivered_payload: Option<String>,
 }
 
 #[derive(Queryable, Insertable, AsChangeset)]
@@ -236,6 +240,7 @@ struct LinkRow {
     state: String,
     last_error: Option<String>,
     updated_us: i64,
+    delivered_payload: Option<String>,
 }
 
 /// One line of [`Store::outbox_stats`].
@@ -674,7 +679,9 @@ impl Store {
                         .filter(links::resource_type.eq(kind.resource_type()))
                         .filter(links::local_id.eq_any(&ids)),
                 )
-                .set(links::delivered_version.eq(None::<i64>))
+                // The payload goes too: a resync is asked for when the target may differ from
+                // what it was sent, so the next update diffs against its copy, read back.
+                .set((links::delivered_version.eq(None::<i64>), links::delivered_payload.eq(None::<String>)))
                 .execute(c)?;
                 for (id, version) in chunk {
                     enqueue(c, tenant_id, kind, id, *version, &entry)?;
@@ -808,6 +815,7 @@ fn link_row(link: &Link, now: i64) -> LinkRow {
         state: link.state.clone(),
         last_error: link.last_error.clone(),
         updated_us: now,
+        delivered_payload: link.delivered_payload.clone(),
     }
 }
 
@@ -815,12 +823,12 @@ fn link_row(link: &Link, now: i64) -> LinkRow {
 /// runs on each engine.
 fn upsert_link(conn: &mut AnyConnection, row: &LinkRow) -> Result<(), StoreError> {
     struct Upsert;
-    let upsert = fixed::<Upsert, 9>(
+    let upsert = fixed::<Upsert, 10>(
         "INSERT INTO \"links\" (tenant_id, target, resource_type, local_id, remote_id, delivered_version, state, \
-         last_error, updated_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         last_error, updated_us, delivered_payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (tenant_id, target, resource_type, local_id) DO UPDATE SET remote_id = excluded.remote_id, \
          delivered_version = excluded.delivered_version, state = excluded.state, last_error = excluded.last_error, \
-         updated_us = excluded.updated_us",
+         updated_us = excluded.updated_us, delivered_payload = excluded.delivered_payload",
         [
             Val::Text(&row.tenant_id),
             Val::Text(&row.target),
@@ -831,6 +839,7 @@ fn upsert_link(conn: &mut AnyConnection, row: &LinkRow) -> Result<(), StoreError
             Val::Text(&row.state),
             Val::OptText(row.last_error.as_deref()),
             Val::Int(row.updated_us),
+            Val::OptText(row.delivered_payload.as_deref()),
         ],
     );
     on_inner!(conn, |c| upsert.execute(c))?;
@@ -849,6 +858,7 @@ impl From<LinkRow> for Link {
             state: r.state,
             last_error: r.last_error,
             updated_us: r.updated_us,
+            delivered_payload: r.delivered_payload,
         }
     }
 }

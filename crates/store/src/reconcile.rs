@@ -185,12 +185,20 @@ impl Store {
                                     .set((
                                         links::remote_id.eq(None::<String>),
                                         links::delivered_version.eq(None::<i64>),
+                                        links::delivered_payload.eq(None::<String>),
                                         links::updated_us.eq(now),
                                     ))
                                     .execute(c)?;
                             } else {
                                 diesel::update(link)
-                                    .set((links::delivered_version.eq(None::<i64>), links::updated_us.eq(now)))
+                                    // The vendor's copy drifted from what it was sent: forget
+                                    // the payload, so the update diffs against the copy itself
+                                    // (read back), and the PATCH repairs the drift.
+                                    .set((
+                                        links::delivered_version.eq(None::<i64>),
+                                        links::delivered_payload.eq(None::<String>),
+                                        links::updated_us.eq(now),
+                                    ))
                                     .execute(c)?;
                             }
                             (local_id.clone(), *version)
@@ -207,6 +215,7 @@ impl Store {
                             .set((
                                 links::state.eq("active"),
                                 links::delivered_version.eq(None::<i64>),
+                                links::delivered_payload.eq(None::<String>),
                                 links::updated_us.eq(now),
                             ))
                             .execute(c)?;

@@ -106,6 +106,7 @@ diesel::table! {
         state -> Text,
         last_error -> Nullable<Text>,
         updated_us -> BigInt,
+        delivered_payload -> Nullable<Text>,
     }
 }
 

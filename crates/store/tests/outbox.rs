@@ -178,6 +178,7 @@ fn links_are_written_and_replaced(store: &Store) {
         state: "active".into(),
         last_error: None,
         updated_us: 0,
+        delivered_payload: None,
     };
     store.put_link(&link).unwrap();
     link.delivered_version = Some(4);
@@ -188,6 +189,20 @@ fn links_are_written_and_replaced(store: &Store) {
         (got.remote_id.as_deref(), got.delivered_version, got.state.as_str()),
         (Some("r-9"), Some(4), "deactivated")
     );
+    assert_eq!(got.delivered_payload, None, "nothing recorded yet");
+    // The payload last delivered is written with the link, replaced by the next, and cleared by
+    // a resync (the target may differ from it: the next update reads the copy back).
+    link.delivered_payload = Some(r#"{"userName":"a@example.com","active":false}"#.into());
+    store.put_link(&link).unwrap();
+    let got = store.link(&t, "crm", Kind::User, "u1").unwrap().unwrap();
+    assert_eq!(got.delivered_payload, link.delivered_payload);
+    store.resync(&t, "crm", Kind::User, &[("u1".into(), 4)]).unwrap();
+    let got = store.link(&t, "crm", Kind::User, "u1").unwrap().unwrap();
+    assert_eq!((got.delivered_version, got.delivered_payload), (None, None));
+    link.delivered_payload = Some(r#"{"userName":"b@example.com"}"#.into());
+    store.put_link(&link).unwrap();
+    let got = store.link(&t, "crm", Kind::User, "u1").unwrap().unwrap();
+    assert_eq!(got.delivered_payload.as_deref(), Some(r#"{"userName":"b@example.com"}"#));
     assert!(store.link(&t, "hr", Kind::User, "u1").unwrap().is_none());
     link.target = "hr".into();
     link.remote_id = None;
@@ -209,6 +224,7 @@ fn a_finish_writes_its_link_with_it_even_after_losing_the_lease(store: &Store) {
         state: "active".into(),
         last_error: None,
         updated_us: 0,
+        delivered_payload: None,
     };
     let held = store.claim_deliveries("w", 10, Duration::from_millis(1)).unwrap().remove(0);
     std::thread::sleep(Duration::from_millis(5));
@@ -299,6 +315,7 @@ fn repairs_are_deliveries_with_audit_events(store: &Store) {
                 state: state.into(),
                 last_error: None,
                 updated_us: 0,
+                delivered_payload: None,
             })
             .unwrap();
     }

@@ -172,6 +172,13 @@ fn dispatch(
         }
         ([endpoint, id], "PUT") => {
             let kind = kind(endpoint)?;
+            if kind == Kind::User && !shared.profile.replaces_users() {
+                return Err(ScimError::new(
+                    405,
+                    None,
+                    "this app does not replace users: change them with PATCH (RFC 7644 §3.5.2)",
+                ));
+            }
             let value = read_json(req, body)?;
             let ctx = shared.ctx();
             Ok(ok(&shared.lock().store.replace(&ctx, kind, id, value)?))

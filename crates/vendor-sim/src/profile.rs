@@ -9,7 +9,10 @@
 //! The vendor profiles — [`JostleProfile`], [`JoynFsmProfile`], [`JumpCloudProfile`] — are
 //! written from `shared/VENDORS.md` and the vendor documents it digests, each rule with its source
 //! in the profile's module doc, and never from the gateway's adapters: they are the independent
-//! check that an adapter sends only what the real app would accept.
+//! check that an adapter sends only what the real app would accept. They refuse `PUT` of a user
+//! ([`Profile::replaces_users`]): Entra ID, the only client their documents describe, never sends
+//! one. PATCH bodies pass the profile's `read_body` and are then applied by the protocol core's
+//! engine (`scimgw_scim::patch`), shared with the gateway.
 
 mod jostle;
 mod joyn_fsm;
@@ -127,6 +130,14 @@ pub trait Profile: Send + Sync + Debug + 'static {
     /// Whether the app has a Group resource type. Without one, `/Groups` is a 404 and
     /// `/ResourceTypes` lists only User.
     fn supports_groups(&self) -> bool {
+        true
+    }
+
+    /// Whether `PUT /Users/{id}` is served. The vendor apps are documented only as targets of
+    /// Entra ID, which finds, creates (POST), changes (PATCH) and deletes users but never PUTs
+    /// one: their simulators answer a PUT with `405`, so an adapter that replaces fails a test
+    /// instead of failing at a real app that refuses PUT or treats it as a full replace.
+    fn replaces_users(&self) -> bool {
         true
     }
 

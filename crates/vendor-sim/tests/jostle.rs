@@ -100,7 +100,8 @@ async fn a_first_and_a_last_name_are_required_on_every_write() {
     let id = c.post("/Users", &smallest("ada")).await.body["id"].as_str().unwrap().to_owned();
     let mut replacement = smallest("ada");
     replacement.as_object_mut().unwrap().remove("name");
-    assert_invalid_value(&c.put(&format!("/Users/{id}"), &replacement).await, "name.givenName");
+    // Entra never PUTs a user, and neither may the gateway: refused whatever it carries.
+    assert_error(&c.put(&format!("/Users/{id}"), &replacement).await, StatusCode::METHOD_NOT_ALLOWED, None, "PATCH");
     let remove = patch_op(json!([{"op": "remove", "path": "name.familyName"}]));
     assert_invalid_value(&c.patch(&format!("/Users/{id}"), &remove).await, "name.familyName");
     assert_eq!(sim.user(&id).unwrap()["name"]["familyName"], "Lovelace", "a refused write changes nothing");
@@ -136,7 +137,8 @@ async fn users_are_updated_deactivated_and_deleted_without_any_url_flag() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body[JOSTLE_USER_SCHEMA]["alternateEmail1Label"], "Board 2");
     assert_eq!(r.body["active"], false);
-    assert_eq!(c.put(&format!("/Users/{id}"), &smallest("ada")).await.status, StatusCode::OK);
+    assert_eq!(c.put(&format!("/Users/{id}"), &smallest("ada")).await.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(sim.user(&id).unwrap()["active"], false, "a refused PUT changes nothing");
     assert_eq!(c.delete(&format!("/Users/{id}")).await.status, StatusCode::NO_CONTENT);
     assert!(sim.users().is_empty());
 }

@@ -5,6 +5,8 @@
 //!
 //! - **Users only** — "its `/ResourceTypes` has no Group": no `/Groups` (404), `/ResourceTypes`
 //!   lists User alone.
+//! - **No PUT of a user** — the app is documented only as a target of Entra ID, which changes
+//!   users with PATCH and never PUTs one: `PUT /Users/{id}` is `405`.
 //! - **Filters** — "`userName` (the only attribute Jostle supports in filters)": only
 //!   `userName eq "…"`; anything else is `400 invalidFilter`.
 //! - **Attributes** — the ten of the table: `userName`, `active`, `name.givenName`,
@@ -78,6 +80,11 @@ impl Profile for JostleProfile {
     }
 
     fn supports_groups(&self) -> bool {
+        false
+    }
+
+    fn replaces_users(&self) -> bool {
+        // Only Entra's requests are documented: it never PUTs a user.
         false
     }
 

@@ -5,6 +5,8 @@
 //! "Required by Joyn FSM" column):
 //!
 //! - **Users only** — "no groups documented": no `/Groups` (404), `/ResourceTypes` lists User alone.
+//! - **No PUT of a user** — the app is documented only as a target of Entra ID, which changes
+//!   users with PATCH and never PUTs one: `PUT /Users/{id}` is `405`.
 //! - **Filters** — "`userName` (the only filterable attribute)": only `userName eq "…"`; anything
 //!   else is `400 invalidFilter`.
 //! - **Required** — "`userName` **and** `emails[type eq "work"].value`. A user without a work email
@@ -80,6 +82,11 @@ impl Profile for JoynFsmProfile {
     }
 
     fn supports_groups(&self) -> bool {
+        false
+    }
+
+    fn replaces_users(&self) -> bool {
+        // Only Entra's requests are documented: it never PUTs a user.
         false
     }
 

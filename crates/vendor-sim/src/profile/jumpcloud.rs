@@ -42,7 +42,8 @@
 //!   directory's users": `409 uniqueness`.
 //! - **Inactive users** — "If a user is inactive in the source application, the user will not be
 //!   created": a create with `active: false` is `400 invalidValue`, which catches a gateway that
-//!   creates one. An existing user may be deactivated (`PUT`/`PATCH`). Pre-seeded users follow the
+//!   creates one. An existing user may be deactivated (`PATCH`; `PUT` of a user is refused by
+//!   every vendor profile, as Entra never sends one). Pre-seeded users follow the
 //!   same rule: seed an active user, then deactivate it over HTTP.
 
 use scimgw_scim::ScimError;
@@ -92,6 +93,11 @@ impl Profile for JumpCloudProfile {
     }
 
     fn supports_groups(&self) -> bool {
+        false
+    }
+
+    fn replaces_users(&self) -> bool {
+        // Only Entra's requests are documented: it never PUTs a user.
         false
     }
 

@@ -1,0 +1,1 @@
+ALTER TABLE links DROP COLUMN delivered_payload;
