@@ -217,14 +217,14 @@ impl Plan {
             views.push((part, schema(state, part.kind)?));
         }
         let mut resources = Vec::with_capacity(found.resources.len());
-        for r in &found.resources {
+        for r in found.resources {
             let (part, schema) = views.iter().find(|(part, _)| part.kind == r.kind).ok_or_else(|| {
                 ApiError::Store(scimgw_store::StoreError::Internal(format!(
                     "the store answered a {} to a query of other types",
                     r.kind.resource_type()
                 )))
             })?;
-            resources.push(Value::Object(part.projection.apply(schema, &r.to_scim(Some(&base)))));
+            resources.push(Value::Object(part.projection.apply_owned(schema, r.into_scim(Some(&base)))));
         }
         json_response(req, StatusCode::OK, &ListResponse::new(resources, found.total, self.page.start_index))
     }
@@ -389,7 +389,7 @@ pub(crate) async fn get(
             return Ok(HttpResponse::NotModified().insert_header((header::ETAG, resource.etag())).finish());
         }
     }
-    respond_with(&req, &state, &schema, &projection, &resource, StatusCode::OK)
+    respond_with(&req, &state, &schema, &projection, resource, StatusCode::OK)
 }
 
 /// The audit event's "who": the request's key and id.
@@ -439,8 +439,8 @@ pub(crate) async fn create(
         }
         _ => created,
     };
-    let mut resp = respond_with(&req, &state, &schema, &projection, &created, StatusCode::CREATED)?;
     let location = kind.location(&base_url(&req, &state), &created.id);
+    let mut resp = respond_with(&req, &state, &schema, &projection, created, StatusCode::CREATED)?;
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
@@ -501,7 +501,7 @@ pub(crate) async fn replace(
     }
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, changed = updated.changed, "replaced");
     let resource = reload_members_if_needed(&state, &principal, kind, &projection, &schema, updated.resource).await?;
-    respond_with(&req, &state, &schema, &projection, &resource, StatusCode::OK)
+    respond_with(&req, &state, &schema, &projection, resource, StatusCode::OK)
 }
 
 pub(crate) async fn patch(
@@ -566,7 +566,7 @@ pub(crate) async fn patch(
         return Ok(HttpResponse::NoContent().insert_header((header::ETAG, updated.resource.etag())).finish());
     }
     let resource = reload_members_if_needed(&state, &principal, kind, &projection, &schema, updated.resource).await?;
-    respond_with(&req, &state, &schema, &projection, &resource, StatusCode::OK)
+    respond_with(&req, &state, &schema, &projection, resource, StatusCode::OK)
 }
 
 pub(crate) async fn delete(
@@ -631,13 +631,15 @@ fn respond_with(
     state: &AppState,
     schema: &ResourceSchema<'_>,
     projection: &Projection,
-    resource: &Resource,
+    resource: Resource,
     status: StatusCode,
 ) -> Result<HttpResponse, ApiError> {
     let base = base_url(req, state);
-    let body = projection.apply(schema, &resource.to_scim(Some(&base)));
+    let etag = resource.etag();
+    // Moved, not copied, into the body: a group's members may be 100,000.
+    let body = projection.apply_owned(schema, resource.into_scim(Some(&base)));
     let mut resp = json_response(req, status, &body)?;
-    if let Ok(v) = HeaderValue::from_str(&resource.etag()) {
+    if let Ok(v) = HeaderValue::from_str(&etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     Ok(resp)

@@ -13,7 +13,7 @@ use crate::schema::{group_members, groups, users};
 /// PostgreSQL's 65,535 bind parameters.
 pub(crate) const CHUNK: usize = 500;
 
-/// The member rows of one group, joined with the member's own row (a user's or a group's) for
+/// The member rows of a group, joined with the member's own row (a user's or a group's) for
 /// what the member is and its name. LEFT JOINs on both tables' primary keys: one statement for
 /// the whole group, never one per member. A macro because diesel's type for the joined query is
 /// unwieldy to name; `load` and `load_many` add their own group condition and order.
@@ -29,23 +29,31 @@ macro_rules! joined_members {
                     .on(groups::tenant_id.eq(group_members::tenant_id).and(groups::id.eq(group_members::member_id))),
             )
             .filter(group_members::tenant_id.eq($tenant_id))
-            .select((
-                group_members::group_id,
-                group_members::member_id,
-                group_members::member_type,
-                users::user_name.nullable(),
-                users::display_name.nullable(),
-                groups::display_name.nullable(),
-            ))
+    };
+}
+
+/// The columns of [`JoinedMemberRow`].
+macro_rules! member_columns {
+    () => {
+        (
+            group_members::member_id,
+            group_members::member_type,
+            users::user_name.nullable(),
+            users::display_name.nullable(),
+            groups::display_name.nullable(),
+        )
     };
 }
 
 /// The members of one group, ordered by value, each with its type and display name.
 pub(crate) fn load(c: &mut AnyConnection, tenant_id: &str, group_id: &str) -> QueryResult<Vec<Member>> {
-    let rows = joined_members!(tenant_id)
+    // On the engine's own connection: the rows come straight from its cursor, not through the
+    // connection enum's row type (a seventh of the time of reading 100,000 members).
+    let rows = on_inner!(c, |c| joined_members!(tenant_id)
         .filter(group_members::group_id.eq(group_id))
         .order(group_members::member_id)
-        .load::<JoinedMemberRow>(c)?;
+        .select(member_columns!())
+        .load::<JoinedMemberRow>(c))?;
     Ok(rows.into_iter().map(to_member).collect())
 }
 
@@ -58,12 +66,13 @@ pub(crate) fn load_many(
 ) -> QueryResult<HashMap<String, Vec<Member>>> {
     let mut out: HashMap<String, Vec<Member>> = HashMap::new();
     for chunk in group_ids.chunks(CHUNK) {
-        let rows = joined_members!(tenant_id)
+        let rows = on_inner!(c, |c| joined_members!(tenant_id)
             .filter(group_members::group_id.eq_any(chunk))
             .order((group_members::group_id, group_members::member_id))
-            .load::<JoinedMemberRow>(c)?;
-        for row in rows {
-            out.entry(row.group_id.clone()).or_default().push(to_member(row));
+            .select((group_members::group_id, member_columns!()))
+            .load::<(String, JoinedMemberRow)>(c))?;
+        for (group_id, row) in rows {
+            out.entry(group_id).or_default().push(to_member(row));
         }
     }
     Ok(out)

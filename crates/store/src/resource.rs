@@ -44,7 +44,13 @@ impl Kind {
     /// `base` being the service's base URL (`https://host/scim/v2`). The one place that builds a
     /// resource's URL: `meta.location`, a member's `$ref` and a create's `Location` header.
     pub fn location(self, base: &str, id: &str) -> String {
-        format!("{}/{}/{id}", base.trim_end_matches('/'), self.endpoint())
+        // Pushed, not `format!`ted: a group's GET builds one for each of its members.
+        let (base, endpoint) = (base.trim_end_matches('/'), self.endpoint());
+        let mut url = String::with_capacity(base.len() + endpoint.len() + id.len() + 2);
+        for part in [base, "/", endpoint, "/", id] {
+            url.push_str(part);
+        }
+        url
     }
 }
 
@@ -81,17 +87,22 @@ impl Member {
     /// `{"value", "$ref", "type", "display"}`, each but `value` only when known; `$ref` is the
     /// member's location under `base` (see [`Kind::location`]).
     pub fn to_json(&self, base: Option<&str>) -> Value {
+        self.clone().into_json(base)
+    }
+
+    /// [`Member::to_json`], moving the member's strings into the JSON.
+    pub fn into_json(self, base: Option<&str>) -> Value {
         let mut m = Map::new();
-        m.insert("value".into(), Value::String(self.value.clone()));
-        if let Some(t) = &self.r#type {
-            if let (Some(base), Some(kind)) = (base, Kind::from_resource_type(t)) {
+        if let Some(t) = self.r#type {
+            if let (Some(base), Some(kind)) = (base, Kind::from_resource_type(&t)) {
                 m.insert("$ref".into(), Value::String(kind.location(base, &self.value)));
             }
-            m.insert("type".into(), Value::String(t.clone()));
+            m.insert("type".into(), Value::String(t));
         }
-        if let Some(d) = &self.display {
-            m.insert("display".into(), Value::String(d.clone()));
+        if let Some(d) = self.display {
+            m.insert("display".into(), Value::String(d));
         }
+        m.insert("value".into(), Value::String(self.value));
         Value::Object(m)
     }
 }
@@ -135,26 +146,29 @@ impl Resource {
     /// ([`Kind::location`]). `base` is the service's base URL (`https://host/scim/v2`); without
     /// one there is no `location` and no member `$ref`.
     pub fn to_scim(&self, base: Option<&str>) -> Map<String, Value> {
-        let mut out = Map::with_capacity(self.body.len() + 3);
-        if let Some(schemas) = self.body.get("schemas") {
-            out.insert("schemas".into(), schemas.clone());
-        }
-        out.insert("id".into(), Value::String(self.id.clone()));
-        for (key, value) in &self.body {
-            if !matches!(key.as_str(), "schemas" | "id" | "meta" | "members") {
-                out.insert(key.clone(), value.clone());
-            }
-        }
-        if let Some(members) = self.members.as_ref().filter(|m| !m.is_empty()) {
-            out.insert("members".into(), Value::Array(members.iter().map(|m| m.to_json(base)).collect()));
-        }
-        let mut meta = Map::with_capacity(5);
+        self.clone().into_scim(base)
+    }
+
+    /// [`Resource::to_scim`], moving the body and the members into the JSON: for a response,
+    /// where a group's members would otherwise be copied once more.
+    pub fn into_scim(self, base: Option<&str>) -> Map<String, Value> {
+        let mut meta = Map::new();
         meta.insert("resourceType".into(), Value::String(self.kind.resource_type().into()));
         meta.insert("created".into(), Value::String(rfc3339_ms(self.created)));
         meta.insert("lastModified".into(), Value::String(rfc3339_ms(self.last_modified)));
         meta.insert("version".into(), Value::String(self.etag()));
         if let Some(base) = base {
             meta.insert("location".into(), Value::String(self.kind.location(base, &self.id)));
+        }
+        let mut out = Map::new();
+        for (key, value) in self.body {
+            if !matches!(key.as_str(), "id" | "meta" | "members") {
+                out.insert(key, value);
+            }
+        }
+        out.insert("id".into(), Value::String(self.id));
+        if let Some(members) = self.members.filter(|m| !m.is_empty()) {
+            out.insert("members".into(), Value::Array(members.into_iter().map(|m| m.into_json(base)).collect()));
         }
         out.insert("meta".into(), Value::Object(meta));
         out

@@ -100,7 +100,6 @@ impl GroupColumns {
 /// NULL otherwise).
 #[derive(Debug, Clone, Queryable)]
 pub(crate) struct JoinedMemberRow {
-    pub group_id: String,
     pub member_id: String,
     pub member_type: Option<String>,
     pub user_name: Option<String>,
