@@ -5,7 +5,8 @@
 //! Scenarios: `create`, `filter`, `get`, `patch` (single-request workloads on users the tool creates
 //! first, outside the measurement); `entra-initial` (per user: a `userName eq` lookup, then a POST;
 //! then a PATCH pass); `entra-incremental` (on a populated store: PATCHes, disables and re-enables,
-//! deletes); `okta` (lookup then POST per user; then GET + PUT). Several comma-separated tokens
+//! deletes); `okta` (lookup then POST per user; then GET + PUT); `group-get` (GET of one group
+//! whose members are the users created first). Several comma-separated tokens
 //! spread the users over that many tenants. Runs are bounded by `--requests` and `--seconds`. Only
 //! loopback base URLs are accepted: this is a benchmark, not a stress test of someone's server.
 
@@ -48,6 +49,10 @@ enum Scenario {
     /// GET /healthz on the same server: no store, no authentication. The ceiling of this tool and
     /// the HTTP stack together, to read the other figures against.
     Ceiling,
+    /// GET /Groups/{id} of one group whose members are the `--users` users created first (added
+    /// by PATCHes of 1,000 members, as Entra batches them; not measured). Each answer is read
+    /// whole: every member's `value`, `$ref`, `type` and `display`.
+    GroupGet,
 }
 
 /// Load for a SCIM 2.0 endpoint on loopback.
@@ -66,6 +71,10 @@ struct Args {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Requests in flight at once while creating the users of a `filter`/`get`/`patch`/`mixed`/
+    /// `group-get` run (not measured); `--concurrency` when not given.
+    #[arg(long)]
+    setup_concurrency: Option<usize>,
     /// Users to create before a `filter`/`get`/`patch` run, or to provision in `entra-initial`.
     #[arg(long, default_value_t = 1000)]
     users: u64,
@@ -343,10 +352,49 @@ impl Load {
         self.send_as(kind, req, tenant, false).await
     }
 
+    /// POST /Groups of an empty group; its id.
+    async fn create_group(&self, kind: &'static str, name: &str) -> Option<String> {
+        let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name});
+        let req = Req { method: Method::POST, path: format!("{}/Groups", self.prefix), body: Some(body.to_string()) };
+        self.send(kind, req, 0).await.and_then(|v| v["id"].as_str().map(str::to_owned))
+    }
+
+    /// PATCH /Groups/{id} adding `ids` as members, in Entra's shape.
+    async fn add_members(&self, kind: &'static str, group: &str, ids: &[&str]) -> Option<Value> {
+        let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Add", "path": "members", "value": members}]
+        });
+        let req = Req {
+            method: Method::PATCH,
+            path: format!("{}/Groups/{group}", self.prefix),
+            body: Some(body.to_string()),
+        };
+        self.send_as(kind, req, 0, false).await
+    }
+
+    async fn get_group(&self, kind: &'static str, group: &str) -> Option<Value> {
+        let req = Req { method: Method::GET, path: format!("{}/Groups/{group}", self.prefix), body: None };
+        self.send_as(kind, req, 0, false).await
+    }
+
     /// GET /healthz at the base URL's origin.
     async fn healthz(&self, kind: &'static str) -> Option<Value> {
         self.send_as(kind, Req { method: Method::GET, path: "/healthz".into(), body: None }, 0, false).await
     }
+}
+
+/// A group of the first tenant whose members are that tenant's users among `ids`, added 1,000
+/// per PATCH; its id.
+async fn group_of(load: &Load, ids: &[(String, usize)]) -> anyhow::Result<String> {
+    let members: Vec<&str> = ids.iter().filter(|(_, t)| *t == 0).map(|(id, _)| id.as_str()).collect();
+    eprintln!("creating a group of {} members (not measured)…", members.len());
+    let group = load.create_group("setup", &format!("load-{}", load.run)).await.context("creating the group")?;
+    for chunk in members.chunks(1000) {
+        load.add_members("setup", &group, chunk).await.context("adding members to the group")?;
+    }
+    Ok(group)
 }
 
 /// Runs `work(n)` for n = 0, 1, … on `concurrency` tasks until `requests` or `deadline`.
@@ -459,15 +507,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         run,
     });
     let mut ids: Vec<(String, usize)> = Vec::new();
+    let mut group: Option<String> = None;
     let _ = RATE.set(args.rate);
     if matches!(
         args.scenario,
-        Scenario::Filter | Scenario::Get | Scenario::Patch | Scenario::EntraIncremental | Scenario::Mixed
+        Scenario::Filter
+            | Scenario::Get
+            | Scenario::Patch
+            | Scenario::EntraIncremental
+            | Scenario::Mixed
+            | Scenario::GroupGet
     ) {
         eprintln!("creating {} users (not measured)…", args.users);
         let created = Arc::new(Mutex::new(Vec::new()));
         let (l, c) = (load.clone(), created.clone());
-        drive(args.concurrency, args.users, Instant::now() + Duration::from_secs(3600), move |n| {
+        let setup = args.setup_concurrency.unwrap_or(args.concurrency);
+        drive(setup, args.users, Instant::now() + Duration::from_secs(3600), move |n| {
             let (l, c) = (l.clone(), c.clone());
             async move {
                 if let Some(id) = l.create("setup", n).await {
@@ -477,16 +532,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })
         .await;
         ids = std::mem::take(&mut *created.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-        load.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         if ids.is_empty() {
             bail!("no user could be created: check the URL and the token(s)");
         }
+        if args.scenario == Scenario::GroupGet {
+            group = Some(group_of(&load, &ids).await?);
+        }
+        load.kinds.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
     let ids = Arc::new(ids);
     let users = args.users.max(1);
     // The measured part starts now: set-up is not counted against --seconds.
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let (done, elapsed) = match args.scenario {
+        Scenario::GroupGet => {
+            let (l, group) = (load.clone(), Arc::new(group.unwrap_or_default()));
+            drive(args.concurrency, args.requests, deadline, move |_| {
+                let (l, group) = (l.clone(), group.clone());
+                async move {
+                    l.get_group("GET /Groups/{id}", &group).await;
+                }
+            })
+            .await
+        }
         Scenario::Ceiling => {
             let l = load.clone();
             drive(args.concurrency, args.requests, deadline, move |_| {

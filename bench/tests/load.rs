@@ -115,6 +115,24 @@ async fn paced_mixed_traffic_and_the_ceiling() {
     assert_eq!(ceiling["kinds"][0]["ok"], 30, "{ceiling}");
 }
 
+/// The group workload: one group with every user created first as a member (more than one
+/// PATCH's worth), read whole and each read counted.
+#[actix_web::test]
+async fn the_group_workload_reads_one_group_of_every_user() {
+    let app = std::sync::Arc::new(TestApp::spawn(Backend::Sqlite).await.unwrap());
+    let token = app.token("bench");
+    let (a, t) = (app.clone(), token.clone());
+    let report = tokio::task::spawn_blocking(move || {
+        run(&a, &t, &["--scenario", "group-get", "--users", "1005", "--requests", "5", "--concurrency", "2"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(report["kinds"][0]["kind"], "GET /Groups/{id}", "{report}");
+    assert_eq!(report["kinds"][0]["ok"], 5, "{report}");
+    let groups = app.get(&token, "/Groups").await;
+    assert_eq!(groups.body["Resources"][0]["members"].as_array().map(Vec::len), Some(1005));
+}
+
 /// With `--sim`, the tool waits for the outbox to drain and finds every acknowledged state in the
 /// simulator's log: creates by email, PATCHes by their new givenName.
 #[actix_web::test]

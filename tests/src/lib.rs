@@ -296,6 +296,13 @@ impl TestApp {
         r.body
     }
 
+    /// A group member as a GET shows it (RFC 7643 §4.2): `value`, `$ref` (where it lives on this
+    /// gateway), `type` (`User` or `Group`) and `display`.
+    pub fn member(&self, r#type: &str, id: &str, display: &str) -> Value {
+        let endpoint = if r#type == "Group" { "Groups" } else { "Users" };
+        serde_json::json!({"value": id, "$ref": self.url(&format!("/{endpoint}/{id}")), "type": r#type, "display": display})
+    }
+
     /// The member ids of a group, sorted, as a GET returns them.
     pub async fn member_ids(&self, token: &str, group_id: &str) -> Vec<String> {
         let r = self.get(token, &format!("/Groups/{group_id}")).await;

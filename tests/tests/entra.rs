@@ -555,7 +555,7 @@ async fn group_patch_add_records_the_member_type(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let r = app.get(&token, &format!("/Groups/{gid2}")).await;
-    assert_eq!(r.body["members"], json!([{"value": uid, "type": "User"}]), "{}", r.text);
+    assert_eq!(r.body["members"], json!([app.member("User", &uid, "typed@contoso.com")]), "{}", r.text);
     // Path-less add and replace of members (Okta) record it too.
     let r = app
         .patch(
@@ -566,7 +566,7 @@ async fn group_patch_add_records_the_member_type(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let r = app.get(&token, &format!("/Groups/{gid2}")).await;
-    assert_eq!(r.body["members"], json!([{"value": inner, "type": "Group"}]), "{}", r.text);
+    assert_eq!(r.body["members"], json!([app.member("Group", &inner, "Inner")]), "{}", r.text);
 }
 both_backends!(group_patch_add_records_the_member_type);
 
@@ -592,7 +592,7 @@ async fn group_patch_answers_with_the_group_when_asked(app: TestApp) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(r.body["members"], json!([{"value": uid, "type": "User"}]), "{}", r.text);
+    assert_eq!(r.body["members"], json!([app.member("User", &uid, "asked@contoso.com")]), "{}", r.text);
     assert!(r.body.get("displayName").is_none(), "attributes=members returns only members (and id): {}", r.text);
 }
 both_backends!(group_patch_answers_with_the_group_when_asked);
@@ -619,7 +619,7 @@ async fn member_operations_the_fast_path_does_not_cover_still_work(app: TestApp)
     let r = app.get(&token, &format!("/Groups/{gid}")).await;
     let mut members = r.body["members"].as_array().unwrap().clone();
     members.sort_by_key(|m| m["value"].as_str().unwrap().to_owned());
-    let mut expected = vec![json!({"value": u1, "type": "User"}), json!({"value": u2, "type": "User"})];
+    let mut expected = vec![app.member("User", &u1, "one@contoso.com"), app.member("User", &u2, "two@contoso.com")];
     expected.sort_by_key(|m| m["value"].as_str().unwrap().to_owned());
     assert_eq!(members, expected, "{}", r.text);
 }

@@ -260,7 +260,7 @@ async fn group_push(app: TestApp) {
         .put(&token, &path, &json!({"schemas":[GROUP_URN],"id":gid,"displayName":"Eng","members":[{"value":users[0]}]}))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(r.body["members"], json!([{"value": users[0], "type": "User"}]), "{}", r.text);
+    assert_eq!(r.body["members"], json!([app.member("User", &users[0], "push0@example.com")]), "{}", r.text);
     assert_eq!(app.member_ids(&token, &gid).await, vec![users[0].clone()]);
     // A PUT without members empties the group.
     let r = app.put(&token, &path, &json!({"schemas":[GROUP_URN],"displayName":"Eng"})).await;

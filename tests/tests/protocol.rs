@@ -1,5 +1,6 @@
 //! Protocol details every client relies on: lenient query strings, paging limits, sorting,
-//! attribute projection, media types, ETags, discovery, and the size limit of indexed values.
+//! attribute projection, media types, ETags, discovery, the size limit of indexed values, and
+//! group members as RFC 7643 §4.2 shows them.
 #![expect(clippy::unwrap_used, reason = "a test: a panic is the failure report")]
 
 use reqwest::{Method, StatusCode};
@@ -179,7 +180,7 @@ async fn attributes_and_excluded_attributes_shape_every_response(app: TestApp) {
     assert!(r.body.get("members").is_none(), "{}", r.text);
     assert_eq!(r.body["displayName"], "Shaped");
     let r = app.get(&token, &format!("/Groups?attributes=members&filter={}", enc("displayName eq \"Shaped\""))).await;
-    assert_eq!(r.resources()[0]["members"], json!([{"value": id, "type": "User"}]), "{}", r.text);
+    assert_eq!(r.resources()[0]["members"], json!([app.member("User", &id, "Shape")]), "{}", r.text);
     assert!(r.resources()[0].get("displayName").is_none(), "{}", r.text);
 }
 both_backends!(attributes_and_excluded_attributes_shape_every_response);
@@ -520,3 +521,144 @@ async fn tens_of_thousands_of_member_ids_in_one_patch_are_handled(app: TestApp) 
     assert_eq!(app.member_ids(&token, &gid).await.len(), 30);
 }
 both_backends!(tens_of_thousands_of_member_ids_in_one_patch_are_handled);
+
+/// Sorts members as the gateway returns them: by `value`.
+fn by_value(mut members: Vec<Value>) -> Value {
+    members.sort_by_key(|m| m["value"].as_str().unwrap().to_owned());
+    Value::Array(members)
+}
+
+async fn group_members_carry_value_ref_type_and_display(app: TestApp) {
+    let token = app.token("proto");
+    let named = json!({"schemas":[USER_URN],"userName":"ann@example.com","displayName":"Ann Example"});
+    let ann = app.post(&token, "/Users", &named).await.id();
+    let bob = app.create_user(&token, "bob@example.com").await["id"].as_str().unwrap().to_owned();
+    let inner = app.create_group(&token, "Inner", &[&bob]).await["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(
+            &token,
+            "/Groups",
+            &json!({"schemas":[GROUP_URN],"displayName":"Outer","members":[{"value": ann},{"value": bob},{"value": inner}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let gid = r.id();
+    let expected = by_value(vec![
+        app.member("User", &ann, "Ann Example"),
+        app.member("User", &bob, "bob@example.com"),
+        app.member("Group", &inner, "Inner"),
+    ]);
+    assert_eq!(r.body["members"], expected, "the create's answer: displayName, else userName; a group's displayName");
+    let r = app.get(&token, &format!("/Groups/{gid}")).await;
+    assert_eq!(r.body["members"], expected, "{}", r.text);
+
+    // Each $ref is where that member is read, as its meta.location says.
+    for m in expected.as_array().unwrap() {
+        let url = m["$ref"].as_str().unwrap();
+        let member = TestApp::read(app.client.get(url).bearer_auth(&token).send().await.unwrap()).await;
+        assert_eq!(member.status, StatusCode::OK, "GET {url}: {}", member.text);
+        assert_eq!(member.body["id"], m["value"]);
+        assert_eq!(member.body["meta"]["location"], m["$ref"]);
+        assert_eq!(member.body["meta"]["resourceType"], m["type"]);
+    }
+
+    // Lists of several groups name each group's members, and so does a search.
+    let r = app.get(&token, "/Groups").await;
+    assert_eq!(r.total(), 2, "{}", r.text);
+    let of = |r: &scimgw_e2e::Reply, id: &str| {
+        r.resources().iter().find(|g| g["id"] == id).map(|g| g["members"].clone()).unwrap()
+    };
+    assert_eq!(of(&r, &gid), expected, "{}", r.text);
+    assert_eq!(of(&r, &inner), json!([app.member("User", &bob, "bob@example.com")]), "{}", r.text);
+    let r = app.post(&token, "/Groups/.search", &json!({"filter": "displayName eq \"Outer\""})).await;
+    assert_eq!(r.resources()[0]["members"], expected, "{}", r.text);
+    // A filter on a member's display name is evaluated on what the join read.
+    let r = app.get(&token, &format!("/Groups?filter={}", enc("members.display eq \"Ann Example\""))).await;
+    assert_eq!((r.total(), r.resources()[0]["id"].clone()), (1, json!(gid)), "{}", r.text);
+
+    // excludedAttributes=members: none, on a read and in a list.
+    let r = app.get(&token, &format!("/Groups/{gid}?excludedAttributes=members")).await;
+    assert!(r.body.get("members").is_none(), "{}", r.text);
+    let r = app.get(&token, "/Groups?excludedAttributes=members").await;
+    assert!(r.resources().iter().all(|g| g.get("members").is_none()), "{}", r.text);
+
+    // Projections of the sub-attributes keep only those, member by member.
+    let only = |key: &str| -> Value {
+        expected.as_array().unwrap().iter().map(|m| json!({ key: m[key] })).collect::<Vec<_>>().into()
+    };
+    let r = app.get(&token, &format!("/Groups/{gid}?attributes=members.display")).await;
+    assert_eq!(r.body["members"], only("display"), "{}", r.text);
+    assert!(r.body.get("displayName").is_none(), "{}", r.text);
+    let r = app.get(&token, &format!("/Groups/{gid}?attributes=members.value")).await;
+    assert_eq!(r.body["members"], only("value"), "{}", r.text);
+    let r = app.get(&token, &format!("/Groups/{gid}?excludedAttributes=members.display")).await;
+    assert!(
+        r.body["members"].as_array().unwrap().iter().all(|m| m.get("display").is_none() && m.get("$ref").is_some())
+    );
+}
+both_backends!(group_members_carry_value_ref_type_and_display);
+
+async fn a_put_echoing_a_groups_members_keeps_them(app: TestApp) {
+    // Okta updates a group by PUT with the members it read, display and $ref included.
+    let token = app.token("proto");
+    let ann = app.create_user(&token, "ann@example.com").await["id"].as_str().unwrap().to_owned();
+    let inner = app.create_group(&token, "Inner", &[]).await["id"].as_str().unwrap().to_owned();
+    let gid = app.create_group(&token, "Echo", &[&ann, &inner]).await["id"].as_str().unwrap().to_owned();
+    let path = format!("/Groups/{gid}");
+    let read = app.get(&token, &path).await;
+    assert!(
+        read.body["members"].as_array().unwrap().iter().all(|m| m.get("$ref").is_some() && m.get("display").is_some())
+    );
+
+    let r = app.put(&token, &path, &read.body).await;
+    assert_eq!(r.status, StatusCode::OK, "the GET's own body is a valid PUT: {}", r.text);
+    assert_eq!(r.body["members"], read.body["members"], "{}", r.text);
+    assert_eq!(r.header("etag"), read.header("etag"), "the same members: no new version");
+
+    let mut renamed = read.body.clone();
+    renamed["displayName"] = json!("Echoed");
+    // A client's own idea of display and $ref is ignored, not stored.
+    renamed["members"][0]["display"] = json!("someone else");
+    renamed["members"][0]["$ref"] = json!("https://elsewhere.example.com/Users/x");
+    let r = app.put(&token, &path, &renamed).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["displayName"], "Echoed");
+    assert_eq!(r.body["members"], read.body["members"], "{}", r.text);
+    assert_eq!(app.get(&token, &path).await.body["members"], read.body["members"]);
+}
+both_backends!(a_put_echoing_a_groups_members_keeps_them);
+
+async fn a_renamed_member_shows_its_new_name_in_the_group(app: TestApp) {
+    let token = app.token("proto");
+    let ann = app.create_user(&token, "ann@example.com").await["id"].as_str().unwrap().to_owned();
+    let gid = app.create_group(&token, "Named", &[&ann]).await["id"].as_str().unwrap().to_owned();
+    let display = |r: &scimgw_e2e::Reply| r.body["members"][0]["display"].clone();
+    assert_eq!(display(&app.get(&token, &format!("/Groups/{gid}")).await), "ann@example.com");
+
+    let set = patch_op(json!([{"op":"replace","path":"displayName","value":"Ann Example"}]));
+    assert!(app.patch(&token, &format!("/Users/{ann}"), &set).await.status.is_success());
+    assert_eq!(display(&app.get(&token, &format!("/Groups/{gid}")).await), "Ann Example");
+    let set = patch_op(json!([{"op":"replace","path":"userName","value":"ann.example@example.com"}]));
+    assert!(app.patch(&token, &format!("/Users/{ann}"), &set).await.status.is_success());
+    assert_eq!(display(&app.get(&token, &format!("/Groups/{gid}")).await), "Ann Example", "displayName first");
+    let unset = patch_op(json!([{"op":"remove","path":"displayName"}]));
+    assert!(app.patch(&token, &format!("/Users/{ann}"), &unset).await.status.is_success());
+    assert_eq!(display(&app.get(&token, &format!("/Groups/{gid}")).await), "ann.example@example.com");
+}
+both_backends!(a_renamed_member_shows_its_new_name_in_the_group);
+
+async fn member_refs_and_locations_use_the_public_url(app: TestApp) {
+    let token = app.token("proto");
+    let ann = app.create_user(&token, "ann@example.com").await["id"].as_str().unwrap().to_owned();
+    let r = app
+        .post(&token, "/Groups", &json!({"schemas":[GROUP_URN],"displayName":"Public","members":[{"value": ann}]}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let gid = r.id();
+    assert_eq!(r.header("location"), Some(format!("https://scim.example.com/scim/v2/Groups/{gid}").as_str()));
+    assert_eq!(r.body["meta"]["location"], format!("https://scim.example.com/scim/v2/Groups/{gid}"));
+    assert_eq!(r.body["members"][0]["$ref"], format!("https://scim.example.com/scim/v2/Users/{ann}"));
+}
+both_backends!(member_refs_and_locations_use_the_public_url, |c: &mut scimgw_e2e::Config| {
+    c.public_url = Some("https://scim.example.com/scim/v2/".into());
+});

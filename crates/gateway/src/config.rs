@@ -24,7 +24,8 @@ pub struct Config {
     /// Path prefix of the SCIM API, e.g. `/scim/v2`.
     pub base_path: String,
     /// The externally visible URL of `base_path` (e.g. `https://scim.example.com/scim/v2`), used
-    /// in `meta.location` and `Location`. Unset: derived from each request's scheme and Host.
+    /// in `meta.location`, group members' `$ref` and `Location`. Unset: derived from each
+    /// request's scheme and Host.
     pub public_url: Option<String>,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,

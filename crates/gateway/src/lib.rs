@@ -118,7 +118,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let base = state.config.base_path().to_owned();
     cfg.app_data(state);
     for kind in [Kind::User, Kind::Group] {
-        let plural = resources::endpoint(kind);
+        let plural = kind.endpoint();
         cfg.service(
             web::resource(format!("{base}/{plural}"))
                 .route(web::get().to(move |r, p, s| resources::list(r, p, s, kind)))

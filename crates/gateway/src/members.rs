@@ -37,7 +37,7 @@ pub(crate) fn parse_members(value: &Value) -> Result<Vec<Member>, ScimError> {
         };
         if seen.insert(id.to_owned()) {
             let r#type = item.get("type").and_then(Value::as_str).map(str::to_owned);
-            out.push(Member { value: id.to_owned(), r#type });
+            out.push(Member { value: id.to_owned(), r#type, display: None });
         }
     }
     Ok(out)
@@ -284,7 +284,7 @@ fn collect_member_values(value: Option<&Value>, out: &mut Vec<Member>) {
     };
     for c in candidates {
         if let Some(id) = c.get("value").and_then(Value::as_str) {
-            out.push(Member { value: id.to_owned(), r#type: None });
+            out.push(Member::new(id));
         }
     }
 }
@@ -300,13 +300,9 @@ fn apply_whole(
     let old: Vec<Member> = current.members.clone().unwrap_or_default();
     let mut doc: Map<String, Value> = current.body.clone();
     if !old.is_empty() {
-        let list: Vec<Value> = old
-            .iter()
-            .map(|m| match &m.r#type {
-                Some(t) => json!({"value": m.value, "type": t}),
-                None => json!({"value": m.value}),
-            })
-            .collect();
+        // As a GET shows them (without `$ref`), so that a filter on `display` finds them too; the
+        // engine drops `display` from what it returns (readOnly).
+        let list: Vec<Value> = old.iter().map(|m| m.to_json(None)).collect();
         doc.insert("members".into(), Value::Array(list));
     }
     let out = apply_patch(schema, &doc, request)?;
@@ -324,8 +320,16 @@ fn apply_whole(
     let added: Vec<Member> = new
         .iter()
         .filter(|m| !old_ids.contains(m.value.as_str()))
-        .map(|m| Member { value: m.value.clone(), r#type: types.get(&m.value).cloned().or_else(|| m.r#type.clone()) })
+        .map(|m| Member {
+            value: m.value.clone(),
+            r#type: types.get(&m.value).cloned().or_else(|| m.r#type.clone()),
+            display: None,
+        })
         .collect();
+    if removed.is_empty() && added.is_empty() && body == current.body {
+        // The engine saw a change only because it dropped the members' readOnly `display`.
+        return Ok(Change::Unchanged);
+    }
     let mut members = Vec::new();
     if !removed.is_empty() {
         members.push(MembersChange::Remove(removed));

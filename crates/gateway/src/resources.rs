@@ -25,14 +25,6 @@ use crate::{limits, members};
 
 type Data = web::Data<AppState>;
 
-/// The endpoint of a resource type.
-pub(crate) fn endpoint(kind: Kind) -> &'static str {
-    match kind {
-        Kind::User => "Users",
-        Kind::Group => "Groups",
-    }
-}
-
 fn schema(state: &AppState, kind: Kind) -> Result<ResourceSchema<'_>, ApiError> {
     state.registry.resource(kind.resource_type()).ok_or_else(|| {
         ApiError::Store(scimgw_store::StoreError::Internal(format!(
@@ -42,13 +34,15 @@ fn schema(state: &AppState, kind: Kind) -> Result<ResourceSchema<'_>, ApiError> 
     })
 }
 
-/// `https://host/scim/v2/Users`: the prefix of every `meta.location` of this kind.
-fn location_base(req: &HttpRequest, state: &AppState, kind: Kind) -> String {
+/// `https://host/scim/v2`: the service's base URL, under which [`Kind::location`] places every
+/// resource (`meta.location`, a member's `$ref`, a create's `Location`). The configured
+/// `public_url`, else the request's own scheme and host with the base path.
+fn base_url(req: &HttpRequest, state: &AppState) -> String {
     match &state.config.public_url {
-        Some(url) => format!("{}/{}", url.trim_end_matches('/'), endpoint(kind)),
+        Some(url) => url.trim_end_matches('/').to_owned(),
         None => {
             let ci = req.connection_info();
-            format!("{}://{}{}/{}", ci.scheme(), ci.host(), state.config.base_path(), endpoint(kind))
+            format!("{}://{}{}", ci.scheme(), ci.host(), state.config.base_path())
         }
     }
 }
@@ -217,19 +211,20 @@ impl Plan {
 
     /// The ListResponse of a page: each resource projected as its own type asks.
     fn respond(&self, req: &HttpRequest, state: &AppState, found: QueryPage) -> Result<HttpResponse, ApiError> {
+        let base = base_url(req, state);
         let mut views = Vec::with_capacity(self.parts.len());
         for part in &self.parts {
-            views.push((part, schema(state, part.kind)?, location_base(req, state, part.kind)));
+            views.push((part, schema(state, part.kind)?));
         }
         let mut resources = Vec::with_capacity(found.resources.len());
-        for r in &found.resources {
-            let (part, schema, base) = views.iter().find(|(part, ..)| part.kind == r.kind).ok_or_else(|| {
+        for r in found.resources {
+            let (part, schema) = views.iter().find(|(part, _)| part.kind == r.kind).ok_or_else(|| {
                 ApiError::Store(scimgw_store::StoreError::Internal(format!(
                     "the store answered a {} to a query of other types",
                     r.kind.resource_type()
                 )))
             })?;
-            resources.push(Value::Object(part.projection.apply(schema, &r.to_scim(Some(base.as_str())))));
+            resources.push(Value::Object(part.projection.apply_owned(schema, r.into_scim(Some(&base)))));
         }
         json_response(req, StatusCode::OK, &ListResponse::new(resources, found.total, self.page.start_index))
     }
@@ -394,7 +389,7 @@ pub(crate) async fn get(
             return Ok(HttpResponse::NotModified().insert_header((header::ETAG, resource.etag())).finish());
         }
     }
-    respond_with(&req, &state, &schema, &projection, kind, &resource, StatusCode::OK)
+    respond_with(&req, &state, &schema, &projection, resource, StatusCode::OK)
 }
 
 /// The audit event's "who": the request's key and id.
@@ -436,8 +431,16 @@ pub(crate) async fn create(
         state.wake.notify_one();
     }
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %created.id, "created");
-    let mut resp = respond_with(&req, &state, &schema, &projection, kind, &created, StatusCode::CREATED)?;
-    let location = format!("{}/{}", location_base(&req, &state, kind), created.id);
+    // The store answers a create with the members as given; what each is called is read back.
+    let created = match &created.members {
+        Some(members) if !members.is_empty() => {
+            let unread = Resource { members: None, ..created };
+            reload_members_if_needed(&state, &principal, kind, &projection, &schema, unread).await?
+        }
+        _ => created,
+    };
+    let location = kind.location(&base_url(&req, &state), &created.id);
+    let mut resp = respond_with(&req, &state, &schema, &projection, created, StatusCode::CREATED)?;
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
@@ -498,7 +501,7 @@ pub(crate) async fn replace(
     }
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %id, changed = updated.changed, "replaced");
     let resource = reload_members_if_needed(&state, &principal, kind, &projection, &schema, updated.resource).await?;
-    respond_with(&req, &state, &schema, &projection, kind, &resource, StatusCode::OK)
+    respond_with(&req, &state, &schema, &projection, resource, StatusCode::OK)
 }
 
 pub(crate) async fn patch(
@@ -563,7 +566,7 @@ pub(crate) async fn patch(
         return Ok(HttpResponse::NoContent().insert_header((header::ETAG, updated.resource.etag())).finish());
     }
     let resource = reload_members_if_needed(&state, &principal, kind, &projection, &schema, updated.resource).await?;
-    respond_with(&req, &state, &schema, &projection, kind, &resource, StatusCode::OK)
+    respond_with(&req, &state, &schema, &projection, resource, StatusCode::OK)
 }
 
 pub(crate) async fn delete(
@@ -605,7 +608,7 @@ fn has_targets(state: &AppState, principal: &Principal) -> bool {
 }
 
 /// Groups returned after a write carry their members only when the projection wants them;
-/// the store's update does not load them, so fetch them here.
+/// the store's update does not load them (nor names a create's), so read them here.
 async fn reload_members_if_needed(
     state: &Data,
     principal: &Principal,
@@ -628,14 +631,15 @@ fn respond_with(
     state: &AppState,
     schema: &ResourceSchema<'_>,
     projection: &Projection,
-    kind: Kind,
-    resource: &Resource,
+    resource: Resource,
     status: StatusCode,
 ) -> Result<HttpResponse, ApiError> {
-    let base = location_base(req, state, kind);
-    let body = projection.apply(schema, &resource.to_scim(Some(&base)));
+    let base = base_url(req, state);
+    let etag = resource.etag();
+    // Moved, not copied, into the body: a group's members may be 100,000.
+    let body = projection.apply_owned(schema, resource.into_scim(Some(&base)));
     let mut resp = json_response(req, status, &body)?;
-    if let Ok(v) = HeaderValue::from_str(&resource.etag()) {
+    if let Ok(v) = HeaderValue::from_str(&etag) {
         resp.headers_mut().insert(header::ETAG, v);
     }
     Ok(resp)

@@ -96,6 +96,37 @@ impl Projection {
         included && !excluded
     }
 
+    /// [`Projection::apply`] on a resource the caller gives up: every core attribute returned
+    /// whole is moved, not copied. A group's 100,000 members are then neither cloned nor
+    /// dropped twice (the copy was a sixth of the gateway's time to answer with them).
+    pub fn apply_owned(&self, schema: &ResourceSchema<'_>, resource: Map<String, Value>) -> Map<String, Value> {
+        let mut out = Map::new();
+        for (key, value) in resource {
+            let core = (!key.eq_ignore_ascii_case("schemas") && !key.contains(':'))
+                .then(|| schema.resolve(None, &key, None))
+                .flatten()
+                .filter(|_| schema.extension(&key).is_none());
+            let Some(resolved) = core else {
+                // `schemas`, extensions and what no schema names: small, and as `apply` does.
+                let one = Map::from_iter([(key, value)]);
+                out.extend(self.apply(schema, &one));
+                continue;
+            };
+            let attr = resolved.attribute;
+            let inc = self.include.as_ref().map(|s| s.child(&attr.name));
+            let exc = self.exclude.as_ref().and_then(|s| s.child(&attr.name));
+            let kept = match keep(attr, inc, exc) {
+                Keep::Nothing => None,
+                Keep::Whole => Some(value),
+                Keep::Parts => project_attribute(attr, &value, inc, exc),
+            };
+            if let Some(v) = kept {
+                out.insert(key, v);
+            }
+        }
+        out
+    }
+
     /// Applies the projection to a full resource (with `id`, `meta`, `schemas`).
     pub fn apply(&self, schema: &ResourceSchema<'_>, resource: &Map<String, Value>) -> Map<String, Value> {
         let mut out = Map::with_capacity(resource.len());
@@ -170,24 +201,43 @@ fn project_opaque(value: &Value, inc: Option<Option<&Sel>>, exc: Option<&Sel>) -
     (!kept.is_empty()).then_some(Value::Object(kept))
 }
 
+/// How much of an attribute a projection returns.
+enum Keep {
+    Nothing,
+    Whole,
+    /// Some of its sub-attributes: [`project_attribute`] picks them.
+    Parts,
+}
+
 /// `inc`: `None` when no `attributes` list was given, `Some(None)` when it was given and does not
 /// name this attribute, `Some(Some(sel))` when it does.
-fn project_attribute(attr: &Attribute, value: &Value, inc: Option<Option<&Sel>>, exc: Option<&Sel>) -> Option<Value> {
+fn keep(attr: &Attribute, inc: Option<Option<&Sel>>, exc: Option<&Sel>) -> Keep {
     match attr.returned {
-        Returned::Never => return None,
-        Returned::Always => return Some(value.clone()),
-        Returned::Request if !matches!(inc, Some(Some(_))) => return None,
-        Returned::Default if matches!(inc, Some(None)) => return None,
+        Returned::Never => return Keep::Nothing,
+        Returned::Always => return Keep::Whole,
+        Returned::Request if !matches!(inc, Some(Some(_))) => return Keep::Nothing,
+        Returned::Default if matches!(inc, Some(None)) => return Keep::Nothing,
         Returned::Default | Returned::Request => {}
     }
     if matches!(exc, Some(Sel::All)) {
-        return None;
+        return Keep::Nothing;
+    }
+    let whole = matches!(inc.flatten(), None | Some(Sel::All)) && exc.is_none();
+    if attr.ty != AttrType::Complex || (whole && attr.sub_attributes.iter().all(|s| s.returned == Returned::Default)) {
+        return Keep::Whole;
+    }
+    Keep::Parts
+}
+
+/// The part of `value` the projection returns (see [`keep`] for `inc` and `exc`).
+fn project_attribute(attr: &Attribute, value: &Value, inc: Option<Option<&Sel>>, exc: Option<&Sel>) -> Option<Value> {
+    match keep(attr, inc, exc) {
+        Keep::Nothing => return None,
+        Keep::Whole => return Some(value.clone()),
+        Keep::Parts => {}
     }
     let inc_sel = inc.flatten();
     let whole = matches!(inc_sel, None | Some(Sel::All)) && exc.is_none();
-    if attr.ty != AttrType::Complex || (whole && attr.sub_attributes.iter().all(|s| s.returned == Returned::Default)) {
-        return Some(value.clone());
-    }
     let project_obj = |obj: &Map<String, Value>| -> Map<String, Value> {
         let mut kept = Map::new();
         for (k, v) in obj {
@@ -311,7 +361,10 @@ mod tests {
         let schema = reg.resource("User").unwrap();
         let a: Vec<String> = attrs.iter().map(|s| (*s).to_owned()).collect();
         let e: Vec<String> = excluded.iter().map(|s| (*s).to_owned()).collect();
-        Value::Object(Projection::parse(&schema, &a, &e).unwrap().apply(&schema, &user()))
+        let p = Projection::parse(&schema, &a, &e).unwrap();
+        let copied = p.apply(&schema, &user());
+        assert_eq!(p.apply_owned(&schema, user()), copied, "moving gives what copying gives");
+        Value::Object(copied)
     }
 
     #[test]
@@ -322,6 +375,7 @@ mod tests {
         let schema = reg.resource("User").unwrap();
         let out = Projection::default().apply(&schema, &u);
         assert!(!out.contains_key("password"));
+        assert_eq!(Projection::default().apply_owned(&schema, u.clone()), out);
         assert_eq!(Value::Object(out), Value::Object(user()));
     }
 
@@ -395,7 +449,9 @@ mod tests {
                 &exc.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
             )
             .unwrap();
-            Value::Object(p.apply(&schema, &resource))
+            let copied = p.apply(&schema, &resource);
+            assert_eq!(p.apply_owned(&schema, resource.clone()), copied, "moving gives what copying gives");
+            Value::Object(copied)
         };
         assert_eq!(run(&[], &[])[custom], json!({"costCode":"C-1","badge":"7"}));
         assert_eq!(run(&[&format!("{custom}:costCode")], &[])[custom], json!({"costCode":"C-1"}));

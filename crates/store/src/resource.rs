@@ -22,35 +22,87 @@ impl Kind {
             Kind::Group => "Group",
         }
     }
+
+    /// The kind a SCIM resource type name names (`User`, `Group`; exact, as the store writes them).
+    pub fn from_resource_type(name: &str) -> Option<Kind> {
+        match name {
+            "User" => Some(Kind::User),
+            "Group" => Some(Kind::Group),
+            _ => None,
+        }
+    }
+
+    /// The endpoint of the resource type under the service's base URL: `Users` or `Groups`.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Kind::User => "Users",
+            Kind::Group => "Groups",
+        }
+    }
+
+    /// Where the resource `id` of this kind lives: `{base}/Users/{id}` or `{base}/Groups/{id}`,
+    /// `base` being the service's base URL (`https://host/scim/v2`). The one place that builds a
+    /// resource's URL: `meta.location`, a member's `$ref` and a create's `Location` header.
+    pub fn location(self, base: &str, id: &str) -> String {
+        // Pushed, not `format!`ted: a group's GET builds one for each of its members.
+        let (base, endpoint) = (base.trim_end_matches('/'), self.endpoint());
+        let mut url = String::with_capacity(base.len() + endpoint.len() + id.len() + 2);
+        for part in [base, "/", endpoint, "/", id] {
+            url.push_str(part);
+        }
+        url
+    }
 }
 
-/// One member of a group: a user's or a group's id, and optionally which of the two it is.
+/// One member of a group: a user's or a group's id, which of the two it is, and its name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Member {
     /// The member's id.
     pub value: String,
-    /// `User` or `Group`, as the client sent it (RFC 7643 §4.2), if it did.
+    /// `User` or `Group` (RFC 7643 §4.2). Read from the store: what the member is, found by its
+    /// id (the stored type when the id names nothing any more). Written: as the caller says.
     pub r#type: Option<String>,
+    /// The member's name as read from its own row: a user's `displayName`, else its `userName`;
+    /// a group's `displayName`. Filled in by reads only; ignored by writes (readOnly, RFC 7643
+    /// §4.2), so it is never stale.
+    pub display: Option<String>,
 }
 
 impl Member {
     /// A member without a type.
     pub fn new(value: impl Into<String>) -> Self {
-        Self { value: value.into(), r#type: None }
+        Self { value: value.into(), r#type: None, display: None }
     }
 
     /// A member with a type.
     pub fn typed(value: impl Into<String>, ty: impl Into<String>) -> Self {
-        Self { value: value.into(), r#type: Some(ty.into()) }
+        Self { value: value.into(), r#type: Some(ty.into()), display: None }
     }
 
-    /// `{"value": …, "type": …}`, `type` only when known.
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::with_capacity(2);
-        m.insert("value".into(), Value::String(self.value.clone()));
-        if let Some(t) = &self.r#type {
-            m.insert("type".into(), Value::String(t.clone()));
+    /// This member with a display name.
+    pub fn with_display(self, display: impl Into<String>) -> Self {
+        Self { display: Some(display.into()), ..self }
+    }
+
+    /// `{"value", "$ref", "type", "display"}`, each but `value` only when known; `$ref` is the
+    /// member's location under `base` (see [`Kind::location`]).
+    pub fn to_json(&self, base: Option<&str>) -> Value {
+        self.clone().into_json(base)
+    }
+
+    /// [`Member::to_json`], moving the member's strings into the JSON.
+    pub fn into_json(self, base: Option<&str>) -> Value {
+        let mut m = Map::new();
+        if let Some(t) = self.r#type {
+            if let (Some(base), Some(kind)) = (base, Kind::from_resource_type(&t)) {
+                m.insert("$ref".into(), Value::String(kind.location(base, &self.value)));
+            }
+            m.insert("type".into(), Value::String(t));
         }
+        if let Some(d) = self.display {
+            m.insert("display".into(), Value::String(d));
+        }
+        m.insert("value".into(), Value::String(self.value));
         Value::Object(m)
     }
 }
@@ -89,30 +141,34 @@ pub struct Resource {
 
 impl Resource {
     /// The SCIM representation: `schemas`, `id`, the body's attributes, `members` (groups, when
-    /// loaded and not empty), then `meta` with `resourceType`, `created`, `lastModified` (RFC 3339,
-    /// milliseconds, `Z`), `version` (`W/"<version>"`) and `location` (`{location_base}/{id}`) when
-    /// a base is given.
-    pub fn to_scim(&self, location_base: Option<&str>) -> Map<String, Value> {
-        let mut out = Map::with_capacity(self.body.len() + 3);
-        if let Some(schemas) = self.body.get("schemas") {
-            out.insert("schemas".into(), schemas.clone());
-        }
-        out.insert("id".into(), Value::String(self.id.clone()));
-        for (key, value) in &self.body {
-            if !matches!(key.as_str(), "schemas" | "id" | "meta" | "members") {
-                out.insert(key.clone(), value.clone());
-            }
-        }
-        if let Some(members) = self.members.as_ref().filter(|m| !m.is_empty()) {
-            out.insert("members".into(), Value::Array(members.iter().map(Member::to_json).collect()));
-        }
-        let mut meta = Map::with_capacity(5);
+    /// loaded and not empty; see [`Member::to_json`]), then `meta` with `resourceType`, `created`,
+    /// `lastModified` (RFC 3339, milliseconds, `Z`), `version` (`W/"<version>"`) and `location`
+    /// ([`Kind::location`]). `base` is the service's base URL (`https://host/scim/v2`); without
+    /// one there is no `location` and no member `$ref`.
+    pub fn to_scim(&self, base: Option<&str>) -> Map<String, Value> {
+        self.clone().into_scim(base)
+    }
+
+    /// [`Resource::to_scim`], moving the body and the members into the JSON: for a response,
+    /// where a group's members would otherwise be copied once more.
+    pub fn into_scim(self, base: Option<&str>) -> Map<String, Value> {
+        let mut meta = Map::new();
         meta.insert("resourceType".into(), Value::String(self.kind.resource_type().into()));
         meta.insert("created".into(), Value::String(rfc3339_ms(self.created)));
         meta.insert("lastModified".into(), Value::String(rfc3339_ms(self.last_modified)));
         meta.insert("version".into(), Value::String(self.etag()));
-        if let Some(base) = location_base {
-            meta.insert("location".into(), Value::String(format!("{}/{}", base.trim_end_matches('/'), self.id)));
+        if let Some(base) = base {
+            meta.insert("location".into(), Value::String(self.kind.location(base, &self.id)));
+        }
+        let mut out = Map::new();
+        for (key, value) in self.body {
+            if !matches!(key.as_str(), "id" | "meta" | "members") {
+                out.insert(key, value);
+            }
+        }
+        out.insert("id".into(), Value::String(self.id));
+        if let Some(members) = self.members.filter(|m| !m.is_empty()) {
+            out.insert("members".into(), Value::Array(members.into_iter().map(|m| m.into_json(base)).collect()));
         }
         out.insert("meta".into(), Value::Object(meta));
         out
@@ -202,16 +258,24 @@ mod tests {
             version: 3,
             created: from_us(1_700_000_000_123_000),
             last_modified: from_us(1_700_000_001_000_000),
-            members: Some(vec![Member::typed("u1", "User"), Member::new("u2")]),
+            members: Some(vec![
+                Member::typed("u1", "User").with_display("Ann"),
+                Member::typed("g2", "Group").with_display("Ops"),
+                Member::new("u2"),
+            ]),
         };
-        let out = r.to_scim(Some("https://x/scim/Groups/"));
+        let out = r.to_scim(Some("https://x/scim/"));
         assert_eq!(
             Value::Object(out),
             json!({
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
                 "id": "g1",
                 "displayName": "Ops",
-                "members": [{"value": "u1", "type": "User"}, {"value": "u2"}],
+                "members": [
+                    {"value": "u1", "$ref": "https://x/scim/Users/u1", "type": "User", "display": "Ann"},
+                    {"value": "g2", "$ref": "https://x/scim/Groups/g2", "type": "Group", "display": "Ops"},
+                    {"value": "u2"}
+                ],
                 "meta": {
                     "resourceType": "Group",
                     "created": "2023-11-14T22:13:20.123Z",
@@ -220,6 +284,12 @@ mod tests {
                     "location": "https://x/scim/Groups/g1"
                 }
             })
+        );
+        let unplaced = r.to_scim(None);
+        assert_eq!(
+            unplaced["members"][0],
+            json!({"value": "u1", "type": "User", "display": "Ann"}),
+            "no base, no $ref"
         );
         let none = Resource { members: Some(Vec::new()), ..r };
         assert!(!none.to_scim(None).contains_key("members"));

@@ -12,7 +12,8 @@ use serde_json::{Map, Value, json};
 use scimgw_scim::ScimError;
 use scimgw_store::testing::TestDb;
 use scimgw_store::{
-    Backend, Change, Kind, Member, MembersChange, NewApiKey, NewResource, Store, StoreConfig, StoreError, both_engines,
+    Backend, Change, Kind, Member, MembersChange, NewApiKey, NewResource, Query, Resource, Store, StoreConfig,
+    StoreError, both_engines,
 };
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -82,7 +83,9 @@ fn every_column_reads_back_on_both_engines(store: &Store) {
     let mut g = group("G", vec![Member::typed(u.id.clone(), "User")]);
     g.body.insert("externalId".into(), json!("ge"));
     let g = store.create(&t, g).unwrap();
-    assert_eq!(store.get(&t, Kind::Group, &g.id, true).unwrap().unwrap(), g);
+    // Read back, the member carries its name from the users row (display_name, through the join).
+    let read = Resource { members: Some(vec![Member::typed(u.id.clone(), "User").with_display("D")]), ..g };
+    assert_eq!(store.get(&t, Kind::Group, &read.id, true).unwrap().unwrap(), read);
     let audit = scimgw_store::Audit { key_id: "k1".into(), request_id: Some("r1".into()), operation: "create" };
     let a = store.create_with(&t, user("Audited"), &[], Some(audit)).unwrap();
     let events = store.audit_events(&t, None, 10).unwrap();
@@ -314,10 +317,19 @@ fn groups_keep_members_as_rows(store: &Store) {
             ),
         )
         .unwrap();
-    let mut expected = vec![Member::new(a.id.clone()), Member::typed(b.id.clone(), "User")];
+    let mut expected = [Member::new(a.id.clone()), Member::typed(b.id.clone(), "User")];
     expected.sort_by(|x, y| x.value.cmp(&y.value));
     assert_eq!(g.members.as_deref(), Some(&expected[..]), "duplicates stored once, ordered by value");
-    assert_eq!(store.get(&t, Kind::Group, &g.id, true).unwrap().unwrap().members, Some(expected.clone()));
+    let mut read = vec![
+        Member::typed(a.id.clone(), "User").with_display("a"),
+        Member::typed(b.id.clone(), "User").with_display("b"),
+    ];
+    read.sort_by(|x, y| x.value.cmp(&y.value));
+    assert_eq!(
+        store.get(&t, Kind::Group, &g.id, true).unwrap().unwrap().members,
+        Some(read),
+        "read back, each member says what it is and its name, from its own row"
+    );
     assert_eq!(store.get(&t, Kind::Group, &g.id, false).unwrap().unwrap().members, None);
     assert!(!g.body.contains_key("members"));
 
@@ -347,9 +359,12 @@ fn groups_keep_members_as_rows(store: &Store) {
     assert_eq!(members_of(store), BTreeSet::from([a.id.clone(), b.id.clone()]));
     change(store, vec![MembersChange::Set(vec![Member::typed(a.id.clone(), "User"), Member::new("c")])]);
     let now = store.get(&t, Kind::Group, &g.id, true).unwrap().unwrap().members.unwrap();
-    let mut expected = vec![Member::typed(a.id.clone(), "User"), Member::new("c")];
+    let mut expected = vec![Member::typed(a.id.clone(), "User").with_display("a"), Member::new("c")];
     expected.sort_by(|x, y| x.value.cmp(&y.value));
-    assert_eq!(now, expected, "Set updates the type too");
+    assert_eq!(now, expected, "an id that names nothing reads with its stored type and no display");
+    change(store, vec![MembersChange::Set(vec![Member::typed(a.id.clone(), "User"), Member::typed("c", "Group")])]);
+    let now = store.get(&t, Kind::Group, &g.id, true).unwrap().unwrap().members.unwrap();
+    assert!(now.contains(&Member::typed("c", "Group")), "Set updates the stored type too: {now:?}");
     change(store, vec![MembersChange::Clear, MembersChange::Add(vec![Member::new(b.id.clone())])]);
     assert_eq!(members_of(store), BTreeSet::from([b.id.clone()]), "changes apply in order");
     let a_id = a.id.clone();
@@ -374,6 +389,66 @@ fn groups_keep_members_as_rows(store: &Store) {
     assert!(store.delete(&t, Kind::Group, &g.id, None).unwrap());
     let again = store.create(&t, group("Ops", Vec::new())).unwrap();
     assert_eq!(store.get(&t, Kind::Group, &again.id, true).unwrap().unwrap().members, Some(Vec::new()));
+}
+
+fn members_are_read_with_what_they_are_and_their_names(store: &Store) {
+    let t = tenant(store, "acme");
+    let other = tenant(store, "globex");
+    let mut named = user("ann@example.com");
+    named.body.insert("displayName".into(), json!("Ann"));
+    let ann = store.create(&t, named).unwrap();
+    let bob = store.create(&t, user("bob@example.com")).unwrap();
+    let inner = store.create(&t, group("Inner", Vec::new())).unwrap();
+    // The same id in another tenant must not lend its name.
+    let mut stranger = user("stranger@example.com");
+    stranger.body.insert("displayName".into(), json!("Stranger"));
+    let stranger = store.create(&other, stranger).unwrap();
+    let members = vec![
+        Member::new(ann.id.clone()),
+        Member::typed(bob.id.clone(), "User"),
+        Member::new(inner.id.clone()),
+        Member::typed("gone", "User"),
+        Member::new(stranger.id.clone()),
+    ];
+    let g = store.create(&t, group("Outer", members)).unwrap();
+    let mut expected = vec![
+        Member::typed(ann.id.clone(), "User").with_display("Ann"),
+        Member::typed(bob.id.clone(), "User").with_display("bob@example.com"),
+        Member::typed(inner.id.clone(), "Group").with_display("Inner"),
+        Member::typed("gone", "User"),
+        Member::new(stranger.id.clone()),
+    ];
+    expected.sort_by(|x, y| x.value.cmp(&y.value));
+    let read = |store: &Store| store.get(&t, Kind::Group, &g.id, true).unwrap().unwrap().members.unwrap();
+    assert_eq!(read(store), expected, "displayName, else userName; a group's displayName; by kind, not as sent");
+
+    // Lists read the same through the chunked path, one statement per chunk of groups.
+    let schema_registry = scimgw_scim::schema::Registry::default();
+    let schema = schema_registry.resource("Group").unwrap();
+    let q = Query {
+        filter: None,
+        schema: &schema,
+        sort_by: None,
+        descending: false,
+        offset: 0,
+        count: 10,
+        with_members: true,
+    };
+    let page = store.query(&t, Kind::Group, &q).unwrap();
+    let outer = page.resources.iter().find(|r| r.id == g.id).unwrap();
+    assert_eq!(outer.members.as_ref(), Some(&expected));
+    let of_inner = page.resources.iter().find(|r| r.id == inner.id).unwrap();
+    assert_eq!(of_inner.members, Some(Vec::new()));
+
+    // The name is read, never stored: a renamed member shows its new name.
+    store
+        .update(&t, Kind::User, &bob.id, None, false, |c| {
+            let mut body = c.body.clone();
+            body.insert("displayName".into(), json!("Bob"));
+            Ok(Change::Update { body, members: Vec::new() })
+        })
+        .unwrap();
+    assert!(read(store).contains(&Member::typed(bob.id.clone(), "User").with_display("Bob")));
 }
 
 fn adding_a_thousand_members_to_a_group_of_ten_thousand_is_quick(store: &Store) {
@@ -472,6 +547,7 @@ both_engines!(
     unchanged_keeps_the_version,
     indexed_columns_follow_the_body,
     groups_keep_members_as_rows,
+    members_are_read_with_what_they_are_and_their_names,
     adding_a_thousand_members_to_a_group_of_ten_thousand_is_quick,
     fifty_concurrent_updates_all_survive,
     concurrent_member_adds_to_one_group_all_survive,

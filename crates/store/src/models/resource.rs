@@ -95,12 +95,16 @@ impl GroupColumns {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = group_members)]
-pub(crate) struct MemberRow {
-    pub group_id: String,
+/// A member row with the columns of the member's own row that name it: `user_name` and
+/// `user_display` when the member is a user, `group_display` when it is a group (LEFT JOINs, so
+/// NULL otherwise).
+#[derive(Debug, Clone, Queryable)]
+pub(crate) struct JoinedMemberRow {
     pub member_id: String,
     pub member_type: Option<String>,
+    pub user_name: Option<String>,
+    pub user_display: Option<String>,
+    pub group_display: Option<String>,
 }
 
 /// `None` inserts NULL rather than `DEFAULT`: SQLite's multi-row `INSERT` has no `DEFAULT`.
