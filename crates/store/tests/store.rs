@@ -422,7 +422,9 @@ fn members_are_read_with_what_they_are_and_their_names(store: &Store) {
     let read = |store: &Store| store.get(&t, Kind::Group, &g.id, true).unwrap().unwrap().members.unwrap();
     assert_eq!(read(store), expected, "displayName, else userName; a group's displayName; by kind, not as sent");
 
-    // Lists read the same through the chunked path, one statement per chunk of groups.
+    // Lists read the same through the chunked path, a few statements per chunk of groups; a
+    // group that is a member of two listed groups is named in both.
+    let also = store.create(&t, group("Also", vec![Member::new(inner.id.clone())])).unwrap();
     let schema_registry = scimgw_scim::schema::Registry::default();
     let schema = schema_registry.resource("Group").unwrap();
     let q = Query {
@@ -439,6 +441,8 @@ fn members_are_read_with_what_they_are_and_their_names(store: &Store) {
     assert_eq!(outer.members.as_ref(), Some(&expected));
     let of_inner = page.resources.iter().find(|r| r.id == inner.id).unwrap();
     assert_eq!(of_inner.members, Some(Vec::new()));
+    let of_also = page.resources.iter().find(|r| r.id == also.id).unwrap();
+    assert_eq!(of_also.members, Some(vec![Member::typed(inner.id.clone(), "Group").with_display("Inner")]));
 
     // The name is read, never stored: a renamed member shows its new name.
     store
