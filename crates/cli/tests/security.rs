@@ -4,42 +4,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Gw, Proc, until};
+use common::{Gw, serve_tls, until};
 use scimgw_store::Backend;
 use scimgw_store::testing::TestDb;
 use serde_json::Value;
 use vendor_sim::{Faults, InjectedError, Sim, SimConfig};
-
-fn tls_fixtures() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls")
-}
-
-/// Starts `gw` serving HTTPS with the self-signed test certificate; waits until it answers.
-async fn serve_tls(gw: &Gw) -> Proc {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(gw.log()).unwrap();
-    let child = Proc(
-        gw.cmd(&["serve"])
-            .env("SCIMGW_TLS__CERT", tls_fixtures().join("cert.pem"))
-            .env("SCIMGW_TLS__KEY", tls_fixtures().join("key.pem"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    );
-    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if client.get(format!("https://127.0.0.1:{}/healthz", gw.port)).send().await.is_ok() {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the TLS gateway did not come up: {}", gw.log_text());
-}
 
 /// A gateway on HTTPS with a self-signed certificate plays a vendor app. Another gateway delivering
 /// to it refuses the certificate by default; with `tls_skip_verify = true` it delivers, and says

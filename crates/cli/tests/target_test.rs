@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{Gw, Proc};
+use common::{Gw, serve_tls};
 use scimgw_store::testing::TestDb;
 use serde_json::Value;
 use vendor_sim::{Faults, InjectedError, ProfileKind, Sim, SimConfig};
@@ -340,33 +339,6 @@ fn config_check_probe_tests_every_target_of_every_tenant() {
     }
     let both = setup.run(&["config", "check", "--probe", "--offline"], &env);
     assert_eq!(both.code, Some(2), "--probe and --offline exclude each other: {}", both.all());
-}
-
-fn tls_fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls")
-}
-
-/// Starts `gw` serving HTTPS with the self-signed test certificate; waits until it answers.
-async fn serve_tls(gw: &Gw) -> Proc {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(gw.log()).unwrap();
-    let child = Proc(
-        gw.cmd(&["serve"])
-            .env("SCIMGW_TLS__CERT", tls_fixtures().join("cert.pem"))
-            .env("SCIMGW_TLS__KEY", tls_fixtures().join("key.pem"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    );
-    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if client.get(format!("https://127.0.0.1:{}/healthz", gw.port)).send().await.is_ok() {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the TLS gateway did not come up: {}", gw.log_text());
 }
 
 /// A gateway on HTTPS with a self-signed certificate plays the vendor (it is a SCIM service

@@ -150,3 +150,31 @@ pub async fn until(timeout: Duration, cond: impl Fn() -> bool) -> bool {
     }
     true
 }
+
+/// The self-signed test certificate and key (`tests/fixtures/tls`).
+pub fn tls_fixtures() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls")
+}
+
+/// Starts `gw` serving HTTPS with the self-signed test certificate; waits until it answers.
+pub async fn serve_tls(gw: &Gw) -> Proc {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(gw.log()).unwrap();
+    let child = Proc(
+        gw.cmd(&["serve"])
+            .env("SCIMGW_TLS__CERT", tls_fixtures().join("cert.pem"))
+            .env("SCIMGW_TLS__KEY", tls_fixtures().join("key.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if client.get(format!("https://127.0.0.1:{}/healthz", gw.port)).send().await.is_ok() {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the TLS gateway did not come up: {}", gw.log_text());
+}
