@@ -576,6 +576,44 @@ async fn group_members_carry_value_ref_type_and_display(app: TestApp) {
     let r = app.get(&token, &format!("/Groups?filter={}", enc("members.display eq \"Ann Example\""))).await;
     assert_eq!((r.total(), r.resources()[0]["id"].clone()), (1, json!(gid)), "{}", r.text);
 
+    // A renamed member is shown with its new name (user by PATCH, group by PUT), in every group.
+    let rename = patch_op(json!([{"op":"replace","path":"displayName","value":"Ann Renamed"}]));
+    let r = app.patch(&token, &format!("/Users/{ann}"), &rename).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .put(
+            &token,
+            &format!("/Groups/{inner}"),
+            &json!({"schemas":[GROUP_URN],"displayName":"Inner circle","members":[{"value": bob}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let renamed = by_value(vec![
+        app.member("User", &ann, "Ann Renamed"),
+        app.member("User", &bob, "bob@example.com"),
+        app.member("Group", &inner, "Inner circle"),
+    ]);
+    let r = app.get(&token, &format!("/Groups/{gid}")).await;
+    assert_eq!(r.body["members"], renamed, "{}", r.text);
+    let r = app.get(&token, &format!("/Groups?filter={}", enc("members.display eq \"Ann Renamed\""))).await;
+    assert_eq!((r.total(), r.resources()[0]["id"].clone()), (1, json!(gid)), "{}", r.text);
+    let r = app
+        .put(
+            &token,
+            &format!("/Groups/{inner}"),
+            &json!({"schemas":[GROUP_URN],"displayName":"Inner","members":[{"value": bob}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .patch(
+            &token,
+            &format!("/Users/{ann}"),
+            &patch_op(json!([{"op":"replace","path":"displayName","value":"Ann Example"}])),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
     // excludedAttributes=members: none, on a read and in a list.
     let r = app.get(&token, &format!("/Groups/{gid}?excludedAttributes=members")).await;
     assert!(r.body.get("members").is_none(), "{}", r.text);

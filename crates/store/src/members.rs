@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use diesel::prelude::*;
 
 use crate::connection::{AnyConnection, on_inner};
-use crate::models::resource::{JoinedMemberRow, NewMemberRow};
+use crate::models::resource::{MemberRow, NewMemberRow};
 use crate::resource::{Kind, Member, MembersChange};
 use crate::schema::{group_members, groups, users};
 
@@ -13,47 +13,25 @@ use crate::schema::{group_members, groups, users};
 /// PostgreSQL's 65,535 bind parameters.
 pub(crate) const CHUNK: usize = 500;
 
-/// The member rows of a group, joined with the member's own row (a user's or a group's) for
-/// what the member is and its name. LEFT JOINs on both tables' primary keys: one statement for
-/// the whole group, never one per member. A macro because diesel's type for the joined query is
-/// unwieldy to name; `load` and `load_many` add their own group condition and order.
-macro_rules! joined_members {
-    ($tenant_id:expr) => {
-        group_members::table
-            .left_join(
-                users::table
-                    .on(users::tenant_id.eq(group_members::tenant_id).and(users::id.eq(group_members::member_id))),
-            )
-            .left_join(
-                groups::table
-                    .on(groups::tenant_id.eq(group_members::tenant_id).and(groups::id.eq(group_members::member_id))),
-            )
-            .filter(group_members::tenant_id.eq($tenant_id))
-    };
-}
-
-/// The columns of [`JoinedMemberRow`].
+/// The columns of [`MemberRow`].
 macro_rules! member_columns {
     () => {
-        (
-            group_members::member_id,
-            group_members::member_type,
-            users::user_name.nullable(),
-            users::display_name.nullable(),
-            groups::display_name.nullable(),
-        )
+        (group_members::member_id, group_members::member_type, group_members::member_display)
     };
 }
 
-/// The members of one group, ordered by value, each with its type and display name.
+/// The members of one group, ordered by value, each with its type and display name — all three
+/// kept on the membership row (see [`names`] and [`renamed`]), so this is one scan of the group's
+/// rows in its primary key's order, never a probe of `users` or `groups` per member.
 pub(crate) fn load(c: &mut AnyConnection, tenant_id: &str, group_id: &str) -> QueryResult<Vec<Member>> {
     // On the engine's own connection: the rows come straight from its cursor, not through the
     // connection enum's row type (a seventh of the time of reading 100,000 members).
-    let rows = on_inner!(c, |c| joined_members!(tenant_id)
+    let rows = on_inner!(c, |c| group_members::table
+        .filter(group_members::tenant_id.eq(tenant_id))
         .filter(group_members::group_id.eq(group_id))
         .order(group_members::member_id)
         .select(member_columns!())
-        .load::<JoinedMemberRow>(c))?;
+        .load::<MemberRow>(c))?;
     Ok(rows.into_iter().map(to_member).collect())
 }
 
@@ -66,11 +44,12 @@ pub(crate) fn load_many(
 ) -> QueryResult<HashMap<String, Vec<Member>>> {
     let mut out: HashMap<String, Vec<Member>> = HashMap::new();
     for chunk in group_ids.chunks(CHUNK) {
-        let rows = on_inner!(c, |c| joined_members!(tenant_id)
+        let rows = on_inner!(c, |c| group_members::table
+            .filter(group_members::tenant_id.eq(tenant_id))
             .filter(group_members::group_id.eq_any(chunk))
             .order((group_members::group_id, group_members::member_id))
             .select((group_members::group_id, member_columns!()))
-            .load::<(String, JoinedMemberRow)>(c))?;
+            .load::<(String, MemberRow)>(c))?;
         for (group_id, row) in rows {
             out.entry(group_id).or_default().push(to_member(row));
         }
@@ -78,18 +57,60 @@ pub(crate) fn load_many(
     Ok(out)
 }
 
-/// What the member is comes from the row its id found (a user's userName is never NULL, nor a
-/// group's displayName); the stored type only names a member whose row is gone (see the
-/// README's Limits: a member deleted while being added).
-fn to_member(row: JoinedMemberRow) -> Member {
-    let (r#type, display) = match (row.user_name, row.group_display) {
-        (Some(user_name), _) => {
-            (Some(Kind::User.resource_type().to_owned()), Some(row.user_display.unwrap_or(user_name)))
+fn to_member(row: MemberRow) -> Member {
+    Member { value: row.member_id, r#type: row.member_type, display: row.member_display }
+}
+
+/// What each of `ids` is and is called: a user's displayName (else its userName), a group's
+/// displayName. Ids that name nothing are absent.
+///
+/// On PostgreSQL the rows are read `FOR SHARE`: a rename of one of them waits until the
+/// transaction that adds it as a member commits, and the rename's own rewrite of the membership
+/// rows ([`renamed`], a later statement with a later snapshot) then sees the new row. Without the
+/// lock, a rename committed between this read and the add's commit would leave the old name on
+/// the new row. SQLite has one writer at a time, so the two cannot interleave.
+fn names(c: &mut AnyConnection, tenant_id: &str, ids: &[&str]) -> QueryResult<HashMap<String, (Kind, String)>> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let users = users::table.filter(users::tenant_id.eq(tenant_id)).filter(users::id.eq_any(chunk)).select((
+            users::id,
+            users::user_name,
+            users::display_name,
+        ));
+        let groups = groups::table
+            .filter(groups::tenant_id.eq(tenant_id))
+            .filter(groups::id.eq_any(chunk))
+            .select((groups::id, groups::display_name));
+        let (found_users, found_groups) = match c {
+            AnyConnection::Sqlite(c) => {
+                (users.load::<(String, String, Option<String>)>(c)?, groups.load::<(String, String)>(c)?)
+            }
+            AnyConnection::Pg(c) => (
+                users.for_share().load::<(String, String, Option<String>)>(c)?,
+                groups.for_share().load::<(String, String)>(c)?,
+            ),
+        };
+        for (id, user_name, display) in found_users {
+            out.insert(id, (Kind::User, display.unwrap_or(user_name)));
         }
-        (None, Some(group_display)) => (Some(Kind::Group.resource_type().to_owned()), Some(group_display)),
-        (None, None) => (row.member_type, None),
-    };
-    Member { value: row.member_id, r#type, display }
+        for (id, display) in found_groups {
+            out.insert(id, (Kind::Group, display));
+        }
+    }
+    Ok(out)
+}
+
+/// A user or group was renamed (its display name, as a member, is now `display`): rewrites the
+/// name on its membership rows. Runs in the rename's transaction, after the statement that
+/// renamed it (see [`names`] for why after).
+pub(crate) fn renamed(c: &mut AnyConnection, tenant_id: &str, member_id: &str, display: &str) -> QueryResult<usize> {
+    diesel::update(
+        group_members::table
+            .filter(group_members::tenant_id.eq(tenant_id))
+            .filter(group_members::member_id.eq(member_id)),
+    )
+    .set(group_members::member_display.eq(display))
+    .execute(c)
 }
 
 /// The member rows of one group as stored: each value with its stored type. For writes, which
@@ -149,12 +170,21 @@ pub(crate) fn add(c: &mut AnyConnection, tenant_id: &str, group_id: &str, member
     insert(c, tenant_id, group_id, &new)
 }
 
-/// Inserts members known to be absent.
+/// Inserts members known to be absent, each with what it is and its name as read now (see
+/// [`names`]); a member whose row is gone keeps the type it was given and no name.
 pub(crate) fn insert(c: &mut AnyConnection, tenant_id: &str, group_id: &str, members: &[&Member]) -> QueryResult<()> {
     for chunk in members.chunks(CHUNK) {
+        let ids: Vec<&str> = chunk.iter().map(|m| m.value.as_str()).collect();
+        let named = names(c, tenant_id, &ids)?;
         let rows: Vec<NewMemberRow<'_>> = chunk
             .iter()
-            .map(|m| NewMemberRow { tenant_id, group_id, member_id: &m.value, member_type: m.r#type.as_deref() })
+            .map(|m| {
+                let (member_type, member_display) = match named.get(&m.value) {
+                    Some((kind, display)) => (Some(kind.resource_type()), Some(display.as_str())),
+                    None => (m.r#type.as_deref(), None),
+                };
+                NewMemberRow { tenant_id, group_id, member_id: &m.value, member_type, member_display }
+            })
             .collect();
         on_inner!(c, |inner| diesel::insert_into(group_members::table).values(&rows).execute(inner))?;
     }

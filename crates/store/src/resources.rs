@@ -13,7 +13,7 @@ use crate::cached::{Val, fixed};
 use crate::connection::{AnyConnection, in_transaction, on_inner, read_tx, write_tx};
 use crate::error::StoreError;
 use crate::members;
-use crate::models::resource::{GroupColumns, NewGroupRow, ResourceRow, UserColumns};
+use crate::models::resource::{GroupColumns, NewGroupRow, ResourceRow, UserColumns, member_name};
 use crate::outbox::{self, Enqueue};
 use crate::pg_batch::{Op, UserRow};
 use crate::pg_writes::{self, UserWrite};
@@ -117,6 +117,9 @@ fn load(
 enum Attempt<T> {
     Done(T),
     Lost,
+    /// Not written: this change must be made with the row locked, in a transaction (a rename,
+    /// which also rewrites the member's name on its membership rows).
+    Lock,
 }
 
 impl Store {
@@ -275,6 +278,8 @@ impl Store {
                 };
                 let (current, body, columns, text, outbox) = match decide(kind, current, if_match, &mut f)? {
                     Decided::Unchanged(current) => return Ok(Some(Updated { resource: current, changed: false })),
+                    // A rename rewrites the membership rows too: one transaction, row locked.
+                    Decided::Write { renamed: Some(_), .. } => break,
                     Decided::Write { current, body, columns: Columns::User(columns), text, outbox, .. } => {
                         (current, body, columns, text, outbox)
                     }
@@ -299,7 +304,8 @@ impl Store {
                 }
                 tracing::debug!("update lost a race; reading again");
             }
-            // Lost every optimistic try: lock the row first, in a transaction.
+            // Lost every optimistic try, or the change renames the user: lock the row first, in a
+            // transaction.
             start = OPTIMISTIC_TRIES;
         }
         let job = update_job(tenant_id, kind, id, if_match, load_members, audit, start, f);
@@ -427,6 +433,8 @@ enum Decided {
         columns: Columns,
         text: String,
         outbox: Vec<Enqueue>,
+        /// The resource's new name as a group member, when the change renames it.
+        renamed: Option<String>,
     },
 }
 
@@ -451,7 +459,11 @@ where
     }
     let columns = Columns::of(kind, &body)?;
     let text = serde_json::to_string(&body).map_err(|e| StoreError::Internal(e.to_string()))?;
-    Ok(Decided::Write { current, body, changes, columns, text, outbox })
+    let renamed = match member_name(kind, &body) {
+        Some(name) if member_name(kind, &current.body).as_deref() != Some(name.as_str()) => Some(name),
+        _ => None,
+    };
+    Ok(Decided::Write { current, body, changes, columns, text, outbox, renamed })
 }
 
 /// Takes the row's write lock before reading it (a no-op update), so that the read-modify-write
@@ -640,20 +652,29 @@ where
             let Some(current) = load(c, tenant_id, kind, id, load_members)? else {
                 return Ok(Attempt::Done(None));
             };
-            let (current, body, changes, columns, text, outbox) = match decide(kind, current, if_match, &mut f)? {
-                Decided::Unchanged(current) => {
-                    return Ok(Attempt::Done(Some(Updated { resource: current, changed: false })));
-                }
-                Decided::Write { current, body, changes, columns, text, outbox } => {
-                    (current, body, changes, columns, text, outbox)
-                }
-            };
+            let (current, body, changes, columns, text, outbox, renamed) =
+                match decide(kind, current, if_match, &mut f)? {
+                    Decided::Unchanged(current) => {
+                        return Ok(Attempt::Done(Some(Updated { resource: current, changed: false })));
+                    }
+                    Decided::Write { current, body, changes, columns, text, outbox, renamed } => {
+                        (current, body, changes, columns, text, outbox, renamed)
+                    }
+                };
             let (version, now) = (current.version + 1, now_us());
             if let (Columns::User(columns), AnyConnection::Pg(pg)) = (&columns, &mut *c) {
+                if renamed.is_some() && !lock_first {
+                    return Ok(Attempt::Lock);
+                }
                 let write =
                     UserWrite { tenant_id, id, columns, body: &text, now, outbox: &outbox, audit: audit.as_ref() };
                 if !pg_writes::update_user(pg, &write, current.version)? {
                     return Ok(Attempt::Lost);
+                }
+                if let Some(name) = &renamed {
+                    // A statement after the row's update, so after every add that held the row
+                    // `FOR SHARE` has committed: its membership rows are seen (`members::names`).
+                    members::renamed(c, tenant_id, id, name)?;
                 }
                 let resource = Resource { body, version, last_modified: from_us(now), members: None, ..current };
                 return Ok(Attempt::Done(Some(Updated { resource, changed: true })));
@@ -706,6 +727,9 @@ where
             }
             // The version write above holds the group row's lock: member rows change under it.
             members::apply(c, tenant_id, id, &changes)?;
+            if let Some(name) = &renamed {
+                members::renamed(c, tenant_id, id, name)?;
+            }
             outbox::enqueue(c, tenant_id, kind, id, version, &outbox)?;
             if let Some(audit) = &audit {
                 audit::record(c, tenant_id, audit, kind, id, version)?;
@@ -714,7 +738,8 @@ where
             let resource = Resource { body, version, last_modified: from_us(now), members, ..current };
             Ok(Attempt::Done(Some(Updated { resource, changed: true })))
         };
-        for attempt in start.min(OPTIMISTIC_TRIES)..=OPTIMISTIC_TRIES {
+        let mut attempt = start.min(OPTIMISTIC_TRIES);
+        loop {
             let lock_first = attempt == OPTIMISTIC_TRIES;
             let outcome = match lock_first && !in_transaction(c) {
                 // The lock must be held until the write: in a transaction of its own.
@@ -723,9 +748,16 @@ where
             };
             match outcome {
                 Attempt::Done(result) => return Ok(result),
-                Attempt::Lost => tracing::debug!(attempt, "update lost a race; reading again"),
+                Attempt::Lost if !lock_first => tracing::debug!(attempt, "update lost a race; reading again"),
+                Attempt::Lock if !lock_first => {
+                    attempt = OPTIMISTIC_TRIES;
+                    continue;
+                }
+                Attempt::Lost | Attempt::Lock => {
+                    return Err(StoreError::Internal("update kept losing races even with the row locked".into()));
+                }
             }
+            attempt += 1;
         }
-        Err(StoreError::Internal("update kept losing races even with the row locked".into()))
     }
 }

@@ -62,6 +62,7 @@ diesel::table! {
         group_id -> Text,
         member_id -> Text,
         member_type -> Nullable<Text>,
+        member_display -> Nullable<Text>,
     }
 }
 

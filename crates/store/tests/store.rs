@@ -444,15 +444,91 @@ fn members_are_read_with_what_they_are_and_their_names(store: &Store) {
     let of_also = page.resources.iter().find(|r| r.id == also.id).unwrap();
     assert_eq!(of_also.members, Some(vec![Member::typed(inner.id.clone(), "Group").with_display("Inner")]));
 
-    // The name is read, never stored: a renamed member shows its new name.
+    // The name is kept on the membership row and rewritten when the member is renamed: a user
+    // (in both groups it is a member of) and a group.
+    let rename = |kind: Kind, id: &str, name: &str| {
+        let name = name.to_owned();
+        store
+            .update(&t, kind, id, None, false, move |c| {
+                let mut body = c.body.clone();
+                body.insert("displayName".into(), json!(name));
+                Ok(Change::Update { body, members: Vec::new() })
+            })
+            .unwrap()
+            .unwrap()
+    };
+    rename(Kind::User, &bob.id, "Bob");
+    rename(Kind::Group, &inner.id, "Inner circle");
+    let now = read(store);
+    assert!(now.contains(&Member::typed(bob.id.clone(), "User").with_display("Bob")), "{now:?}");
+    assert!(now.contains(&Member::typed(inner.id.clone(), "Group").with_display("Inner circle")), "{now:?}");
+    let members_of = |id: &str| store.get(&t, Kind::Group, id, true).unwrap().unwrap().members.unwrap();
+    assert_eq!(members_of(&also.id), vec![Member::typed(inner.id.clone(), "Group").with_display("Inner circle")]);
+    assert_eq!(members_of(&inner.id), Vec::new());
+    // Dropping the displayName falls back to the userName; a change that keeps the name
+    // rewrites nothing (the row still reads the same).
     store
         .update(&t, Kind::User, &bob.id, None, false, |c| {
             let mut body = c.body.clone();
-            body.insert("displayName".into(), json!("Bob"));
+            body.remove("displayName");
+            body.insert("title".into(), json!("Engineer"));
             Ok(Change::Update { body, members: Vec::new() })
         })
         .unwrap();
-    assert!(read(store).contains(&Member::typed(bob.id.clone(), "User").with_display("Bob")));
+    assert!(read(store).contains(&Member::typed(bob.id.clone(), "User").with_display("bob@example.com")));
+    // The other tenant's rows keep their own names.
+    let theirs = store.get(&other, Kind::User, &stranger.id, false).unwrap().unwrap();
+    assert_eq!(theirs.body["displayName"], "Stranger");
+}
+
+/// A rename racing with the member's addition to groups: whichever commits first, every
+/// membership row ends with the last name (on PostgreSQL the add reads the member `FOR SHARE`,
+/// so a rename cannot slip between its read of the name and its commit).
+fn renames_racing_member_adds_leave_the_last_name(store: &Store) {
+    let t = tenant(store, "acme");
+    let ann = store.create(&t, user("ann@example.com")).unwrap();
+    let groups: Vec<String> =
+        (0..8).map(|i| store.create(&t, group(&format!("g{i}"), Vec::new())).unwrap().id).collect();
+    std::thread::scope(|s| {
+        let (st, tt, id) = (store.clone(), t.clone(), ann.id.clone());
+        s.spawn(move || {
+            for n in 0..40 {
+                st.update(&tt, Kind::User, &id, None, false, move |c| {
+                    let mut body = c.body.clone();
+                    body.insert("displayName".into(), json!(format!("Ann {n}")));
+                    Ok(Change::Update { body, members: Vec::new() })
+                })
+                .unwrap();
+            }
+        });
+        for g in &groups {
+            let (st, tt, gid, member) = (store.clone(), t.clone(), g.clone(), ann.id.clone());
+            s.spawn(move || {
+                for _ in 0..5 {
+                    for change in [
+                        MembersChange::Add(vec![Member::new(member.clone())]),
+                        MembersChange::Remove(vec![member.clone()]),
+                    ] {
+                        st.update(&tt, Kind::Group, &gid, None, false, move |c| {
+                            Ok(Change::Update { body: c.body.clone(), members: vec![change.clone()] })
+                        })
+                        .unwrap();
+                    }
+                }
+                let add = vec![MembersChange::Add(vec![Member::new(member.clone())])];
+                st.update(&tt, Kind::Group, &gid, None, false, move |c| {
+                    Ok(Change::Update { body: c.body.clone(), members: add.clone() })
+                })
+                .unwrap();
+            });
+        }
+    });
+    let last = store.get(&t, Kind::User, &ann.id, false).unwrap().unwrap().body["displayName"].clone();
+    assert_eq!(last, "Ann 39");
+    for g in &groups {
+        let members = store.get(&t, Kind::Group, g, true).unwrap().unwrap().members.unwrap();
+        assert_eq!(members, vec![Member::typed(ann.id.clone(), "User").with_display("Ann 39")], "group {g}");
+    }
 }
 
 fn adding_a_thousand_members_to_a_group_of_ten_thousand_is_quick(store: &Store) {
@@ -555,7 +631,67 @@ both_engines!(
     adding_a_thousand_members_to_a_group_of_ten_thousand_is_quick,
     fifty_concurrent_updates_all_survive,
     concurrent_member_adds_to_one_group_all_survive,
+    renames_racing_member_adds_leave_the_last_name,
 );
+
+/// PostgreSQL: another writer has renamed a user (the row, then its membership rows, as the store
+/// does) and not committed yet; an add of that user to a group meanwhile must wait for it and
+/// take the new name. Read without `FOR SHARE`, the add would take the old name and commit it
+/// on a row the rename's statement never saw.
+#[test]
+fn postgres_an_add_waits_for_a_rename_in_flight_and_takes_the_new_name() {
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, RunQueryDsl};
+    let Some(db) = TestDb::postgres() else { return };
+    let store = db.store();
+    let t = tenant(store, "acme");
+    let ann = store.create(&t, user("ann@example.com")).unwrap();
+    let g = store.create(&t, group("g", Vec::new())).unwrap();
+    let mut other = diesel::PgConnection::establish(&db.config().url).unwrap();
+    other
+        .batch_execute(&format!(
+            "BEGIN; \
+             UPDATE users SET display_name = 'Ann Renamed' WHERE tenant_id = '{t}' AND id = '{id}'; \
+             UPDATE group_members SET member_display = 'Ann Renamed' WHERE tenant_id = '{t}' AND member_id = '{id}';",
+            id = ann.id
+        ))
+        .unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    std::thread::scope(|s| {
+        let add = s.spawn(|| {
+            let member = vec![MembersChange::Add(vec![Member::new(ann.id.clone())])];
+            store
+                .update(&t, Kind::Group, &g.id, None, false, move |c| {
+                    Ok(Change::Update { body: c.body.clone(), members: member.clone() })
+                })
+                .unwrap();
+        });
+        // Until the add is seen waiting on the rename (or has finished, which is the bug).
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let mut probe = diesel::PgConnection::establish(&db.config().url).unwrap();
+        let blocker = diesel::sql_query("SELECT pg_backend_pid()::bigint AS n").get_result::<N>(&mut other).unwrap().n;
+        while !add.is_finished() && Instant::now() < deadline {
+            let waiting = diesel::sql_query(format!(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE {blocker} = ANY(pg_blocking_pids(pid))"
+            ))
+            .get_result::<N>(&mut probe)
+            .unwrap()
+            .n;
+            if waiting > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        other.batch_execute("COMMIT").unwrap();
+        add.join().unwrap();
+    });
+    let members = store.get(&t, Kind::Group, &g.id, true).unwrap().unwrap().members.unwrap();
+    assert_eq!(members, vec![Member::typed(ann.id.clone(), "User").with_display("Ann Renamed")]);
+}
 
 #[test]
 fn opening_reports_bad_urls_and_unreachable_servers() {

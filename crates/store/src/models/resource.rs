@@ -54,6 +54,15 @@ pub(crate) struct GroupColumns {
 
 /// A string attribute's value, or `None` when absent or not a string (then the filter evaluator
 /// would not match it either).
+/// The name a user or group carries as a group's member (RFC 7643 §4.2 `display`): a user's
+/// displayName, else its userName; a group's displayName.
+pub(crate) fn member_name(kind: crate::resource::Kind, body: &Map<String, Value>) -> Option<String> {
+    match kind {
+        crate::resource::Kind::User => string(body, "displayName").or_else(|| string(body, "userName")),
+        crate::resource::Kind::Group => string(body, "displayName"),
+    }
+}
+
 fn string(body: &Map<String, Value>, name: &str) -> Option<String> {
     get_ci(body, name).and_then(Value::as_str).map(str::to_owned)
 }
@@ -95,16 +104,12 @@ impl GroupColumns {
     }
 }
 
-/// A member row with the columns of the member's own row that name it: `user_name` and
-/// `user_display` when the member is a user, `group_display` when it is a group (LEFT JOINs, so
-/// NULL otherwise).
+/// A membership row as read for a group's `members`: the member's id, what it is, and its name.
 #[derive(Debug, Clone, Queryable)]
-pub(crate) struct JoinedMemberRow {
+pub(crate) struct MemberRow {
     pub member_id: String,
     pub member_type: Option<String>,
-    pub user_name: Option<String>,
-    pub user_display: Option<String>,
-    pub group_display: Option<String>,
+    pub member_display: Option<String>,
 }
 
 /// `None` inserts NULL rather than `DEFAULT`: SQLite's multi-row `INSERT` has no `DEFAULT`.
@@ -115,4 +120,5 @@ pub(crate) struct NewMemberRow<'a> {
     pub group_id: &'a str,
     pub member_id: &'a str,
     pub member_type: Option<&'a str>,
+    pub member_display: Option<&'a str>,
 }
