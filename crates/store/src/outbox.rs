@@ -552,6 +552,30 @@ impl Store {
         Ok(row.map(Link::from))
     }
 
+    /// The local id of the resource linked to the account `remote_id` at `target`, if any (a
+    /// deleted link holds nothing). An account is linked to at most one resource: the store
+    /// refuses a second link to it with `Conflict { attribute: "remote_id" }`, so two people are
+    /// never merged into one account; adoption asks this first to say who holds it.
+    pub fn link_holder(
+        &self,
+        tenant_id: &str,
+        target: &str,
+        kind: Kind,
+        remote_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn()?;
+        let holder = links::table
+            .filter(links::tenant_id.eq(tenant_id))
+            .filter(links::target.eq(target))
+            .filter(links::resource_type.eq(kind.resource_type()))
+            .filter(links::remote_id.eq(remote_id))
+            .filter(links::state.ne("deleted"))
+            .select(links::local_id)
+            .first::<String>(&mut conn)
+            .optional()?;
+        Ok(holder)
+    }
+
     /// Every target's link of a local resource.
     pub fn links_of(&self, tenant_id: &str, kind: Kind, local_id: &str) -> Result<Vec<Link>, StoreError> {
         let mut conn = self.conn()?;
@@ -842,7 +866,9 @@ fn upsert_link(conn: &mut AnyConnection, row: &LinkRow) -> Result<(), StoreError
             Val::OptText(row.delivered_payload.as_deref()),
         ],
     );
-    on_inner!(conn, |c| upsert.execute(c))?;
+    // The only unique index an upsert can hit is `links_remote`: the account is linked to another
+    // resource.
+    on_inner!(conn, |c| upsert.execute(c)).map_err(StoreError::unique("remote_id"))?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use scimgw_store::{
-    Change, DeliveryFilter, DeliveryState, Enqueue, Finish, Kind, Link, NewResource, Store, both_engines,
+    Change, DeliveryFilter, DeliveryState, Enqueue, Finish, Kind, Link, NewResource, Store, StoreError, both_engines,
 };
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -209,6 +209,35 @@ fn links_are_written_and_replaced(store: &Store) {
     store.put_link(&link).unwrap();
     let both = store.links_of(&t, Kind::User, "u1").unwrap();
     assert_eq!(both.iter().map(|l| l.target.as_str()).collect::<Vec<_>>(), ["crm", "hr"]);
+
+    // An account is linked to at most one user of a target: a second link to r-9 at crm is
+    // refused and names what is taken; the holder is found by the account's id.
+    assert_eq!(store.link_holder(&t, "crm", Kind::User, "r-9").unwrap().as_deref(), Some("u1"));
+    let mut other = Link { local_id: "u2".into(), target: "crm".into(), remote_id: Some("r-9".into()), ..link.clone() };
+    match store.put_link(&other) {
+        Err(StoreError::Conflict { attribute }) => assert_eq!(attribute, "remote_id"),
+        r => panic!("a second link to one account: {r:?}"),
+    }
+    assert!(store.link(&t, "crm", Kind::User, "u2").unwrap().is_none(), "nothing written");
+    // The same id at another target, or for a group, is another account.
+    other.target = "hr".into();
+    store.put_link(&other).unwrap();
+    let group = Link {
+        kind: Kind::Group,
+        local_id: "g1".into(),
+        target: "crm".into(),
+        remote_id: Some("r-9".into()),
+        ..link.clone()
+    };
+    store.put_link(&group).unwrap();
+    // A deleted link holds nothing: the account can be linked again.
+    let mut first = store.link(&t, "crm", Kind::User, "u1").unwrap().unwrap();
+    first.state = "deleted".into();
+    store.put_link(&first).unwrap();
+    assert_eq!(store.link_holder(&t, "crm", Kind::User, "r-9").unwrap(), None);
+    other.target = "crm".into();
+    store.put_link(&other).unwrap();
+    assert_eq!(store.link_holder(&t, "crm", Kind::User, "r-9").unwrap().as_deref(), Some("u2"));
 }
 
 fn a_finish_writes_its_link_with_it_even_after_losing_the_lease(store: &Store) {
