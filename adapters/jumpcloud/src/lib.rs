@@ -11,9 +11,10 @@
 //!   "no special characters" — which the vendor does not define; we read it conservatively as
 //!   letters, digits, `.`, `-` and `_`. Its source is configurable, as the vendor advises mapping
 //!   it from the mail nickname: `username_from = "userName"` (as is, the default),
-//!   `"userName_local_part"` (the part before `@` of an email-shaped `userName`), or
-//!   `"work_email_local_part"` (the part before `@` of the work email). A value that still breaks
-//!   a rule is refused with the rule named.
+//!   `"externalId"` (where Entra's default mapping puts `mailNickname` — the source the vendor's
+//!   guide suggests), `"userName_local_part"` (the part before `@` of an email-shaped
+//!   `userName`), or `"work_email_local_part"` (the part before `@` of the work email). A value
+//!   that still breaks a rule is refused with the rule named.
 //! - **Company email**: the primary email (else the work email), required, email-shaped, at most
 //!   1024 characters; sent as the one `work` email, `primary: true`.
 //! - `name.givenName`, `name.familyName`: at most 1024 characters each.
@@ -75,6 +76,9 @@ pub const ATTRIBUTES: &[Row] = &[
 pub enum UsernameFrom {
     /// `userName` as it is.
     UserName,
+    /// `externalId`: Entra's default mapping sends `mailNickname` there, which the vendor's guide
+    /// suggests as the username ("this is typically the first.lastname").
+    ExternalId,
     /// The local part of an email-shaped `userName` (`first.last@corp.example` → `first.last`).
     UserNameLocalPart,
     /// The local part of the work email.
@@ -85,10 +89,12 @@ impl UsernameFrom {
     fn parse(target: &TargetConfig) -> Result<UsernameFrom, String> {
         match target.options.get("username_from").map(Value::as_str) {
             None | Some(Some("userName")) => Ok(UsernameFrom::UserName),
+            Some(Some("externalId")) => Ok(UsernameFrom::ExternalId),
             Some(Some("userName_local_part")) => Ok(UsernameFrom::UserNameLocalPart),
             Some(Some("work_email_local_part")) => Ok(UsernameFrom::WorkEmailLocalPart),
             Some(_) => {
-                Err("username_from must be \"userName\", \"userName_local_part\" or \"work_email_local_part\"".into())
+                Err("username_from must be \"userName\", \"externalId\", \"userName_local_part\" or \"work_email_local_part\""
+                    .into())
             }
         }
     }
@@ -117,6 +123,8 @@ fn prepare(from: UsernameFrom) -> Prepare {
         let user_name = get_ci(user, "userName").and_then(Value::as_str).unwrap_or("");
         let derived = match from {
             UsernameFrom::UserName => user_name.to_owned(),
+            // No externalId: no username (the table's `required` rule then names it).
+            UsernameFrom::ExternalId => get_ci(user, "externalId").and_then(Value::as_str).unwrap_or("").to_owned(),
             UsernameFrom::UserNameLocalPart => local_part(user_name).to_owned(),
             UsernameFrom::WorkEmailLocalPart => match &email {
                 Some(e) => local_part(e).to_owned(),
@@ -212,6 +220,19 @@ mod tests {
         assert!(out.get("nickName").is_none());
         let by_mail = construct(&target(json!({"username_from": "work_email_local_part"})), Secret::new("t")).unwrap();
         assert_eq!(by_mail.translate(&user("whatever-id")).unwrap()["userName"], "first.last");
+    }
+
+    #[test]
+    fn the_username_can_come_from_external_id_where_entra_sends_mail_nickname() {
+        let a = construct(&target(json!({"username_from": "externalId"})), Secret::new("t")).unwrap();
+        let mut u = user("first.last@corp.example");
+        u.insert("externalId".into(), json!("flast"));
+        assert!(a.validate(&u).is_empty(), "{:?}", a.validate(&u));
+        assert_eq!(a.translate(&u).unwrap()["userName"], "flast");
+        // Without an externalId there is no username: refused, naming the attribute.
+        let v: Vec<String> = a.validate(&user("first.last@corp.example")).iter().map(ToString::to_string).collect();
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].starts_with("userName:"), "{v:?}");
     }
 
     #[test]
