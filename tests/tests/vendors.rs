@@ -302,3 +302,60 @@ async fn groups_go_only_where_groups_are_taken(app: DeliveryApp) {
     assert!(app.deliveries().iter().filter(|d| d.kind == scimgw_store::Kind::Group).all(|d| d.target == "crm"));
 }
 both_backends_delivery!(groups_go_only_where_groups_are_taken, super::three_vendors_and_a_group_target());
+
+/// `costCenter` and `organization`: Entra may send them bare (as JumpCloud's guide writes them)
+/// or under the Enterprise URN (as RFC 7643 defines them). The gateway takes both, and the
+/// directory gets them without a URN, the spelling its table lists, on create and on update.
+async fn cost_center_and_organization_reach_jumpcloud_without_a_urn(app: DeliveryApp) {
+    let p = Person { local: "cost.center", ..alice() };
+    let mut body = p.entra_create();
+    body["costCenter"] = json!("CC-1");
+    body[ENT]["organization"] = json!("Contoso");
+    let r = app.app.post(&app.token, "/Users", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body[ENT]["costCenter"], "CC-1", "stored in the Enterprise extension: {}", r.text);
+    assert!(r.body.get("costCenter").is_none());
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert!(app.settled(WAIT).await, "{:?}", app.deliveries());
+    let sent = |method: &str| -> Vec<Value> {
+        app.sims[2].requests().into_iter().filter(|r| r.method == method).filter_map(|r| r.json()).collect()
+    };
+    let created = sent("POST");
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!((&created[0]["costCenter"], &created[0]["organization"]), (&json!("CC-1"), &json!("Contoso")));
+    assert_eq!(created[0][ENT], json!({"department": "R&D", "employeeNumber": "701984"}));
+
+    // Legacy dialect with the bare name, flagged dialect with the Enterprise one.
+    let r = app
+        .app
+        .patch(
+            &app.token,
+            &format!("/Users/{id}"),
+            &patch(json!([
+                {"op": "Replace", "path": "costCenter", "value": "CC-2"},
+                {"op": "Replace", "path": format!("{ENT}:organization"), "value": "Fabrikam"}
+            ])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(app.settled(WAIT).await, "{:?}", app.deliveries());
+    let patched = sent("PATCH");
+    assert_eq!(patched.len(), 1, "{patched:?}");
+    let mut ops = patched[0]["Operations"].as_array().cloned().unwrap_or_default();
+    ops.sort_by_key(|o| o["path"].as_str().map(str::to_owned));
+    assert_eq!(
+        ops,
+        [
+            json!({"op": "replace", "path": "costCenter", "value": "CC-2"}),
+            json!({"op": "replace", "path": "organization", "value": "Fabrikam"})
+        ]
+    );
+    for sim in &app.sims {
+        let refused: Vec<_> = sim.requests().into_iter().filter(|r| r.status.is_some_and(|s| s >= 400)).collect();
+        assert!(refused.is_empty(), "{:?}", refused.iter().map(|r| (&r.method, &r.path, &r.body)).collect::<Vec<_>>());
+    }
+}
+both_backends_delivery!(
+    cost_center_and_organization_reach_jumpcloud_without_a_urn,
+    super::three_vendors_and_a_group_target()
+);
