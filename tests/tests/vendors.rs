@@ -302,3 +302,124 @@ async fn groups_go_only_where_groups_are_taken(app: DeliveryApp) {
     assert!(app.deliveries().iter().filter(|d| d.kind == scimgw_store::Kind::Group).all(|d| d.target == "crm"));
 }
 both_backends_delivery!(groups_go_only_where_groups_are_taken, super::three_vendors_and_a_group_target());
+
+/// `costCenter` and `organization`: Entra may send them bare (as JumpCloud's guide writes them)
+/// or under the Enterprise URN (as RFC 7643 defines them). The gateway takes both, and the
+/// directory gets them without a URN, the spelling its table lists, on create and on update.
+async fn cost_center_and_organization_reach_jumpcloud_without_a_urn(app: DeliveryApp) {
+    let p = Person { local: "cost.center", ..alice() };
+    let mut body = p.entra_create();
+    body["costCenter"] = json!("CC-1");
+    body[ENT]["organization"] = json!("Contoso");
+    let r = app.app.post(&app.token, "/Users", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body[ENT]["costCenter"], "CC-1", "stored in the Enterprise extension: {}", r.text);
+    assert!(r.body.get("costCenter").is_none());
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert!(app.settled(WAIT).await, "{:?}", app.deliveries());
+    let sent = |method: &str| -> Vec<Value> {
+        app.sims[2].requests().into_iter().filter(|r| r.method == method).filter_map(|r| r.json()).collect()
+    };
+    let created = sent("POST");
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!((&created[0]["costCenter"], &created[0]["organization"]), (&json!("CC-1"), &json!("Contoso")));
+    assert_eq!(created[0][ENT], json!({"department": "R&D", "employeeNumber": "701984"}));
+
+    // Legacy dialect with the bare name, flagged dialect with the Enterprise one.
+    let r = app
+        .app
+        .patch(
+            &app.token,
+            &format!("/Users/{id}"),
+            &patch(json!([
+                {"op": "Replace", "path": "costCenter", "value": "CC-2"},
+                {"op": "Replace", "path": format!("{ENT}:organization"), "value": "Fabrikam"}
+            ])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(app.settled(WAIT).await, "{:?}", app.deliveries());
+    let patched = sent("PATCH");
+    assert_eq!(patched.len(), 1, "{patched:?}");
+    let mut ops = patched[0]["Operations"].as_array().cloned().unwrap_or_default();
+    ops.sort_by_key(|o| o["path"].as_str().map(str::to_owned));
+    assert_eq!(
+        ops,
+        [
+            json!({"op": "replace", "path": "costCenter", "value": "CC-2"}),
+            json!({"op": "replace", "path": "organization", "value": "Fabrikam"})
+        ]
+    );
+    for sim in &app.sims {
+        let refused: Vec<_> = sim.requests().into_iter().filter(|r| r.status.is_some_and(|s| s >= 400)).collect();
+        assert!(refused.is_empty(), "{:?}", refused.iter().map(|r| (&r.method, &r.path, &r.body)).collect::<Vec<_>>());
+    }
+}
+both_backends_delivery!(
+    cost_center_and_organization_reach_jumpcloud_without_a_urn,
+    super::three_vendors_and_a_group_target()
+);
+
+/// What each target receives when Entra disables a user (docs/entra.md, "When Entra disables a
+/// user"): decided by the target's `scope` and `deprovision`.
+fn disable_matrix() -> Vec<TargetSpec> {
+    vec![
+        // No scope: the disabled user is still in scope, `deprovision` does not matter.
+        TargetSpec::vendor("jostle", "jostle", &format!("deprovision = \"delete\"\n{FAST_RETRY}")),
+        // A scope that excludes inactive users, with delete.
+        TargetSpec::vendor(
+            "joyn",
+            "joyn-fsm",
+            &format!("scope = 'active eq true'\ndeprovision = \"delete\"\n{FAST_RETRY}"),
+        ),
+        // A scope that excludes inactive users, with deactivate.
+        TargetSpec::vendor(
+            "jumpcloud",
+            "jumpcloud",
+            &format!("username_from = \"userName_local_part\"\nscope = 'active eq true'\n{FAST_RETRY}"),
+        ),
+    ]
+}
+
+async fn a_disabled_user_reaches_each_target_as_its_scope_and_deprovision_say(app: DeliveryApp) {
+    let p = Person { local: "to.disable", ..alice() };
+    let r = app.app.post(&app.token, "/Users", &p.entra_create()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    assert!(app.settled(WAIT).await, "{:?}", app.deliveries());
+    let before: Vec<usize> = app.sims.iter().map(|s| s.requests().len()).collect();
+    // Entra's legacy disable, with a title change in the same request.
+    let disable = patch(json!([
+        {"op": "Replace", "path": "active", "value": "False"},
+        {"op": "Replace", "path": "title", "value": "Retired"}
+    ]));
+    let r = app.app.patch(&app.token, &format!("/Users/{id}"), &disable).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(app.settled(WAIT).await, "{:?}", app.deliveries());
+    let after = |i: usize| -> Vec<(String, Option<Value>)> {
+        app.sims[i].requests().into_iter().skip(before[i]).map(|r| (r.method.clone(), r.json())).collect()
+    };
+    // Jostle (no scope): an ordinary update; title is not in Jostle's table, so only `active`.
+    let jostle = after(0);
+    assert_eq!(jostle.len(), 1, "{jostle:?}");
+    assert_eq!(jostle[0].0, "PATCH");
+    assert_eq!(
+        jostle[0].1.as_ref().map(|b| b["Operations"].clone()),
+        Some(json!([{"op": "Replace", "path": "active", "value": false}]))
+    );
+    // Joyn FSM (scope excludes inactive users, delete): DELETE.
+    let joyn = after(1);
+    assert_eq!(joyn.iter().map(|(m, _)| m.as_str()).collect::<Vec<_>>(), ["DELETE"], "{joyn:?}");
+    assert!(app.sims[1].user_by_username(&p.user_name()).is_none());
+    // JumpCloud (scope excludes inactive users, deactivate): `replace active false` alone, the
+    // title change is not sent while the user is out of scope.
+    let jc = after(2);
+    assert_eq!(jc.len(), 1, "{jc:?}");
+    assert_eq!(jc[0].0, "PATCH");
+    assert_eq!(
+        jc[0].1.as_ref().map(|b| b["Operations"].clone()),
+        Some(json!([{"op": "replace", "path": "active", "value": false}]))
+    );
+    assert_eq!(held(&app.sims[2], p.local).unwrap()["title"], "Engineer");
+}
+both_backends_delivery!(a_disabled_user_reaches_each_target_as_its_scope_and_deprovision_say, super::disable_matrix());

@@ -1,22 +1,29 @@
 //! The Jostle adapter (`kind = "jostle"`).
 //!
-//! Where each rule comes from (`VENDORS.md` § Jostle, and Jostle's Entra provisioning tutorial in
-//! `seeds/jostle-entra-provisioning.txt`):
+//! Where each rule comes from: Jostle's Entra provisioning tutorial
+//! (`shared/seeds/jostle-entra-provisioning.txt`; its attribute table is the one line 56),
+//! digested in `VENDORS.md` § Jostle, which adds facts from Jostle's API reference, marked
+//! *(outside the seed)* below:
 //!
-//! - **Attributes**: the ten of Jostle's attribute table — `userName`, `active`, `name.givenName`,
-//!   `name.familyName`, the work, personal, alternate1 and alternate2 emails, and the two
-//!   alternate-email labels of Jostle's extension
+//! - **Attributes**: the ten of the tutorial's table (line 56) — `userName`, `active`,
+//!   `name.givenName`, `name.familyName`, the work, personal, alternate1 and alternate2 emails,
+//!   and the two alternate-email labels of Jostle's extension
 //!   `urn:ietf:params:scim:schemas:extension:jostle:2.0:User`. Nothing else is sent. Newer
-//!   versions of the tutorial list more attributes: a target adds them with
+//!   versions of the tutorial list more attributes (VENDORS.md): a target adds them with
 //!   `extra_attributes = ["title", "phoneNumbers[type eq \"mobile\"].value"]`.
-//! - **Required**: `userName`, `name.givenName`, `name.familyName` — Jostle's smallest valid create
-//!   (with `active`, which the gateway always has).
-//! - **Warning only**: no work email. Jostle's own UI expects one for a person, but its API
-//!   accepts the user; `scimgw preview` shows it.
-//! - **Matching**: `userName`, the only attribute Jostle filters on.
-//! - **Users only**: Jostle's `/ResourceTypes` has no Group, so groups are never sent.
-//! - **Deprovisioning**: the IdP flow deactivates; `deprovision = "delete"` is honoured too, as
-//!   Jostle's API allows it.
+//! - **Required** *(outside the seed: VENDORS.md's "smallest valid create"; the tutorial's table
+//!   marks nothing required)*: `userName`, `name.givenName`, `name.familyName` (with `active`,
+//!   which the gateway always has).
+//! - **Warning only** *(outside the seed)*: no work email. Jostle's own UI expects one for a
+//!   person, but its API accepts the user; `scimgw preview` shows it.
+//! - **Matching**: `userName`, the only attribute with ✓ in "Supported for filtering" (line 56).
+//! - **Users only** *(outside the seed: Jostle's API article, its `/ResourceTypes` has no Group;
+//!   the tutorial says "users and groups" in Entra's template wording, lines 2 and 42)*: groups
+//!   are never sent.
+//! - **Deprovisioning**: the tutorial's Entra flow creates, updates and disables (line 42;
+//!   "Remove users … when they do not require access anymore", line 5, is Entra's template
+//!   wording for the same). `deprovision = "delete"` is honoured too, as Jostle's API allows it
+//!   *(outside the seed)*: the target's choice.
 
 use std::sync::Arc;
 

@@ -1,25 +1,35 @@
 //! The Joyn FSM adapter (`kind = "joyn-fsm"`).
 //!
-//! Where each rule comes from (`VENDORS.md` § Joyn FSM, and the vendor's Entra provisioning guide
-//! in `seeds/joyn-fsm-entra-provisioning.md`):
+//! Where each rule comes from: the vendor's Entra provisioning guide
+//! (`shared/seeds/joyn-fsm-entra-provisioning.md`, Step 5's attribute table, lines 98–117, with
+//! its "Supported for filtering" and "Required by Joyn FSM" columns), digested in `VENDORS.md`
+//! § Joyn FSM:
 //!
-//! - **Required**: `userName` and a work email (`emails[type eq "work"].value`); the app refuses a
-//!   user without one, so the gateway refuses (or skips) it first.
-//! - **Attributes**: those of the vendor's table — `userName`, the work email, `active`,
-//!   `name.formatted`, `displayName`, `externalId`, `name.givenName`, `name.familyName`, the work
-//!   address (`formatted`, `streetAddress`, `locality`, `region`, `postalCode`, `country`), the
-//!   mobile phone, the enterprise `department`, and Joyn's extension
-//!   (`urn:ietf:params:scim:schemas:extension:joynfsm:2.0:User`) `xid` and `joynFieldId`, which are
-//!   undocumented and passed through as opaque strings. Nothing else is sent;
-//!   `extra_attributes` adds more.
-//! - **Matching**: `userName`, the only attribute Joyn FSM filters on.
-//! - **Users only**: no groups are documented, so none are sent.
-//! - The work email is also checked to look like an email address: the guide maps it from the
-//!   user's mail, and a malformed one would be refused by the app with a less helpful message.
+//! - **Required**: `userName` and `emails[type eq "work"].value` (the two ✓ of "Required by Joyn
+//!   FSM", lines 100–101); the app refuses a user without one, so the gateway refuses (or skips)
+//!   it first.
+//! - **Attributes**: those of the table — `userName`, the work email, `active`, `name.formatted`,
+//!   `displayName`, `externalId`, `name.givenName` (the table leaves its type blank, line 106: a
+//!   string, as everywhere else), `name.familyName`, the work address (`formatted`,
+//!   `streetAddress`, `locality`, `region`, `postalCode`, `country`), the mobile phone, the
+//!   Enterprise `department`, and Joyn's extension
+//!   (`urn:ietf:params:scim:schemas:extension:joynfsm:2.0:User`) `xid` and `joynFieldId`, which
+//!   the guide lists without a word on their meaning and which are passed through as opaque
+//!   strings. Nothing else is sent; `extra_attributes` adds more.
+//! - **Matching**: `userName`, the only ✓ of "Supported for filtering" (line 100).
+//! - **Users only** *(our reading)*: the guide's wording is Entra's template ("users and groups",
+//!   lines 22 and 61) but its mappings are users' only, so no group is sent.
+//! - **Warning only** *(our choice, not the guide's)*: a work email that does not look like an
+//!   email address. The guide types it only as a String; refusing what the app may accept would
+//!   block the person's provisioning and count as a failure on Entra's side, so `scimgw preview`
+//!   shows it instead.
+//! - **Deprovisioning**: "Remove users in Joyn FSM when they don't require access anymore"
+//!   (line 28) is Entra's template wording: Entra disables (PATCH `active` false) and deletes only
+//!   on a hard delete. `deprovision = "delete"` is honoured, but it is the target's choice.
 
 use std::sync::Arc;
 
-use scimgw_adapter::table::{Row, Rule};
+use scimgw_adapter::table::{Row, Rule, Table};
 use scimgw_adapter::vendor::{TableAdapter, VendorSpec};
 use scimgw_adapter::{Adapter, Secret, TargetConfig};
 use scimgw_scim::schema::{Attribute, Schema};
@@ -27,13 +37,16 @@ use scimgw_scim::schema::{Attribute, Schema};
 /// `kind` of Joyn FSM targets.
 pub const KIND: &str = "joyn-fsm";
 
+/// Rules that only warn (our choice; see the module doc).
+const WARNINGS: &[Row] = &[Row { path: "emails[type eq \"work\"].value", rules: &[Rule::Email] }];
+
 /// Joyn FSM's extension schema URN.
 pub const JOYN_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:joynfsm:2.0:User";
 
 /// The attribute table (VENDORS.md § Joyn FSM).
 pub const ATTRIBUTES: &[Row] = &[
     Row { path: "userName", rules: &[Rule::Required] },
-    Row { path: "emails[type eq \"work\"].value", rules: &[Rule::Required, Rule::Email] },
+    Row { path: "emails[type eq \"work\"].value", rules: &[Rule::Required] },
     Row { path: "active", rules: &[] },
     Row { path: "name.formatted", rules: &[] },
     Row { path: "displayName", rules: &[] },
@@ -70,7 +83,10 @@ pub fn extension_schemas() -> Vec<(Schema, &'static str)> {
 
 /// The spec of one target.
 pub fn spec(target: &TargetConfig) -> Result<VendorSpec, String> {
-    VendorSpec::from_table(KIND, "Joyn FSM", ATTRIBUTES, target, &[], extension_schemas)
+    Ok(VendorSpec {
+        warnings: Table::new("Joyn FSM, our check", WARNINGS, &[])?,
+        ..VendorSpec::from_table(KIND, "Joyn FSM", ATTRIBUTES, target, &[], extension_schemas)?
+    })
 }
 
 /// The registry constructor of `kind = "joyn-fsm"`.
@@ -126,7 +142,9 @@ mod tests {
         let v = a.validate(&u);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].to_string(), "emails[type eq \"work\"].value: is required (Joyn FSM)");
+        // The guide types the work email only as a String: a malformed one is a warning.
         u.insert("emails".into(), json!([{"type": "work", "value": "not an email"}]));
-        assert_eq!(a.validate(&u)[0].rule, "must be an email address (Joyn FSM)");
+        assert!(a.validate(&u).is_empty());
+        assert_eq!(a.warnings(&u)[0].rule, "must be an email address (Joyn FSM, our check)");
     }
 }

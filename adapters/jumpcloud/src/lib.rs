@@ -3,30 +3,50 @@
 //! Where each rule comes from (`VENDORS.md` § JumpCloud-style directory, and the vendor's SCIM
 //! import guide in `seeds/jumpcloud-entra-scim-import.txt`):
 //!
-//! - **Tenant URL**: must carry `?aadOptscim062020`; without it the directory supports creates
-//!   only. A target without the flag is a configuration error. Updates are one PATCH of the
+//! - **Tenant URL**: must carry `?aadOptscim062020` (line 25; line 6 drops the flag's name:
+//!   "The must be added to the Tenant URL"); without it the directory supports creates
+//!   only (line 7). A target without the flag is a configuration error. Updates are one PATCH of the
 //!   difference in Entra's flagged dialect as far as it is RFC 7644 (lowercase `op`, one
 //!   operation per path, JSON booleans), whatever dialect the IdP used; never a PUT.
-//! - **username** (`userName`): required, at most 1024 characters, **not an email address**, and
-//!   "no special characters" — which the vendor does not define; we read it conservatively as
-//!   letters, digits, `.`, `-` and `_`. Its source is configurable, as the vendor advises mapping
-//!   it from the mail nickname: `username_from = "userName"` (as is, the default),
-//!   `"externalId"` (where Entra's default mapping puts `mailNickname` — the source the vendor's
-//!   guide suggests), `"userName_local_part"` (the part before `@` of an email-shaped
-//!   `userName`), or `"work_email_local_part"` (the part before `@` of the work email). A value
-//!   that still breaks a rule is refused with the rule named.
-//! - **Company email**: the primary email (else the work email), required, email-shaped, at most
-//!   1024 characters; sent as the one `work` email, `primary: true`.
-//! - `name.givenName`, `name.familyName`: at most 1024 characters each.
-//! - **Sent**: only the mapping table's attributes — `userName`, `name.givenName`,
-//!   `name.familyName`, the company email, `displayName`, `active`, `title`, `locale`, `userType`,
-//!   and the enterprise `department`, `costCenter`, `organization`, `employeeNumber`.
-//!   `manager` is not supported and never sent. `meta` is read-only there and never sent.
-//! - **Inactive users are not created**; an existing one is deactivated (PATCH `active: false`),
-//!   not deleted, unless the target says `deprovision = "delete"`.
-//! - **Users only**: real-time group import is not supported, so no group is ever sent.
-//! - `employeeNumber` must be unique in the directory: the directory's 409 is reported with its
-//!   message (the gateway cannot know the directory's other users).
+//! - **username** (`userName`): "required, no special characters, (max length 1024). note: email
+//!   may not be used as username" (line 52). "No special characters" is not defined by the
+//!   vendor; we read it conservatively as letters, digits, `.`, `-` and `_`. Its source is
+//!   configurable, as the vendor advises mapping it from the mail nickname (line 33) and notes
+//!   that "Some integrations leverage the email substring for the username" (line 52): `username_from = "userName"` (as is, the default),
+//!   `"externalId"` (where Entra's default mapping puts `mailNickname`, the source line 33
+//!   suggests), `"userName_local_part"` (the part before `@` of an email-shaped `userName`), or
+//!   `"work_email_local_part"` (the part before `@` of the work email). A value that still breaks
+//!   a rule is refused with the rule named.
+//! - **Company email**: "emails: value (primary) … email, required, max length 1024" (line 55):
+//!   the primary email (else the work email — our reading: the guide maps `userPrincipalName`,
+//!   "the work email", there, line 34), sent as the one `work` email, `primary: true`.
+//! - `name.givenName`, `name.familyName`: "max length 1024" each (lines 53–54).
+//! - **Sent**: only the mapping table's attributes (seed, "Supported SCIM Attribute Mappings",
+//!   lines 48–73), spelled as its "SCIM v2 Mapping" column spells them — `userName`,
+//!   `name.givenName`, `name.familyName`, the company email, `displayName`, `active`, `title`,
+//!   `locale`, `costCenter`, `userType`, `organization`, and the Enterprise extension's
+//!   `department` and `employeeNumber`. `manager` is not supported (line 11) and never sent;
+//!   `meta.created`/`meta.lastModified` are N/A there (lines 61–62) and never sent.
+//! - **`costCenter` and `organization` go without a URN.** The column gives `department` and
+//!   `employeeNumber` the Enterprise URN (lines 65, 72) and these two none (lines 68, 70); the
+//!   table is "attributes that the JumpCloud SCIM client will accept" (line 49), and "Any
+//!   unsupported attributes that are left enabled in Entra ID can cause the provisioning to fail"
+//!   (line 32): the spelling it lists is the one known to be accepted. The gateway stores both
+//!   spellings from the IdP in the Enterprise extension (`scimgw_scim::schema::
+//!   BARE_ENTERPRISE_ATTRIBUTES`), so the rows read them from there too
+//!   ([`Table::reading_also`](scimgw_adapter::table::Table::reading_also)).
+//! - The column writes the Enterprise URN with a lower-case `user`
+//!   (`…:enterprise:2.0:user:department`); we send RFC 7643's `…:2.0:User`, as Entra does: SCIM
+//!   compares URNs ignoring case.
+//! - **Inactive users are not created** ("If a user is inactive in the source application, the
+//!   user will not be created", line 9). `active` maps to `!suspended && !passwordExpired`
+//!   (lines 57–60), so `active: false` suspends an existing user; what the gateway sends when one
+//!   is disabled or leaves the scope is in `docs/targets/jumpcloud.md`.
+//! - **Users only**: "Real-time Group import isn't currently supported" (line 8), so no group is
+//!   ever sent.
+//! - `employeeNumber` must be unique in the directory *(outside the seed: VENDORS.md, from the
+//!   vendor's V1 API)*: the directory's 409 is reported with its message (the gateway cannot
+//!   know the directory's other users).
 
 use std::sync::Arc;
 
@@ -66,9 +86,18 @@ pub const ATTRIBUTES: &[Row] = &[
     Row { path: "locale", rules: &[] },
     Row { path: "userType", rules: &[] },
     Row { path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", rules: &[] },
-    Row { path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter", rules: &[] },
-    Row { path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization", rules: &[] },
+    // Without a URN, as the vendor's table writes them (see the module doc).
+    Row { path: "costCenter", rules: &[] },
+    Row { path: "organization", rules: &[] },
     Row { path: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", rules: &[] },
+];
+
+/// Rows the gateway stores elsewhere than the vendor's table spells them: (row, where the gateway
+/// keeps it). Both IdP spellings of `costCenter` and `organization` end up in the Enterprise
+/// extension.
+const READ_ALSO: &[(&str, &str)] = &[
+    ("costCenter", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter"),
+    ("organization", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:organization"),
 ];
 
 /// Where the username comes from.
@@ -147,7 +176,12 @@ pub fn spec(target: &TargetConfig) -> Result<VendorSpec, String> {
         return Err(format!("base_url must end with ?{} (without it {})", missing.flag, missing.without_it));
     }
     let from = UsernameFrom::parse(target)?;
+    let mut table = base.table.clone();
+    for (row, from) in READ_ALSO {
+        table = table.reading_also(row, from)?;
+    }
     Ok(VendorSpec {
+        table,
         prepare: Some(prepare(from)),
         creates_inactive: false,
         // The tenant URL carries aadOptscim062020 (checked above): Entra's flagged dialect, which
@@ -233,6 +267,25 @@ mod tests {
         let v: Vec<String> = a.validate(&user("first.last@corp.example")).iter().map(ToString::to_string).collect();
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(v[0].starts_with("userName:"), "{v:?}");
+    }
+
+    #[test]
+    fn cost_center_and_organization_go_without_a_urn_whichever_way_the_idp_sent_them() {
+        let a = construct(&target(json!({})), Secret::new("t")).unwrap();
+        // The gateway stores both IdP spellings in the Enterprise extension.
+        let mut u = user("first.last");
+        u.insert(ENTERPRISE.into(), json!({"department": "Ops", "costCenter": "CC-1", "organization": "Contoso"}));
+        let out = a.translate(&u).unwrap();
+        assert_eq!(out["costCenter"], "CC-1");
+        assert_eq!(out["organization"], "Contoso");
+        assert_eq!(out[ENTERPRISE], json!({"department": "Ops"}));
+        assert!(!a.dropped(&u).iter().any(|(attr, _)| attr.contains("costCenter") || attr.contains("organization")));
+        // A copy read back from the directory, in either spelling, projects the same way.
+        let mut copy = u.clone();
+        copy.insert(ENTERPRISE.into(), json!({"department": "Ops"}));
+        copy.insert("costCenter".into(), json!("CC-1"));
+        copy.insert("organization".into(), json!("Contoso"));
+        assert_eq!(a.payload_of_copy(&copy), a.payload_of_copy(&u));
     }
 
     #[test]

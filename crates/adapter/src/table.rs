@@ -12,7 +12,9 @@
 //! of one `type`, and one of its sub-attributes). Reading a path takes the element of that type
 //! marked primary, else the first of that type (several values may share a type: two work emails
 //! are legal SCIM; `dropped` lists the others); writing one builds `{"type": "work", "value": …}`
-//! and merges rows of the same element.
+//! and merges rows of the same element. A row may also be read from a second path
+//! ([`Table::reading_also`]) when a vendor documents an attribute under another spelling than the
+//! gateway stores it: the row's own path is what is sent.
 
 use serde_json::{Map, Value};
 
@@ -258,6 +260,10 @@ impl TablePath {
 pub struct Table {
     vendor: &'static str,
     rows: Vec<(TablePath, Vec<Rule>)>,
+    /// Where else a row's value may be read from (row index, path): a vendor that documents an
+    /// attribute under another spelling than the gateway stores it (JumpCloud's bare
+    /// `costCenter`, the gateway's Enterprise one).
+    read_also: Vec<(usize, TablePath)>,
 }
 
 impl Table {
@@ -274,19 +280,39 @@ impl Table {
                 out.push((path, Vec::new()));
             }
         }
-        Ok(Table { vendor, rows: out })
+        Ok(Table { vendor, rows: out, read_also: Vec::new() })
     }
 
-    /// The rows' paths, in order.
+    /// The table with the row of path `row` also read from `from` when the user has no value at
+    /// `row`: the row is still what is sent, and `from` is no longer listed as dropped.
+    pub fn reading_also(mut self, row: &str, from: &str) -> Result<Table, String> {
+        let wanted = TablePath::parse(row)?;
+        let index = self
+            .rows
+            .iter()
+            .position(|(p, _)| *p == wanted)
+            .ok_or_else(|| format!("attribute path \"{row}\" is not a row of the {} table", self.vendor))?;
+        self.read_also.push((index, TablePath::parse(from)?));
+        Ok(self)
+    }
+
+    /// The value of row `index` in `user`: at its path, else at a path it is also read from.
+    fn value<'a>(&self, index: usize, user: &'a Map<String, Value>) -> Option<&'a Value> {
+        let (path, _) = self.rows.get(index)?;
+        path.get(user)
+            .or_else(|| self.read_also.iter().filter(|(i, _)| *i == index).find_map(|(_, from)| from.get(user)))
+    }
+
+    /// The rows' paths, in order, then the paths rows are also read from.
     pub fn paths(&self) -> impl Iterator<Item = &TablePath> {
-        self.rows.iter().map(|(p, _)| p)
+        self.rows.iter().map(|(p, _)| p).chain(self.read_also.iter().map(|(_, p)| p))
     }
 
     /// Every rule `user` breaks.
     pub fn validate(&self, user: &Map<String, Value>) -> Vec<Violation> {
         let mut out = Vec::new();
-        for (path, rules) in &self.rows {
-            let value = path.get(user);
+        for (index, (path, rules)) in self.rows.iter().enumerate() {
+            let value = self.value(index, user);
             for rule in rules {
                 let ok = match value {
                     None => *rule != Rule::Required,
@@ -305,8 +331,8 @@ impl Table {
     pub fn project(&self, user: &Map<String, Value>) -> Map<String, Value> {
         let mut out = Map::new();
         let mut schemas = vec![Value::from(USER_URN)];
-        for (path, _) in &self.rows {
-            let Some(value) = path.get(user) else { continue };
+        for (index, (path, _)) in self.rows.iter().enumerate() {
+            let Some(value) = self.value(index, user) else { continue };
             if value.is_null() {
                 continue;
             }
@@ -511,6 +537,22 @@ mod tests {
         let reasons: Vec<String> = t.dropped(&user()).into_iter().map(|(_, r)| r).collect();
         assert_eq!(reasons[1], "Acme accepts emails only of the types in its table");
         assert_eq!(reasons[4], "not in the Acme attribute table");
+    }
+
+    #[test]
+    fn a_row_read_also_from_another_path_sends_its_own() {
+        let ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let t = Table::new("Acme", &[Row { path: "costCenter", rules: &[Rule::Required] }], &[])
+            .unwrap()
+            .reading_also("costCenter", &format!("{ent}:costCenter"))
+            .unwrap();
+        let stored = json!({"userName": "a", ent: {"costCenter": "CC-1"}}).as_object().unwrap().clone();
+        assert_eq!(Value::Object(t.project(&stored)), json!({"schemas": [USER_URN], "costCenter": "CC-1"}));
+        assert!(t.validate(&stored).is_empty());
+        assert_eq!(t.dropped(&stored), [("userName".to_owned(), "not in the Acme attribute table".to_owned())]);
+        let sent = json!({"costCenter": "CC-2", ent: {"costCenter": "CC-1"}}).as_object().unwrap().clone();
+        assert_eq!(t.project(&sent)["costCenter"], "CC-2", "the row's own path comes first");
+        assert!(Table::new("Acme", &[], &[]).unwrap().reading_also("costCenter", "x").is_err());
     }
 
     #[test]

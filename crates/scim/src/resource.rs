@@ -16,6 +16,9 @@
 //!   extensions (or a known empty one clients send, see [`crate::schema::IGNORED_SCHEMAS`]). The
 //!   stored `schemas` list is recomputed: the core URN plus each extension that holds data.
 //!
+//! - `costCenter` and `organization` may come without the Enterprise URN
+//!   ([`crate::schema::BARE_ENTERPRISE_ATTRIBUTES`]): they are stored in the Enterprise extension;
+//!   the same attribute sent both ways with different values is refused;
 //! - an attribute may also be written flat with its schema URN (`"urn:…:enterprise:2.0:User:department":
 //!   "Sales"`), as RFC 7644 §3.10 writes paths;
 //! - several values of one `type` (two `work` emails) are kept: RFC 7643 sets no such rule, and a
@@ -39,7 +42,10 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 
 use crate::error::ScimError;
-use crate::schema::{AttrType, Attribute, DropHook, IGNORED_SCHEMAS, Location, Mutability, ResourceSchema, Schema};
+use crate::schema::{
+    AttrType, Attribute, DropHook, ENTERPRISE_USER_SCHEMA, IGNORED_SCHEMAS, Location, Mutability, ResourceSchema,
+    Schema,
+};
 use crate::value::{get_ci, insert_ci, remove_ci};
 
 /// Validates a client-sent resource and returns its canonical stored form (see the module doc).
@@ -56,6 +62,9 @@ pub fn validate_resource(schema: &ResourceSchema<'_>, input: Value) -> Result<Ma
     let mut core = Map::new();
     let mut extensions: Vec<(String, Map<String, Value>)> = Vec::new();
     let mut opaque = Map::new();
+    // `costCenter` and `organization` sent without the Enterprise URN: merged after the loop, so
+    // that the outcome does not depend on the order of the body's keys.
+    let mut bare: Vec<(&Attribute, Value)> = Vec::new();
     // Core attributes nested under the core schema's URN (as some clients write them) are read
     // as top-level attributes.
     let mut entries: Vec<(String, Value)> = Vec::with_capacity(input.len());
@@ -133,6 +142,14 @@ pub fn validate_resource(schema: &ResourceSchema<'_>, input: Value) -> Result<Ma
             })?;
             continue;
         }
+        if let Some(attr) = schema.bare_enterprise_attribute(&key) {
+            if let Some(v) =
+                normalize_attribute(attr, value, &AttrLoc::Urn(ENTERPRISE_USER_SCHEMA, &attr.name), lenient)?
+            {
+                bare.push((attr, v));
+            }
+            continue;
+        }
         let Some(resolved) = schema.resolve(None, &key, None) else {
             unknown(lenient, &key, || {
                 ScimError::invalid_syntax(format!(
@@ -146,6 +163,30 @@ pub fn validate_resource(schema: &ResourceSchema<'_>, input: Value) -> Result<Ma
         let attr = resolved.attribute;
         if let Some(v) = normalize_attribute(attr, value, &AttrLoc::Name(&attr.name), lenient)? {
             core.insert(attr.name.clone(), v);
+        }
+    }
+
+    for (attr, v) in bare {
+        let ext = match extensions.iter_mut().find(|(id, _)| id.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA)) {
+            Some((_, ext)) => ext,
+            None => {
+                extensions.push((ENTERPRISE_USER_SCHEMA.to_owned(), Map::new()));
+                match extensions.last_mut() {
+                    Some((_, ext)) => ext,
+                    None => continue,
+                }
+            }
+        };
+        match ext.get(&attr.name) {
+            Some(existing) if *existing != v => {
+                return Err(ScimError::invalid_value(format!(
+                    "\"{}\" was sent both without and with the Enterprise URN, with different values",
+                    attr.name
+                )));
+            }
+            _ => {
+                ext.insert(attr.name.clone(), v);
+            }
         }
     }
 

@@ -225,6 +225,18 @@ async fn cost_center_and_organization_are_taken_at_the_top_level_too() {
 }
 
 #[tokio::test]
+async fn the_guide_s_lower_case_enterprise_urn_is_the_same_extension() {
+    // The guide's table writes `urn:…:enterprise:2.0:user:department` (lines 65, 72).
+    let (sim, c) = start();
+    let lower = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user";
+    let mut body = valid("ada");
+    body["schemas"] = json!([USER_SCHEMA, lower]);
+    body[lower] = json!({"department": "Engines", "employeeNumber": "7"});
+    let id = create(&c, &body).await;
+    assert_eq!(sim.user(&id).unwrap()[ENTERPRISE], json!({"department": "Engines", "employeeNumber": "7"}));
+}
+
+#[tokio::test]
 async fn employee_numbers_and_user_names_are_unique() {
     let (sim, c) = start();
     let ada = create(&c, &full("ada", "E-1")).await;

@@ -1,6 +1,12 @@
 //! `scimgw demo`: the gateway on a fresh embedded store with the three vendor simulators, a demo
 //! tenant with one target per vendor, a token and a ready-to-paste `curl`. Everything lives in
 //! `data/demo/` and starts fresh each time; `scimgw serve` is the production command.
+//!
+//! The terminal shows the story: each request as it lands at a simulator (method, path, a
+//! lookup's filter, the status) and a PATCH's operations, one per line. The gateway's own log
+//! (startup, access log, deliveries) goes to `gateway.log` in the demo's directory. The request
+//! and its values are the demo's own made-up users, so printing them is the point; `serve` never
+//! logs attribute values.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +16,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use scimgw_gateway::{Config, issue_key};
-use vendor_sim::{ProfileKind, Sim, SimConfig};
+use serde_json::Value;
+use vendor_sim::{ProfileKind, RecordedRequest, Sim, SimConfig};
 
 use super::open_store;
 
@@ -59,7 +66,8 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("tenants")).with_context(|| format!("creating {}", dir.display()))?;
     config.store.url = format!("sqlite://{}", dir.join("scimgw.db").display());
     config.tenants_dir = dir.join("tenants").display().to_string();
-    super::serve::init_logging(&config);
+    let log_file = dir.join("gateway.log");
+    super::serve::init_logging_to_file(&config, &log_file)?;
 
     let mut sims = Vec::new();
     let mut toml = String::from("# Written by `scimgw demo`: one target per vendor simulator.\n\n");
@@ -95,9 +103,13 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
                     let last = seen[i];
                     for r in sim.requests().into_iter().filter(|r| r.seq > last) {
                         // In order, and only once answered.
-                        let Some(status) = r.status else { break };
+                        if r.status.is_none() {
+                            break;
+                        }
                         seen[i] = r.seq;
-                        println!("  [{name:>9}] {} {} → {status}", r.method, r.path);
+                        for line in story(name, &r) {
+                            println!("{line}");
+                        }
                     }
                 }
                 std::thread::sleep(Duration::from_millis(200));
@@ -117,10 +129,86 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
              -H 'Content-Type: application/scim+json' \\\n  -d '{{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\
              \"userName\":\"ada.lovelace@example.com\",\"active\":true,\"name\":{{\"givenName\":\"Ada\",\"familyName\":\"Lovelace\"}},\
              \"emails\":[{{\"type\":\"work\",\"primary\":true,\"value\":\"ada.lovelace@example.com\"}}]}}'\n\n\
-             Each delivery is shown below as it lands. Ctrl-C stops everything.\n"
+             Each request to a vendor is shown below as it lands; the gateway's log is in {}.\n\
+             Ctrl-C stops everything.\n",
+            log_file.display()
         );
     });
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     served
+}
+
+/// How one request that reached a simulator reads in the demo: `[jumpcloud] PATCH /scim/v2/Users/…
+/// → 200`, the filter of a lookup, then each operation of a PATCH on its own line.
+fn story(vendor: &str, r: &RecordedRequest) -> Vec<String> {
+    let status = r.status.map_or_else(|| "…".to_owned(), |s| s.to_string());
+    let filter = r.query_param("filter").map(|f| format!("?filter={f}")).unwrap_or_default();
+    let mut out = vec![format!("  [{vendor:>9}] {} {}{filter} → {status}", r.method, r.path)];
+    if r.method == "PATCH" {
+        let ops = r.json().and_then(|b| b.get("Operations").and_then(Value::as_array).cloned()).unwrap_or_default();
+        for op in ops {
+            let name = op.get("op").and_then(Value::as_str).unwrap_or("?");
+            let line = match (op.get("path").and_then(Value::as_str), op.get("value")) {
+                (Some(path), Some(value)) => format!("{name} {path} = {}", clip(value)),
+                (Some(path), None) => format!("{name} {path}"),
+                (None, Some(value)) => format!("{name} {}", clip(value)),
+                (None, None) => name.to_owned(),
+            };
+            out.push(format!("  {:>11}   {line}", ""));
+        }
+    }
+    out
+}
+
+/// A value as compact JSON, cut to one readable line.
+fn clip(value: &Value) -> String {
+    const MAX: usize = 100;
+    let text = value.to_string();
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(method: &str, query: &str, body: Value) -> RecordedRequest {
+        RecordedRequest {
+            seq: 1,
+            method: method.into(),
+            path: "/scim/v2/Users/u1".into(),
+            query: query.into(),
+            headers: Vec::new(),
+            body: body.to_string(),
+            authenticated: true,
+            at: std::time::Instant::now(),
+            time: std::time::SystemTime::now(),
+            status: Some(200),
+            fault: None,
+        }
+    }
+
+    #[test]
+    fn a_patch_reads_as_its_operations_one_per_line() {
+        let body = json!({"Operations": [
+            {"op": "replace", "path": "active", "value": false},
+            {"op": "Remove", "path": "emails[type eq \"personal\"]"},
+            {"op": "add", "value": {"title": "x".repeat(200)}}
+        ]});
+        let lines = story("jumpcloud", &request("PATCH", "aadOptscim062020", body));
+        assert_eq!(lines[0], "  [jumpcloud] PATCH /scim/v2/Users/u1 → 200");
+        assert_eq!(lines[1].trim(), "replace active = false");
+        assert_eq!(lines[2].trim(), "Remove emails[type eq \"personal\"]");
+        assert!(lines[3].trim().starts_with("add {\"title\":\"xxx") && lines[3].ends_with('…'), "{}", lines[3]);
+    }
+
+    #[test]
+    fn a_lookup_shows_its_filter() {
+        let lines = story("jostle", &request("GET", "filter=userName+eq+%22ada%22", Value::Null));
+        assert_eq!(lines, ["  [   jostle] GET /scim/v2/Users/u1?filter=userName eq \"ada\" → 200"]);
+    }
 }

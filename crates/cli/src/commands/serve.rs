@@ -14,6 +14,7 @@ use scimgw_scim::schema::Registry;
 use scimgw_store::Store;
 use tokio::sync::{Notify, watch};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use super::{open_store, redact_url};
 
@@ -205,11 +206,24 @@ async fn wait_for_stop_signal() {
 }
 
 pub(crate) fn init_logging(config: &Config) {
+    install_logging(config, BoxMakeWriter::new(std::io::stderr), std::io::stderr().is_terminal());
+}
+
+/// Logs to `path` (appended) instead of stderr, at the configured level: `demo` keeps the
+/// terminal for what reaches the vendors.
+pub(crate) fn init_logging_to_file(config: &Config, path: &Path) -> anyhow::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening the log file {}", path.display()))?;
+    install_logging(config, BoxMakeWriter::new(std::sync::Mutex::new(file)), false);
+    Ok(())
+}
+
+fn install_logging(config: &Config, writer: BoxMakeWriter, ansi: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.try_init(),

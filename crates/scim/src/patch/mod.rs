@@ -36,7 +36,9 @@ use crate::messages::{PatchOpKind, PatchOperation, PatchRequest};
 use crate::resource::{AttrLoc, check_immutable, normalize_attribute, normalize_single, revalidate};
 use crate::resource::{opaque_set, unknown};
 use crate::schema::DropHook;
-use crate::schema::{AttrType, Attribute, IGNORED_SCHEMAS, Location, Mutability, ResourceSchema, Schema};
+use crate::schema::{
+    AttrType, Attribute, ENTERPRISE_USER_SCHEMA, IGNORED_SCHEMAS, Location, Mutability, ResourceSchema, Schema,
+};
 use crate::value::{get_ci, get_ci_mut, insert_ci, remove_ci};
 
 /// The result of a PATCH.
@@ -154,7 +156,11 @@ fn resolve<'s>(schema: &ResourceSchema<'s>, path: &str) -> Result<Target<'s>, Sc
         PatchPath::Attr(p) => (p, None, None),
         PatchPath::ValuePath { path, filter, sub_attr } => (path, Some(filter), sub_attr),
     };
-    let AttrPath { urn, name, sub_attr } = attr_path;
+    let AttrPath { mut urn, name, sub_attr } = attr_path;
+    // `costCenter` / `organization` without the Enterprise URN (`schema::BARE_ENTERPRISE_ATTRIBUTES`).
+    if urn.is_none() && schema.bare_enterprise_attribute(&name).is_some() {
+        urn = Some(ENTERPRISE_USER_SCHEMA.to_owned());
+    }
     if let Some(urn) = urn.as_ref().filter(|urn| !schema.knows_schema(urn)) {
         let full = format!("{urn}:{name}");
         if sub_attr.is_none() && filter.is_none() {

@@ -623,3 +623,20 @@ fn a_registered_extension_attribute_is_never_taken_for_an_unknown_extension() {
     assert_eq!(out.resource[ENTERPRISE_USER_SCHEMA]["department"], "Ops");
     assert_eq!(out.resource["schemas"], json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA]));
 }
+
+#[test]
+fn cost_center_and_organization_without_the_enterprise_urn_land_in_the_extension() {
+    let user = user_ok(
+        &entra_user(),
+        json!([
+            {"op": "Replace", "path": "costCenter", "value": "CC-1"},
+            {"op": "add", "value": {"Organization": "Contoso"}}
+        ]),
+    );
+    assert_eq!(user[ENTERPRISE_USER_SCHEMA]["costCenter"], "CC-1");
+    assert_eq!(user[ENTERPRISE_USER_SCHEMA]["organization"], "Contoso");
+    assert!(user.get("costCenter").is_none() && user.get("Organization").is_none());
+    let removed = user_ok(&user, json!([{"op": "remove", "path": "costCenter"}]));
+    assert!(removed[ENTERPRISE_USER_SCHEMA].get("costCenter").is_none());
+    assert_eq!(removed[ENTERPRISE_USER_SCHEMA]["organization"], "Contoso");
+}

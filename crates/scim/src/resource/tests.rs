@@ -382,3 +382,24 @@ fn unknown_extensions_are_bounded_per_resource_and_per_extension() {
     let e = err(lenient_user(json!({"schemas":[USER_SCHEMA], "userName":"a", "urn:acme:ext:User": attrs})));
     assert!(e.detail.contains("at most 256"), "{}", e.detail);
 }
+
+#[test]
+fn cost_center_and_organization_are_read_with_or_without_the_enterprise_urn() {
+    let bare =
+        user(json!({"schemas":[USER_SCHEMA], "userName":"a", "costCenter":"CC-1", "ORGANIZATION":"Contoso"})).unwrap();
+    let qualified = user(json!({"schemas":[USER_SCHEMA, ENTERPRISE_USER_SCHEMA], "userName":"a",
+        ENTERPRISE_USER_SCHEMA: {"costCenter":"CC-1", "organization":"Contoso"}}))
+    .unwrap();
+    assert_eq!(bare, qualified);
+    assert_eq!(bare["schemas"], json!([USER_SCHEMA, ENTERPRISE_USER_SCHEMA]));
+    let both = user(json!({"schemas":[USER_SCHEMA], "userName":"a", "costCenter":"CC-1",
+        ENTERPRISE_USER_SCHEMA: {"costCenter":"CC-1", "department":"Ops"}}))
+    .unwrap();
+    assert_eq!(both[ENTERPRISE_USER_SCHEMA], json!({"costCenter":"CC-1", "department":"Ops"}));
+    let e = err(user(json!({"schemas":[USER_SCHEMA], "userName":"a", "costCenter":"CC-1",
+        ENTERPRISE_USER_SCHEMA: {"costCenter":"CC-2"}})));
+    assert_eq!(e.scim_type, Some(ScimType::InvalidValue));
+    assert!(e.detail.contains("costCenter") && !e.detail.contains("CC-"), "{}", e.detail);
+    // Only these two: other Enterprise attributes still need their URN.
+    assert!(user(json!({"schemas":[USER_SCHEMA], "userName":"a", "department":"Ops"})).is_err());
+}

@@ -23,6 +23,15 @@ pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 /// never echoed. Microsoft's own provisioning tutorial still puts the first one in group creates.
 pub const IGNORED_SCHEMAS: &[&str] = &["http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"];
 
+/// Enterprise User attributes an IdP may send without their URN, read on input (bodies, PATCH
+/// paths, path-less PATCH keys) as the Enterprise ones and stored there. JumpCloud's import guide
+/// (`shared/seeds/jumpcloud-entra-scim-import.txt`, its mapping table, lines 68 and 70) writes
+/// `costCenter` and `organization` bare, unlike `department` and `employeeNumber`, so an Entra
+/// admin who follows it maps them as bare target attributes. RFC 7643 §4.3 defines both only in
+/// the Enterprise extension and the core User schema has no attribute by either name, so the bare
+/// name is unambiguous. Any other extension attribute still needs its URN (RFC 7644 §3.10).
+pub const BARE_ENTERPRISE_ATTRIBUTES: &[&str] = &["costCenter", "organization"];
+
 /// The data type of an attribute (RFC 7643 §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -514,6 +523,17 @@ impl<'a> ResourceSchema<'a> {
         self.extensions.iter().find(|(s, _)| s.id.eq_ignore_ascii_case(urn)).map(|(s, _)| *s)
     }
 
+    /// The Enterprise extension's spelling of `name` when it is one of
+    /// [`BARE_ENTERPRISE_ATTRIBUTES`], sent without a URN, and this resource type has that
+    /// extension and no core or common attribute by the name.
+    pub fn bare_enterprise_attribute(&self, name: &str) -> Option<&'a Attribute> {
+        if !BARE_ENTERPRISE_ATTRIBUTES.iter().any(|a| a.eq_ignore_ascii_case(name)) || self.resolve_core(name).is_some()
+        {
+            return None;
+        }
+        self.extension(ENTERPRISE_USER_SCHEMA)?.attribute(name)
+    }
+
     /// Whether `urn` is this resource type's core schema or one of its extensions.
     pub fn knows_schema(&self, urn: &str) -> bool {
         self.core.id.eq_ignore_ascii_case(urn) || self.extension(urn).is_some()
@@ -637,6 +657,17 @@ mod tests {
         assert!(user.resolve(Some(USER_SCHEMA), "userName", None).is_some());
         assert!(user.resolve(None, "id", None).is_some());
         assert!(user.resolve(None, "meta", Some("lastModified")).is_some());
+    }
+
+    #[test]
+    fn only_cost_center_and_organization_may_come_without_the_enterprise_urn() {
+        let reg = Registry::default();
+        let user = reg.resource("User").unwrap();
+        assert_eq!(user.bare_enterprise_attribute("COSTCENTER").map(|a| a.name.as_str()), Some("costCenter"));
+        assert_eq!(user.bare_enterprise_attribute("organization").map(|a| a.name.as_str()), Some("organization"));
+        assert!(user.bare_enterprise_attribute("department").is_none());
+        assert!(user.resolve(None, "costCenter", None).is_none(), "filters and projections still need the URN");
+        assert!(reg.resource("Group").unwrap().bare_enterprise_attribute("costCenter").is_none());
     }
 
     #[test]

@@ -18,8 +18,9 @@
 //!   `active` as boolean), dotted keys in a path-less `add`/`replace` (`"name.givenName"`,
 //!   `invalidPath`), a `remove` that carries a `value` (`invalidSyntax`).
 //! - **Users only** — "Real-time Group import isn't currently supported": no `/Groups` (404).
-//! - **Filters** — the table marks no filterable attribute; the connection matches on `userName`
-//!   as the other apps do, so only `userName eq "…"` passes (`400 invalidFilter`).
+//! - **Filters** *(our choice)* — the guide marks no filterable attribute and says nothing of
+//!   lookups; Entra matches on `userName` by default, so only `userName eq "…"` passes
+//!   (`400 invalidFilter`).
 //! - **`userName`** — "required, no special characters, (max length 1024). note: email may not be
 //!   used as username": an email-shaped value is `400 invalidValue` "must not be an email address";
 //!   "no special characters" read conservatively as letters, digits, `.`, `-`, `_` (VENDORS.md
@@ -33,13 +34,22 @@
 //!   `displayName`, `active`, `title`, `locale`, `userType`, and the Enterprise extension's
 //!   `department`, `costCenter`, `organization`, `employeeNumber`; anything else — `externalId`,
 //!   `name.formatted` included — is `400 invalidValue` naming it ("Any unsupported attributes that
-//!   are left enabled in Entra ID can cause the provisioning to fail"). The table also lists
-//!   `costCenter` and `organization` without a URN; both spellings land on one directory property,
-//!   so the top-level spelling is read as the Enterprise one (in bodies, PATCH paths and path-less
-//!   PATCH values) and stored there. The same value sent both ways is taken; two different values
-//!   are `400 invalidValue`.
-//! - **`employeeNumber`** — becomes `employeeIdentifier`, which "must be unique among the
-//!   directory's users": `409 uniqueness`.
+//!   are left enabled in Entra ID can cause the provisioning to fail", line 32).
+//! - **`costCenter` and `organization`** — the table's "SCIM v2 Mapping" column writes them
+//!   without a URN (lines 68, 70), unlike `department` and `employeeNumber` (lines 65, 72): that
+//!   bare spelling is what the table says the app "will accept" (line 49), and what the gateway's
+//!   adapter sends. RFC 7643 §4.3 defines both in the Enterprise extension, and each maps to one
+//!   directory property (`costCenter`, `company`), so the Enterprise spelling is taken too: the
+//!   top-level spelling is read as the Enterprise one (in bodies, PATCH paths and path-less PATCH
+//!   values) and stored there, which is also where reads return it. The same value sent both ways
+//!   is taken; two different values are `400 invalidValue`. The e2e test
+//!   `cost_center_and_organization_reach_jumpcloud_without_a_urn` checks the spelling the adapter
+//!   sends in the request log.
+//! - The column writes the Enterprise URN with a lower-case `user` (`…:2.0:user:department`): URNs
+//!   are compared ignoring case, so that spelling and RFC 7643's `…:2.0:User` are one extension.
+//! - **`employeeNumber`** — becomes `employeeIdentifier` (line 73), which "must be unique among
+//!   the directory's users" *(outside the seed: VENDORS.md, from the vendor's V1 API)*:
+//!   `409 uniqueness`.
 //! - **Inactive users** — "If a user is inactive in the source application, the user will not be
 //!   created": a create with `active: false` is `400 invalidValue`, which catches a gateway that
 //!   creates one. An existing user may be deactivated (`PATCH`; `PUT` of a user is refused by
