@@ -42,8 +42,12 @@ fn cases() -> Vec<Case> {
         }),
         // No "joyn-bad-work-email": Joyn FSM's guide types the work email only as a String, so a
         // malformed one is a warning (`preview`), not a refusal.
-        ("jc-special-chars", "jumpcloud", "userName", "may hold only letters, digits", |u: &mut Value| {
+        ("jc-special-chars", "jumpcloud", "userName", "may hold only ASCII letters, digits", |u: &mut Value| {
             u["userName"] = json!("first+last@corp.example");
+        }),
+        // A letter outside ASCII: the guide promises nothing for it; adapter and simulator agree.
+        ("jc-non-ascii", "jumpcloud", "userName", "may hold only ASCII letters, digits", |u: &mut Value| {
+            u["userName"] = json!("zoë.lindqvist@corp.example");
         }),
         ("jc-still-an-email", "jumpcloud", "userName", "must not be an email address", |u: &mut Value| {
             u["userName"] = json!("a@b@corp.example");

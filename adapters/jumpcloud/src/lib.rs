@@ -10,7 +10,8 @@
 //!   operation per path, JSON booleans), whatever dialect the IdP used; never a PUT.
 //! - **username** (`userName`): "required, no special characters, (max length 1024). note: email
 //!   may not be used as username" (line 52). "No special characters" is not defined by the
-//!   vendor; we read it conservatively as letters, digits, `.`, `-` and `_`. Its source is
+//!   vendor; we read it conservatively as ASCII letters, digits, `.`, `-` and `_` (the mail nickname the guide
+//!   advises is ASCII by Exchange's rules; nothing promises other letters). Its source is
 //!   configurable, as the vendor advises mapping it from the mail nickname (line 33) and notes
 //!   that "Some integrations leverage the email substring for the username" (line 52): `username_from = "userName"` (as is, the default),
 //!   `"externalId"` (where Entra's default mapping puts `mailNickname`, the source line 33
@@ -242,7 +243,7 @@ mod tests {
             v,
             [
                 "userName: must not be an email address (JumpCloud)",
-                "userName: may hold only letters, digits, '.', '-' and '_' (JumpCloud)"
+                "userName: may hold only ASCII letters, digits, '.', '-' and '_' (JumpCloud)"
             ]
         );
         let derived = construct(&target(json!({"username_from": "userName_local_part"})), Secret::new("t")).unwrap();

@@ -37,7 +37,8 @@ pub enum Rule {
     Email,
     /// Not an email address (no `@`).
     NotEmail,
-    /// Only letters, digits, `.`, `-` and `_`.
+    /// Only ASCII letters, digits, `.`, `-` and `_` (JumpCloud's "no special characters", read as what the
+    /// mail nickname its guide advises can hold: Exchange aliases are ASCII).
     PlainName,
 }
 
@@ -49,7 +50,7 @@ impl Rule {
             Rule::MaxChars(n) => format!("must be at most {n} characters"),
             Rule::Email => "must be an email address".into(),
             Rule::NotEmail => "must not be an email address".into(),
-            Rule::PlainName => "may hold only letters, digits, '.', '-' and '_'".into(),
+            Rule::PlainName => "may hold only ASCII letters, digits, '.', '-' and '_'".into(),
         }
     }
 
@@ -512,7 +513,7 @@ mod tests {
             v,
             [
                 "userName: must not be an email address (Acme)",
-                "userName: may hold only letters, digits, '.', '-' and '_' (Acme)",
+                "userName: may hold only ASCII letters, digits, '.', '-' and '_' (Acme)",
                 "name.givenName: must be at most 5 characters (Acme)",
                 "emails[type eq \"work\"].value: is required (Acme)",
             ]

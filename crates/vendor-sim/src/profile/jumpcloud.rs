@@ -23,7 +23,7 @@
 //!   (`400 invalidFilter`).
 //! - **`userName`** — "required, no special characters, (max length 1024). note: email may not be
 //!   used as username": an email-shaped value is `400 invalidValue` "must not be an email address";
-//!   "no special characters" read conservatively as letters, digits, `.`, `-`, `_` (VENDORS.md
+//!   "no special characters" read conservatively as ASCII letters, digits, `.`, `-`, `_` (VENDORS.md
 //!   says so); at most 1024 characters. Unique ignoring case (`409 uniqueness`).
 //! - **Company email** — "emails: value (primary) … email, required, max length 1024": the email
 //!   marked primary, else the work email, must be present, email-shaped and at most 1024
@@ -179,16 +179,18 @@ impl Profile for JumpCloudProfile {
     }
 }
 
-/// Required (the core checks presence), not an email, letters, digits, `.`, `-`, `_`, ≤ 1024.
+/// Required (the core checks presence), not an email, ASCII letters, digits, `.`, `-`, `_`, ≤ 1024.
 fn check_user_name(user_name: &str) -> Result<(), ScimError> {
     if user_name.contains('@') || rules::is_email_shaped(user_name) {
         return Err(ScimError::invalid_value(format!(
             "{VENDOR}: userName must not be an email address; use the mail nickname (first.last)"
         )));
     }
-    if !user_name.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_')) {
+    // ASCII only: the guide promises nothing for other letters, and the source it advises (the
+    // mail nickname, line 33) is ASCII by Exchange's rules; the adapter refuses the same.
+    if !user_name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
         return Err(ScimError::invalid_value(format!(
-            "{VENDOR}: userName has special characters; only letters, digits, '.', '-' and '_' are allowed"
+            "{VENDOR}: userName has special characters; only ASCII letters, digits, '.', '-' and '_' are allowed"
         )));
     }
     if rules::char_len(user_name) > MAX_LEN {
@@ -418,7 +420,10 @@ mod tests {
     #[test]
     fn user_names_are_nicknames_of_plain_characters() {
         assert!(check_user_name("ada.lovelace-1_x").is_ok());
-        assert!(check_user_name("Zoë").is_ok(), "letters are not special characters");
+        assert!(
+            check_user_name("Zoë").unwrap_err().detail.contains("special characters"),
+            "the guide promises nothing outside ASCII"
+        );
         assert!(check_user_name("ada@example.com").unwrap_err().detail.contains("must not be an email"));
         assert!(check_user_name("ada@").unwrap_err().detail.contains("must not be an email"));
         assert!(check_user_name("ada lovelace").unwrap_err().detail.contains("special characters"));
