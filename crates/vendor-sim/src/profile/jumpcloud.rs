@@ -53,7 +53,7 @@ use scimgw_scim::value::{get_ci, get_ci_mut, key_ci, remove_ci};
 use serde_json::{Map, Value};
 
 use super::rules::{self, AttributeTable, MultiValued};
-use super::{Kind, Profile, RequestInfo, Write};
+use super::{Kind, PatchTarget, Profile, RequestInfo, Write};
 
 const VENDOR: &str = "JumpCloud";
 
@@ -144,11 +144,17 @@ impl Profile for JumpCloudProfile {
         Ok(Value::Object(obj))
     }
 
+    fn check_patch_target(&self, _kind: Kind, target: &PatchTarget<'_>) -> Result<(), ScimError> {
+        let enterprise = target.extension.is_some_and(|u| u.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA));
+        if enterprise && target.attribute.eq_ignore_ascii_case("manager") {
+            return Err(manager_not_supported());
+        }
+        TABLE.check_target(target)
+    }
+
     fn validate_user(&self, user: &Map<String, Value>, write: Write<'_>) -> Result<(), ScimError> {
         if user.get(ENTERPRISE_USER_SCHEMA).and_then(|e| e.get("manager")).is_some() {
-            return Err(ScimError::invalid_value(format!(
-                "{VENDOR}: attribute \"{ENTERPRISE_USER_SCHEMA}:manager\" is not supported"
-            )));
+            return Err(manager_not_supported());
         }
         TABLE.check(user)?;
         check_user_name(rules::string(user, "userName").unwrap_or(""))?;
@@ -167,6 +173,11 @@ impl Profile for JumpCloudProfile {
         }
         Ok(())
     }
+}
+
+/// "The manager attribute isn't supported".
+fn manager_not_supported() -> ScimError {
+    ScimError::invalid_value(format!("{VENDOR}: attribute \"{ENTERPRISE_USER_SCHEMA}:manager\" is not supported"))
 }
 
 /// Required (the core checks presence), not an email, letters, digits, `.`, `-`, `_`, ≤ 1024.
