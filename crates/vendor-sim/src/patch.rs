@@ -235,18 +235,24 @@ fn apply_op(
 
 /// A path as written: `[urn:…:]attr[.sub]` or `[urn:…:]attr[sub eq "literal"][.sub]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Path {
-    urn: Option<String>,
-    attr: String,
-    filter: Option<EqFilter>,
-    sub: Option<String>,
+pub(crate) struct Path {
+    /// The schema URN before the attribute, as written.
+    pub urn: Option<String>,
+    /// The attribute, as written.
+    pub attr: String,
+    /// The value filter.
+    pub filter: Option<EqFilter>,
+    /// The sub-attribute after the attribute or the filter, as written.
+    pub sub: Option<String>,
 }
 
 /// `[attr eq "literal"]`: the only value filter the vendors' documents and Entra use.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct EqFilter {
-    attr: String,
-    literal: String,
+pub(crate) struct EqFilter {
+    /// The sub-attribute compared, as written.
+    pub attr: String,
+    /// The string it must equal.
+    pub literal: String,
 }
 
 /// "invalid path: expected X, found Y at column N" — every syntax error of a path. The path
@@ -336,7 +342,7 @@ impl Cursor {
 }
 
 /// Parses a PATCH path (RFC 7644 §3.5.2, §3.10), restricted to the forms in the module doc.
-fn parse_path(text: &str) -> Result<Path, ScimError> {
+pub(crate) fn parse_path(text: &str) -> Result<Path, ScimError> {
     if text.is_empty() {
         return Err(ScimError::invalid_path("\"path\" is empty; leave it out to target the resource"));
     }
