@@ -8,7 +8,8 @@
 //! `emails[type eq "work"].value` (one path per sub-attribute of the value of that type, as Entra
 //! ID addresses them). A leaf that appeared is an `add`, one that changed a `replace`, one that
 //! is gone a `remove`; a typed value that is gone altogether is removed whole
-//! (`emails[type eq "personal"]`) so that no empty `{"type": …}` is left behind. A multi-valued
+//! (`emails[type eq "personal"]`) so that no empty `{"type": …}` is left behind. Removals come
+//! before the rest, so that none takes away what an `add` of the same request wrote. A multi-valued
 //! attribute whose values are not one-per-type is compared whole and replaced whole.
 
 use serde_json::{Map, Value};
@@ -60,16 +61,11 @@ pub enum Dialect {
 pub fn diff(previous: &Value, wanted: &Value) -> Vec<PatchOp> {
     let old = leaves(previous);
     let new = leaves(wanted);
+    // Removals go first: a path removed can hold what an add writes (the typed value
+    // `emails[type eq "work"]` removed, `emails` with two work values added whole; or the whole
+    // `emails` removed, `emails[type eq "work"].value` added), and operations apply in order
+    // (RFC 7644 §3.5.2), so a removal after the add would take the new values with it.
     let mut ops = Vec::new();
-    for (path, value) in &new {
-        match old.iter().find(|(p, _)| p.eq_ignore_ascii_case(path)) {
-            None => ops.push(PatchOp { op: OpKind::Add, path: path.clone(), value: Some(value.clone()) }),
-            Some((_, was)) if was != value => {
-                ops.push(PatchOp { op: OpKind::Replace, path: path.clone(), value: Some(value.clone()) });
-            }
-            Some(_) => {}
-        }
-    }
     // Typed values gone altogether are removed whole; their sub-attributes are not named.
     let gone_elements: Vec<String> = element_paths(previous)
         .into_iter()
@@ -84,6 +80,15 @@ pub fn diff(previous: &Value, wanted: &Value) -> Vec<PatchOp> {
             gone_elements.iter().any(|e| path.len() > e.len() && path[..e.len()].eq_ignore_ascii_case(e));
         if !kept && !in_gone_element {
             ops.push(PatchOp { op: OpKind::Remove, path: path.clone(), value: None });
+        }
+    }
+    for (path, value) in &new {
+        match old.iter().find(|(p, _)| p.eq_ignore_ascii_case(path)) {
+            None => ops.push(PatchOp { op: OpKind::Add, path: path.clone(), value: Some(value.clone()) }),
+            Some((_, was)) if was != value => {
+                ops.push(PatchOp { op: OpKind::Replace, path: path.clone(), value: Some(value.clone()) });
+            }
+            Some(_) => {}
         }
     }
     ops
@@ -354,9 +359,9 @@ mod tests {
                 "values that are not one per type are replaced whole",
                 with(|o| o["emails"] = json!([{"value": "a@x.example"}, {"value": "b@x.example"}])),
                 vec![
-                    op(Add, "emails", Some(json!([{"value": "a@x.example"}, {"value": "b@x.example"}]))),
                     op(Remove, r#"emails[type eq "work"]"#, None),
                     op(Remove, r#"emails[type eq "personal"]"#, None),
+                    op(Add, "emails", Some(json!([{"value": "a@x.example"}, {"value": "b@x.example"}]))),
                 ],
             ),
             (
@@ -399,6 +404,30 @@ mod tests {
             assert!(diff(&Value::Object(out.resource.clone()), &wanted).is_empty(), "{dialect:?}: {:?}", out.resource);
         }
         assert!(diff(&wanted, &wanted).is_empty());
+    }
+
+    #[test]
+    fn values_that_change_between_typed_and_untyped_end_as_wanted() {
+        // Two work emails are not one per type: the attribute is sent whole, and the typed value
+        // it replaces must not take the new values of its type with it (nor the reverse).
+        use scimgw_scim::messages::PatchRequest;
+        use scimgw_scim::patch::apply_patch;
+        let two_work = with(|o| {
+            o["emails"] =
+                json!([{"type": "work", "value": "ann@example.com"}, {"type": "work", "value": "ann@new.example"}]);
+        });
+        let untyped = with(|o| o["emails"] = json!([{"value": "a@x.example"}, {"value": "b@x.example"}]));
+        let registry = scimgw_scim::schema::Registry::default();
+        let schema = registry.resource("User").unwrap();
+        for (from, to) in
+            [(base(), two_work.clone()), (two_work.clone(), base()), (untyped.clone(), base()), (base(), untyped)]
+        {
+            let ops = diff(&from, &to);
+            let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": render(&ops, Dialect::Rfc)});
+            let request = PatchRequest::from_json(&body).unwrap();
+            let out = apply_patch(&schema, from.as_object().unwrap(), &request).unwrap();
+            assert!(diff(&Value::Object(out.resource.clone()), &to).is_empty(), "{ops:?} gave {:?}", out.resource);
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ mod admin;
 pub mod faults;
 mod http;
 pub mod log;
+mod patch;
 pub mod profile;
 mod server;
 mod store;
@@ -24,6 +25,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 pub use crate::faults::{Faults, InjectedError, InjectedFault, Outage, OutageMode, RateLimit, Scope};
 pub use crate::log::RecordedRequest;
+pub use crate::patch::PatchTarget;
 pub use crate::profile::{
     AAD_OPT_FLAG, GenericProfile, JOSTLE_USER_SCHEMA, JOYN_FSM_USER_SCHEMA, JostleProfile, JoynFsmProfile,
     JumpCloudProfile, Kind, Profile, ProfileKind, RequestInfo, Write,

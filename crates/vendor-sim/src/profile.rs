@@ -11,8 +11,9 @@
 //! in the profile's module doc, and never from the gateway's adapters: they are the independent
 //! check that an adapter sends only what the real app would accept. They refuse `PUT` of a user
 //! ([`Profile::replaces_users`]): Entra ID, the only client their documents describe, never sends
-//! one. PATCH bodies pass the profile's `read_body` and are then applied by the protocol core's
-//! engine (`scimgw_scim::patch`), shared with the gateway.
+//! one. PATCH bodies pass the profile's `read_body` and are then applied by the simulator's own
+//! applier (`crate::patch`, not the gateway's engine), which asks the profile about every path an
+//! operation names ([`Profile::check_patch_target`]).
 
 mod jostle;
 mod joyn_fsm;
@@ -28,6 +29,7 @@ use scimgw_scim::filter::Filter;
 use scimgw_scim::schema::{ENTERPRISE_USER_SCHEMA, Schema};
 use serde_json::{Map, Value};
 
+pub use crate::patch::PatchTarget;
 pub use jostle::{JOSTLE_USER_SCHEMA, JostleProfile};
 pub use joyn_fsm::{JOYN_FSM_USER_SCHEMA, JoynFsmProfile};
 pub use jumpcloud::{AAD_OPT_FLAG, JumpCloudProfile};
@@ -168,12 +170,21 @@ pub trait Profile: Send + Sync + Debug + 'static {
     }
 
     /// How the app reads a request body as sent, before the protocol core validates it: a `POST`
-    /// or `PUT` resource (and a pre-seeded one), or a `PATCH` message. The core is lenient where
-    /// Entra ID needs it (`"op": "Replace"`, `"active": "False"`, dotted keys in a path-less
-    /// `replace`); an app that is not refuses here. An app that takes another spelling of an
-    /// attribute rewrites it into the core's here. The default takes the body as it is.
+    /// or `PUT` resource (and a pre-seeded one), or a `PATCH` message. The core's validation and
+    /// the simulator's PATCH applier take what Entra ID sends (`"op": "Replace"`, `"active":
+    /// "False"`, dotted keys in a path-less `replace`); an app that does not refuses here. An app
+    /// that takes another spelling of an attribute rewrites it into the core's here. The default
+    /// takes the body as it is.
     fn read_body(&self, _kind: Kind, body: Value, _write: Write<'_>) -> Result<Value, ScimError> {
         Ok(body)
+    }
+
+    /// Refuses a PATCH operation's path the app does not take, before the operation is applied:
+    /// an attribute outside the vendor's table, a value of a type it does not list. Runs for every
+    /// path, and for every key of a path-less `add`/`replace`. The error should be a `400
+    /// invalidPath` naming the path. The default takes every path the schemas know.
+    fn check_patch_target(&self, _kind: Kind, _target: &PatchTarget<'_>) -> Result<(), ScimError> {
+        Ok(())
     }
 
     /// The app's rules for a user about to be stored, after any PATCH operations are applied.

@@ -1,14 +1,15 @@
 //! The in-memory store and the SCIM operations on it: create, read, query, replace, patch,
-//! delete. Validation, filters and PATCH come from `scimgw-scim`, so the simulator is exactly as
-//! strict as the protocol core; the profile adds the app's own rules on top.
+//! delete. Validation and filters come from `scimgw-scim`, so the simulator is as strict as the
+//! protocol core there; PATCH is applied by the simulator's own [`crate::patch`], never by the
+//! core's engine, so that the gateway's PATCH bugs are not shared by the app it is tested against.
+//! The profile adds the app's own rules on top.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::SystemTime;
 
 use scimgw_scim::ScimError;
 use scimgw_scim::filter::{CompValue, CompareOp, Filter, PatchPath, parse_filter, parse_patch_path};
-use scimgw_scim::messages::{ListResponse, Page, PatchRequest, split_attribute_list};
-use scimgw_scim::patch::apply_patch;
+use scimgw_scim::messages::{ListResponse, Page, split_attribute_list};
 use scimgw_scim::projection::Projection;
 use scimgw_scim::resource::{check_immutable, validate_resource};
 use scimgw_scim::schema::{Registry, ResourceSchema};
@@ -16,6 +17,7 @@ use scimgw_scim::value::get_ci;
 use serde_json::{Map, Value, json};
 
 use crate::log::rfc3339;
+use crate::patch;
 use crate::profile::{Kind, Profile, Write};
 
 /// What the operations need besides the data: the schemas, the app's rules, the URL prefix of
@@ -275,14 +277,15 @@ impl Store {
         Ok(self.update(ctx, kind, id, attrs))
     }
 
-    /// `PATCH` through the core's PATCH engine. A PATCH that changes nothing leaves the version
-    /// alone.
+    /// `PATCH`, applied by the simulator's own applier ([`crate::patch`]) after the profile has
+    /// read the body, with the profile's say on every path. A PATCH that changes nothing leaves
+    /// the version alone.
     pub(crate) fn patch(&mut self, ctx: &Ctx<'_>, kind: Kind, id: &str, body: &Value) -> Result<Value, ScimError> {
         let schema = ctx.schema(kind)?;
         let stored = self.coll(kind).get(id).ok_or_else(|| not_found(kind))?;
         let body = ctx.profile.read_body(kind, body.clone(), Write::Patch { previous: &stored.attrs })?;
-        let request = PatchRequest::from_json(&body)?;
-        let outcome = apply_patch(&schema, &stored.attrs, &request)?;
+        let check = |target: &patch::PatchTarget<'_>| ctx.profile.check_patch_target(kind, target);
+        let outcome = patch::apply(&schema, &stored.attrs, &body, &check)?;
         if !outcome.changed {
             return Ok(stored.rendered.clone());
         }

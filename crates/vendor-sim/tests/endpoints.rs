@@ -198,7 +198,7 @@ async fn put_replaces_every_attribute_and_keeps_id_and_created() {
 }
 
 #[tokio::test]
-async fn patch_uses_the_core_engine_with_entra_quirks() {
+async fn patch_takes_both_entra_dialects() {
     let (sim, c) = start();
     let id = c.post("/Users", &user("alice")).await.body["id"].as_str().unwrap().to_owned();
     let ops = patch_op(json!([

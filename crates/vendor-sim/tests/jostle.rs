@@ -178,3 +178,24 @@ fn seeded_users_follow_the_same_rules() {
     assert!(sim.insert_user(with_external_id).is_err());
     assert!(sim.insert_user(smallest("ada")).is_ok());
 }
+
+#[tokio::test]
+async fn a_patch_path_outside_the_table_is_refused_even_when_it_would_change_nothing() {
+    let (sim, c) = start();
+    let id = c.post("/Users", &full("ada")).await.body["id"].as_str().unwrap().to_owned();
+    let before = sim.user(&id).unwrap();
+    for (ops, names) in [
+        (json!([{"op": "Remove", "path": "title"}]), "\"title\""),
+        (json!([{"op": "Replace", "path": "externalId", "value": "e-1"}]), "\"externalId\""),
+        (
+            json!([{"op": "Replace", "path": "emails[type eq \"home\"].value", "value": "a@h.io"}]),
+            "emails[type eq \"home\"]",
+        ),
+        (json!([{"op": "Replace", "path": "name.formatted", "value": "Ada L."}]), "\"name.formatted\""),
+        (json!([{"op": "Replace", "value": {"displayName": "Ada"}}]), "\"displayName\""),
+    ] {
+        let r = c.patch(&format!("/Users/{id}"), &patch_op(ops.clone())).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, Some("invalidPath"), names);
+    }
+    assert_eq!(sim.user(&id).unwrap(), before, "nothing refused is stored");
+}

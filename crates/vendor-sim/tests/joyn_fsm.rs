@@ -159,3 +159,29 @@ async fn there_are_no_groups() {
         .collect();
     assert_eq!(extensions, [ENTERPRISE, JOYN_FSM_USER_SCHEMA]);
 }
+
+#[tokio::test]
+async fn a_patch_path_outside_the_table_is_refused_by_path() {
+    let (sim, c) = start();
+    let id = c.post("/Users", &full("ada")).await.body["id"].as_str().unwrap().to_owned();
+    let before = sim.user(&id).unwrap();
+    for (ops, names) in [
+        (
+            json!([{"op": "Add", "path": "emails[type eq \"personal\"].value", "value": "a@h.io"}]),
+            "emails[type eq \"personal\"]",
+        ),
+        (json!([{"op": "Remove", "path": "title"}]), "\"title\""),
+        (json!([{"op": "Replace", "path": format!("{ENTERPRISE}:employeeNumber"), "value": "7"}]), "employeeNumber"),
+        (
+            json!([{"op": "Replace", "path": "phoneNumbers[value eq \"1\"].type", "value": "work"}]),
+            "phoneNumbers[value eq",
+        ),
+    ] {
+        let r = c.patch(&format!("/Users/{id}"), &patch_op(ops.clone())).await;
+        assert_error(&r, StatusCode::BAD_REQUEST, Some("invalidPath"), names);
+    }
+    let mobile =
+        patch_op(json!([{"op": "Replace", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "+1 555"}]));
+    assert_eq!(c.patch(&format!("/Users/{id}"), &mobile).await.status, StatusCode::OK);
+    assert_ne!(sim.user(&id).unwrap(), before);
+}

@@ -29,7 +29,7 @@ use scimgw_scim::schema::{Attribute, Schema};
 use serde_json::{Map, Value};
 
 use super::rules::{self, AttributeTable, MultiValued};
-use super::{Kind, Profile, Write};
+use super::{Kind, PatchTarget, Profile, Write};
 
 /// The URN of Jostle's User extension, which holds the alternate emails' labels.
 pub const JOSTLE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:jostle:2.0:User";
@@ -90,6 +90,10 @@ impl Profile for JostleProfile {
 
     fn check_filter(&self, _kind: Kind, filter: &Filter) -> Result<(), ScimError> {
         rules::only_username_eq(VENDOR, filter)
+    }
+
+    fn check_patch_target(&self, _kind: Kind, target: &PatchTarget<'_>) -> Result<(), ScimError> {
+        TABLE.check_target(target)
     }
 
     fn validate_user(&self, user: &Map<String, Value>, _write: Write<'_>) -> Result<(), ScimError> {

@@ -27,7 +27,7 @@ use scimgw_scim::schema::{Attribute, ENTERPRISE_USER_SCHEMA, Schema};
 use serde_json::{Map, Value};
 
 use super::rules::{self, AttributeTable, MultiValued};
-use super::{Kind, Profile, Write};
+use super::{Kind, PatchTarget, Profile, Write};
 
 /// The URN of Joyn FSM's User extension (`xid`, `joynFieldId`).
 pub const JOYN_FSM_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:joynfsm:2.0:User";
@@ -92,6 +92,10 @@ impl Profile for JoynFsmProfile {
 
     fn check_filter(&self, _kind: Kind, filter: &Filter) -> Result<(), ScimError> {
         rules::only_username_eq(VENDOR, filter)
+    }
+
+    fn check_patch_target(&self, _kind: Kind, target: &PatchTarget<'_>) -> Result<(), ScimError> {
+        TABLE.check_target(target)
     }
 
     fn validate_user(&self, user: &Map<String, Value>, _write: Write<'_>) -> Result<(), ScimError> {

@@ -57,13 +57,14 @@
 //!   same rule: seed an active user, then deactivate it over HTTP.
 
 use scimgw_scim::ScimError;
-use scimgw_scim::filter::{Filter, PatchPath, parse_patch_path};
+use scimgw_scim::filter::Filter;
 use scimgw_scim::schema::{ENTERPRISE_USER_SCHEMA, USER_SCHEMA};
 use scimgw_scim::value::{get_ci, get_ci_mut, key_ci, remove_ci};
 use serde_json::{Map, Value};
 
 use super::rules::{self, AttributeTable, MultiValued};
-use super::{Kind, Profile, RequestInfo, Write};
+use super::{Kind, PatchTarget, Profile, RequestInfo, Write};
+use crate::patch::{Path, parse_path};
 
 const VENDOR: &str = "JumpCloud";
 
@@ -154,11 +155,17 @@ impl Profile for JumpCloudProfile {
         Ok(Value::Object(obj))
     }
 
+    fn check_patch_target(&self, _kind: Kind, target: &PatchTarget<'_>) -> Result<(), ScimError> {
+        let enterprise = target.extension.is_some_and(|u| u.eq_ignore_ascii_case(ENTERPRISE_USER_SCHEMA));
+        if enterprise && target.attribute.eq_ignore_ascii_case("manager") {
+            return Err(manager_not_supported());
+        }
+        TABLE.check_target(target)
+    }
+
     fn validate_user(&self, user: &Map<String, Value>, write: Write<'_>) -> Result<(), ScimError> {
         if user.get(ENTERPRISE_USER_SCHEMA).and_then(|e| e.get("manager")).is_some() {
-            return Err(ScimError::invalid_value(format!(
-                "{VENDOR}: attribute \"{ENTERPRISE_USER_SCHEMA}:manager\" is not supported"
-            )));
+            return Err(manager_not_supported());
         }
         TABLE.check(user)?;
         check_user_name(rules::string(user, "userName").unwrap_or(""))?;
@@ -177,6 +184,11 @@ impl Profile for JumpCloudProfile {
         }
         Ok(())
     }
+}
+
+/// "The manager attribute isn't supported".
+fn manager_not_supported() -> ScimError {
+    ScimError::invalid_value(format!("{VENDOR}: attribute \"{ENTERPRISE_USER_SCHEMA}:manager\" is not supported"))
 }
 
 /// Required (the core checks presence), not an email, ASCII letters, digits, `.`, `-`, `_`, ≤ 1024.
@@ -251,7 +263,7 @@ fn read_patch(message: &mut Map<String, Value>) -> Result<(), ScimError> {
                 )));
             }
             (Some(path), value) => {
-                let Ok(parsed) = parse_patch_path(&path) else { continue };
+                let Ok(parsed) = parse_path(&path) else { continue };
                 if let Some(value) = value {
                     if is_boolean_leaf(&parsed) && value.is_string() {
                         return Err(string_boolean_error(&path));
@@ -298,24 +310,19 @@ fn is_dotted(key: &str) -> bool {
 }
 
 /// Whether a PATCH path ends at a boolean the table knows (`active`, `emails[…].primary`).
-fn is_boolean_leaf(path: &PatchPath) -> bool {
-    let leaf = match path {
-        PatchPath::Attr(p) => p.sub_attr.as_deref().unwrap_or(&p.name),
-        PatchPath::ValuePath { sub_attr: Some(sub), .. } => sub,
-        PatchPath::ValuePath { path, sub_attr: None, .. } => &path.name,
-    };
+fn is_boolean_leaf(path: &Path) -> bool {
+    let leaf = path.sub.as_deref().unwrap_or(&path.attr);
     leaf.eq_ignore_ascii_case("active") || leaf.eq_ignore_ascii_case("primary")
 }
 
 /// `costCenter` or `organization` (canonical spelling) when the path names one without the
 /// Enterprise URN.
-fn enterprise_alias(path: &PatchPath) -> Option<&'static str> {
-    let PatchPath::Attr(p) = path else { return None };
-    let core = p.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(USER_SCHEMA));
-    if !core || p.sub_attr.is_some() {
+fn enterprise_alias(path: &Path) -> Option<&'static str> {
+    let core = path.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(USER_SCHEMA));
+    if !core || path.filter.is_some() || path.sub.is_some() {
         return None;
     }
-    ENTERPRISE_ALIASES.iter().copied().find(|a| a.eq_ignore_ascii_case(&p.name))
+    ENTERPRISE_ALIASES.iter().copied().find(|a| a.eq_ignore_ascii_case(&path.attr))
 }
 
 /// Where, below `value` (a PATCH value at `path`), an `active` or `primary` is a string.

@@ -11,6 +11,8 @@ use scimgw_scim::filter::{CompValue, CompareOp, Filter};
 use scimgw_scim::schema::USER_SCHEMA;
 use serde_json::{Map, Value};
 
+use crate::patch::PatchTarget;
+
 /// A multi-valued complex attribute the app takes only some values of, e.g. Jostle's emails of
 /// four types.
 #[derive(Debug)]
@@ -111,6 +113,45 @@ impl AttributeTable {
         Ok(())
     }
 
+    /// Refuses, with `400 invalidPath` naming it, a PATCH path outside the table: an attribute or
+    /// sub-attribute it does not list, a value filter other than `type eq` one of its types. The
+    /// values a path-less or whole-attribute operation writes are checked after it is applied,
+    /// by [`AttributeTable::check`].
+    pub(crate) fn check_target(&self, target: &PatchTarget<'_>) -> Result<(), ScimError> {
+        let PatchTarget { extension, attribute, filter, sub_attribute } = *target;
+        let path = describe(target);
+        let listed = match extension {
+            Some(urn) => {
+                self.extensions.iter().any(|(u, attrs)| u.eq_ignore_ascii_case(urn) && contains_ci(attrs, attribute))
+                    && filter.is_none()
+                    && sub_attribute.is_none()
+            }
+            None if contains_ci(self.simple, attribute) => filter.is_none() && sub_attribute.is_none(),
+            None => {
+                if let Some((_, subs)) = self.complex.iter().find(|(n, _)| n.eq_ignore_ascii_case(attribute)) {
+                    filter.is_none() && sub_attribute.is_none_or(|s| contains_ci(subs, s))
+                } else if let Some(multi) = self.multi.iter().find(|m| m.name.eq_ignore_ascii_case(attribute)) {
+                    let typed =
+                        filter.is_none_or(|(on, ty)| on.eq_ignore_ascii_case("type") && contains_ci(multi.types, ty));
+                    let sub_ok =
+                        sub_attribute.is_none_or(|s| contains_ci(multi.subs, s) || s.eq_ignore_ascii_case("primary"));
+                    typed && sub_ok
+                } else {
+                    false
+                }
+            }
+        };
+        if listed {
+            return Ok(());
+        }
+        Err(ScimError::invalid_path(format!(
+            "{}: PATCH path \"{path}\" is not accepted; {} takes only {}",
+            self.vendor,
+            self.vendor,
+            self.listing()
+        )))
+    }
+
     fn refuse(&self, attribute: &str) -> ScimError {
         ScimError::invalid_value(format!(
             "{}: attribute \"{attribute}\" is not accepted; {} takes only {}",
@@ -135,6 +176,24 @@ impl AttributeTable {
         }
         names.join(", ")
     }
+}
+
+/// A PATCH target as a path, for error details: `emails[type eq "home"].value`.
+fn describe(target: &PatchTarget<'_>) -> String {
+    let mut out = match target.extension {
+        Some(urn) => format!("{urn}:{}", target.attribute),
+        None => target.attribute.to_owned(),
+    };
+    if let Some((on, literal)) = target.filter {
+        // A type is a word of the vendor's table, not personal data; other literals are not echoed.
+        let shown = if on.eq_ignore_ascii_case("type") { clip(literal) } else { "…".to_owned() };
+        out.push_str(&format!("[{on} eq \"{shown}\"]"));
+    }
+    if let Some(sub) = target.sub_attribute {
+        out.push('.');
+        out.push_str(sub);
+    }
+    out
 }
 
 /// Allows only `userName eq "…"`: the one attribute, and the one operator, the vendor documents for
@@ -247,6 +306,38 @@ mod tests {
         };
         assert!(table.check(&obj(json!({"emails": [{"value": "x", "primary": true}]}))).is_ok());
         assert!(table.check(&obj(json!({"emails": [{"value": "x", "type": "home"}]}))).is_err());
+    }
+
+    #[test]
+    fn a_table_takes_patch_paths_it_lists_and_names_the_others() {
+        let target =
+            |extension, attribute, filter, sub_attribute| PatchTarget { extension, attribute, filter, sub_attribute };
+        for ok in [
+            target(None, "userName", None, None),
+            target(None, "name", None, Some("givenName")),
+            target(None, "name", None, None),
+            target(None, "emails", None, None),
+            target(None, "emails", Some(("type", "Work")), Some("value")),
+            target(None, "emails", Some(("type", "work")), Some("primary")),
+            target(None, "emails", Some(("type", "work")), None),
+            target(Some("urn:x:ext"), "badge", None, None),
+        ] {
+            assert!(TABLE.check_target(&ok).is_ok(), "{ok:?}");
+        }
+        for (bad, names) in [
+            (target(None, "title", None, None), "\"title\""),
+            (target(None, "name", None, Some("familyName")), "\"name.familyName\""),
+            (target(None, "emails", Some(("type", "home")), Some("value")), "emails[type eq \"home\"].value"),
+            (target(None, "emails", Some(("value", "a@b.io")), None), "emails[value eq \"…\"]"),
+            (target(None, "emails", Some(("type", "work")), Some("display")), ".display"),
+            (target(None, "userName", None, Some("x")), "userName.x"),
+            (target(Some("urn:x:ext"), "other", None, None), "urn:x:ext:other"),
+        ] {
+            let e = TABLE.check_target(&bad).unwrap_err();
+            assert_eq!(e.scim_type.map(|t| t.as_str()), Some("invalidPath"), "{bad:?}");
+            assert!(e.detail.contains(names), "{:?} does not name {names:?}", e.detail);
+            assert!(!e.detail.contains("a@b.io"));
+        }
     }
 
     #[test]
