@@ -14,6 +14,8 @@ use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
+use scimgw_scim::ScimError;
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::cached::{Val, fixed};
@@ -31,18 +33,83 @@ pub struct Enqueue {
     /// `Some(reason)`: the change breaks this target's rules and its policy is to skip; the row
     /// is recorded as `skipped` with the reason and never delivered.
     pub skipped: Option<String>,
+    /// A user's account name at this target, when the target derives it rather than taking the
+    /// gateway's (unique) userName — JumpCloud's username from the mail nickname or an email's
+    /// local part, which can give two people one name. The store refuses the change with 409
+    /// `uniqueness` when another user's account there already has that name (or, with
+    /// `skip_if_taken`, records this delivery as skipped), in the change's own write.
+    pub account_key: Option<String>,
+    /// With `account_key`: skip this delivery rather than refuse the change (`on_invalid = "skip"`).
+    pub skip_if_taken: bool,
 }
 
 impl Enqueue {
     /// A delivery to make.
     pub fn deliver(target: impl Into<String>) -> Self {
-        Enqueue { target: target.into(), skipped: None }
+        Enqueue { target: target.into(), skipped: None, account_key: None, skip_if_taken: false }
     }
 
     /// A delivery skipped for `reason`.
     pub fn skip(target: impl Into<String>, reason: impl Into<String>) -> Self {
-        Enqueue { target: target.into(), skipped: Some(reason.into()) }
+        Enqueue { target: target.into(), skipped: Some(reason.into()), account_key: None, skip_if_taken: false }
     }
+
+    /// The same delivery, guarded by the account name `key` (folded to lower case) it gives the
+    /// user at the target (see [`Enqueue::account_key`]).
+    pub fn with_account_key(mut self, key: &str, skip_if_taken: bool) -> Self {
+        self.account_key = Some(key.to_lowercase());
+        self.skip_if_taken = skip_if_taken;
+        self
+    }
+}
+
+/// The user holding `key` as its account name at `target`, other than `user_id` (a deleted link
+/// holds nothing).
+pub(crate) fn account_key_holder(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    target: &str,
+    key: &str,
+    user_id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(links::table
+        .filter(links::tenant_id.eq(tenant_id))
+        .filter(links::target.eq(target))
+        .filter(links::resource_type.eq(Kind::User.resource_type()))
+        .filter(links::remote_key.eq(key))
+        .filter(links::state.ne("deleted"))
+        .filter(links::local_id.ne(user_id))
+        .select(links::local_id)
+        .first::<String>(c)
+        .optional()?)
+}
+
+/// Checks each delivery's account name (see [`Enqueue::account_key`]) before a user's change is
+/// written: another user holding it refuses the change with 409 `uniqueness` naming the target,
+/// the name and the holder — or, with `skip_if_taken`, turns that delivery into a skip saying
+/// the same. Deliveries without a name cost nothing.
+pub(crate) fn check_account_keys(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    user_id: &str,
+    outbox: &mut [Enqueue],
+) -> Result<(), StoreError> {
+    for e in outbox.iter_mut().filter(|e| e.skipped.is_none()) {
+        let Some(key) = e.account_key.as_deref() else { continue };
+        let Some(holder) = account_key_holder(c, tenant_id, &e.target, key, user_id)? else { continue };
+        let why = format!(
+            "{}: the account name \"{key}\" this user would have there is already the account of user {holder}; \
+             two people would share one account. Change what the name is derived from (the target's username_from) \
+             for one of them",
+            e.target
+        );
+        if e.skip_if_taken {
+            e.skipped = Some(why);
+        } else {
+            return Err(StoreError::Rejected(ScimError::uniqueness(why)));
+        }
+    }
+    Ok(())
 }
 
 /// Where a delivery is in its life.
@@ -241,6 +308,8 @@ struct LinkRow {
     last_error: Option<String>,
     updated_us: i64,
     delivered_payload: Option<String>,
+    /// The user's account name at the target, from `delivered_payload` (see `link_row`).
+    remote_key: Option<String>,
 }
 
 /// One line of [`Store::outbox_stats`].
@@ -840,19 +909,32 @@ fn link_row(link: &Link, now: i64) -> LinkRow {
         last_error: link.last_error.clone(),
         updated_us: now,
         delivered_payload: link.delivered_payload.clone(),
+        remote_key: account_key_of(link),
     }
+}
+
+/// A user's account name at the target: the `userName` of the payload it was last sent, folded
+/// to lower case (how directories compare usernames). `None` without a payload (the upsert then
+/// keeps the name recorded before).
+fn account_key_of(link: &Link) -> Option<String> {
+    if link.kind != Kind::User {
+        return None;
+    }
+    let payload: Value = serde_json::from_str(link.delivered_payload.as_deref()?).ok()?;
+    payload.get("userName").and_then(Value::as_str).map(str::to_lowercase)
 }
 
 /// Inserts or replaces a link. ON CONFLICT cannot go through the enum's backend; the same text
 /// runs on each engine.
 fn upsert_link(conn: &mut AnyConnection, row: &LinkRow) -> Result<(), StoreError> {
     struct Upsert;
-    let upsert = fixed::<Upsert, 10>(
+    let upsert = fixed::<Upsert, 11>(
         "INSERT INTO \"links\" (tenant_id, target, resource_type, local_id, remote_id, delivered_version, state, \
-         last_error, updated_us, delivered_payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         last_error, updated_us, delivered_payload, remote_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (tenant_id, target, resource_type, local_id) DO UPDATE SET remote_id = excluded.remote_id, \
          delivered_version = excluded.delivered_version, state = excluded.state, last_error = excluded.last_error, \
-         updated_us = excluded.updated_us, delivered_payload = excluded.delivered_payload",
+         updated_us = excluded.updated_us, delivered_payload = excluded.delivered_payload, \
+         remote_key = COALESCE(excluded.remote_key, \"links\".remote_key)",
         [
             Val::Text(&row.tenant_id),
             Val::Text(&row.target),
@@ -864,6 +946,7 @@ fn upsert_link(conn: &mut AnyConnection, row: &LinkRow) -> Result<(), StoreError
             Val::OptText(row.last_error.as_deref()),
             Val::Int(row.updated_us),
             Val::OptText(row.delivered_payload.as_deref()),
+            Val::OptText(row.remote_key.as_deref()),
         ],
     );
     // The only unique index an upsert can hit is `links_remote`: the account is linked to another

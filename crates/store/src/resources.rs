@@ -159,7 +159,9 @@ impl Store {
         audit: Option<Audit>,
     ) -> Result<Resource, StoreError> {
         let created = if let (Some(batch), Kind::User) = (&self.pg_batch, new.kind) {
-            let (op, created) = create_op(tenant_id, new, outbox, audit)?;
+            // Account names at targets are checked before the batched write (see `keys_checked`).
+            let outbox = self.keys_checked(tenant_id, "", outbox).await?;
+            let (op, created) = create_op(tenant_id, new, &outbox, audit)?;
             if !batch.submit(op).await? {
                 return Err(StoreError::Conflict { attribute: "userName" });
             }
@@ -175,6 +177,29 @@ impl Store {
         };
         self.after_create();
         Ok(created)
+    }
+
+    /// PostgreSQL's batched user writes: the deliveries with their account names checked (see
+    /// `outbox::check_account_keys`) on a connection of their own, before the batch writes the
+    /// change. Not in the write's transaction: two changes racing for one name can both pass here,
+    /// and then the dispatcher's adoption refuses the second account (links are unique on the
+    /// account), dead-lettering that delivery with the holder named.
+    async fn keys_checked(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        outbox: &[Enqueue],
+    ) -> Result<Vec<Enqueue>, StoreError> {
+        let mut outbox = outbox.to_vec();
+        if outbox.iter().all(|e| e.account_key.is_none()) {
+            return Ok(outbox);
+        }
+        let (t, u) = (tenant_id.to_owned(), user_id.to_owned());
+        self.run_blocking(move |store| {
+            outbox::check_account_keys(&mut *store.conn()?, &t, &u, &mut outbox)?;
+            Ok::<_, StoreError>(outbox)
+        })
+        .await?
     }
 
     /// The resource, with its members (groups) when `with_members`; `None` if this tenant has no
@@ -276,7 +301,7 @@ impl Store {
                 let Some(current) = current else {
                     return Ok(None);
                 };
-                let (current, body, columns, text, outbox) = match decide(kind, current, if_match, &mut f)? {
+                let (current, body, columns, text, mut outbox) = match decide(kind, current, if_match, &mut f)? {
                     Decided::Unchanged(current) => return Ok(Some(Updated { resource: current, changed: false })),
                     // A rename rewrites the membership rows too: one transaction, row locked.
                     Decided::Write { renamed: Some(_), .. } => break,
@@ -287,6 +312,7 @@ impl Store {
                         return Err(StoreError::Internal("a user's columns were not a user's".into()));
                     }
                 };
+                outbox = self.keys_checked(tenant_id, id, &outbox).await?;
                 let now = now_us();
                 let row = UserRow {
                     tenant_id: tenant_id.to_owned(),
@@ -512,11 +538,12 @@ fn create_job(
     let now = now_us();
     let members: Vec<Member> = members::dedup(&new.members).into_iter().cloned().collect();
     let job = {
-        let (tenant_id, id, outbox, members) = (tenant_id.to_owned(), id.clone(), outbox.to_vec(), members.clone());
+        let (tenant_id, id, mut outbox, members) = (tenant_id.to_owned(), id.clone(), outbox.to_vec(), members.clone());
         move |c: &mut AnyConnection| -> Result<(), StoreError> {
             let tenant_id = tenant_id.as_str();
             match columns {
                 Columns::User(columns) => {
+                    outbox::check_account_keys(c, tenant_id, &id, &mut outbox)?;
                     if let AnyConnection::Pg(pg) = c {
                         let write = UserWrite {
                             tenant_id,
@@ -652,7 +679,7 @@ where
             let Some(current) = load(c, tenant_id, kind, id, load_members)? else {
                 return Ok(Attempt::Done(None));
             };
-            let (current, body, changes, columns, text, outbox, renamed) =
+            let (current, body, changes, columns, text, mut outbox, renamed) =
                 match decide(kind, current, if_match, &mut f)? {
                     Decided::Unchanged(current) => {
                         return Ok(Attempt::Done(Some(Updated { resource: current, changed: false })));
@@ -661,6 +688,9 @@ where
                         (current, body, changes, columns, text, outbox, renamed)
                     }
                 };
+            if kind == Kind::User {
+                outbox::check_account_keys(c, tenant_id, id, &mut outbox)?;
+            }
             let (version, now) = (current.version + 1, now_us());
             if let (Columns::User(columns), AnyConnection::Pg(pg)) = (&columns, &mut *c) {
                 if renamed.is_some() && !lock_first {

@@ -108,6 +108,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         updated_us -> BigInt,
         delivered_payload -> Nullable<Text>,
+        remote_key -> Nullable<Text>,
     }
 }
 

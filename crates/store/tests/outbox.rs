@@ -396,6 +396,86 @@ fn a_write_refused_for_a_taken_user_name_records_no_delivery_or_event(store: &St
     assert_eq!(store.get(&t, Kind::User, &bob.id, false).unwrap().unwrap().version, 1);
 }
 
+/// An account name a target derives (JumpCloud's username) held by another user's account there:
+/// the change is refused with 409 naming the target, the name and the holder — or that delivery
+/// alone is skipped, saying the same — on the sync and the async (batched) paths alike.
+fn an_account_name_another_user_holds_at_a_target_refuses_or_skips_the_change(store: &Store) {
+    let t = store.create_tenant("acme").unwrap().id;
+    let anna = store.create_with(&t, user("anna@contoso.example"), &[Enqueue::deliver("jc")], None).unwrap();
+    store
+        .put_link(&Link {
+            tenant_id: t.clone(),
+            target: "jc".into(),
+            kind: Kind::User,
+            local_id: anna.id.clone(),
+            remote_id: Some("jc-1".into()),
+            delivered_version: Some(1),
+            state: "active".into(),
+            last_error: None,
+            updated_us: 0,
+            delivered_payload: Some(r#"{"userName":"anna","active":true}"#.into()),
+        })
+        .unwrap();
+    let rows = all(store).len();
+    let refused = |r: Result<scimgw_store::Resource, StoreError>| match r {
+        Err(StoreError::Rejected(e)) => {
+            assert_eq!((e.status, e.scim_type.map(|t| t.as_str())), (409, Some("uniqueness")), "{e:?}");
+            assert!(
+                e.detail.contains("jc:") && e.detail.contains("\"anna\"") && e.detail.contains(&anna.id),
+                "{}",
+                e.detail
+            );
+        }
+        r => panic!("expected a 409, got {r:?}"),
+    };
+    // Another person whose name derives to "Anna" at jc: refused, nothing written.
+    let keyed =
+        |key: &str, skip: bool| vec![Enqueue::deliver("crm"), Enqueue::deliver("jc").with_account_key(key, skip)];
+    refused(store.create_with(&t, user("anna@fabrikam.example"), &keyed("Anna", false), None));
+    let rt = runtime();
+    refused(rt.block_on(store.create_with_async(&t, user("anna@fabrikam.example"), &keyed("anna", false), None)));
+    assert_eq!(all(store).len(), rows, "nothing recorded for a refused change");
+    assert!(store.get(&t, Kind::User, &anna.id, false).unwrap().is_some());
+    // Skipping instead: the user is created, crm gets its delivery, jc a skip saying why.
+    let fab = store.create_with(&t, user("anna@fabrikam.example"), &keyed("anna", true), None).unwrap();
+    let of_fab: Vec<_> = all(store).into_iter().filter(|d| d.resource_id == fab.id).collect();
+    let jc = of_fab.iter().find(|d| d.target == "jc").unwrap();
+    assert_eq!(jc.state, DeliveryState::Skipped);
+    assert!(jc.last_error.as_deref().unwrap_or("").contains(&anna.id), "{jc:?}");
+    assert_eq!(of_fab.iter().find(|d| d.target == "crm").unwrap().state, DeliveryState::Pending);
+    // An update to a name someone holds is refused too (sync and async); Anna keeps her own.
+    let update = |key: &'static str| {
+        move |c: &scimgw_store::Resource| {
+            let mut body = c.body.clone();
+            body.insert("title".into(), json!(key));
+            Ok((
+                Change::Update { body, members: Vec::new() },
+                vec![Enqueue::deliver("jc").with_account_key(key, false)],
+            ))
+        }
+    };
+    let as_resource = |r: Result<Option<scimgw_store::Updated>, StoreError>| r.map(|u| u.unwrap().resource);
+    refused(as_resource(store.update_with(&t, Kind::User, &fab.id, None, false, None, update("anna"))));
+    refused(as_resource(rt.block_on(store.update_with_async(
+        &t,
+        Kind::User,
+        &fab.id,
+        None,
+        false,
+        None,
+        update("anna"),
+    ))));
+    store.update_with(&t, Kind::User, &anna.id, None, false, None, update("anna")).unwrap().unwrap();
+    rt.block_on(store.update_with_async(&t, Kind::User, &fab.id, None, false, None, update("anna.f")))
+        .unwrap()
+        .unwrap();
+    // Once Anna's account is deleted at jc, the name is free.
+    let mut gone = store.link(&t, "jc", Kind::User, &anna.id).unwrap().unwrap();
+    gone.state = "deleted".into();
+    store.put_link(&gone).unwrap();
+    store.update_with(&t, Kind::User, &fab.id, None, false, None, update("anna")).unwrap().unwrap();
+}
+
 /// Concurrent changes of one user: every one is kept, each has its event, and each target still
 /// has one live delivery, at the last version (on PostgreSQL the races are lost and read again).
 fn concurrent_changes_of_one_user_keep_one_live_delivery_per_target(store: &Store) {
@@ -566,4 +646,5 @@ both_engines!(
     failures_back_off_then_die_and_retry_requeues,
     a_change_during_a_delivery_is_delivered_after_it,
     links_are_written_and_replaced,
+    an_account_name_another_user_holds_at_a_target_refuses_or_skips_the_change,
 );

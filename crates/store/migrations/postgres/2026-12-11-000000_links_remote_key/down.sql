@@ -1,0 +1,2 @@
+DROP INDEX links_remote_key;
+ALTER TABLE links DROP COLUMN remote_key;
