@@ -11,6 +11,7 @@
 //! adapter that patches sends only what changed, and nothing when nothing did.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
@@ -60,6 +61,25 @@ impl Default for DispatcherConfig {
     }
 }
 
+/// When the dispatcher last went round its loop (milliseconds since the epoch), for `/readyz`.
+#[derive(Debug, Default, Clone)]
+pub struct Heartbeat(Arc<AtomicI64>);
+
+impl Heartbeat {
+    /// Now.
+    pub fn beat(&self) {
+        self.0.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the last beat (`None`: never).
+    pub fn age_ms(&self) -> Option<i64> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(chrono::Utc::now().timestamp_millis() - at),
+        }
+    }
+}
+
 /// A running dispatcher's shared parts.
 pub struct Dispatcher {
     store: Store,
@@ -68,7 +88,7 @@ pub struct Dispatcher {
     config: DispatcherConfig,
     owner: String,
     wake: Arc<Notify>,
-    heartbeat: crate::telemetry::Heartbeat,
+    heartbeat: Heartbeat,
 }
 
 /// What converging did, for the attempt history.
@@ -93,7 +113,7 @@ impl Dispatcher {
     }
 
     /// The heartbeat `/readyz` checks: the loop beats it on every round.
-    pub fn heartbeat(&self) -> crate::telemetry::Heartbeat {
+    pub fn heartbeat(&self) -> Heartbeat {
         self.heartbeat.clone()
     }
 
@@ -439,7 +459,7 @@ impl Dispatcher {
     }
 
     /// [`Dispatcher::blocking`] for two primary-key lookups: inline on SQLite, where they cost
-    /// less than the hand-off to the store's threads (see `crate::quick_read`).
+    /// less than the hand-off to the store's threads (as the gateway's `quick_read`).
     async fn quick_read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,

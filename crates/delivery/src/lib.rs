@@ -1,0 +1,7 @@
+#![doc = include_str!("../README.md")]
+
+pub mod dispatch;
+pub mod reconcile;
+pub mod targets;
+
+pub use crate::targets::{Target, TargetSet, Targets, adapter_registry, schema_registry};
