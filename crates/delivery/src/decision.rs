@@ -102,3 +102,240 @@ pub fn decide(target: &Target, user: &Map<String, Value>, schema: &ResourceSchem
 pub fn inactive(user: &Map<String, Value>) -> bool {
     get_ci(user, "active").and_then(boolean) == Some(false)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use scimgw_adapter::{
+        Adapter, Capabilities, DeliveryError, ReadBack, Registry as AdapterRegistry, Remote, Secret, TargetConfig,
+    };
+
+    use scimgw_store::Enqueue;
+
+    use super::*;
+    use crate::targets::schema_registry;
+
+    /// A vendor with one rule (`userName` is required), a translation that fails on a `userName`
+    /// with a `!` (which the rule lets through), and no inactive users when `strict`.
+    #[derive(Debug)]
+    struct Vendor {
+        strict: bool,
+    }
+
+    #[async_trait]
+    impl Adapter for Vendor {
+        fn kind(&self) -> &'static str {
+            if self.strict { "strict" } else { "lenient" }
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities { users: true, groups: false, deactivate: true, delete: true, read_back: ReadBack::Lookup }
+        }
+        fn validate(&self, user: &Map<String, Value>) -> Vec<Violation> {
+            match get_ci(user, "userName") {
+                Some(Value::String(_)) => Vec::new(),
+                _ => vec![Violation::new("userName", "is required")],
+            }
+        }
+        fn translate(&self, user: &Map<String, Value>) -> Result<Value, Violation> {
+            let name = get_ci(user, "userName").and_then(Value::as_str).unwrap_or_default();
+            if name.contains('!') {
+                return Err(Violation::new("userName", "has no form the vendor takes"));
+            }
+            Ok(json!({ "userName": name, "active": !inactive(user) }))
+        }
+        fn creates_inactive(&self) -> bool {
+            !self.strict
+        }
+        async fn find(&self, _: &Map<String, Value>) -> Result<Option<Remote>, DeliveryError> {
+            Ok(None)
+        }
+        async fn create(&self, _: &Value) -> Result<Remote, DeliveryError> {
+            Ok(Remote { id: "r".into() })
+        }
+        async fn update(&self, _: &str, _: Option<&Value>, _: &Value) -> Result<(), DeliveryError> {
+            Ok(())
+        }
+        async fn deactivate(&self, _: &str) -> Result<(), DeliveryError> {
+            Ok(())
+        }
+        async fn delete(&self, _: &str) -> Result<(), DeliveryError> {
+            Ok(())
+        }
+    }
+
+    fn strict(_: &TargetConfig, _: Secret) -> Result<Arc<dyn Adapter>, String> {
+        Ok(Arc::new(Vendor { strict: true }))
+    }
+
+    fn lenient(_: &TargetConfig, _: Secret) -> Result<Arc<dyn Adapter>, String> {
+        Ok(Arc::new(Vendor { strict: false }))
+    }
+
+    /// A target of `kind` with the given `on_invalid` and `scope`, built as `preview` builds one.
+    fn target(kind: &str, on_invalid: &str, scope: Option<&str>) -> Target {
+        named("t", kind, on_invalid, scope)
+    }
+
+    fn named(name: &str, kind: &str, on_invalid: &str, scope: Option<&str>) -> Target {
+        let mut adapters = AdapterRegistry::new();
+        adapters.register("strict", strict, scimgw_adapter::no_schemas);
+        adapters.register("lenient", lenient, scimgw_adapter::no_schemas);
+        let config: TargetConfig = serde_json::from_value(json!({
+            "name": name, "kind": kind, "base_url": "https://app.example/scim/v2",
+            "on_invalid": on_invalid, "scope": scope,
+        }))
+        .unwrap();
+        Target::offline(&config, &adapters, &schema_registry()).unwrap()
+    }
+
+    fn user(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    fn decide_for(target: &Target, u: &Map<String, Value>, has_account: bool) -> Decision {
+        let schemas = schema_registry();
+        let schema = schemas.resource("User").unwrap();
+        decide(target, u, &schema, AtTarget { has_account })
+    }
+
+    const NO_ACCOUNT: bool = false;
+
+    #[test]
+    fn a_valid_in_scope_user_is_sent_with_the_translated_payload() {
+        let t = target("lenient", "reject", None);
+        let u = user(json!({"userName": "ann", "active": true}));
+        assert_eq!(decide_for(&t, &u, NO_ACCOUNT), Decision::Send(json!({"userName": "ann", "active": true})));
+    }
+
+    #[test]
+    fn a_user_the_scope_does_not_match_is_out_of_scope_before_any_rule_is_checked() {
+        let t = target("strict", "reject", Some("title eq \"Engineer\""));
+        // Breaks the rule and is inactive: neither matters outside the scope.
+        let u = user(json!({"title": "Sales", "active": false}));
+        assert_eq!(decide_for(&t, &u, NO_ACCOUNT), Decision::OutOfScope);
+        assert_eq!(decide_for(&t, &u, true), Decision::OutOfScope);
+        let engineer = user(json!({"userName": "ann", "title": "Engineer"}));
+        assert!(matches!(decide_for(&t, &engineer, NO_ACCOUNT), Decision::Send(_)));
+    }
+
+    #[test]
+    fn a_broken_rule_is_invalid_with_the_targets_on_invalid() {
+        let u = user(json!({"displayName": "no userName"}));
+        for (policy, on_invalid) in [("reject", OnInvalid::Reject), ("skip", OnInvalid::Skip)] {
+            let d = decide_for(&target("lenient", policy, None), &u, NO_ACCOUNT);
+            assert_eq!(
+                d,
+                Decision::Invalid { violations: vec![Violation::new("userName", "is required")], on_invalid }
+            );
+            assert_eq!(d.reason(), "userName: is required");
+        }
+    }
+
+    #[test]
+    fn a_failed_translation_is_a_broken_rule_under_the_same_on_invalid() {
+        let u = user(json!({"userName": "ann!"}));
+        for (policy, on_invalid) in [("reject", OnInvalid::Reject), ("skip", OnInvalid::Skip)] {
+            assert_eq!(
+                decide_for(&target("lenient", policy, None), &u, NO_ACCOUNT),
+                Decision::Invalid {
+                    violations: vec![Violation::new("userName", "has no form the vendor takes")],
+                    on_invalid
+                },
+                "on_invalid = {policy}"
+            );
+        }
+    }
+
+    #[test]
+    fn rules_are_checked_before_inactivity_so_the_edge_refuses_an_inactive_user_that_breaks_them() {
+        let t = target("strict", "reject", None);
+        for u in [json!({"active": false}), json!({"userName": "ann!", "active": false})] {
+            assert!(matches!(decide_for(&t, &user(u), NO_ACCOUNT), Decision::Invalid { .. }));
+        }
+    }
+
+    #[test]
+    fn an_inactive_user_without_an_account_is_not_created_where_the_vendor_creates_no_inactive_users() {
+        let u = user(json!({"userName": "ann", "active": false}));
+        assert_eq!(decide_for(&target("strict", "reject", None), &u, NO_ACCOUNT), Decision::NotCreatedWhileInactive);
+        // An account the target has is updated (deactivated) as any other change.
+        assert_eq!(
+            decide_for(&target("strict", "reject", None), &u, true),
+            Decision::Send(json!({"userName": "ann", "active": false}))
+        );
+        // A vendor that creates inactive users gets it.
+        assert!(matches!(decide_for(&target("lenient", "reject", None), &u, NO_ACCOUNT), Decision::Send(_)));
+    }
+
+    #[test]
+    fn active_is_read_in_any_case_of_its_name_and_as_the_strings_entra_sends() {
+        let t = target("strict", "reject", None);
+        for inactive_user in [
+            json!({"userName": "ann", "active": false}),
+            json!({"userName": "ann", "Active": false}),
+            json!({"userName": "ann", "ACTIVE": "False"}),
+            json!({"userName": "ann", "active": "false"}),
+            json!({"userName": "ann", "active": "FALSE"}),
+        ] {
+            assert_eq!(
+                decide_for(&t, &user(inactive_user.clone()), NO_ACCOUNT),
+                Decision::NotCreatedWhileInactive,
+                "{inactive_user}"
+            );
+        }
+        for active_user in [
+            json!({"userName": "ann"}),
+            json!({"userName": "ann", "active": true}),
+            json!({"userName": "ann", "Active": "True"}),
+            json!({"userName": "ann", "active": "true"}),
+            // Not a boolean: read as absent, so active (the provider's default).
+            json!({"userName": "ann", "active": "no"}),
+            json!({"userName": "ann", "active": null}),
+        ] {
+            assert!(
+                matches!(decide_for(&t, &user(active_user.clone()), NO_ACCOUNT), Decision::Send(_)),
+                "{active_user}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_decision_that_is_not_invalid_has_no_reason() {
+        let t = target("lenient", "reject", None);
+        assert_eq!(decide_for(&t, &user(json!({"userName": "ann"})), NO_ACCOUNT).reason(), "");
+    }
+
+    #[test]
+    fn the_edge_refuses_or_skips_a_user_whose_translation_fails_as_it_does_a_broken_rule() {
+        let schemas = schema_registry();
+        let schema = schemas.resource("User").unwrap();
+        let plan = |targets: Vec<Target>, u: Value| {
+            let targets: Vec<Arc<Target>> = targets.into_iter().map(Arc::new).collect();
+            crate::targets::plan_deliveries(&targets, scimgw_store::Kind::User, &user(u), &schema)
+        };
+        let untranslatable = json!({"userName": "ann!"});
+        let refused = plan(
+            vec![named("a", "lenient", "reject", None), named("b", "lenient", "skip", None)],
+            untranslatable.clone(),
+        )
+        .unwrap_err();
+        assert_eq!(refused.status, 400);
+        assert_eq!(refused.detail, "target \"a\" refuses this user: userName: has no form the vendor takes");
+        assert_eq!(
+            plan(vec![named("b", "lenient", "skip", None)], untranslatable).unwrap(),
+            [Enqueue::skip("b", "userName: has no form the vendor takes")]
+        );
+        // Out of scope and not created while inactive are deliveries: the dispatcher deprovisions
+        // or waits, deciding again with the link.
+        let out_of_scope = named("c", "strict", "reject", Some("title eq \"Engineer\""));
+        let inactive_user = json!({"userName": "ann", "active": "False"});
+        assert_eq!(
+            plan(vec![out_of_scope, named("d", "strict", "reject", None)], inactive_user).unwrap(),
+            [Enqueue::deliver("c"), Enqueue::deliver("d")]
+        );
+    }
+}

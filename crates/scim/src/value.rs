@@ -72,6 +72,22 @@ pub fn is_unassigned(v: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn booleans_are_json_booleans_or_the_words_in_any_case() {
+        use serde_json::json;
+        for (v, want) in [
+            (json!(true), Some(true)),
+            (json!("True"), Some(true)),
+            (json!("FALSE"), Some(false)),
+            (json!(false), Some(false)),
+            (json!("no"), None),
+            (json!(0), None),
+            (Value::Null, None),
+        ] {
+            assert_eq!(boolean(&v), want, "{v}");
+        }
+    }
+
     use super::*;
     use serde_json::json;
 
