@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use scimgw_gateway::dispatch::{Dispatcher, DispatcherConfig};
-use scimgw_gateway::{TargetSet, Targets, adapter_registry};
+use scimgw_delivery::dispatch::{Dispatcher, DispatcherConfig};
+use scimgw_delivery::{TargetSet, Targets, adapter_registry};
 use scimgw_store::{Backend, Delivery, DeliveryFilter, DeliveryState};
 use tokio::sync::{Notify, watch};
 use vendor_sim::{ProfileKind, Sim, SimConfig};
@@ -98,7 +98,7 @@ impl DeliveryApp {
             sims.push(sim);
         }
         std::fs::write(dir.path().join("acme.toml"), toml).expect("writing the tenant file");
-        let schemas = Arc::new(scimgw_gateway::schema_registry());
+        let schemas = Arc::new(scimgw_delivery::schema_registry());
         let (set, _warnings) =
             TargetSet::load(dir.path(), std::slice::from_ref(&tenant), &adapter_registry(), &schemas)
                 .expect("the tenant file is valid");

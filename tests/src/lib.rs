@@ -15,8 +15,9 @@ use actix_web::dev::ServerHandle;
 use actix_web::web;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
+use scimgw_delivery::Targets;
 pub use scimgw_gateway::Config;
-use scimgw_gateway::{AppState, Targets, issue_key};
+use scimgw_gateway::{AppState, issue_key};
 pub use scimgw_store::Backend;
 use scimgw_store::testing::TestDb;
 use serde_json::Value;
@@ -167,7 +168,7 @@ impl TestApp {
         adjust(&mut config);
         let base_path = config.base_path().to_owned();
         let state = web::Data::new(
-            AppState::new(config, db.store().clone(), scimgw_gateway::schema_registry()).with_targets(targets, wake),
+            AppState::new(config, db.store().clone(), scimgw_delivery::schema_registry()).with_targets(targets, wake),
         );
         let (server, addrs) = scimgw_gateway::bind(state).expect("the gateway binds a loopback port");
         let handle = server.handle();

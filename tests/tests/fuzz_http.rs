@@ -317,7 +317,7 @@ async fn fuzz(backend: Backend) {
     let tenant = store.create_tenant("fuzz").unwrap();
     let token = issue_key(&store, &tenant, None).unwrap().token;
     let config = Config { store: db.config().clone(), ..Config::default() };
-    let state = web::Data::new(AppState::new(config, store.clone(), scimgw_gateway::schema_registry()));
+    let state = web::Data::new(AppState::new(config, store.clone(), scimgw_delivery::schema_registry()));
     let app = init_service(scimgw_gateway::app(state)).await;
     let dict = dictionary();
     let mut rng = Rng(seed.max(1));

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use scimgw_delivery::Targets;
 use scimgw_e2e::TestApp;
-use scimgw_gateway::Targets;
 use scimgw_store::testing::{TestDb, postgres_url};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;

@@ -11,9 +11,9 @@
 
 use std::time::{Duration, Instant};
 
+use scimgw_delivery::reconcile::{FindingKind, Options, Quiet, Report, reconcile};
 use scimgw_e2e::both_backends_delivery;
 use scimgw_e2e::delivery::{DeliveryApp, FAST_RETRY, TargetSpec, busiest_second};
-use scimgw_gateway::reconcile::{FindingKind, Options, Quiet, Report, reconcile};
 use scimgw_store::{DeliveryState, Kind, Link, NewResource};
 use serde_json::{Value, json};
 use vendor_sim::{Faults, InjectedError, Scope, Sim};

@@ -60,7 +60,7 @@ pub struct Config {
     /// The directory of the tenants' target files, `<tenants_dir>/<tenant>.toml`.
     pub tenants_dir: String,
     /// The dispatcher that delivers to targets.
-    pub dispatcher: crate::dispatch::DispatcherConfig,
+    pub dispatcher: scimgw_delivery::dispatch::DispatcherConfig,
     /// The store.
     pub store: StoreConfig,
     /// Logging.
@@ -84,7 +84,7 @@ impl Default for Config {
             blocking_threads: 32,
             tls: None,
             tenants_dir: "config/tenants".into(),
-            dispatcher: crate::dispatch::DispatcherConfig::default(),
+            dispatcher: scimgw_delivery::dispatch::DispatcherConfig::default(),
             store: StoreConfig::default(),
             log: LogConfig::default(),
         }

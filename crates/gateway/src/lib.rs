@@ -3,15 +3,12 @@
 pub mod auth;
 pub mod config;
 mod discovery;
-pub mod dispatch;
 mod error;
 mod http;
 mod limits;
 mod members;
 mod paths;
-pub mod reconcile;
 mod resources;
-pub mod targets;
 pub mod telemetry;
 pub mod throttle;
 mod tls;
@@ -23,6 +20,7 @@ use actix_web::dev::{Server, Service};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use scimgw_delivery::Targets;
 use scimgw_scim::ScimError;
 use scimgw_scim::schema::{DropHook, Registry, UnknownAttributes};
 use scimgw_store::{Kind, Store};
@@ -31,7 +29,6 @@ pub use crate::auth::{IssuedKey, Principal, issue_key};
 pub use crate::config::Config;
 pub use crate::error::ApiError;
 pub use crate::limits::MAX_INDEXED_VALUE_BYTES;
-pub use crate::targets::{TargetSet, Targets, adapter_registry, schema_registry};
 
 /// What every handler shares.
 pub struct AppState {

@@ -5,6 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
+use scimgw_delivery::targets::{TargetSet, plan_deliveries};
 use scimgw_scim::filter::{AttrPath, Filter, PatchPath, parse_filter, parse_patch_path};
 use scimgw_scim::messages::{
     ListResponse, Page, PatchRequest, SearchRequest, SortOrder, parse_integer_param, split_attribute_list,
@@ -20,7 +21,6 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::http::{Params, if_match, json_response, parse_etag, read_json};
-use crate::targets::{TargetSet, plan_deliveries};
 use crate::{limits, members};
 
 type Data = web::Data<AppState>;

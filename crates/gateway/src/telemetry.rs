@@ -8,8 +8,7 @@
 //! names; the Authorization header carries the token).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -53,24 +52,7 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// When the dispatcher last went round its loop (milliseconds since the epoch), for `/readyz`.
-#[derive(Debug, Default, Clone)]
-pub struct Heartbeat(Arc<AtomicI64>);
-
-impl Heartbeat {
-    /// Now.
-    pub fn beat(&self) {
-        self.0.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
-    }
-
-    /// Milliseconds since the last beat (`None`: never).
-    pub fn age_ms(&self) -> Option<i64> {
-        match self.0.load(Ordering::Relaxed) {
-            0 => None,
-            at => Some(chrono::Utc::now().timestamp_millis() - at),
-        }
-    }
-}
+pub use scimgw_delivery::dispatch::Heartbeat;
 
 fn sane_request_id(v: &str) -> bool {
     (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))

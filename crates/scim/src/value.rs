@@ -49,6 +49,17 @@ pub fn insert_ci(map: &mut Map<String, Value>, key: &str, value: Value) {
     }
 }
 
+/// A boolean as SCIM clients send it: a JSON boolean, or the strings `"true"` / `"false"` in
+/// any case (Entra sends `"True"` and `"False"`). Anything else is no boolean.
+pub fn boolean(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
 /// Whether a value counts as unassigned (RFC 7643 §2.5): `null`, an empty array, or an empty object.
 pub fn is_unassigned(v: &Value) -> bool {
     match v {
@@ -61,6 +72,22 @@ pub fn is_unassigned(v: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn booleans_are_json_booleans_or_the_words_in_any_case() {
+        use serde_json::json;
+        for (v, want) in [
+            (json!(true), Some(true)),
+            (json!("True"), Some(true)),
+            (json!("FALSE"), Some(false)),
+            (json!(false), Some(false)),
+            (json!("no"), None),
+            (json!(0), None),
+            (Value::Null, None),
+        ] {
+            assert_eq!(boolean(&v), want, "{v}");
+        }
+    }
+
     use super::*;
     use serde_json::json;
 

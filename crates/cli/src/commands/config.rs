@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use scimgw_adapter::{ConfigProblem, load_tenant_file};
-use scimgw_gateway::{Config, TargetSet, adapter_registry};
+use scimgw_delivery::{TargetSet, adapter_registry};
+use scimgw_gateway::Config;
 
 use super::open_store;
 
@@ -32,7 +33,7 @@ pub fn run(config: Config, cmd: ConfigCommand) -> anyhow::Result<()> {
     let store = open_store(&config)?;
     let tenants = store.tenants().context("reading tenants")?;
     let dir = Path::new(&config.tenants_dir);
-    let schemas = scimgw_gateway::schema_registry();
+    let schemas = scimgw_delivery::schema_registry();
     let mut problems: Vec<ConfigProblem> = Vec::new();
     let mut count = 0;
     match TargetSet::load(dir, &tenants, &adapter_registry(), &schemas) {

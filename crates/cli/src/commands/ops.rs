@@ -6,7 +6,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use scimgw_adapter::load_tenant_file;
-use scimgw_gateway::{Config, schema_registry};
+use scimgw_delivery::schema_registry;
+use scimgw_gateway::Config;
 use scimgw_store::{Kind, Query};
 use serde_json::{Value, json};
 

@@ -4,8 +4,9 @@ use std::io::Read;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use scimgw_adapter::{OnInvalid, Secret};
-use scimgw_gateway::{Config, adapter_registry, schema_registry};
+use scimgw_adapter::OnInvalid;
+use scimgw_delivery::{AtTarget, Decision, Target, adapter_registry, decide, schema_registry};
+use scimgw_gateway::Config;
 use scimgw_scim::resource::validate_resource;
 use scimgw_store::Kind;
 use serde_json::{Map, Value};
@@ -29,24 +30,24 @@ pub struct PreviewArgs {
 
 pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
     let store = open_store(&config)?;
-    let (tenant, target) = tenant_target(&config, &store, &args.tenant, &args.target)?;
-    let registry = adapter_registry();
-    let Some(construct) = registry.get(&target.kind) else {
-        bail!("target {}: unknown kind \"{}\"", target.name, target.kind);
-    };
-    // Nothing is sent: the real secret is not needed (and may not be on this machine).
-    let adapter =
-        construct(&target, Secret::new("preview")).map_err(|e| anyhow::anyhow!("target {}: {e}", target.name))?;
+    let (tenant, target_config) = tenant_target(&config, &store, &args.tenant, &args.target)?;
+    // Nothing is sent: the real secret is not needed (and may not be on this machine). The scope
+    // is checked as `serve` checks it at load (strict).
+    let target = Target::offline(&target_config, &adapter_registry(), &schema_registry())
+        .map_err(|problems| anyhow::anyhow!("target {}: {}", target_config.name, problems.join("; ")))?;
     let mut schemas = schema_registry();
     scimgw_gateway::apply_attribute_policy(&mut schemas, &config);
     let Some(schema) = schemas.resource("User") else { bail!("the User resource type is missing") };
 
-    let user: Map<String, Value> = match (&args.user, &args.file) {
+    // A stored user may have an account at the target already (its link); a body is a user the
+    // target does not have yet.
+    let (user, has_account): (Map<String, Value>, bool) = match (&args.user, &args.file) {
         (Some(id), _) => {
             let Some(found) = store.get(&tenant.id, Kind::User, id, false).context("reading the user")? else {
                 bail!("tenant {} has no user {id}", tenant.name);
             };
-            found.to_scim(None)
+            let link = store.link(&tenant.id, target.name(), Kind::User, id).context("reading the user's link")?;
+            (found.to_scim(None), link.is_some_and(|l| l.remote_id.is_some()))
         }
         (None, source) => {
             let text = match source.as_deref() {
@@ -59,56 +60,68 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
             };
             let value: Value = serde_json::from_str(&text).context("the body is not JSON")?;
             // As the gateway would store it: canonical names, readOnly input dropped.
-            validate_resource(&schema, value)
-                .map_err(|e| anyhow::anyhow!("the body is not a valid SCIM user: {}", e.detail))?
+            let user = validate_resource(&schema, value)
+                .map_err(|e| anyhow::anyhow!("the body is not a valid SCIM user: {}", e.detail))?;
+            (user, false)
         }
     };
     let mut user = user;
     user.remove("meta");
 
-    // The scope is checked as `serve` checks it at load (strict), and matched on the user as
-    // the endpoint stored it.
-    let in_scope = match target.scope_filter(&schema_registry()) {
-        Ok(None) => true,
-        Ok(Some(f)) => f.matches(&Value::Object(user.clone()), &schema),
-        Err(e) => bail!("target {}: {e}", target.name),
-    };
-    let violations = adapter.validate(&user);
-    println!("target:   {} (kind {})", target.name, target.kind);
+    // The decision the gateway and the dispatcher would make; what follows only explains it.
+    let decision = decide(&target, &user, &schema, AtTarget { has_account });
+    let kind = &target.config.kind;
+    println!("target:   {} (kind {kind})", target.name());
+    let in_scope = decision != Decision::OutOfScope;
     println!("scope:    {}", if in_scope { "in scope" } else { "OUT of scope (the target would not get this user)" });
-    let verdict = match (violations.is_empty(), target.on_invalid) {
-        (true, _) => "delivered",
-        (false, OnInvalid::Reject) => "REFUSED: the IdP gets 400 invalidValue and nothing is stored",
-        (false, OnInvalid::Skip) => "SKIPPED at this target (stored, and sent to the other targets)",
+    let verdict = match &decision {
+        Decision::Send(_) => "delivered".to_owned(),
+        Decision::OutOfScope => "not sent: out of scope (an account the target has is deprovisioned)".to_owned(),
+        Decision::Invalid { on_invalid: OnInvalid::Reject, .. } => {
+            "REFUSED: the IdP gets 400 invalidValue and nothing is stored".to_owned()
+        }
+        Decision::Invalid { on_invalid: OnInvalid::Skip, .. } => {
+            "SKIPPED at this target (stored, and sent to the other targets)".to_owned()
+        }
+        Decision::NotCreatedWhileInactive => {
+            format!("not created yet: the user is inactive and {kind} creates no inactive users until it is active")
+        }
     };
     println!("outcome:  {verdict}");
-    if !adapter.creates_inactive() && user.get("active") == Some(&Value::Bool(false)) {
-        println!(
-            "note:     the user is inactive: {} creates no inactive users (an existing one is deactivated)",
-            target.kind
-        );
-    }
     println!();
-    println!("rules broken:{}", if violations.is_empty() { " none" } else { "" });
-    for v in &violations {
-        println!("  {}: {}", v.attribute, v.rule);
+    match &decision {
+        Decision::Invalid { violations, .. } => {
+            println!("rules broken:");
+            for v in violations {
+                println!("  {}: {}", v.attribute, v.rule);
+            }
+        }
+        Decision::OutOfScope => println!("rules broken: not checked (out of scope)"),
+        Decision::Send(_) | Decision::NotCreatedWhileInactive => println!("rules broken: none"),
     }
-    let warnings = adapter.warnings(&user);
+    let warnings = target.adapter.warnings(&user);
     if !warnings.is_empty() {
         println!("warnings:");
         for w in &warnings {
             println!("  {}: {}", w.attribute, w.rule);
         }
     }
-    let dropped = adapter.dropped(&user);
+    let dropped = target.adapter.dropped(&user);
     println!("dropped (never sent):{}", if dropped.is_empty() { " nothing" } else { "" });
     for (attr, why) in &dropped {
         println!("  {attr} — {why}");
     }
     println!();
-    match adapter.translate(&user) {
+    // What would be sent were it not for the decision, so that a mapping can be checked anyway.
+    let (label, payload) = match decision {
+        Decision::Send(payload) => ("", Ok(payload)),
+        Decision::Invalid { .. } => (" (if the rules held)", target.adapter.translate(&user)),
+        Decision::NotCreatedWhileInactive => (" (once the user is active)", target.adapter.translate(&user)),
+        Decision::OutOfScope => (" (if the user were in scope)", target.adapter.translate(&user)),
+    };
+    match payload {
         Ok(payload) => {
-            println!("payload{}:", if violations.is_empty() { "" } else { " (if the rules held)" });
+            println!("payload{label}:");
             println!("{}", serde_json::to_string_pretty(&payload)?);
         }
         Err(v) => println!("payload: none ({v})"),

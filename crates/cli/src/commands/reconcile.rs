@@ -6,8 +6,9 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use scimgw_gateway::reconcile::{self, Options, Progress, Report};
-use scimgw_gateway::{Config, TargetSet, adapter_registry, schema_registry};
+use scimgw_delivery::reconcile::{self, Options, Progress, Report};
+use scimgw_delivery::{TargetSet, adapter_registry, schema_registry};
+use scimgw_gateway::Config;
 
 use super::{open_store, print_table};
 

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use actix_web::web;
 use anyhow::{Context, bail};
+use scimgw_delivery::dispatch::Dispatcher;
+use scimgw_delivery::{TargetSet, Targets, adapter_registry};
 use scimgw_gateway::config::LogFormat;
-use scimgw_gateway::dispatch::Dispatcher;
-use scimgw_gateway::{AppState, Config, TargetSet, Targets, adapter_registry};
+use scimgw_gateway::{AppState, Config};
 use scimgw_scim::schema::Registry;
 use scimgw_store::Store;
 use tokio::sync::{Notify, watch};
@@ -79,7 +80,7 @@ pub(crate) fn serve_until_stopped(
     store: Store,
     on_ready: impl FnOnce(&[std::net::SocketAddr]),
 ) -> anyhow::Result<()> {
-    let schemas = Arc::new(scimgw_gateway::schema_registry());
+    let schemas = Arc::new(scimgw_delivery::schema_registry());
     let set = load_targets(&config, &store, &schemas)?;
     tracing::info!(targets = set.len(), tenants_dir = %config.tenants_dir, "targets loaded");
     let targets = Arc::new(Targets::new(set));
@@ -93,7 +94,7 @@ pub(crate) fn serve_until_stopped(
             wake.clone(),
         ))
     });
-    let mut app_state = AppState::new(config.clone(), store.clone(), scimgw_gateway::schema_registry())
+    let mut app_state = AppState::new(config.clone(), store.clone(), scimgw_delivery::schema_registry())
         .with_targets(targets.clone(), wake);
     if let Some(d) = &dispatcher {
         app_state = app_state.with_heartbeat(d.heartbeat());
@@ -169,7 +170,7 @@ fn system(config: &Config) -> anyhow::Result<actix_web::rt::SystemRunner> {
 pub fn worker(config: Config) -> anyhow::Result<()> {
     init_logging(&config);
     let store = open_store(&config)?;
-    let schemas = Arc::new(scimgw_gateway::schema_registry());
+    let schemas = Arc::new(scimgw_delivery::schema_registry());
     let set = load_targets(&config, &store, &schemas)?;
     tracing::info!(targets = set.len(), "worker: targets loaded");
     let targets = Arc::new(Targets::new(set));

@@ -5,7 +5,8 @@
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use scimgw_adapter::{ConnectionReport, TargetConfig, connection_test, load_tenant_file};
-use scimgw_gateway::{Config, adapter_registry};
+use scimgw_delivery::adapter_registry;
+use scimgw_gateway::Config;
 use serde_json::{Value, json};
 
 use super::open_store;

@@ -34,7 +34,7 @@ pub enum UsersCommand {
 
 pub fn run(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
     let store = open_store(&config)?;
-    let registry = scimgw_gateway::schema_registry();
+    let registry = scimgw_delivery::schema_registry();
     let Some(schema) = registry.resource("User") else { bail!("the User resource type is missing") };
     match cmd {
         UsersCommand::List { tenant, filter, json } => {

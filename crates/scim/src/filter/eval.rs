@@ -69,7 +69,11 @@ fn opaque_attribute(value: Option<&Value>) -> &'static Attribute {
 }
 
 pub(crate) fn matches(filter: &Filter, resource: &Value, schema: &ResourceSchema<'_>) -> bool {
-    resource.as_object().is_some_and(|obj| eval(filter, Scope::Resource { obj, schema }))
+    resource.as_object().is_some_and(|obj| matches_object(filter, obj, schema))
+}
+
+pub(crate) fn matches_object(filter: &Filter, obj: &Map<String, Value>, schema: &ResourceSchema<'_>) -> bool {
+    eval(filter, Scope::Resource { obj, schema })
 }
 
 pub(crate) fn matches_element(filter: &Filter, element: &Value, attr: &Attribute) -> bool {

@@ -177,6 +177,16 @@ impl Filter {
     pub fn matches(&self, resource: &serde_json::Value, schema: &ResourceSchema<'_>) -> bool {
         eval::matches(self, resource, schema)
     }
+
+    /// [`Filter::matches`] on a resource held as its object: callers that keep resources as
+    /// `Map`s (the delivery engine's per-target scope) need not clone one into a `Value` first.
+    pub fn matches_object(
+        &self,
+        resource: &serde_json::Map<String, serde_json::Value>,
+        schema: &ResourceSchema<'_>,
+    ) -> bool {
+        eval::matches_object(self, resource, schema)
+    }
 }
 
 /// Whether one element of the multi-valued complex attribute `attr` matches a value filter

@@ -1,5 +1,5 @@
 //! Each tenant's targets: loaded from `<tenants_dir>/<tenant>.toml`, built into adapters, checked
-//! at request time (scope and vendor rules), and swapped whole on reload.
+//! at request time (each target's [`decide`]), and swapped whole on reload.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -11,13 +11,15 @@ use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
 use scimgw_adapter::{
-    Adapter, ConfigProblem, OnInvalid, Registry as AdapterRegistry, TargetConfig, Violation, generic::ScimAdapter,
-    load_tenant_file,
+    Adapter, ConfigProblem, Constructor, OnInvalid, Registry as AdapterRegistry, Secret, TargetConfig, Violation,
+    generic::ScimAdapter, load_tenant_file,
 };
 use scimgw_scim::ScimError;
 use scimgw_scim::filter::Filter;
 use scimgw_scim::schema::{Registry as SchemaRegistry, ResourceSchema};
 use scimgw_store::{Enqueue, Kind, Tenant};
+
+use crate::decision::{AtTarget, Decision, decide};
 
 /// Every adapter kind this gateway links. Adding a vendor is one line here.
 pub fn adapter_registry() -> AdapterRegistry {
@@ -78,9 +80,21 @@ impl Target {
         }
     }
 
-    /// Whether `user` (its SCIM JSON) is in this target's scope.
-    pub fn in_scope(&self, user: &Value, schema: &ResourceSchema<'_>) -> bool {
-        self.scope.as_ref().is_none_or(|f| f.matches(user, schema))
+    /// Whether `user` (its SCIM JSON) is in this target's scope. Only [`crate::decide`] asks.
+    pub(crate) fn in_scope(&self, user: &Map<String, Value>, schema: &ResourceSchema<'_>) -> bool {
+        self.scope.as_ref().is_none_or(|f| f.matches_object(user, schema))
+    }
+
+    /// `config` as a target that never sends (`scimgw preview`): built with a stand-in secret,
+    /// since nothing is sent and the real one may not be on this machine. Its problems are those
+    /// that stop it deciding (an unknown kind, a bad scope, the adapter refusing its options).
+    pub fn offline(
+        config: &TargetConfig,
+        adapters: &AdapterRegistry,
+        schemas: &SchemaRegistry,
+    ) -> Result<Target, Vec<String>> {
+        let (constructor, scope) = parts(config, adapters, schemas)?;
+        assemble(config, constructor, scope, Secret::new("offline"))
     }
 
     /// Whether this target takes resources of `kind`.
@@ -188,15 +202,39 @@ impl TargetSet {
 /// One target from its configuration: every problem with it, or the target.
 fn build(config: &TargetConfig, adapters: &AdapterRegistry, schemas: &SchemaRegistry) -> Result<Target, Vec<String>> {
     let mut problems = config.check();
+    let parts = parts(config, adapters, schemas).map_err(|more| problems.extend(more)).ok();
+    let secret = config.resolve_secret();
+    let (Some((constructor, scope)), Ok(secret), true) = (parts, secret, problems.is_empty()) else {
+        return Err(problems);
+    };
+    assemble(config, constructor, scope, secret)
+}
+
+/// The kind's constructor and the parsed scope, or what is wrong with them.
+fn parts(
+    config: &TargetConfig,
+    adapters: &AdapterRegistry,
+    schemas: &SchemaRegistry,
+) -> Result<(Constructor, Option<Filter>), Vec<String>> {
+    let mut problems = Vec::new();
     let constructor = adapters.get(&config.kind);
     if constructor.is_none() {
         problems.push(format!("unknown kind \"{}\" (known: {})", config.kind, adapters.kinds().join(", ")));
     }
     let scope = config.scope_filter(schemas).map_err(|e| problems.push(e)).ok().flatten();
-    let secret = config.resolve_secret();
-    let (Some(constructor), Ok(secret), true) = (constructor, secret, problems.is_empty()) else {
-        return Err(problems);
-    };
+    match constructor {
+        Some(constructor) if problems.is_empty() => Ok((constructor, scope)),
+        _ => Err(problems),
+    }
+}
+
+/// The target, once its parts are known good.
+fn assemble(
+    config: &TargetConfig,
+    constructor: Constructor,
+    scope: Option<Filter>,
+    secret: Secret,
+) -> Result<Target, Vec<String>> {
     let adapter = constructor(config, secret).map_err(|e| vec![e])?;
     let limiter = config.rate_per_sec.and_then(NonZeroU32::new).map(|rate| {
         let burst = config.burst.and_then(NonZeroU32::new).unwrap_or(rate);
@@ -235,9 +273,9 @@ impl Targets {
     }
 }
 
-/// The deliveries a change of `kind` asks for, after each in-scope target's rules: `Err` with a
+/// The deliveries a change of `kind` asks for, after each target's [`decide`]: `Err` with a
 /// SCIM 400 `invalidValue` naming the target, the attribute and the rule when a target with
-/// `on_invalid = "reject"` refuses it. `user` is the resulting resource's SCIM JSON.
+/// `on_invalid = "reject"` refuses it. `resource` is the resulting resource's SCIM JSON.
 pub fn plan_deliveries(
     targets: &[Arc<Target>],
     kind: Kind,
@@ -246,25 +284,22 @@ pub fn plan_deliveries(
 ) -> Result<Vec<Enqueue>, ScimError> {
     let mut out = Vec::new();
     let mut refusals = Vec::new();
-    // The evaluator reads a `Value`: build one only when some target has a scope.
-    let as_value = targets.iter().any(|t| t.scope.is_some()).then(|| Value::Object(resource.clone()));
     for t in targets.iter().filter(|t| t.handles(kind)) {
-        // Out of scope: still a delivery, so that a user who leaves the scope is deprovisioned
-        // (the dispatcher does nothing for a user the target never had).
-        if kind == Kind::User && as_value.as_ref().is_none_or(|v| t.in_scope(v, schema)) {
-            let violations = t.adapter.validate(resource);
-            if !violations.is_empty() {
-                let reason = describe(&violations);
-                match t.config.on_invalid {
-                    OnInvalid::Reject => {
-                        refusals.push(format!("target \"{}\" refuses this user: {reason}", t.name()));
-                        continue;
-                    }
-                    OnInvalid::Skip => {
-                        out.push(Enqueue::skip(t.name(), reason));
-                        continue;
-                    }
+        if kind == Kind::User {
+            // The link is the dispatcher's to read: every decision but a broken rule queues a
+            // delivery, which then decides again on the user's state at that time. Out of scope
+            // is one too, so that a user who leaves the scope is deprovisioned (the dispatcher
+            // does nothing for a user the target never had).
+            match decide(t, resource, schema, AtTarget::default()) {
+                Decision::Invalid { violations, on_invalid: OnInvalid::Reject } => {
+                    refusals.push(format!("target \"{}\" refuses this user: {}", t.name(), describe(&violations)));
+                    continue;
                 }
+                Decision::Invalid { violations, on_invalid: OnInvalid::Skip } => {
+                    out.push(Enqueue::skip(t.name(), describe(&violations)));
+                    continue;
+                }
+                Decision::Send(_) | Decision::OutOfScope | Decision::NotCreatedWhileInactive => {}
             }
         }
         out.push(Enqueue::deliver(t.name()));

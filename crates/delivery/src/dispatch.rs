@@ -11,6 +11,7 @@
 //! adapter that patches sends only what changed, and nothing when nothing did.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
@@ -23,6 +24,7 @@ use scimgw_adapter::{DeliveryError, Deprovision, OnInvalid};
 use scimgw_scim::schema::Registry as SchemaRegistry;
 use scimgw_store::{Delivery, DeliveryState, Finish, Kind, Link, Store, StoreError};
 
+use crate::decision::{AtTarget, Decision, decide};
 use crate::targets::{Target, Targets, describe};
 
 /// `[dispatcher]` settings.
@@ -60,6 +62,25 @@ impl Default for DispatcherConfig {
     }
 }
 
+/// When the dispatcher last went round its loop (milliseconds since the epoch), for `/readyz`.
+#[derive(Debug, Default, Clone)]
+pub struct Heartbeat(Arc<AtomicI64>);
+
+impl Heartbeat {
+    /// Now.
+    pub fn beat(&self) {
+        self.0.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the last beat (`None`: never).
+    pub fn age_ms(&self) -> Option<i64> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(chrono::Utc::now().timestamp_millis() - at),
+        }
+    }
+}
+
 /// A running dispatcher's shared parts.
 pub struct Dispatcher {
     store: Store,
@@ -68,7 +89,7 @@ pub struct Dispatcher {
     config: DispatcherConfig,
     owner: String,
     wake: Arc<Notify>,
-    heartbeat: crate::telemetry::Heartbeat,
+    heartbeat: Heartbeat,
 }
 
 /// What converging did, for the attempt history.
@@ -93,7 +114,7 @@ impl Dispatcher {
     }
 
     /// The heartbeat `/readyz` checks: the loop beats it on every round.
-    pub fn heartbeat(&self) -> crate::telemetry::Heartbeat {
+    pub fn heartbeat(&self) -> Heartbeat {
         self.heartbeat.clone()
     }
 
@@ -439,7 +460,7 @@ impl Dispatcher {
     }
 
     /// [`Dispatcher::blocking`] for two primary-key lookups: inline on SQLite, where they cost
-    /// less than the hand-off to the store's threads (see `crate::quick_read`).
+    /// less than the hand-off to the store's threads (as the gateway's `quick_read`).
     async fn quick_read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
@@ -466,30 +487,38 @@ impl Dispatcher {
             .resource("User")
             .ok_or_else(|| DeliveryError::permanent("the User resource type is not registered"))?;
 
-        let wanted = current.and_then(|r| {
-            let mut user = r.to_scim(None);
-            user.remove("meta");
-            target.in_scope(&Value::Object(user.clone()), &schema).then_some((r.version, user))
-        });
-        let Some((version, user)) = wanted else {
+        let Some(current) = current else {
             return self.deprovision(target, row, link).await;
         };
-        if let Some(l) = &link {
-            if l.state == "active" && l.delivered_version.is_some_and(|v| v >= version) {
-                return Ok(Converged::Done(format!("already at version {version}")));
+        let version = current.version;
+        let mut user = current.to_scim(None);
+        user.remove("meta");
+        let has_account = link.as_ref().is_some_and(|l| l.remote_id.is_some());
+        let at_version =
+            link.as_ref().is_some_and(|l| l.state == "active" && l.delivered_version.is_some_and(|d| d >= version));
+        let payload = match decide(target, &user, &schema, AtTarget { has_account }) {
+            Decision::OutOfScope => return self.deprovision(target, row, link).await,
+            // A target that already holds this version needs nothing, whatever the decision says
+            // of it now (its rules may have changed since): this makes a re-run row idempotent.
+            _ if at_version => return Ok(Converged::Done(format!("already at version {version}"))),
+            Decision::Send(payload) => payload,
+            Decision::Invalid { violations, on_invalid } => {
+                let reason = describe(&violations);
+                return match on_invalid {
+                    OnInvalid::Skip => Ok(Converged::Skipped(reason)),
+                    OnInvalid::Reject => {
+                        Err(DeliveryError::permanent(format!("the user breaks the target's rules: {reason}")))
+                    }
+                };
             }
-        }
-        let violations = target.adapter.validate(&user);
-        if !violations.is_empty() {
-            let reason = describe(&violations);
-            return match target.config.on_invalid {
-                OnInvalid::Skip => Ok(Converged::Skipped(reason)),
-                OnInvalid::Reject => {
-                    Err(DeliveryError::permanent(format!("the user breaks the target's rules: {reason}")))
-                }
-            };
-        }
-        let payload = target.adapter.translate(&user).map_err(|v| DeliveryError::permanent(v.to_string()))?;
+            // Not even looked up, so nothing reaches the app until the user is active.
+            Decision::NotCreatedWhileInactive => {
+                return Ok(Converged::Done(format!(
+                    "not created: the user is inactive and {} does not create inactive users",
+                    target.adapter.kind()
+                )));
+            }
+        };
 
         let mut remote = link.as_ref().and_then(|l| l.remote_id.clone());
         // What the linked copy was last sent; unreadable text counts as nothing recorded (the
@@ -497,14 +526,6 @@ impl Dispatcher {
         let previous: Option<Value> =
             link.as_ref().and_then(|l| l.delivered_payload.as_deref()).and_then(|p| serde_json::from_str(p).ok());
         let mut how = "updated";
-        // An inactive user the target never had is not created there (JumpCloud): not even
-        // looked up, so nothing reaches the app until the user is active.
-        if remote.is_none() && !target.adapter.creates_inactive() && user_inactive(&user) {
-            return Ok(Converged::Done(format!(
-                "not created: the user is inactive and {} does not create inactive users",
-                target.adapter.kind()
-            )));
-        }
         let mut previous = previous.filter(|_| remote.is_some());
         const LOST: &str = "re-created (the target had lost it)";
         let mut lost = false;
@@ -740,11 +761,6 @@ impl Dispatcher {
         link.delivered_version = None;
         Ok(Converged::Linked(format!("{how} {remote_id}"), link))
     }
-}
-
-/// `active` is false (absent means active, RFC 7643 §4.1.1 leaves it to the provider).
-fn user_inactive(user: &serde_json::Map<String, Value>) -> bool {
-    scimgw_scim::value::get_ci(user, "active").and_then(Value::as_bool) == Some(false)
 }
 
 /// The link of a resource the target now holds at `version`.

@@ -42,9 +42,10 @@ use serde_json::{Map, Value};
 
 use scimgw_adapter::{DeliveryError, Deprovision, Difference, ReadBack};
 use scimgw_scim::schema::Registry as SchemaRegistry;
-use scimgw_scim::value::get_ci;
+use scimgw_scim::value::{boolean, get_ci};
 use scimgw_store::{Kind, Link, ORPHAN_PREFIX, ReconcileRun, Repair, Store, StoreError};
 
+use crate::decision::{AtTarget, Decision, decide};
 use crate::targets::Target;
 
 /// How one run behaves.
@@ -301,26 +302,18 @@ pub async fn reconcile(
             all_keys.insert(k.clone());
         }
         let user_name = get_ci(&user, "userName").and_then(Value::as_str).map(str::to_owned);
-        let in_scope = target.in_scope(&Value::Object(user.clone()), &schema);
-        let expect = if !in_scope {
-            match link {
+        let at = AtTarget { has_account: link.is_some() };
+        let expect = match decide(target, &user, &schema, at) {
+            Decision::Send(payload) => Expect::Payload(payload),
+            Decision::OutOfScope => match link {
                 Some(_) => Expect::Deprovisioned,
                 None => continue,
-            }
-        } else if !target.adapter.validate(&user).is_empty() {
-            // Breaks the target's rules (stored under on_invalid = "skip", or before a rule came).
-            not_sent += 1;
-            continue;
-        } else if link.is_none() && !target.adapter.creates_inactive() && user_inactive(&user) {
-            not_sent += 1;
-            continue;
-        } else {
-            match target.adapter.translate(&user) {
-                Ok(payload) => Expect::Payload(payload),
-                Err(_) => {
-                    not_sent += 1;
-                    continue;
-                }
+            },
+            // Breaks the target's rules (stored under on_invalid = "skip", or before a rule
+            // came), or inactive where the vendor creates no inactive users: never sent here.
+            Decision::Invalid { .. } | Decision::NotCreatedWhileInactive => {
+                not_sent += 1;
+                continue;
             }
         };
         locals.push(Local { id: r.id, version: r.version, user_name, key, user: Some(user), expect, link });
@@ -720,15 +713,7 @@ fn remote_id(account: &Value) -> Option<String> {
 /// An account is active unless it says `active: false` (RFC 7643 leaves an absent `active` to
 /// the provider; the vendors here default to active).
 fn account_active(account: &Value) -> bool {
-    match account.as_object().and_then(|a| get_ci(a, "active")) {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::String(s)) => !s.eq_ignore_ascii_case("false"),
-        _ => true,
-    }
-}
-
-fn user_inactive(user: &Map<String, Value>) -> bool {
-    get_ci(user, "active").and_then(Value::as_bool) == Some(false)
+    account.as_object().and_then(|a| get_ci(a, "active")).and_then(boolean) != Some(false)
 }
 
 async fn blocking<T: Send + 'static>(
