@@ -185,6 +185,7 @@ pub fn spec(target: &TargetConfig) -> Result<VendorSpec, String> {
         table,
         prepare: Some(prepare(from)),
         creates_inactive: false,
+        derives_user_name: from != UsernameFrom::UserName,
         // The tenant URL carries aadOptscim062020 (checked above): Entra's flagged dialect, which
         // the directory takes only RFC-shaped (VENDORS.md).
         dialect: scimgw_adapter::diff::Dialect::Rfc,

@@ -143,6 +143,14 @@ pub trait Adapter: Send + Sync + fmt::Debug {
         true
     }
 
+    /// Whether the user's name at the vendor (the translated `userName`) is derived from
+    /// something other than the gateway's `userName` — JumpCloud's username from the mail
+    /// nickname or an email's local part — so that two users can come out with one name. The
+    /// edge then has the store refuse a change whose name another user's account there holds.
+    fn derives_user_name(&self) -> bool {
+        false
+    }
+
     /// Looks up the vendor's copy of `user` by the matching attribute (to adopt it rather than
     /// create a duplicate). `None` when the vendor has none.
     async fn find(&self, user: &Map<String, Value>) -> Result<Option<Remote>, DeliveryError>;

@@ -58,6 +58,9 @@ pub struct VendorSpec {
     pub warnings: Table,
     /// Whether an inactive user that the app does not have yet is created there.
     pub creates_inactive: bool,
+    /// Whether the `prepare` hook derives the username from something else than `userName`
+    /// (see [`Adapter::derives_user_name`]).
+    pub derives_user_name: bool,
     /// Reasons for dropping attributes that say more than "not in the table" (`manager`).
     pub drop_reasons: Vec<(&'static str, &'static str)>,
     /// The extension schemas it defines.
@@ -95,6 +98,7 @@ impl VendorSpec {
             prepare: None,
             warnings: Table::new(vendor, &[], &[])?,
             creates_inactive: true,
+            derives_user_name: false,
             drop_reasons: Vec::new(),
             extension_schemas,
             dialect: Dialect::EntraLegacy,
@@ -192,6 +196,10 @@ impl Adapter for TableAdapter {
 
     fn creates_inactive(&self) -> bool {
         self.spec.creates_inactive
+    }
+
+    fn derives_user_name(&self) -> bool {
+        self.spec.derives_user_name
     }
 
     async fn find(&self, user: &Map<String, Value>) -> Result<Option<Remote>, DeliveryError> {

@@ -97,3 +97,57 @@ fn preview_shows_the_payload_the_drops_and_two_broken_jumpcloud_rules() {
     assert_eq!(code, 1);
     assert!(err.contains("not a valid SCIM user"), "{err}");
 }
+
+/// A username JumpCloud would derive that another user's account there already has: preview
+/// says the change would be refused with 409, naming the holder (as the gateway's write would).
+#[test]
+fn preview_shows_a_derived_username_another_users_account_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tenants")).unwrap();
+    std::fs::write(
+        dir.path().join("tenants/acme.toml"),
+        "[[targets]]\nname = \"jc\"\nkind = \"jumpcloud\"\nbase_url = \"https://dir.example/scim/v2/?aadOptscim062020\"\n\
+         token_env = \"ACME_JC_TOKEN_NOT_NEEDED_FOR_PREVIEW\"\nusername_from = \"userName_local_part\"\n",
+    )
+    .unwrap();
+    assert_eq!(scimgw(dir.path(), &["tenant", "add", "acme"], None).0, 0);
+    // Anna of Contoso has the account "anna" at jc.
+    let store = scimgw_store::Store::open(&scimgw_store::StoreConfig {
+        url: format!("sqlite://{}", dir.path().join("store.db").display()),
+        ..scimgw_store::StoreConfig::default()
+    })
+    .unwrap();
+    let tenant = store.tenant_by_name("acme").unwrap().unwrap();
+    store
+        .put_link(&scimgw_store::Link {
+            tenant_id: tenant.id.clone(),
+            target: "jc".into(),
+            kind: scimgw_store::Kind::User,
+            local_id: "anna-of-contoso".into(),
+            remote_id: Some("jc-1".into()),
+            delivered_version: Some(1),
+            state: "active".into(),
+            last_error: None,
+            updated_us: 0,
+            delivered_payload: Some(r#"{"userName":"anna"}"#.into()),
+        })
+        .unwrap();
+    drop(store);
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "Anna@fabrikam.example",
+        "name": {"givenName": "Anna", "familyName": "Berg"},
+        "emails": [{"type": "work", "value": "anna@fabrikam.example", "primary": true}]
+    });
+    let (code, out, err) =
+        scimgw(dir.path(), &["preview", "--tenant", "acme", "--target", "jc", "-"], Some(&user.to_string()));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("outcome:  REFUSED: the IdP gets 409 uniqueness"), "{out}");
+    assert!(out.contains("\"Anna\" at this target is already the account of user anna-of-contoso"), "{out}");
+    let mut other = user.clone();
+    other["userName"] = json!("berg@fabrikam.example");
+    let (code, out, _) =
+        scimgw(dir.path(), &["preview", "--tenant", "acme", "--target", "jc", "-"], Some(&other.to_string()));
+    assert_eq!(code, 0);
+    assert!(out.contains("outcome:  delivered"), "{out}");
+}

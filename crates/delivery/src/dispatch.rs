@@ -532,6 +532,7 @@ impl Dispatcher {
         if remote.is_none() {
             target.pace().await;
             if let Some(found) = target.adapter.find(&user).await? {
+                refuse_held(&self.store, row, &found.id).await?;
                 remote = Some(found.id);
                 how = "adopted";
                 previous = None;
@@ -558,14 +559,14 @@ impl Dispatcher {
                     Ok(()) => rid,
                     Err(DeliveryError::NotFound { .. }) => {
                         how = LOST;
-                        self.create(target, &user, &payload).await?
+                        self.create(target, row, &user, &payload).await?
                     }
                     Err(e) => return Err(e),
                 }
             }
             None => {
                 how = if lost { LOST } else { "created" };
-                self.create(target, &user, &payload).await?
+                self.create(target, row, &user, &payload).await?
             }
         };
         let mut link = delivered(row, Kind::User, &remote_id, version);
@@ -648,6 +649,7 @@ impl Dispatcher {
         if remote.is_none() {
             target.pace().await;
             if let Some(found) = target.adapter.find_group(&scim).await? {
+                refuse_held(&self.store, row, &found.id).await?;
                 remote = Some(found.id);
                 how = "adopted";
             }
@@ -656,6 +658,7 @@ impl Dispatcher {
             let payload = payload.clone();
             let scim = scim.clone();
             let adapter = target.adapter.clone();
+            let store = self.store.clone();
             async move {
                 match adapter.create_group(&payload).await {
                     Ok(r) => Ok(r.id),
@@ -663,6 +666,7 @@ impl Dispatcher {
                         let found = adapter.find_group(&scim).await?.ok_or_else(|| {
                             DeliveryError::permanent(format!("the target reports a conflict but no match: {message}"))
                         })?;
+                        refuse_held(&store, row, &found.id).await?;
                         adapter.update_group(&found.id, &payload).await?;
                         Ok(found.id)
                     }
@@ -697,6 +701,7 @@ impl Dispatcher {
     async fn create(
         &self,
         target: &Target,
+        row: &Delivery,
         user: &serde_json::Map<String, Value>,
         payload: &Value,
     ) -> Result<String, DeliveryError> {
@@ -708,6 +713,7 @@ impl Dispatcher {
                 let found = target.adapter.find(user).await?.ok_or_else(|| {
                     DeliveryError::permanent(format!("the target reports a conflict but no match to adopt: {message}"))
                 })?;
+                refuse_held(&self.store, row, &found.id).await?;
                 target.pace().await;
                 target.adapter.update(&found.id, None, payload).await?;
                 Ok(found.id)
@@ -805,4 +811,28 @@ fn hostname() -> String {
 fn uuid_like() -> String {
     let n: u64 = rand::rng().random();
     format!("{n:016x}")
+}
+
+/// Adoption never takes an account already linked to another resource: two people would share
+/// it, each one's changes overwriting the other's. That delivery is dead-lettered, naming the
+/// account and its holder (the store refuses the link anyway: links are unique on the account).
+async fn refuse_held(store: &Store, row: &Delivery, remote_id: &str) -> Result<(), DeliveryError> {
+    let (t, n, kind, rid) = (row.tenant_id.clone(), row.target.clone(), row.kind, remote_id.to_owned());
+    let holder = match store.run_blocking(move |s| s.link_holder(&t, &n, kind, &rid)).await {
+        Ok(Ok(holder)) => holder,
+        Ok(Err(e)) => return Err(DeliveryError::retryable(format!("the store: {e}"))),
+        Err(e) => return Err(DeliveryError::retryable(format!("the store task: {e}"))),
+    };
+    match holder {
+        Some(holder) if holder != row.resource_id => {
+            let what = row.kind.resource_type().to_lowercase();
+            Err(DeliveryError::permanent(format!(
+                "{}: the account {remote_id} found for this {what} is already linked to {what} {holder}; not \
+                 adopted, so that two people never share one account. Make their names at the target differ \
+                 (for JumpCloud, username_from) and retry",
+                row.target
+            )))
+        }
+        _ => Ok(()),
+    }
 }

@@ -299,6 +299,18 @@ pub fn plan_deliveries(
                     out.push(Enqueue::skip(t.name(), describe(&violations)));
                     continue;
                 }
+                // A name the target derives may be another user's there already: the store
+                // checks it in the change's own write (409 `uniqueness`, or a skip).
+                Decision::Send(payload) if t.adapter.derives_user_name() => {
+                    let delivery = match payload.get("userName").and_then(Value::as_str) {
+                        Some(name) => {
+                            Enqueue::deliver(t.name()).with_account_key(name, t.config.on_invalid == OnInvalid::Skip)
+                        }
+                        None => Enqueue::deliver(t.name()),
+                    };
+                    out.push(delivery);
+                    continue;
+                }
                 Decision::Send(_) | Decision::OutOfScope | Decision::NotCreatedWhileInactive => {}
             }
         }

@@ -621,6 +621,19 @@ impl Store {
         Ok(row.map(Link::from))
     }
 
+    /// The user, other than `user_id`, whose account at `target` has the name `name` (compared
+    /// in lower case), if any — what a change whose delivery carries that name would be refused
+    /// for (see [`Enqueue::account_key`]); `scimgw preview` asks it.
+    pub fn account_name_holder(
+        &self,
+        tenant_id: &str,
+        target: &str,
+        name: &str,
+        user_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        account_key_holder(&mut *self.conn()?, tenant_id, target, &name.to_lowercase(), user_id)
+    }
+
     /// The local id of the resource linked to the account `remote_id` at `target`, if any (a
     /// deleted link holds nothing). An account is linked to at most one resource: the store
     /// refuses a second link to it with `Conflict { attribute: "remote_id" }`, so two people are

@@ -74,7 +74,29 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
     println!("target:   {} (kind {kind})", target.name());
     let in_scope = decision != Decision::OutOfScope;
     println!("scope:    {}", if in_scope { "in scope" } else { "OUT of scope (the target would not get this user)" });
+    // A name the target derives that another user's account there has: the store refuses the
+    // change (or skips this target), as the gateway's write would.
+    let taken = match &decision {
+        Decision::Send(payload) if target.adapter.derives_user_name() => {
+            match payload.get("userName").and_then(Value::as_str) {
+                Some(name) => store
+                    .account_name_holder(&tenant.id, target.name(), name, args.user.as_deref().unwrap_or(""))
+                    .context("reading the target's account names")?
+                    .map(|holder| (name.to_owned(), holder)),
+                None => None,
+            }
+        }
+        _ => None,
+    };
     let verdict = match &decision {
+        Decision::Send(_) if taken.is_some() => {
+            let (name, holder) = taken.as_ref().map(|(n, h)| (n.as_str(), h.as_str())).unwrap_or_default();
+            let why = format!("the name \"{name}\" at this target is already the account of user {holder}");
+            match target.config.on_invalid {
+                OnInvalid::Reject => format!("REFUSED: the IdP gets 409 uniqueness and nothing is stored: {why}"),
+                OnInvalid::Skip => format!("SKIPPED at this target (stored, and sent to the other targets): {why}"),
+            }
+        }
         Decision::Send(_) => "delivered".to_owned(),
         Decision::OutOfScope => "not sent: out of scope (an account the target has is deprovisioned)".to_owned(),
         Decision::Invalid { on_invalid: OnInvalid::Reject, .. } => {
