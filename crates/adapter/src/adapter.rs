@@ -125,6 +125,18 @@ pub trait Adapter: Send + Sync + fmt::Debug {
     /// The payload the vendor accepts for `user`.
     fn translate(&self, user: &Map<String, Value>) -> Result<Value, Violation>;
 
+    /// [`Adapter::validate`], then [`Adapter::translate`] if no rule is broken: the payload, or
+    /// every rule broken (a failed translation is one). The per-target decision calls this on
+    /// every write, once per target; an adapter that prepares the user for both (the table
+    /// adapters) overrides it to prepare once.
+    fn check(&self, user: &Map<String, Value>) -> Result<Value, Vec<Violation>> {
+        let violations = self.validate(user);
+        if !violations.is_empty() {
+            return Err(violations);
+        }
+        self.translate(user).map_err(|v| vec![v])
+    }
+
     /// Things about `user` worth an admin's attention that do not stop a delivery (`preview`).
     fn warnings(&self, user: &Map<String, Value>) -> Vec<Violation> {
         let _ = user;

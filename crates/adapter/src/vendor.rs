@@ -23,6 +23,7 @@
 //! which RFC 7644 does not make case-insensitive, is kept as Entra sends it to each app, since the
 //! apps are built and tested against Entra's requests.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -122,10 +123,12 @@ impl TableAdapter {
         Ok(TableAdapter { spec, client })
     }
 
-    fn prepared(&self, user: &Map<String, Value>) -> Map<String, Value> {
+    /// The user as the table reads it: rewritten by the vendor's `prepare` hook, else as it is
+    /// (borrowed: validating and translating run on every write, per target).
+    fn prepared<'u>(&self, user: &'u Map<String, Value>) -> Cow<'u, Map<String, Value>> {
         match &self.spec.prepare {
-            Some(f) => f(user),
-            None => user.clone(),
+            Some(f) => Cow::Owned(f(user)),
+            None => Cow::Borrowed(user),
         }
     }
 }
@@ -178,6 +181,15 @@ impl Adapter for TableAdapter {
 
     fn translate(&self, user: &Map<String, Value>) -> Result<Value, Violation> {
         Ok(Value::Object(self.spec.table.project(&self.prepared(user))))
+    }
+
+    fn check(&self, user: &Map<String, Value>) -> Result<Value, Vec<Violation>> {
+        let prepared = self.prepared(user);
+        let violations = self.spec.table.validate(&prepared);
+        if !violations.is_empty() {
+            return Err(violations);
+        }
+        Ok(Value::Object(self.spec.table.project(&prepared)))
     }
 
     fn warnings(&self, user: &Map<String, Value>) -> Vec<Violation> {

@@ -83,13 +83,9 @@ pub fn decide(target: &Target, user: &Map<String, Value>, schema: &ResourceSchem
         return Decision::OutOfScope;
     }
     let on_invalid = target.config.on_invalid;
-    let violations = target.adapter.validate(user);
-    if !violations.is_empty() {
-        return Decision::Invalid { violations, on_invalid };
-    }
-    let payload = match target.adapter.translate(user) {
+    let payload = match target.adapter.check(user) {
         Ok(payload) => payload,
-        Err(violation) => return Decision::Invalid { violations: vec![violation], on_invalid },
+        Err(violations) => return Decision::Invalid { violations, on_invalid },
     };
     if !at.has_account && !target.adapter.creates_inactive() && inactive(user) {
         return Decision::NotCreatedWhileInactive;
