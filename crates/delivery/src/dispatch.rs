@@ -452,11 +452,7 @@ impl Dispatcher {
         &self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, DeliveryError> {
-        match self.store.run_blocking(f).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(DeliveryError::retryable(format!("the store: {e}"))),
-            Err(e) => Err(DeliveryError::retryable(format!("the store task: {e}"))),
-        }
+        on_store(&self.store, f).await
     }
 
     /// [`Dispatcher::blocking`] for two primary-key lookups: inline on SQLite, where they cost
@@ -813,17 +809,24 @@ fn uuid_like() -> String {
     format!("{n:016x}")
 }
 
+/// Runs `f` on the store's threads; a store error is a retryable delivery error.
+async fn on_store<T: Send + 'static>(
+    store: &Store,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, DeliveryError> {
+    match store.run_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(DeliveryError::retryable(format!("the store: {e}"))),
+        Err(e) => Err(DeliveryError::retryable(format!("the store task: {e}"))),
+    }
+}
+
 /// Adoption never takes an account already linked to another resource: two people would share
 /// it, each one's changes overwriting the other's. That delivery is dead-lettered, naming the
 /// account and its holder (the store refuses the link anyway: links are unique on the account).
 async fn refuse_held(store: &Store, row: &Delivery, remote_id: &str) -> Result<(), DeliveryError> {
     let (t, n, kind, rid) = (row.tenant_id.clone(), row.target.clone(), row.kind, remote_id.to_owned());
-    let holder = match store.run_blocking(move |s| s.link_holder(&t, &n, kind, &rid)).await {
-        Ok(Ok(holder)) => holder,
-        Ok(Err(e)) => return Err(DeliveryError::retryable(format!("the store: {e}"))),
-        Err(e) => return Err(DeliveryError::retryable(format!("the store task: {e}"))),
-    };
-    match holder {
+    match on_store(store, move |s| s.link_holder(&t, &n, kind, &rid)).await? {
         Some(holder) if holder != row.resource_id => {
             let what = row.kind.resource_type().to_lowercase();
             Err(DeliveryError::permanent(format!(

@@ -301,8 +301,8 @@ pub fn plan_deliveries(
                 }
                 // A name the target derives may be another user's there already: the store
                 // checks it in the change's own write (409 `uniqueness`, or a skip).
-                Decision::Send(payload) if t.adapter.derives_user_name() => {
-                    let delivery = match payload.get("userName").and_then(Value::as_str) {
+                Decision::Send(payload) => {
+                    let delivery = match derived_account_name(t, &payload) {
                         Some(name) => {
                             Enqueue::deliver(t.name()).with_account_key(name, t.config.on_invalid == OnInvalid::Skip)
                         }
@@ -311,7 +311,7 @@ pub fn plan_deliveries(
                     out.push(delivery);
                     continue;
                 }
-                Decision::Send(_) | Decision::OutOfScope | Decision::NotCreatedWhileInactive => {}
+                Decision::OutOfScope | Decision::NotCreatedWhileInactive => {}
             }
         }
         out.push(Enqueue::deliver(t.name()));
@@ -321,6 +321,16 @@ pub fn plan_deliveries(
         return Err(ScimError::invalid_value(refusals.join(". ")));
     }
     Ok(out)
+}
+
+/// The user's name at `target` when the target derives it (see `Adapter::derives_user_name`):
+/// the payload's `userName`, which another user's account there may already have. `None` for a
+/// target that takes the gateway's own (unique) `userName`.
+pub fn derived_account_name<'p>(target: &Target, payload: &'p Value) -> Option<&'p str> {
+    if !target.adapter.derives_user_name() {
+        return None;
+    }
+    payload.get("userName").and_then(Value::as_str)
 }
 
 /// `attribute: rule; attribute: rule`.

@@ -5,6 +5,7 @@ use std::io::Read;
 use anyhow::{Context, bail};
 use clap::Args;
 use scimgw_adapter::OnInvalid;
+use scimgw_delivery::targets::derived_account_name;
 use scimgw_delivery::{AtTarget, Decision, Target, adapter_registry, decide, schema_registry};
 use scimgw_gateway::Config;
 use scimgw_scim::resource::validate_resource;
@@ -77,15 +78,13 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
     // A name the target derives that another user's account there has: the store refuses the
     // change (or skips this target), as the gateway's write would.
     let taken = match &decision {
-        Decision::Send(payload) if target.adapter.derives_user_name() => {
-            match payload.get("userName").and_then(Value::as_str) {
-                Some(name) => store
-                    .account_name_holder(&tenant.id, target.name(), name, args.user.as_deref().unwrap_or(""))
-                    .context("reading the target's account names")?
-                    .map(|holder| (name.to_owned(), holder)),
-                None => None,
-            }
-        }
+        Decision::Send(payload) => match derived_account_name(&target, payload) {
+            Some(name) => store
+                .account_name_holder(&tenant.id, target.name(), name, args.user.as_deref().unwrap_or(""))
+                .context("reading the target's account names")?
+                .map(|holder| (name.to_owned(), holder)),
+            None => None,
+        },
         _ => None,
     };
     let verdict = match &decision {
