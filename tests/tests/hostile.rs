@@ -91,4 +91,64 @@ mod surface {
             c.admin_listen = Some("127.0.0.1:0".into());
         });
     }
+
+    /// `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto`.
+    mod forwarding {
+        use reqwest::Method;
+        use scimgw_e2e::{Config, TestApp, USER_URN};
+        use serde_json::json;
+
+        const FORWARDING: [(&str, &str); 3] = [
+            ("forwarded", "host=evil.example;proto=https"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-proto", "https"),
+        ];
+
+        /// Creates a user with the forwarding headers; returns `Location` and `meta.location`.
+        async fn create_forwarded(app: &TestApp, token: &str) -> (String, String) {
+            let mut req = app
+                .client
+                .post(app.url("/Users"))
+                .bearer_auth(token)
+                .header("content-type", "application/scim+json")
+                .body(json!({"schemas": [USER_URN], "userName": "f@example.com"}).to_string());
+            for (name, value) in FORWARDING {
+                req = req.header(name, value);
+            }
+            let r = TestApp::read(req.send().await.unwrap()).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            let location = r.header("location").unwrap_or_default().to_owned();
+            (location, r.body["meta"]["location"].as_str().unwrap_or_default().to_owned())
+        }
+
+        /// From a peer that is not a trusted proxy, `Forwarded` and `X-Forwarded-Host` do not place
+        /// the gateway's URLs elsewhere.
+        async fn forwarding_headers_from_an_untrusted_peer_are_ignored(app: TestApp) {
+            let token = app.token("acme");
+            let (location, meta) = create_forwarded(&app, &token).await;
+            assert!(location.starts_with(&app.base_url), "Location {location}");
+            assert_eq!(meta, location);
+            let id = location.rsplit('/').next().unwrap_or_default();
+            let mut req = app.client.get(app.url(&format!("/Users/{id}"))).bearer_auth(&token);
+            for (name, value) in FORWARDING {
+                req = req.header(name, value);
+            }
+            let r = TestApp::read(req.send().await.unwrap()).await;
+            assert_eq!(r.body["meta"]["location"].as_str(), Some(location.as_str()), "{}", r.text);
+            let r = app.request(Method::GET, "/ServiceProviderConfig", &FORWARDING, None).await;
+            assert!(!r.text.contains("evil.example"), "{}", r.text);
+        }
+        scimgw_e2e::both_backends!(forwarding_headers_from_an_untrusted_peer_are_ignored);
+
+        /// From a trusted proxy they are believed, as before.
+        async fn forwarding_headers_from_a_trusted_proxy_are_believed(app: TestApp) {
+            let token = app.token("acme");
+            let (location, meta) = create_forwarded(&app, &token).await;
+            assert!(location.starts_with("https://evil.example/scim/v2/Users/"), "Location {location}");
+            assert_eq!(meta, location);
+        }
+        scimgw_e2e::both_backends!(forwarding_headers_from_a_trusted_proxy_are_believed, |c: &mut Config| {
+            c.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+        });
+    }
 }

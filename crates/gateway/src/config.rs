@@ -30,16 +30,19 @@ pub struct Config {
     pub base_path: String,
     /// The externally visible URL of `base_path` (e.g. `https://scim.example.com/scim/v2`), used
     /// in `meta.location`, group members' `$ref` and `Location`. Unset: derived from each
-    /// request's scheme and Host.
+    /// request's scheme and Host (and a trusted proxy's forwarding headers: `trusted_proxies`).
     pub public_url: Option<String>,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
     /// Seconds a client has to send a request's head (line and headers), and again its body; a
     /// slower client gets 408 and the connection is closed.
     pub request_timeout_secs: u64,
-    /// Reverse proxies whose `X-Forwarded-For` is believed, by IP address: the client of a request
-    /// from one of them is the nearest address in that header that is not one of them. Used to
-    /// tell clients apart for failed-authentication throttling.
+    /// Reverse proxies whose forwarding headers are believed, by IP address. The client of a
+    /// request from one of them is the nearest address in `X-Forwarded-For` that is not one of
+    /// them (failed-authentication throttling tells clients apart by it); and, with `public_url`
+    /// unset, the scheme and host of the URLs the gateway writes (`meta.location`, `Location`)
+    /// come from its `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto`. From anyone else
+    /// those headers are ignored.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Failed-authentication throttling.
     pub auth: crate::throttle::AuthConfig,
