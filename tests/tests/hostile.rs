@@ -151,4 +151,128 @@ mod surface {
             c.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
         });
     }
+
+    /// Vendors: redirects and answer sizes, and a vendor that misbehaves on purpose.
+    mod vendors {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        use scimgw_e2e::USER_URN;
+        use serde_json::{Value, json};
+
+        /// What the hostile vendor saw.
+        #[derive(Default)]
+        pub(super) struct Seen {
+            /// Requests that reached `/evil/` (where the redirect points).
+            pub(super) evil: AtomicUsize,
+            /// Listing pages served.
+            pub(super) pages: AtomicUsize,
+        }
+
+        fn list(resources: Vec<Value>, total: Option<u64>) -> HttpResponse {
+            let mut body =
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "Resources": resources});
+            if let Some(t) = total {
+                body["totalResults"] = json!(t);
+            }
+            HttpResponse::Ok().content_type("application/scim+json").body(body.to_string())
+        }
+
+        fn account(id: &str) -> Value {
+            json!({"schemas": [USER_URN], "id": id, "userName": format!("{id}@example.com"), "active": true})
+        }
+
+        /// A vendor that misbehaves by path: `/redirect` (307 to `/evil`), `/huge` (an 8 MiB listing,
+        /// streamed without a length), `/turns` (two accounts taking turns at the head of every page),
+        /// `/noids` (accounts without ids), `/endless` (fresh accounts on every page, no total) and
+        /// `/counted` (fresh accounts on every page, `totalResults` 5).
+        pub(super) async fn hostile_vendor(seen: Arc<Seen>) -> String {
+            let server = HttpServer::new(move || {
+                App::new().app_data(web::Data::from(seen.clone())).default_service(web::to(
+                    |req: HttpRequest, seen: web::Data<Seen>| async move {
+                        let path = req.path().to_owned();
+                        let start: u64 = req
+                            .query_string()
+                            .split('&')
+                            .find_map(|kv| kv.strip_prefix("startIndex="))
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(1);
+                        if path.starts_with("/evil/") {
+                            seen.evil.fetch_add(1, Ordering::SeqCst);
+                            return HttpResponse::Created().json(account("stolen"));
+                        }
+                        if path.starts_with("/scim/v2/Users") && req.method() != actix_web::http::Method::GET {
+                            return HttpResponse::TemporaryRedirect()
+                                .insert_header(("location", format!("http://{}/evil/Users", req.connection_info().host())))
+                                .finish();
+                        }
+                        seen.pages.fetch_add(1, Ordering::SeqCst);
+                        let fresh = |n: u64| (start..start + n).map(|i| account(&format!("u{i}"))).collect::<Vec<_>>();
+                        match path.split('/').nth(1).unwrap_or_default() {
+                            "huge" => {
+                                let chunk = web::Bytes::from(format!("{},", account(&"x".repeat(1000))));
+                                let head = web::Bytes::from_static(
+                                    b"{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:ListResponse\"],\"Resources\":[",
+                                );
+                                let body = futures_util::stream::iter(
+                                    std::iter::once(head)
+                                        .chain(std::iter::repeat_n(chunk, 8 * 1024 * 1024 / 1000))
+                                        .chain(std::iter::once(web::Bytes::from(format!("{}]}}", account("last")))))
+                                        .map(Ok::<_, actix_web::Error>),
+                                );
+                                HttpResponse::Ok().content_type("application/scim+json").streaming(body)
+                            }
+                            "turns" if (start / 2) % 2 == 0 => list(vec![account("a"), account("b")], None),
+                            "turns" => list(vec![account("b"), account("a")], None),
+                            "noids" => list(vec![json!({"userName": format!("n{start}@example.com")})], None),
+                            "endless" => list(fresh(2), None),
+                            "counted" => list(fresh(1), Some(5)),
+                            _ => list(Vec::new(), Some(0)),
+                        }
+                    },
+                ))
+            })
+            .workers(1)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .unwrap();
+            let addr = server.addrs()[0];
+            actix_web::rt::spawn(server.run());
+            format!("http://{addr}")
+        }
+
+        fn client(base_url: &str) -> scimgw_adapter::ScimClient {
+            scimgw_adapter::ScimClient::new(
+                base_url,
+                scimgw_adapter::Secret::new("vendor-token-123"),
+                scimgw_adapter::ClientOptions::default(),
+            )
+            .unwrap()
+        }
+
+        /// A vendor's redirect is not followed — the user is not re-sent to where it points — and the
+        /// error names where it pointed.
+        #[actix_web::test]
+        async fn a_vendor_redirect_is_not_followed_and_names_where_it_pointed() {
+            let seen = Arc::new(Seen::default());
+            let origin = hostile_vendor(seen.clone()).await;
+            let c = client(&format!("{origin}/scim/v2"));
+            let err =
+                c.create("Users", &json!({"schemas": [USER_URN], "userName": "r@example.com"})).await.unwrap_err();
+            let text = err.to_string();
+            assert_eq!(seen.evil.load(Ordering::SeqCst), 0, "the POST was re-sent to the redirect's target");
+            assert!(text.contains("307") && text.contains(&format!("{origin}/evil/Users")), "{text}");
+            assert!(err.is_retryable(), "{text}");
+        }
+
+        /// An answer over `MAX_RESPONSE_BYTES` is not read whole: the error names the limit.
+        #[actix_web::test]
+        async fn a_vendor_answer_over_the_cap_is_refused_and_names_the_limit() {
+            let origin = hostile_vendor(Arc::new(Seen::default())).await;
+            let err = client(&format!("{origin}/huge")).list("Users", 1, 100).await.unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("MAX_RESPONSE_BYTES") && text.contains("4194304"), "{text}");
+        }
+    }
 }
