@@ -275,4 +275,79 @@ mod surface {
             assert!(text.contains("MAX_RESPONSE_BYTES") && text.contains("4194304"), "{text}");
         }
     }
+
+    /// Reconcile listings that never end.
+    mod listing {
+        use std::sync::Arc;
+        use std::sync::atomic::Ordering;
+        use std::time::Duration;
+
+        use scimgw_delivery::reconcile::{Options, Quiet, reconcile};
+        use scimgw_delivery::{TargetSet, adapter_registry};
+        use scimgw_e2e::Backend;
+        use scimgw_store::testing::TestDb;
+
+        use super::vendors::{Seen, hostile_vendor};
+
+        /// Reconciles the `scim` target at `base_url` by listing; the run's error, if any.
+        async fn reconcile_listing(db: &TestDb, base_url: &str, max_pages: u64) -> Result<Option<u64>, String> {
+            let store = db.store();
+            let tenant = store.create_tenant("acme").unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("token"), "vendor-token-123").unwrap();
+            std::fs::write(
+                dir.path().join("acme.toml"),
+                format!(
+                    "[[targets]]\nname = \"crm\"\nkind = \"scim\"\nbase_url = \"{base_url}\"\ntoken_file = \"{}\"\n",
+                    dir.path().join("token").display()
+                ),
+            )
+            .unwrap();
+            let schemas = Arc::new(scimgw_delivery::schema_registry());
+            let (set, _) =
+                TargetSet::load(dir.path(), std::slice::from_ref(&tenant), &adapter_registry(), &schemas).unwrap();
+            let target = set.get(&tenant.id, "crm").unwrap();
+            let options = Options { page_size: 2, max_pages, ..Options::default() };
+            let run = reconcile(store, &target, &schemas, &tenant.id, &options, &Quiet);
+            match tokio::time::timeout(Duration::from_secs(30), run).await {
+                Ok(Ok(report)) => Ok(report.vendor_accounts),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the listing did not end within 30 s".into()),
+            }
+        }
+
+        /// A listing stops at `totalResults`; a vendor whose pages bring nothing new (the same two
+        /// accounts taking turns, accounts without ids) or that never stops inventing accounts ends the
+        /// run with an error instead of looping, within `max_pages`.
+        async fn a_reconcile_listing_always_ends(backend: Backend) {
+            let Some(db) = TestDb::on(backend) else { return };
+            let seen = Arc::new(Seen::default());
+            let origin = hostile_vendor(seen.clone()).await;
+            assert_eq!(reconcile_listing(&db, &format!("{origin}/counted"), 50).await, Ok(Some(5)));
+
+            for (path, expect) in [("turns", "no account it had not listed already"), ("noids", "no account it had")] {
+                let db = TestDb::on(backend).unwrap();
+                let err = reconcile_listing(&db, &format!("{origin}/{path}"), 50).await.unwrap_err();
+                assert!(err.contains(expect), "{path}: {err}");
+            }
+
+            let db = TestDb::on(backend).unwrap();
+            seen.pages.store(0, Ordering::SeqCst);
+            let err = reconcile_listing(&db, &format!("{origin}/endless"), 50).await.unwrap_err();
+            assert!(err.contains("had not ended after 50 pages"), "{err}");
+            assert_eq!(seen.pages.load(Ordering::SeqCst), 50);
+        }
+
+        mod a_reconcile_listing_always_ends {
+            #[actix_web::test]
+            async fn sqlite() {
+                super::a_reconcile_listing_always_ends(scimgw_e2e::Backend::Sqlite).await;
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                super::a_reconcile_listing_always_ends(scimgw_e2e::Backend::Postgres).await;
+            }
+        }
+    }
 }
