@@ -113,7 +113,7 @@ where
 /// trailing and doubled slashes).
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let base = state.config.base_path().to_owned();
-    let state_admin_listen = state.config.admin_listen.clone();
+    let operations_here = state.config.admin_listen.is_none();
     cfg.app_data(state);
     for kind in [Kind::User, Kind::Group] {
         let plural = kind.endpoint();
@@ -144,7 +144,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             .route(web::post().to(resources::search_root))
             .default_service(web::to(|| async { method_not_allowed("POST") })),
     );
-    if state_admin_listen.is_none() {
+    if operations_here {
         operations(cfg);
     }
     cfg.service(
@@ -183,7 +183,7 @@ fn operations(cfg: &mut web::ServiceConfig) {
 
 /// The application of `admin_listen`: the operations endpoints and a plain 404 for anything else.
 /// No SCIM route, no token: keep this address to your monitoring.
-pub fn admin_app(
+fn admin_app(
     state: web::Data<AppState>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
