@@ -28,6 +28,8 @@ pub struct TestApp {
     pub base_url: String,
     /// `http://127.0.0.1:<port>`
     pub origin: String,
+    /// `http://127.0.0.1:<port>` of the operations endpoints when `admin_listen` is set.
+    pub admin_origin: Option<String>,
     /// A client for the tests.
     pub client: reqwest::Client,
     db: TestDb,
@@ -170,13 +172,19 @@ impl TestApp {
         let state = web::Data::new(
             AppState::new(config, db.store().clone(), scimgw_delivery::schema_registry()).with_targets(targets, wake),
         );
-        let (server, addrs) = scimgw_gateway::bind(state).expect("the gateway binds a loopback port");
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        let origin = format!("http://{}", addrs[0]);
+        let bound = scimgw_gateway::bind(state).expect("the gateway binds a loopback port");
+        let handle = bound.server.handle();
+        actix_web::rt::spawn(bound.server);
+        let origin = format!("http://{}", bound.addrs[0]);
+        let admin_origin = bound.admin.map(|(admin, addrs)| {
+            // Stopped with the runtime at the end of the test.
+            actix_web::rt::spawn(admin);
+            format!("http://{}", addrs[0])
+        });
         TestApp {
             base_url: format!("{origin}{base_path}"),
             origin,
+            admin_origin,
             client: reqwest::Client::builder().build().expect("a reqwest client"),
             db,
             handle,

@@ -16,6 +16,11 @@ const SCIM_JSON: &str = "application/scim+json";
 /// How much of a non-SCIM error body is kept as the vendor's message.
 const MAX_MESSAGE_CHARS: usize = 300;
 
+/// The largest answer read from a vendor, in bytes (4 MiB). A listing page of 1,000 users is
+/// about 1 MB; beyond this the answer is refused (a retryable delivery error naming the limit)
+/// rather than held in memory whole, whatever the vendor — or something posing as it — sends.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
 /// Timeouts and pool settings of a [`ScimClient`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientOptions {
@@ -66,6 +71,10 @@ impl ScimClient {
             .timeout(options.request_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("scimgw/", env!("CARGO_PKG_VERSION")))
+            // A redirect is never followed: it would carry the request, bearer token and user
+            // included (a 307/308 re-sends the body), to wherever the vendor — or whoever
+            // answers in its place — points. `send` turns it into an error naming the target.
+            .redirect(reqwest::redirect::Policy::none())
             .danger_accept_invalid_certs(options.accept_invalid_certs)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
@@ -105,6 +114,9 @@ impl ScimClient {
         let body = body.map(serde_json::to_vec).transpose().map_err(|e| DeliveryError::permanent(e.to_string()))?;
         let Answer { status, headers, text } =
             self.exchange(&method, relative, query, body).await.map_err(|e| transport_error(&method, relative, &e))?;
+        if status.is_redirection() {
+            return Err(redirect_error(status, &headers, &format!("{method} {relative}"), |t| self.scrub(t)));
+        }
         if status.is_success() {
             if text.trim().is_empty() {
                 return Ok(Value::Null);
@@ -118,15 +130,16 @@ impl ScimClient {
         Err(classify(status, &headers, &self.scrub(text), &format!("{method} {relative}")))
     }
 
-    /// Sends one request and reads the whole answer, whatever its status: the one place a request
-    /// is built (URL, bearer token, media types). Failures before an answer are reqwest's.
+    /// Sends one request and reads the whole answer, whatever its status, up to
+    /// [`MAX_RESPONSE_BYTES`]: the one place a request is built (URL, bearer token, media types)
+    /// and an answer read.
     pub(crate) async fn exchange(
         &self,
         method: &Method,
         relative: &str,
         query: &[(&str, &str)],
         body: Option<Vec<u8>>,
-    ) -> Result<Answer, reqwest::Error> {
+    ) -> Result<Answer, ExchangeError> {
         let mut req = self
             .http
             .request(method.clone(), self.url(relative, query))
@@ -135,10 +148,21 @@ impl ScimClient {
         if let Some(bytes) = body {
             req = req.header(CONTENT_TYPE, SCIM_JSON).body(bytes);
         }
-        let response = req.send().await?;
+        let mut response = req.send().await.map_err(ExchangeError::Transport)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await?;
+        let too_large = || ExchangeError::TooLarge { status };
+        if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(ExchangeError::Transport)? {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Ok(Answer { status, headers, text })
     }
 
@@ -218,6 +242,39 @@ impl ScimClient {
     }
 }
 
+/// Why [`ScimClient::exchange`] has no answer.
+#[derive(Debug)]
+pub(crate) enum ExchangeError {
+    /// No answer: reqwest's error (connect, TLS, timeout, a body cut short).
+    Transport(reqwest::Error),
+    /// An answer larger than [`MAX_RESPONSE_BYTES`], left unread.
+    TooLarge {
+        /// Its status.
+        status: StatusCode,
+    },
+}
+
+/// A redirect: never followed (see [`ScimClient::new`]); retried like a wrong credential, since
+/// nothing in the data is wrong and an operator fixes it (`base_url`). The error names where it
+/// pointed, scrubbed of the token like any vendor text.
+fn redirect_error(
+    status: StatusCode,
+    headers: &HeaderMap,
+    what: &str,
+    scrub: impl Fn(String) -> String,
+) -> DeliveryError {
+    let to = headers
+        .get(reqwest::header::LOCATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(MAX_MESSAGE_CHARS).collect::<String>());
+    let to = to.map_or_else(|| "nowhere (no Location)".to_owned(), scrub);
+    DeliveryError::Retryable {
+        message: format!(
+            "{what} → {}: the target redirects to {to}; redirects are not followed (set base_url to where the API is)",
+            status.as_u16()
+        ),
+    }
+}
+
 /// One answer of the vendor, read whole.
 pub(crate) struct Answer {
     /// The HTTP status.
@@ -253,8 +310,18 @@ fn encode_segment(id: &str) -> String {
     out
 }
 
-/// A failure before any response: always worth retrying (the vendor may be restarting).
-fn transport_error(method: &Method, relative: &str, e: &reqwest::Error) -> DeliveryError {
+/// A failure before any response: always worth retrying (the vendor may be restarting). An
+/// answer over [`MAX_RESPONSE_BYTES`] is retried too (a listing page can be asked smaller).
+fn transport_error(method: &Method, relative: &str, e: &ExchangeError) -> DeliveryError {
+    let e = match e {
+        ExchangeError::Transport(e) => e,
+        ExchangeError::TooLarge { status } => {
+            return DeliveryError::retryable(format!(
+                "{method} {relative} → {}: the answer is larger than {MAX_RESPONSE_BYTES} bytes (MAX_RESPONSE_BYTES); not read",
+                status.as_u16()
+            ));
+        }
+    };
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::net::TcpStream;
 
-use crate::client::{ScimClient, error_chain, parse_base_url, vendor_message};
+use crate::client::{ExchangeError, MAX_RESPONSE_BYTES, ScimClient, error_chain, parse_base_url, vendor_message};
 use crate::generic::filter_literal;
 use crate::target::TargetConfig;
 
@@ -407,7 +407,15 @@ async fn query(target: &TargetConfig) -> Step {
     let what = format!("GET Users?filter={filter}");
     match client.exchange(&Method::GET, "Users", &[("filter", &filter)], None).await {
         Ok(answer) => judge(&what, answer.status, &client.scrub(answer.text)),
-        Err(e) if e.is_timeout() => Step::failed(
+        Err(ExchangeError::TooLarge { status }) => Step::failed(
+            StepName::Auth,
+            format!(
+                "{what} → {}: an answer larger than {MAX_RESPONSE_BYTES} bytes (MAX_RESPONSE_BYTES) to a query \
+                 that finds nobody: check base_url",
+                status.as_u16()
+            ),
+        ),
+        Err(ExchangeError::Transport(e)) if e.is_timeout() => Step::failed(
             StepName::Auth,
             format!(
                 "{what}: no answer within {} (request_timeout_ms = {}): the app is slow or something holds the \
@@ -416,10 +424,10 @@ async fn query(target: &TargetConfig) -> Step {
                 target.request_timeout_ms
             ),
         ),
-        Err(e) if e.is_connect() => {
+        Err(ExchangeError::Transport(e)) if e.is_connect() => {
             Step::failed(StepName::Auth, format!("{what}: could not connect ({}); try again", error_chain(&e)))
         }
-        Err(e) => Step::failed(StepName::Auth, format!("{what} failed: {}", error_chain(&e))),
+        Err(ExchangeError::Transport(e)) => Step::failed(StepName::Auth, format!("{what} failed: {}", error_chain(&e))),
     }
 }
 

@@ -41,7 +41,7 @@ mod target;
 pub mod vendor;
 
 pub use adapter::{Adapter, Capabilities, Deprovision, ReadBack, Remote, UserPage, Violation};
-pub use client::{ClientOptions, ScimClient};
+pub use client::{ClientOptions, MAX_RESPONSE_BYTES, ScimClient};
 pub use compare::Difference;
 pub use connection::{ConnectionReport, Step, StepName, UrlFlag, connection_test};
 pub use outcome::DeliveryError;

@@ -15,6 +15,7 @@ pub const DEFAULT_CONFIG: &str = "config/gateway.toml";
 /// belong to other tools and are ignored rather than rejected as unknown keys.
 const KEYS: &[&str] = &[
     "listen",
+    "admin_listen",
     "base_path",
     "public_url",
     "max_body_bytes",
@@ -83,9 +84,11 @@ mod tests {
             )?;
             jail.set_env("SCIMGW_STORE__URL", "postgres://env@localhost/db");
             jail.set_env("SCIMGW_LISTEN", "127.0.0.1:9200");
+            jail.set_env("SCIMGW_ADMIN_LISTEN", "127.0.0.1:9300");
             jail.set_env("SCIMGW_TEST_DATABASE_URL", "postgres://ignored");
             let c = load(Some(Path::new("gw.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(c.listen, "127.0.0.1:9200");
+            assert_eq!(c.admin_listen.as_deref(), Some("127.0.0.1:9300"));
             assert_eq!(c.store.url, "postgres://env@localhost/db");
             assert_eq!(c.max_page_size, 500);
             assert_eq!(c.default_page_size, 100);
@@ -102,6 +105,12 @@ mod tests {
             jail.create_file("bad2.toml", "listen = \"nowhere\"\n")?;
             let e = load(Some(Path::new("bad2.toml"))).unwrap_err();
             assert!(format!("{e:#}").contains("listen"), "{e:#}");
+            jail.create_file("bad3.toml", "admin_listen = \"nowhere\"\n")?;
+            let e = load(Some(Path::new("bad3.toml"))).unwrap_err();
+            assert!(format!("{e:#}").contains("admin_listen: \"nowhere\""), "{e:#}");
+            jail.create_file("bad4.toml", "listen = \"127.0.0.1:9000\"\nadmin_listen = \"127.0.0.1:9000\"\n")?;
+            let e = load(Some(Path::new("bad4.toml"))).unwrap_err();
+            assert!(format!("{e:#}").contains("port of its own"), "{e:#}");
             let e = load(Some(Path::new("missing.toml"))).unwrap_err();
             assert!(format!("{e:#}").contains("does not exist"), "{e:#}");
             Ok(())

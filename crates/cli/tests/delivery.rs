@@ -487,6 +487,30 @@ async fn demo_prints_a_token_and_shows_each_vendor_request_not_the_logs() {
     assert!(out.contains("demo/gateway.log"), "the terminal says where the log is: {out}");
 }
 
+/// With `admin_listen`, `serve` answers `/healthz`, `/readyz` (its dispatcher checked) and
+/// `/metrics` there, and `listen` answers them 404: the port exposed for SCIM carries SCIM alone.
+#[tokio::test]
+async fn serve_answers_the_operations_endpoints_on_admin_listen_only() {
+    let db = TestDb::sqlite();
+    let sim = sim();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    let admin_port = Gw::free_port();
+    let admin_listen = format!("127.0.0.1:{admin_port}");
+    let _serve = gw.serve_at(gw.port, &gw.log(), &[("SCIMGW_ADMIN_LISTEN", admin_listen.as_str())]).await;
+    let client = reqwest::Client::new();
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let on_admin = client.get(format!("http://{admin_listen}{path}")).send().await.unwrap();
+        assert_eq!(on_admin.status(), 200, "{path} on admin_listen: {}", gw.log_text());
+        let on_listen = client.get(format!("http://127.0.0.1:{}{path}", gw.port)).send().await.unwrap();
+        assert_eq!(on_listen.status(), 404, "{path} on listen");
+    }
+    let ready: Value = client.get(format!("http://{admin_listen}/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["checks"]["dispatcher"], "running", "{ready}");
+    assert!(
+        gw.log_text().contains(&format!("operations endpoints (/healthz, /readyz, /metrics) at http://{admin_listen}"))
+    );
+}
+
 #[tokio::test]
 async fn serve_terminates_tls_when_a_certificate_is_configured() {
     let db = TestDb::sqlite();

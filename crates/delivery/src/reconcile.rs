@@ -59,11 +59,26 @@ pub struct Options {
     pub triggered_by: &'static str,
     /// Users per page when listing the vendor (the vendor may send fewer).
     pub page_size: u64,
+    /// The most pages one listing reads ([`MAX_LIST_PAGES`] by default); a vendor whose listing
+    /// has not ended by then fails the run.
+    pub max_pages: u64,
 }
+
+/// The most pages a listing reads by default: 1,000,000 accounts at the default page size of
+/// 100, about 1 GB held in memory. A listing ends before that at `totalResults`, at an empty
+/// page, or — as an error — at a page that brings no account not listed already; this bounds a
+/// vendor that keeps inventing accounts.
+pub const MAX_LIST_PAGES: u64 = 10_000;
 
 impl Default for Options {
     fn default() -> Self {
-        Options { repair: false, deactivate_orphans: false, triggered_by: "cli", page_size: 100 }
+        Options {
+            repair: false,
+            deactivate_orphans: false,
+            triggered_by: "cli",
+            page_size: 100,
+            max_pages: MAX_LIST_PAGES,
+        }
     }
 }
 
@@ -344,28 +359,42 @@ pub async fn reconcile(
         ReadBack::List => {
             progress.phase(&format!("listing {name}'s users"), None);
             let mut start = 1u64;
-            let mut previous_first: Option<String> = None;
+            let mut pages = 0u64;
             loop {
+                if pages >= options.max_pages {
+                    return Err(ReconcileError::Other(format!(
+                        "{name}'s listing had not ended after {pages} pages ({} accounts; the most a run reads is \
+                         {} pages): stopped. Set reconcile_by = \"lookup\" for this target if it does not page",
+                        by_id.len(),
+                        options.max_pages
+                    )));
+                }
+                pages += 1;
                 let page = reader
                     .call(|| target.adapter.list_users(start, options.page_size.max(1)))
                     .await
                     .map_err(ReconcileError::Vendor)?;
                 let n = page.resources.len() as u64;
-                let first = page.resources.first().and_then(remote_id);
-                if n > 0 && first.is_some() && first == previous_first {
-                    return Err(ReconcileError::Other(format!(
-                        "{name} answered the same page for startIndex {start}: it does not page; set \
-                         reconcile_by = \"lookup\" for this target"
-                    )));
-                }
-                previous_first = first;
+                let listed_before = by_id.len();
                 for account in page.resources {
                     if let Some(id) = remote_id(&account) {
+                        // An account a shifted page lists again is one account, not two matches.
+                        if by_id.contains_key(&id) {
+                            continue;
+                        }
                         if let Some(k) = account.as_object().and_then(|a| target.adapter.remote_match_key(a)) {
                             by_key.entry(k).or_default().push(id.clone());
                         }
                         by_id.insert(id, account);
                     }
+                }
+                // A page that brings no account not listed already (the same page again, pages
+                // taking turns, accounts without ids) would never end the listing.
+                if n > 0 && by_id.len() == listed_before {
+                    return Err(ReconcileError::Other(format!(
+                        "{name} answered startIndex {start} with no account it had not listed already: it does \
+                         not page; set reconcile_by = \"lookup\" for this target"
+                    )));
                 }
                 progress.advance(n);
                 start += n;

@@ -21,20 +21,28 @@ pub struct TlsConfig {
 pub struct Config {
     /// Address and port the SCIM endpoint listens on.
     pub listen: String,
+    /// Address and port of the operations endpoints (`/healthz`, `/readyz`, `/metrics`). Unset:
+    /// they are served beside the SCIM endpoint on `listen`. Set: they are served only here
+    /// (plain HTTP, even with `tls`), and `listen` answers them 404 — so a port exposed to the
+    /// internet carries the SCIM API alone.
+    pub admin_listen: Option<String>,
     /// Path prefix of the SCIM API, e.g. `/scim/v2`.
     pub base_path: String,
     /// The externally visible URL of `base_path` (e.g. `https://scim.example.com/scim/v2`), used
     /// in `meta.location`, group members' `$ref` and `Location`. Unset: derived from each
-    /// request's scheme and Host.
+    /// request's scheme and Host (and a trusted proxy's forwarding headers: `trusted_proxies`).
     pub public_url: Option<String>,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
     /// Seconds a client has to send a request's head (line and headers), and again its body; a
     /// slower client gets 408 and the connection is closed.
     pub request_timeout_secs: u64,
-    /// Reverse proxies whose `X-Forwarded-For` is believed, by IP address: the client of a request
-    /// from one of them is the nearest address in that header that is not one of them. Used to
-    /// tell clients apart for failed-authentication throttling.
+    /// Reverse proxies whose forwarding headers are believed, by IP address. The client of a
+    /// request from one of them is the nearest address in `X-Forwarded-For` that is not one of
+    /// them (failed-authentication throttling tells clients apart by it); and, with `public_url`
+    /// unset, the scheme and host of the URLs the gateway writes (`meta.location`, `Location`)
+    /// come from its `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto`. From anyone else
+    /// those headers are ignored.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Failed-authentication throttling.
     pub auth: crate::throttle::AuthConfig,
@@ -71,6 +79,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            admin_listen: None,
             base_path: "/scim/v2".into(),
             public_url: None,
             max_body_bytes: 1024 * 1024,
@@ -97,6 +106,13 @@ impl Config {
         let mut problems = Vec::new();
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
             problems.push(format!("listen: \"{}\" is not an address:port such as 127.0.0.1:8080", self.listen));
+        }
+        if let Some(admin) = &self.admin_listen {
+            if admin.parse::<std::net::SocketAddr>().is_err() {
+                problems.push(format!("admin_listen: \"{admin}\" is not an address:port such as 127.0.0.1:9090"));
+            } else if *admin == self.listen && !admin.ends_with(":0") {
+                problems.push(format!("admin_listen: \"{admin}\" is also `listen`; give it a port of its own"));
+            }
         }
         if !self.base_path.starts_with('/') {
             problems.push(format!("base_path: \"{}\" must start with '/'", self.base_path));

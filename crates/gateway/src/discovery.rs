@@ -10,21 +10,11 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::http::json_response;
+use crate::http::{base_url, json_response};
 
 const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 const SPC_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
-
-fn base_url(req: &HttpRequest, state: &AppState) -> String {
-    match &state.config.public_url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let ci = req.connection_info();
-            format!("{}://{}{}", ci.scheme(), ci.host(), state.config.base_path())
-        }
-    }
-}
 
 pub(crate) async fn service_provider_config(
     req: HttpRequest,

@@ -10,6 +10,35 @@ use serde_json::Value;
 
 use crate::error::{ApiError, bad_json};
 
+/// `https://host/scim/v2`: the service's base URL, under which every resource is placed
+/// (`meta.location`, a member's `$ref`, a create's `Location`, the discovery documents). The
+/// configured `public_url`; else the request's own scheme and `Host` with the base path.
+///
+/// `Forwarded`, `X-Forwarded-Host` and `X-Forwarded-Proto` are believed only from a peer in
+/// `trusted_proxies` (as `X-Forwarded-For` is by the throttle): from anyone else, a request with
+/// `Forwarded: host=evil.example` would be answered with locations at evil.example, and a cache
+/// or a client that follows them would go there.
+pub(crate) fn base_url(req: &HttpRequest, state: &crate::AppState) -> String {
+    if let Some(url) = &state.config.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let base_path = state.config.base_path();
+    let trusted = req.peer_addr().is_some_and(|peer| state.config.trusted_proxies.contains(&peer.ip()));
+    if trusted {
+        let ci = req.connection_info();
+        return format!("{}://{}{}", ci.scheme(), ci.host(), base_path);
+    }
+    let config = req.app_config();
+    let scheme = req.uri().scheme_str().unwrap_or(if config.secure() { "https" } else { "http" });
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or_else(|| config.host());
+    format!("{scheme}://{host}{base_path}")
+}
+
 /// The SCIM media type (RFC 7644 §8.1).
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 

@@ -113,6 +113,7 @@ where
 /// trailing and doubled slashes).
 pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
     let base = state.config.base_path().to_owned();
+    let operations_here = state.config.admin_listen.is_none();
     cfg.app_data(state);
     for kind in [Kind::User, Kind::Group] {
         let plural = kind.endpoint();
@@ -143,9 +144,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             .route(web::post().to(resources::search_root))
             .default_service(web::to(|| async { method_not_allowed("POST") })),
     );
-    cfg.service(web::resource("/healthz").route(web::get().to(telemetry::healthz)));
-    cfg.service(web::resource("/readyz").route(web::get().to(telemetry::readyz)));
-    cfg.service(web::resource("/metrics").route(web::get().to(telemetry::metrics_endpoint)));
+    if operations_here {
+        operations(cfg);
+    }
     cfg.service(
         web::resource(format!("{base}/ServiceProviderConfig"))
             .route(web::get().to(discovery::service_provider_config))
@@ -171,6 +172,39 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: web::Data<AppState>) {
             .route(web::get().to(discovery::resource_type))
             .default_service(web::to(|| async { method_not_allowed("GET") })),
     );
+}
+
+/// The operations endpoints: on `listen` beside the SCIM routes, or alone on `admin_listen`.
+fn operations(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(telemetry::healthz)));
+    cfg.service(web::resource("/readyz").route(web::get().to(telemetry::readyz)));
+    cfg.service(web::resource("/metrics").route(web::get().to(telemetry::metrics_endpoint)));
+}
+
+/// The application of `admin_listen`: the operations endpoints and a plain 404 for anything else.
+/// No SCIM route, no token: keep this address to your monitoring.
+fn admin_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new().app_data(state).configure(operations).default_service(web::to(HttpResponse::NotFound))
+}
+
+/// What [`bind`] bound.
+pub struct Bound {
+    /// The SCIM endpoint (with the operations endpoints unless `admin_listen` is set); await it.
+    pub server: Server,
+    /// Where it listens.
+    pub addrs: Vec<SocketAddr>,
+    /// The operations endpoints on `admin_listen`, when set, and where; await it too.
+    pub admin: Option<(Server, Vec<SocketAddr>)>,
 }
 
 /// The whole application one worker serves: the SCIM routes, the SCIM 404 for anything else, and
@@ -199,8 +233,9 @@ pub fn app(
         })
 }
 
-/// Builds the HTTP server and binds it; the caller runs (awaits) the returned server.
-pub fn bind(state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAddr>)> {
+/// Builds the HTTP servers and binds them: the SCIM endpoint on `listen`, and the operations
+/// endpoints on `admin_listen` when set. The caller runs (awaits) the returned servers.
+pub fn bind(state: web::Data<AppState>) -> std::io::Result<Bound> {
     // Install the Prometheus recorder before the first request is counted.
     let _ = telemetry::prometheus();
     let listen = state.config.listen.clone();
@@ -224,7 +259,22 @@ pub fn bind(state: web::Data<AppState>) -> std::io::Result<(Server, Vec<SocketAd
         None => server.bind(&listen)?,
     };
     let addrs = server.addrs();
-    Ok((server.run(), addrs))
+    let admin = match &state.config.admin_listen {
+        Some(admin_listen) => {
+            let admin_state = state.clone();
+            // Scrapes and probes are few: one worker, the same head timeout.
+            let admin = HttpServer::new(move || admin_app(admin_state.clone()))
+                .workers(1)
+                .worker_max_blocking_threads(4)
+                .client_request_timeout(request_timeout)
+                .disable_signals()
+                .bind(admin_listen)?;
+            let admin_addrs = admin.addrs();
+            Some((admin.run(), admin_addrs))
+        }
+        None => None,
+    };
+    Ok(Bound { server: server.run(), addrs, admin })
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::http::{Params, if_match, json_response, parse_etag, read_json};
+use crate::http::{Params, base_url, if_match, json_response, parse_etag, read_json};
 use crate::{limits, members};
 
 type Data = web::Data<AppState>;
@@ -32,19 +32,6 @@ fn schema(state: &AppState, kind: Kind) -> Result<ResourceSchema<'_>, ApiError> 
             kind.resource_type()
         )))
     })
-}
-
-/// `https://host/scim/v2`: the service's base URL, under which [`Kind::location`] places every
-/// resource (`meta.location`, a member's `$ref`, a create's `Location`). The configured
-/// `public_url`, else the request's own scheme and host with the base path.
-fn base_url(req: &HttpRequest, state: &AppState) -> String {
-    match &state.config.public_url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let ci = req.connection_info();
-            format!("{}://{}{}", ci.scheme(), ci.host(), state.config.base_path())
-        }
-    }
 }
 
 /// The furthest a sorted search at the root may page (`startIndex + count - 1`). It reads that

@@ -100,6 +100,7 @@ pub fn run(config: Config, args: ReconcileArgs) -> anyhow::Result<bool> {
         deactivate_orphans: args.deactivate_orphans,
         triggered_by: "cli",
         page_size: args.page_size,
+        ..Options::default()
     };
     let started_us = chrono::Utc::now().timestamp_micros();
     let bar = Bar(ProgressBar::new_spinner());

@@ -103,7 +103,13 @@ pub(crate) fn serve_until_stopped(
     let delivering = dispatcher.is_some().then(|| dispatcher_runtime(&config)).transpose()?;
     let on_dispatcher = delivering.as_ref().map(|rt| rt.handle().clone());
     let result = system(&config)?.block_on(async move {
-        let (server, addrs) = scimgw_gateway::bind(state).with_context(|| format!("listening on {}", config.listen))?;
+        let scimgw_gateway::Bound { server, addrs, admin } = scimgw_gateway::bind(state).with_context(|| {
+            format!(
+                "listening on {}{}",
+                config.listen,
+                config.admin_listen.as_ref().map_or_else(String::new, |a| format!(" and {a}"))
+            )
+        })?;
         for addr in &addrs {
             tracing::info!(
                 "SCIM endpoint at {}://{addr}{}",
@@ -111,6 +117,14 @@ pub(crate) fn serve_until_stopped(
                 config.base_path()
             );
         }
+        let admin_handle = admin.map(|(admin, admin_addrs)| {
+            for addr in &admin_addrs {
+                tracing::info!("operations endpoints (/healthz, /readyz, /metrics) at http://{addr}");
+            }
+            let handle = admin.handle();
+            actix_web::rt::spawn(admin);
+            handle
+        });
         on_ready(&addrs);
         reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone());
         let (stop, stopped) = watch::channel(false);
@@ -122,6 +136,9 @@ pub(crate) fn serve_until_stopped(
             wait_for_stop_signal().await;
             tracing::info!("stopping: finishing in-flight requests and deliveries");
             let _ = stop.send(true);
+            if let Some(admin) = admin_handle {
+                admin.stop(true).await;
+            }
             handle.stop(true).await;
         });
         let served = server.await.context("serving");

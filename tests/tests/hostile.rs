@@ -1,0 +1,353 @@
+//! Hostile input against the gateway's surface and from vendors: what anyone who can reach a port,
+//! or answer in a vendor's place, can make the gateway hold, send or say. RELIABILITY.md's
+//! "Hostile input" section lists each attack with what these tests observed.
+
+#![cfg(test)]
+
+/// The unauthenticated surface (`/metrics` labels, the operations endpoints on their own address,
+/// forwarding headers) and the outbound side (redirects, answer sizes, listings that never end).
+mod surface {
+    /// `/metrics`: labels from closed sets.
+    mod metrics {
+        use futures_util::StreamExt;
+        use reqwest::Method;
+        use scimgw_e2e::TestApp;
+
+        /// Series in a Prometheus text exposition: its sample lines.
+        fn series(text: &str) -> usize {
+            text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count()
+        }
+
+        async fn scrape(origin: &str, client: &reqwest::Client) -> String {
+            let r = client.get(format!("{origin}/metrics")).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+
+        /// `n` requests, without a token, each with a method and a path nobody defined.
+        async fn invent(app: &TestApp, from: usize, n: usize) {
+            futures_util::stream::iter(from..from + n)
+                .for_each_concurrent(16, |i| async move {
+                    let method = Method::from_bytes(format!("INVENTED{i}{}", "X".repeat(64)).as_bytes()).unwrap();
+                    let path = if i % 2 == 0 { format!("/no/such/path/{i}") } else { "/scim/v2/Users".to_owned() };
+                    let r = app.client.request(method, format!("{}{path}", app.origin)).send().await.unwrap();
+                    assert!(matches!(r.status().as_u16(), 404 | 405), "{}", r.status());
+                })
+                .await;
+        }
+
+        /// 1,000 requests with invented methods and paths add no series to `/metrics`: the method
+        /// label is a known method or `other`, the route a known route or `(unmatched)`.
+        async fn invented_methods_and_paths_add_no_metric_series(app: TestApp) {
+            invent(&app, 0, 20).await;
+            let before = scrape(&app.origin, &app.client).await;
+            invent(&app, 20, 1_000).await;
+            let after = scrape(&app.origin, &app.client).await;
+            eprintln!(
+                "/metrics after 20 invented requests: {} series, {} bytes; after 1,020: {} series, {} bytes",
+                series(&before),
+                before.len(),
+                series(&after),
+                after.len()
+            );
+            assert!(!after.contains("INVENTED"), "an invented method became a label");
+            assert!(!after.contains("/no/such/path"), "an invented path became a label");
+            // Other tests of this binary may run in this process meanwhile and add their own few
+            // series; 1,000 invented methods used to add 1,000 per metric.
+            assert!(
+                series(&after) < series(&before) + 50,
+                "series grew from {} to {}",
+                series(&before),
+                series(&after)
+            );
+        }
+        scimgw_e2e::both_backends!(invented_methods_and_paths_add_no_metric_series);
+    }
+
+    /// `admin_listen` and `/readyz`.
+    mod admin {
+        use scimgw_e2e::{Config, TestApp};
+        use serde_json::Value;
+
+        /// With `admin_listen`, the operations endpoints answer there and only there; the SCIM API
+        /// is not served there.
+        async fn operations_endpoints_move_to_admin_listen(app: TestApp) {
+            let admin = app.admin_origin.clone().expect("admin_listen is set");
+            for path in ["/healthz", "/readyz", "/metrics"] {
+                let on_admin = app.client.get(format!("{admin}{path}")).send().await.unwrap();
+                assert_eq!(on_admin.status(), 200, "{path} on admin_listen");
+                let on_listen = app.client.get(format!("{}{path}", app.origin)).send().await.unwrap();
+                assert_eq!(on_listen.status(), 404, "{path} on listen");
+            }
+            let ready: Value = app.client.get(format!("{admin}/readyz")).send().await.unwrap().json().await.unwrap();
+            assert_eq!(ready["checks"]["store"], "ok", "{ready}");
+            let token = app.token("acme");
+            let scim_on_admin =
+                app.client.get(format!("{admin}/scim/v2/Users")).bearer_auth(&token).send().await.unwrap();
+            assert_eq!(scim_on_admin.status(), 404, "the SCIM API on admin_listen");
+            assert_eq!(app.get(&token, "/Users").await.status, 200, "the SCIM API on listen");
+        }
+        scimgw_e2e::both_backends!(operations_endpoints_move_to_admin_listen, |c: &mut Config| {
+            c.admin_listen = Some("127.0.0.1:0".into());
+        });
+    }
+
+    /// `Forwarded` / `X-Forwarded-Host` / `X-Forwarded-Proto`.
+    mod forwarding {
+        use reqwest::Method;
+        use scimgw_e2e::{Config, TestApp, USER_URN};
+        use serde_json::json;
+
+        const FORWARDING: [(&str, &str); 3] = [
+            ("forwarded", "host=evil.example;proto=https"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-proto", "https"),
+        ];
+
+        /// Creates a user with the forwarding headers; returns `Location` and `meta.location`.
+        async fn create_forwarded(app: &TestApp, token: &str) -> (String, String) {
+            let mut req = app
+                .client
+                .post(app.url("/Users"))
+                .bearer_auth(token)
+                .header("content-type", "application/scim+json")
+                .body(json!({"schemas": [USER_URN], "userName": "f@example.com"}).to_string());
+            for (name, value) in FORWARDING {
+                req = req.header(name, value);
+            }
+            let r = TestApp::read(req.send().await.unwrap()).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            let location = r.header("location").unwrap_or_default().to_owned();
+            (location, r.body["meta"]["location"].as_str().unwrap_or_default().to_owned())
+        }
+
+        /// From a peer that is not a trusted proxy, `Forwarded` and `X-Forwarded-Host` do not place
+        /// the gateway's URLs elsewhere.
+        async fn forwarding_headers_from_an_untrusted_peer_are_ignored(app: TestApp) {
+            let token = app.token("acme");
+            let (location, meta) = create_forwarded(&app, &token).await;
+            assert!(location.starts_with(&app.base_url), "Location {location}");
+            assert_eq!(meta, location);
+            let id = location.rsplit('/').next().unwrap_or_default();
+            let mut req = app.client.get(app.url(&format!("/Users/{id}"))).bearer_auth(&token);
+            for (name, value) in FORWARDING {
+                req = req.header(name, value);
+            }
+            let r = TestApp::read(req.send().await.unwrap()).await;
+            assert_eq!(r.body["meta"]["location"].as_str(), Some(location.as_str()), "{}", r.text);
+            let r = app.request(Method::GET, "/ServiceProviderConfig", &FORWARDING, None).await;
+            assert!(!r.text.contains("evil.example"), "{}", r.text);
+        }
+        scimgw_e2e::both_backends!(forwarding_headers_from_an_untrusted_peer_are_ignored);
+
+        /// From a trusted proxy they are believed, as before.
+        async fn forwarding_headers_from_a_trusted_proxy_are_believed(app: TestApp) {
+            let token = app.token("acme");
+            let (location, meta) = create_forwarded(&app, &token).await;
+            assert!(location.starts_with("https://evil.example/scim/v2/Users/"), "Location {location}");
+            assert_eq!(meta, location);
+        }
+        scimgw_e2e::both_backends!(forwarding_headers_from_a_trusted_proxy_are_believed, |c: &mut Config| {
+            c.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+        });
+    }
+
+    /// Vendors: redirects and answer sizes, and a vendor that misbehaves on purpose.
+    mod vendors {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        use scimgw_e2e::USER_URN;
+        use serde_json::{Value, json};
+
+        /// What the hostile vendor saw.
+        #[derive(Default)]
+        pub(super) struct Seen {
+            /// Requests that reached `/evil/` (where the redirect points).
+            pub(super) evil: AtomicUsize,
+            /// Listing pages served.
+            pub(super) pages: AtomicUsize,
+        }
+
+        fn list(resources: Vec<Value>, total: Option<u64>) -> HttpResponse {
+            let mut body =
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"], "Resources": resources});
+            if let Some(t) = total {
+                body["totalResults"] = json!(t);
+            }
+            HttpResponse::Ok().content_type("application/scim+json").body(body.to_string())
+        }
+
+        fn account(id: &str) -> Value {
+            json!({"schemas": [USER_URN], "id": id, "userName": format!("{id}@example.com"), "active": true})
+        }
+
+        /// A vendor that misbehaves by path: `/redirect` (307 to `/evil`), `/huge` (an 8 MiB listing,
+        /// streamed without a length), `/turns` (two accounts taking turns at the head of every page),
+        /// `/noids` (accounts without ids), `/endless` (fresh accounts on every page, no total) and
+        /// `/counted` (fresh accounts on every page, `totalResults` 5).
+        pub(super) async fn hostile_vendor(seen: Arc<Seen>) -> String {
+            let server = HttpServer::new(move || {
+                App::new().app_data(web::Data::from(seen.clone())).default_service(web::to(
+                    |req: HttpRequest, seen: web::Data<Seen>| async move {
+                        let path = req.path().to_owned();
+                        let start: u64 = req
+                            .query_string()
+                            .split('&')
+                            .find_map(|kv| kv.strip_prefix("startIndex="))
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(1);
+                        if path.starts_with("/evil/") {
+                            seen.evil.fetch_add(1, Ordering::SeqCst);
+                            return HttpResponse::Created().json(account("stolen"));
+                        }
+                        if path.starts_with("/scim/v2/Users") && req.method() != actix_web::http::Method::GET {
+                            return HttpResponse::TemporaryRedirect()
+                                .insert_header(("location", format!("http://{}/evil/Users", req.connection_info().host())))
+                                .finish();
+                        }
+                        seen.pages.fetch_add(1, Ordering::SeqCst);
+                        let fresh = |n: u64| (start..start + n).map(|i| account(&format!("u{i}"))).collect::<Vec<_>>();
+                        match path.split('/').nth(1).unwrap_or_default() {
+                            "huge" => {
+                                let chunk = web::Bytes::from(format!("{},", account(&"x".repeat(1000))));
+                                let head = web::Bytes::from_static(
+                                    b"{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:ListResponse\"],\"Resources\":[",
+                                );
+                                let body = futures_util::stream::iter(
+                                    std::iter::once(head)
+                                        .chain(std::iter::repeat_n(chunk, 8 * 1024 * 1024 / 1000))
+                                        .chain(std::iter::once(web::Bytes::from(format!("{}]}}", account("last")))))
+                                        .map(Ok::<_, actix_web::Error>),
+                                );
+                                HttpResponse::Ok().content_type("application/scim+json").streaming(body)
+                            }
+                            "turns" if (start / 2) % 2 == 0 => list(vec![account("a"), account("b")], None),
+                            "turns" => list(vec![account("b"), account("a")], None),
+                            "noids" => list(vec![json!({"userName": format!("n{start}@example.com")})], None),
+                            "endless" => list(fresh(2), None),
+                            "counted" => list(fresh(1), Some(5)),
+                            _ => list(Vec::new(), Some(0)),
+                        }
+                    },
+                ))
+            })
+            .workers(1)
+            .disable_signals()
+            .bind("127.0.0.1:0")
+            .unwrap();
+            let addr = server.addrs()[0];
+            actix_web::rt::spawn(server.run());
+            format!("http://{addr}")
+        }
+
+        fn client(base_url: &str) -> scimgw_adapter::ScimClient {
+            scimgw_adapter::ScimClient::new(
+                base_url,
+                scimgw_adapter::Secret::new("vendor-token-123"),
+                scimgw_adapter::ClientOptions::default(),
+            )
+            .unwrap()
+        }
+
+        /// A vendor's redirect is not followed — the user is not re-sent to where it points — and the
+        /// error names where it pointed.
+        #[actix_web::test]
+        async fn a_vendor_redirect_is_not_followed_and_names_where_it_pointed() {
+            let seen = Arc::new(Seen::default());
+            let origin = hostile_vendor(seen.clone()).await;
+            let c = client(&format!("{origin}/scim/v2"));
+            let err =
+                c.create("Users", &json!({"schemas": [USER_URN], "userName": "r@example.com"})).await.unwrap_err();
+            let text = err.to_string();
+            assert_eq!(seen.evil.load(Ordering::SeqCst), 0, "the POST was re-sent to the redirect's target");
+            assert!(text.contains("307") && text.contains(&format!("{origin}/evil/Users")), "{text}");
+            assert!(err.is_retryable(), "{text}");
+        }
+
+        /// An answer over `MAX_RESPONSE_BYTES` is not read whole: the error names the limit.
+        #[actix_web::test]
+        async fn a_vendor_answer_over_the_cap_is_refused_and_names_the_limit() {
+            let origin = hostile_vendor(Arc::new(Seen::default())).await;
+            let err = client(&format!("{origin}/huge")).list("Users", 1, 100).await.unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("MAX_RESPONSE_BYTES") && text.contains("4194304"), "{text}");
+        }
+    }
+
+    /// Reconcile listings that never end.
+    mod listing {
+        use std::sync::Arc;
+        use std::sync::atomic::Ordering;
+        use std::time::Duration;
+
+        use scimgw_delivery::reconcile::{Options, Quiet, reconcile};
+        use scimgw_delivery::{TargetSet, adapter_registry};
+        use scimgw_e2e::Backend;
+        use scimgw_store::testing::TestDb;
+
+        use super::vendors::{Seen, hostile_vendor};
+
+        /// Reconciles the `scim` target at `base_url` by listing; the run's error, if any.
+        async fn reconcile_listing(db: &TestDb, base_url: &str, max_pages: u64) -> Result<Option<u64>, String> {
+            let store = db.store();
+            let tenant = store.create_tenant("acme").unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("token"), "vendor-token-123").unwrap();
+            std::fs::write(
+                dir.path().join("acme.toml"),
+                format!(
+                    "[[targets]]\nname = \"crm\"\nkind = \"scim\"\nbase_url = \"{base_url}\"\ntoken_file = \"{}\"\n",
+                    dir.path().join("token").display()
+                ),
+            )
+            .unwrap();
+            let schemas = Arc::new(scimgw_delivery::schema_registry());
+            let (set, _) =
+                TargetSet::load(dir.path(), std::slice::from_ref(&tenant), &adapter_registry(), &schemas).unwrap();
+            let target = set.get(&tenant.id, "crm").unwrap();
+            let options = Options { page_size: 2, max_pages, ..Options::default() };
+            let run = reconcile(store, &target, &schemas, &tenant.id, &options, &Quiet);
+            match tokio::time::timeout(Duration::from_secs(30), run).await {
+                Ok(Ok(report)) => Ok(report.vendor_accounts),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("the listing did not end within 30 s".into()),
+            }
+        }
+
+        /// A listing stops at `totalResults`; a vendor whose pages bring nothing new (the same two
+        /// accounts taking turns, accounts without ids) or that never stops inventing accounts ends the
+        /// run with an error instead of looping, within `max_pages`.
+        async fn a_reconcile_listing_always_ends(backend: Backend) {
+            let Some(db) = TestDb::on(backend) else { return };
+            let seen = Arc::new(Seen::default());
+            let origin = hostile_vendor(seen.clone()).await;
+            assert_eq!(reconcile_listing(&db, &format!("{origin}/counted"), 50).await, Ok(Some(5)));
+
+            for (path, expect) in [("turns", "no account it had not listed already"), ("noids", "no account it had")] {
+                let db = TestDb::on(backend).unwrap();
+                let err = reconcile_listing(&db, &format!("{origin}/{path}"), 50).await.unwrap_err();
+                assert!(err.contains(expect), "{path}: {err}");
+            }
+
+            let db = TestDb::on(backend).unwrap();
+            seen.pages.store(0, Ordering::SeqCst);
+            let err = reconcile_listing(&db, &format!("{origin}/endless"), 50).await.unwrap_err();
+            assert!(err.contains("had not ended after 50 pages"), "{err}");
+            assert_eq!(seen.pages.load(Ordering::SeqCst), 50);
+        }
+
+        mod a_reconcile_listing_always_ends {
+            #[actix_web::test]
+            async fn sqlite() {
+                super::a_reconcile_listing_always_ends(scimgw_e2e::Backend::Sqlite).await;
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                super::a_reconcile_listing_always_ends(scimgw_e2e::Backend::Postgres).await;
+            }
+        }
+    }
+}
