@@ -150,6 +150,48 @@ mod surface {
         scimgw_e2e::both_backends!(forwarding_headers_from_a_trusted_proxy_are_believed, |c: &mut Config| {
             c.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
         });
+
+        /// Behind a trusted proxy, only what the proxy wrote counts: the rightmost value of each
+        /// header, `X-Forwarded-Host` before a `Forwarded` the client sent through, and a host
+        /// that could carry a path or a second URL is not taken at all.
+        async fn a_trusted_proxy_does_not_pass_on_what_the_client_forged(app: TestApp) {
+            let token = app.token("acme");
+            let cases: [(&[(&str, &str)], &str); 4] = [
+                // nginx: overwrites X-Forwarded-Host, passes the client's Forwarded through.
+                (
+                    &[
+                        ("forwarded", "host=evil.example;proto=http"),
+                        ("x-forwarded-host", "scim.example.com"),
+                        ("x-forwarded-proto", "https"),
+                    ],
+                    "https://scim.example.com/scim/v2/Users/",
+                ),
+                // A proxy that appends: the client's value comes first.
+                (&[("x-forwarded-host", "evil.example, scim.example.com")], "://scim.example.com/scim/v2/Users/"),
+                (&[("forwarded", "host=evil.example, host=scim.example.com;proto=https")], "https://scim.example.com/"),
+                // Not a host: the request's own Host is kept.
+                (&[("x-forwarded-host", "evil.example/x?")], &app.base_url),
+            ];
+            for (i, (headers, expected)) in cases.into_iter().enumerate() {
+                let mut req = app
+                    .client
+                    .post(app.url("/Users"))
+                    .bearer_auth(&token)
+                    .header("content-type", "application/scim+json")
+                    .body(json!({"schemas": [USER_URN], "userName": format!("p{i}@example.com")}).to_string());
+                for (name, value) in headers {
+                    req = req.header(*name, *value);
+                }
+                let r = TestApp::read(req.send().await.unwrap()).await;
+                assert_eq!(r.status, 201, "{}", r.text);
+                let location = r.header("location").unwrap_or_default().to_owned();
+                assert!(!location.contains("evil"), "case {i}: Location {location}");
+                assert!(location.contains(expected), "case {i}: Location {location}, expected {expected}");
+            }
+        }
+        scimgw_e2e::both_backends!(a_trusted_proxy_does_not_pass_on_what_the_client_forged, |c: &mut Config| {
+            c.trusted_proxies = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+        });
     }
 
     /// Vendors: redirects and answer sizes, and a vendor that misbehaves on purpose.
@@ -186,7 +228,8 @@ mod surface {
         /// A vendor that misbehaves by path: `/redirect` (307 to `/evil`), `/huge` (an 8 MiB listing,
         /// streamed without a length), `/turns` (two accounts taking turns at the head of every page),
         /// `/noids` (accounts without ids), `/endless` (fresh accounts on every page, no total) and
-        /// `/counted` (fresh accounts on every page, `totalResults` 5).
+        /// `/counted` (fresh accounts on every page, `totalResults` 5) and `/crowded` (5,000 tiny
+        /// accounts on every page, whatever its size).
         pub(super) async fn hostile_vendor(seen: Arc<Seen>) -> String {
             let server = HttpServer::new(move || {
                 App::new().app_data(web::Data::from(seen.clone())).default_service(web::to(
@@ -228,6 +271,8 @@ mod surface {
                             "noids" => list(vec![json!({"userName": format!("n{start}@example.com")})], None),
                             "endless" => list(fresh(2), None),
                             "counted" => list(fresh(1), Some(5)),
+                            // Tiny accounts, far more than the page asked for.
+                            "crowded" => list((0..5000).map(|i| json!({"id": format!("c{start}-{i}")})).collect(), None),
                             _ => list(Vec::new(), Some(0)),
                         }
                     },
@@ -330,6 +375,10 @@ mod surface {
                 let err = reconcile_listing(&db, &format!("{origin}/{path}"), 50).await.unwrap_err();
                 assert!(err.contains(expect), "{path}: {err}");
             }
+
+            let db = TestDb::on(backend).unwrap();
+            let err = reconcile_listing(&db, &format!("{origin}/crowded"), 50).await.unwrap_err();
+            assert!(err.contains("answered 5000 resources to a page of count=2"), "{err}");
 
             let db = TestDb::on(backend).unwrap();
             seen.pages.store(0, Ordering::SeqCst);

@@ -170,14 +170,27 @@ impl ScimClient {
     /// not put it into the outbox's last error, the logs, `deliveries show` or `target test`.
     pub(crate) fn scrub(&self, text: String) -> String {
         let secret = self.token.expose();
-        if secret.len() >= 8 && text.contains(secret) { text.replace(secret, "***") } else { text }
+        if secret.len() < 8 {
+            return text;
+        }
+        // Also as it would stand in a URL (a redirect's Location, a query echoed back).
+        let mut text = if text.contains(secret) { text.replace(secret, "***") } else { text };
+        for encoded in [percent_encoded(secret, false), percent_encoded(secret, true)] {
+            if encoded != secret && text.contains(&encoded) {
+                text = text.replace(&encoded, "***");
+            }
+        }
+        text
     }
 
     /// `GET {resource}?filter=…&count=2`: the one resource matching, `None` when none does. More
     /// than one match is a permanent error (adopting either would be a guess).
     pub async fn find_one(&self, resource: &str, filter: &str) -> Result<Option<Value>, DeliveryError> {
-        let list = self.send(Method::GET, resource, &[("filter", filter), ("count", "2")], None).await?;
-        let resources = list.get("Resources").and_then(Value::as_array).cloned().unwrap_or_default();
+        let mut list = self.send(Method::GET, resource, &[("filter", filter), ("count", "2")], None).await?;
+        let resources = match list.get_mut("Resources").map(Value::take) {
+            Some(Value::Array(a)) => a,
+            _ => Vec::new(),
+        };
         match resources.len() {
             0 => Ok(None),
             1 => Ok(resources.into_iter().next()),
@@ -189,9 +202,13 @@ impl ScimClient {
 
     /// `GET {resource}?startIndex=…&count=…`: one page of a listing (RFC 7644 §3.4.2.4).
     pub async fn list(&self, resource: &str, start_index: u64, count: u64) -> Result<crate::UserPage, DeliveryError> {
+        let count_n = count;
         let (start, count) = (start_index.to_string(), count.to_string());
-        let list = self.send(Method::GET, resource, &[("startIndex", &start), ("count", &count)], None).await?;
-        let Some(resources) = list.get("Resources").map(|r| r.as_array().cloned()) else {
+        let mut list = self.send(Method::GET, resource, &[("startIndex", &start), ("count", &count)], None).await?;
+        let Some(resources) = list.get_mut("Resources").map(|r| match r.take() {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }) else {
             // RFC 7644 §3.4.2: an empty result may leave `Resources` out.
             return Ok(crate::UserPage {
                 resources: Vec::new(),
@@ -201,6 +218,15 @@ impl ScimClient {
         let resources = resources.ok_or_else(|| {
             DeliveryError::permanent(format!("GET {resource}: the target's \"Resources\" is not a list"))
         })?;
+        // RFC 7644 §3.4.2.4: no more than asked for. A page of many more (tiny objects, each a map
+        // of its own) would hold far more memory than its bytes, page after page.
+        if resources.len() as u64 > count_n {
+            return Err(DeliveryError::permanent(format!(
+                "GET {resource}: the target answered {} resources to a page of count={count_n}; refusing a listing \
+                 that does not keep to the page size (RFC 7644 §3.4.2.4)",
+                resources.len()
+            )));
+        }
         Ok(crate::UserPage { resources, total: list.get("totalResults").and_then(Value::as_u64) })
     }
 
@@ -254,6 +280,22 @@ pub(crate) enum ExchangeError {
     },
 }
 
+/// `text` percent-encoded as in a URL (RFC 3986 §2.3: all but the unreserved characters), with
+/// upper- or lower-case hex digits.
+fn percent_encoded(text: &str, lower: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else if lower {
+            out.push_str(&format!("%{b:02x}"));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// A redirect: never followed (see [`ScimClient::new`]); retried like a wrong credential, since
 /// nothing in the data is wrong and an operator fixes it (`base_url`). The error names where it
 /// pointed, scrubbed of the token like any vendor text.
@@ -263,10 +305,12 @@ fn redirect_error(
     what: &str,
     scrub: impl Fn(String) -> String,
 ) -> DeliveryError {
-    let to = headers
-        .get(reqwest::header::LOCATION)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).chars().take(MAX_MESSAGE_CHARS).collect::<String>());
-    let to = to.map_or_else(|| "nowhere (no Location)".to_owned(), scrub);
+    // Scrubbed whole, then cut: cut first, a token across the cut would not be found and its
+    // first part would be kept.
+    let to = headers.get(reqwest::header::LOCATION).map_or_else(
+        || "nowhere (no Location)".to_owned(),
+        |v| scrub(String::from_utf8_lossy(v.as_bytes()).into_owned()).chars().take(MAX_MESSAGE_CHARS).collect(),
+    );
     DeliveryError::Retryable {
         message: format!(
             "{what} → {}: the target redirects to {to}; redirects are not followed (set base_url to where the API is)",
@@ -457,6 +501,29 @@ mod tests {
             panic!()
         };
         assert!(message.chars().count() < 320, "{message}");
+    }
+
+    #[test]
+    fn a_redirect_names_where_it_points_without_any_part_of_the_token() {
+        let token = "s3cret/token+with=specials";
+        let c = ScimClient::new("https://d.example/scim", Secret::new(token), ClientOptions::default()).unwrap();
+        // The token across the 300th character: cut before scrubbing, its first part stayed.
+        let at = MAX_MESSAGE_CHARS - 5;
+        for location in [
+            format!("https://evil.example/{}?t={token}", "a".repeat(at - 25)),
+            format!("https://evil.example/?t={}", percent_encoded(token, false)),
+            format!("https://evil.example/?t={}", percent_encoded(token, true)),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(reqwest::header::LOCATION, HeaderValue::from_str(&location).unwrap());
+            let DeliveryError::Retryable { message } =
+                redirect_error(StatusCode::TEMPORARY_REDIRECT, &h, "POST Users", |t| c.scrub(t))
+            else {
+                panic!()
+            };
+            assert!(message.contains("https://evil.example/"), "{message}");
+            assert!(!message.contains("s3cret") && !message.contains("s3cret%2F"), "{message}");
+        }
     }
 
     #[test]

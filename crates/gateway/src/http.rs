@@ -12,31 +12,69 @@ use crate::error::{ApiError, bad_json};
 
 /// `https://host/scim/v2`: the service's base URL, under which every resource is placed
 /// (`meta.location`, a member's `$ref`, a create's `Location`, the discovery documents). The
-/// configured `public_url`; else the request's own scheme and `Host` with the base path.
+/// configured `public_url`; else the listener's scheme and the request's `Host` with the base path.
 ///
 /// `Forwarded`, `X-Forwarded-Host` and `X-Forwarded-Proto` are believed only from a peer in
 /// `trusted_proxies` (as `X-Forwarded-For` is by the throttle): from anyone else, a request with
 /// `Forwarded: host=evil.example` would be answered with locations at evil.example, and a cache
-/// or a client that follows them would go there.
+/// or a client that follows them would go there. From a trusted proxy, only what the proxy itself
+/// wrote counts: the rightmost value of each header (a proxy appends its own after what the
+/// client sent), `X-Forwarded-*` before `Forwarded` (nginx overwrites `X-Forwarded-Host` but
+/// passes a client's `Forwarded` through). A host that is not a host name or address with an
+/// optional port is ignored. `public_url` leaves nothing to headers at all.
 pub(crate) fn base_url(req: &HttpRequest, state: &crate::AppState) -> String {
     if let Some(url) = &state.config.public_url {
         return url.trim_end_matches('/').to_owned();
     }
     let base_path = state.config.base_path();
-    let trusted = req.peer_addr().is_some_and(|peer| state.config.trusted_proxies.contains(&peer.ip()));
-    if trusted {
-        let ci = req.connection_info();
-        return format!("{}://{}{}", ci.scheme(), ci.host(), base_path);
-    }
     let config = req.app_config();
-    let scheme = req.uri().scheme_str().unwrap_or(if config.secure() { "https" } else { "http" });
-    let host = req
-        .headers()
+    let headers = req.headers();
+    let own_host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .filter(|h| plausible_host(h))
         .unwrap_or_else(|| config.host());
+    let mut scheme = if config.secure() { "https" } else { "http" };
+    let mut host = own_host;
+    let trusted = req.peer_addr().is_some_and(|peer| state.config.trusted_proxies.contains(&peer.ip()));
+    if trusted {
+        let forwarded = |key: &str| rightmost(headers, "forwarded").and_then(|e| forwarded_pair(e, key));
+        if let Some(h) = rightmost(headers, "x-forwarded-host").or_else(|| forwarded("host")) {
+            if plausible_host(h) {
+                host = h;
+            }
+        }
+        match rightmost(headers, "x-forwarded-proto").or_else(|| forwarded("proto")) {
+            Some(p) if p.eq_ignore_ascii_case("https") => scheme = "https",
+            Some(p) if p.eq_ignore_ascii_case("http") => scheme = "http",
+            _ => {}
+        }
+    }
     format!("{scheme}://{host}{base_path}")
+}
+
+/// The last comma-separated element of the last `name` header, trimmed (of `Forwarded`, the last
+/// element: the nearest proxy's).
+fn rightmost<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let value = headers.get_all(name).last()?.to_str().ok()?;
+    let last = value.rsplit(',').next()?.trim();
+    (!last.is_empty()).then_some(last)
+}
+
+/// `key=value` of one `Forwarded` element (RFC 7239 §4), unquoted.
+fn forwarded_pair<'e>(element: &'e str, key: &str) -> Option<&'e str> {
+    element.split(';').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        k.trim().eq_ignore_ascii_case(key).then(|| v.trim().trim_matches('"'))
+    })
+}
+
+/// A host name, IPv4 or bracketed IPv6 address, with an optional port: nothing that could carry
+/// a path, userinfo or a second URL into a location.
+fn plausible_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_'))
 }
 
 /// The SCIM media type (RFC 7644 §8.1).

@@ -136,10 +136,14 @@ pub(crate) fn serve_until_stopped(
             wait_for_stop_signal().await;
             tracing::info!("stopping: finishing in-flight requests and deliveries");
             let _ = stop.send(true);
-            if let Some(admin) = admin_handle {
-                admin.stop(true).await;
-            }
-            handle.stop(true).await;
+            // Both at once: a `/readyz` stuck on a hung database must not hold the SCIM listener
+            // open while the grace period runs out.
+            let admin = async {
+                if let Some(admin) = admin_handle {
+                    admin.stop(true).await;
+                }
+            };
+            tokio::join!(admin, handle.stop(true));
         });
         let served = server.await.context("serving");
         if let Some(d) = dispatcher {
