@@ -436,7 +436,8 @@ async fn fuzz(backend: Backend) {
         let pick = rng.below(seeds.len());
         let case = mutate(&mut rng, &dict, seeds[pick].clone());
         if case.method == Method::DELETE && (case.path.contains(&hostile_id) || case.path.contains(&member_id)) {
-            // Kept for the members check at the end.
+            // Kept for the members check at the end: not sent, not counted.
+            executions -= 1;
             continue;
         }
         let auth = match rng.below(20) {
