@@ -104,8 +104,11 @@ fn entra_user(n: u64) -> Value {
     })
 }
 
-/// Entra's request shapes (ENTRA.md), against the ids made in the set-up.
-fn seeds(user: &str, group: &str, n: u64) -> Vec<Case> {
+/// Entra's request shapes (ENTRA.md), against the ids made in the set-up, and hostile ones
+/// (RELIABILITY.md): multi-valued attributes at and beyond their limit, and every PATCH shape
+/// that can leave a member in a group, naming nothing or `foreign` (another tenant's user); they
+/// work on the group `hostile` and its member `member`, which the run never deletes.
+fn seeds(user: &str, group: &str, (member, hostile, foreign): (&str, &str, &str), n: u64) -> Vec<Case> {
     let q = |path: &str| Case { method: Method::GET, path: format!("/scim/v2{path}"), body: None, headers: vec![] };
     let with = |method: Method, path: String, body: Value| Case {
         method,
@@ -151,7 +154,56 @@ fn seeds(user: &str, group: &str, n: u64) -> Vec<Case> {
         patch(format!("/Groups/{group}"), json!([{"op": "Remove", "path": format!("members[value eq \"{user}\"]")}])),
         patch(format!("/Groups/{group}"), json!([{"op": "Replace", "path": "displayName", "value": "Renamed"}])),
         Case { method: Method::DELETE, path: format!("/scim/v2/Users/{user}"), body: None, headers: vec![] },
+        // Many values: one beyond the limit (1,000), and enough to take the hashed path. Built
+        // once: serialising them for every execution would slow the run down tenfold.
+        Case { body: Some(heavy()[0].clone()), ..with(Method::POST, "/Users".into(), Value::Null) },
+        Case { body: Some(heavy()[1].clone()), ..with(Method::PATCH, format!("/Users/{user}"), Value::Null) },
+        Case { body: Some(heavy()[2].clone()), ..with(Method::PATCH, format!("/Users/{user}"), Value::Null) },
+        // Members through every shape, naming another tenant's user or nothing.
+        patch(
+            format!("/Groups/{hostile}"),
+            json!([{"op": "Add", "path": format!("members[value eq \"{foreign}\"]"), "value": {"value": foreign}}]),
+        ),
+        patch(
+            format!("/Groups/{hostile}"),
+            json!([{"op": "Replace", "path": format!("members[value eq \"{member}\"].value"), "value": foreign}]),
+        ),
+        patch(
+            format!("/Groups/{hostile}"),
+            json!([{"op": "Replace", "path": format!("members[value eq \"{member}\"]"), "value": {"value": "ghost"}}]),
+        ),
+        patch(
+            format!("/Groups/{hostile}"),
+            json!([{"op": "Add", "value": {format!("members[value eq \"{foreign}\"]"): {"type": "User"}}}]),
+        ),
+        patch(
+            format!("/Groups/{hostile}"),
+            json!([{"op": "Remove", "path": "members[value sw \"zz\"]"}, {"op": "Add", "path": "members", "value": [{"value": member}, {"value": foreign}]}]),
+        ),
+        patch(
+            format!("/Groups/{hostile}"),
+            json!([{"op": "Add", "path": "urn:ietf:params:scim:schemas:core:2.0:Group:members", "value": [{"value": member}]}]),
+        ),
     ]
+}
+
+/// The bodies of the many-valued seeds: a POST of 1,001 emails, a PATCH adding 40 emails, one
+/// adding 1,001 roles.
+fn heavy() -> &'static [Vec<u8>; 3] {
+    static HEAVY: std::sync::OnceLock<[Vec<u8>; 3]> = std::sync::OnceLock::new();
+    HEAVY.get_or_init(|| {
+        let emails = |count: usize| -> Vec<Value> {
+            (0..count).map(|i| json!({"type": "work", "value": format!("m{i}@contoso.com")})).collect()
+        };
+        let mut post = entra_user(u64::MAX - 1);
+        post["emails"] = json!(emails(1001));
+        let add = |path: &str, value: Vec<Value>| {
+            json!({"schemas": [PATCH], "Operations": [{"op": "Add", "path": path, "value": value}]})
+                .to_string()
+                .into_bytes()
+        };
+        [post.to_string().into_bytes(), add("emails", emails(40)), add("roles", vec![json!({"value": "r"}); 1001])]
+    })
 }
 
 fn mutate_bytes(rng: &mut Rng, dict: &[Vec<u8>], data: &mut Vec<u8>) {
@@ -349,20 +401,45 @@ async fn fuzz(backend: Backend) {
     let user: Value = serde_json::from_slice(&read_body(res).await).unwrap();
     let user_id = user["id"].as_str().unwrap().to_owned();
     users.insert(user_id.clone());
+    let res = call_service(&app, send(&make(entra_user(u64::MAX), "/Users"), Some(format!("Bearer {token}")))).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let member: Value = serde_json::from_slice(&read_body(res).await).unwrap();
+    let member_id = member["id"].as_str().unwrap().to_owned();
+    users.insert(member_id.clone());
+    let hostile_case = make(
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Hostile", "members": [{"value": member_id}]}),
+        "/Groups",
+    );
+    let res = call_service(&app, send(&hostile_case, Some(format!("Bearer {token}")))).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let hostile: Value = serde_json::from_slice(&read_body(res).await).unwrap();
+    let hostile_id = hostile["id"].as_str().unwrap().to_owned();
     let group_case =
         make(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Group"}), "/Groups");
     let res = call_service(&app, send(&group_case, Some(format!("Bearer {token}")))).await;
     assert_eq!(res.status(), StatusCode::CREATED);
     let group: Value = serde_json::from_slice(&read_body(res).await).unwrap();
     let group_id = group["id"].as_str().unwrap().to_owned();
+    // Another tenant's user, which the hostile seeds try to make a member.
+    let other = store.create_tenant("fuzz-other").unwrap();
+    let other_token = issue_key(&store, &other, None).unwrap().token;
+    let res = call_service(&app, send(&make(entra_user(0), "/Users"), Some(format!("Bearer {other_token}")))).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let foreign: Value = serde_json::from_slice(&read_body(res).await).unwrap();
+    let foreign_id = foreign["id"].as_str().unwrap().to_owned();
 
     let deadline = Instant::now() + Duration::from_secs(secs);
     let (mut executions, mut by_class) = (0u64, [0u64; 6]);
     while Instant::now() < deadline {
         executions += 1;
-        let seeds = seeds(&user_id, &group_id, executions);
+        let seeds = seeds(&user_id, &group_id, (&member_id, &hostile_id, &foreign_id), executions);
         let pick = rng.below(seeds.len());
         let case = mutate(&mut rng, &dict, seeds[pick].clone());
+        if case.method == Method::DELETE && (case.path.contains(&hostile_id) || case.path.contains(&member_id)) {
+            // Kept for the members check at the end: not sent, not counted.
+            executions -= 1;
+            continue;
+        }
         let auth = match rng.below(20) {
             0 => None,
             1 => Some(format!("Bearer {}0", &token[..token.len() - 1])),
@@ -410,8 +487,37 @@ async fn fuzz(backend: Backend) {
     let res = call_service(&app, send(&count, Some(format!("Bearer {token}")))).await;
     let total: Value = serde_json::from_slice(&read_body(res).await).unwrap();
     assert_eq!(total["totalResults"], users.len(), "users in the store vs acknowledged (seed {seed})");
+    // No group names a member that is not a user or group of the tenant, whatever PATCH put it there.
+    let groups = Case {
+        method: Method::GET,
+        path: "/scim/v2/Groups?count=1000&attributes=members".into(),
+        body: None,
+        headers: vec![],
+    };
+    let res = call_service(&app, send(&groups, Some(format!("Bearer {token}")))).await;
+    let list: Value = serde_json::from_slice(&read_body(res).await).unwrap();
+    let mut members = 0;
+    for g in list["Resources"].as_array().unwrap() {
+        for m in g["members"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            members += 1;
+            let endpoint = if m["type"] == "Group" { "Groups" } else { "Users" };
+            let get = Case {
+                method: Method::GET,
+                path: format!("/scim/v2/{endpoint}/{}", m["value"].as_str().unwrap()),
+                body: None,
+                headers: vec![],
+            };
+            let res = call_service(&app, send(&get, Some(format!("Bearer {token}")))).await;
+            assert_eq!(
+                res.status(),
+                StatusCode::OK,
+                "group {} has a member that names nothing: {m} (seed {seed})",
+                g["id"]
+            );
+        }
+    }
     eprintln!(
-        "{backend:?}: {executions} executions in {secs} s (seed {seed}): {} 2xx, {} 4xx, 0 5xx; {} users stored = acknowledged",
+        "{backend:?}: {executions} executions in {secs} s (seed {seed}): {} 2xx, {} 4xx, 0 5xx; {} users stored = acknowledged; {members} group members, each a user or group of the tenant",
         by_class[2],
         by_class[4],
         users.len()

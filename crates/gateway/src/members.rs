@@ -5,9 +5,18 @@
 //! and membership changes. The shapes Entra ID and Okta send — `add`/`replace` of `members` with a
 //! value array (also inside a path-less value object), `remove` of `members` with or without a
 //! value array, and `remove` with `members[value eq "…"]` (or an `or` of those) — become row
-//! changes directly. Any other operation on `members` (another filter, a sub-attribute path) makes
-//! the whole PATCH run through the engine on the full member list, and the difference is
-//! written back: correct for every RFC shape, and only slow for shapes no IdP sends.
+//! changes directly. Any other operation on `members` (another filter, a sub-attribute path, a
+//! path-less key other than `members`) makes the whole PATCH run through the engine on the full
+//! member list, and the difference is written back: correct for every RFC shape, and only slow
+//! for shapes no IdP sends.
+//!
+//! Invariant: every member a PATCH, PUT or POST leaves in a group that was not there before is
+//! checked to be a user or group of the tenant ([`check_exist`]), whatever the shape that put it
+//! there: the fast path checks the values it adds; the general path checks the difference between
+//! the member list before and after (see [`precompute`]). That general path, and any PATCH of
+//! many operations, runs on the store's blocking threads, never on SQLite's writer thread: its
+//! cost grows with the group's size and the number of operations, which one request controls,
+//! and the writer serves every tenant.
 
 use std::collections::{HashMap, HashSet};
 
@@ -62,11 +71,13 @@ pub(crate) async fn check_exist(
     let ids: Vec<String> = members.iter().map(|m| m.value.clone()).collect();
     let tenant = tenant_id.to_owned();
     let found = state.store.run_blocking(move |s| s.existing_ids(&tenant, &ids)).await??;
+    // A map, not a search of the answer per member: 100,000 members were 100,000² comparisons.
+    let found: HashMap<String, scimgw_store::Kind> = found.into_iter().collect();
     let mut out = Vec::with_capacity(members.len());
     let mut missing = Vec::new();
     for mut m in members {
-        match found.iter().find(|(id, _)| *id == m.value) {
-            Some((_, kind)) => {
+        match found.get(&m.value) {
+            Some(kind) => {
                 m.r#type = Some(kind.resource_type().to_owned());
                 out.push(m);
             }
@@ -91,14 +102,12 @@ pub(crate) struct Plan {
     members: Vec<MembersChange>,
     /// Set when some operation on `members` needs the full member list: the whole request.
     whole: Option<PatchRequest>,
-    /// Each added member's `type` (`User` or `Group`) as the store knows it, by id.
-    types: HashMap<String, String>,
 }
 
 impl Plan {
     /// A user PATCH: everything goes to the engine.
     pub(crate) fn body_only(request: PatchRequest) -> Self {
-        Self { body: Some(request), members: Vec::new(), whole: None, types: HashMap::new() }
+        Self { body: Some(request), members: Vec::new(), whole: None }
     }
 
     /// A group PATCH, sorted into body operations and membership changes.
@@ -115,35 +124,32 @@ impl Plan {
                 }
                 Ok(None) => body_ops.push(op.clone()),
                 Err(Generic) => {
-                    return Self { body: None, members: Vec::new(), whole: Some(request), types: HashMap::new() };
+                    return Self { body: None, members: Vec::new(), whole: Some(request) };
                 }
             }
         }
         let body = (!body_ops.is_empty()).then_some(PatchRequest { operations: body_ops });
-        Self { body, members, whole: None, types: HashMap::new() }
+        Self { body, members, whole: None }
     }
 
     /// Records what each added member is, from [`check_exist`]'s answer: the stored `type` is
     /// the member's real kind, not what the client sent (or left out).
     pub(crate) fn set_member_types(&mut self, checked: &[Member]) {
-        self.types = checked.iter().filter_map(|m| Some((m.value.clone(), m.r#type.clone()?))).collect();
+        let types: HashMap<&str, &str> =
+            checked.iter().filter_map(|m| Some((m.value.as_str(), m.r#type.as_deref()?))).collect();
         for change in &mut self.members {
             if let MembersChange::Add(list) | MembersChange::Set(list) = change {
                 for m in list {
-                    if let Some(t) = self.types.get(&m.value) {
-                        m.r#type = Some(t.clone());
+                    if let Some(t) = types.get(m.value.as_str()) {
+                        m.r#type = Some((*t).to_owned());
                     }
                 }
             }
         }
     }
 
-    /// Whether the current member list must be loaded.
-    pub(crate) fn needs_current_members(&self) -> bool {
-        self.whole.is_some()
-    }
-
-    /// Members this plan may add, to be checked against the store before the write.
+    /// Members the fast path may add, to be checked against the store before the write (the
+    /// general path checks what it computed instead: [`precompute`]).
     pub(crate) fn added_members(&self) -> Vec<Member> {
         let mut out = Vec::new();
         for change in &self.members {
@@ -151,18 +157,14 @@ impl Plan {
                 out.extend(m.iter().cloned());
             }
         }
-        if let Some(whole) = &self.whole {
-            for op in &whole.operations {
-                collect_member_values(op.value.as_ref(), &mut out);
-            }
-        }
         out
     }
 
-    /// Runs inside the store's write transaction on the current resource.
+    /// The change on the current resource: inside the store's write transaction, or before it
+    /// ([`precompute`]). The general member path is [`precompute`]'s alone.
     pub(crate) fn apply(&self, schema: &ResourceSchema<'_>, current: &Resource) -> Result<Change, ScimError> {
-        if let Some(whole) = &self.whole {
-            return apply_whole(schema, current, whole, &self.types);
+        if self.whole.is_some() {
+            return Err(ScimError::new(500, None, "the general member path is computed before the write"));
         }
         let (body, changed) = match &self.body {
             None => (current.body.clone(), false),
@@ -186,6 +188,11 @@ struct Generic;
 fn classify(op: &PatchOperation) -> Result<Option<(Option<PatchOperation>, MembersChange)>, Generic> {
     let Some(path) = &op.path else {
         let Some(Value::Object(obj)) = &op.value else { return Ok(None) };
+        // A key that names members in another spelling (`members[value eq "x"]`, `members.value`,
+        // the Group URN's `…:Group:members`) is an operation on members too: the general path.
+        if obj.keys().any(|k| !k.eq_ignore_ascii_case("members") && names_members(k)) {
+            return Err(Generic);
+        }
         let Some(key) = obj.keys().find(|k| k.eq_ignore_ascii_case("members")).cloned() else { return Ok(None) };
         let members = canonical_members(obj.get(&key)).map_err(|_| Generic)?;
         let change = match op.op {
@@ -200,9 +207,6 @@ fn classify(op: &PatchOperation) -> Result<Option<(Option<PatchOperation>, Membe
         return Ok(Some((rest, change)));
     };
     let Ok(parsed) = parse_patch_path(path) else { return Ok(None) };
-    let is_members = |p: &scimgw_scim::filter::AttrPath| {
-        p.name.eq_ignore_ascii_case("members") && p.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA))
-    };
     match parsed {
         PatchPath::Attr(p) if is_members(&p) && p.sub_attr.is_none() => {
             let change = match (op.op, &op.value) {
@@ -219,6 +223,19 @@ fn classify(op: &PatchOperation) -> Result<Option<(Option<PatchOperation>, Membe
         }
         PatchPath::Attr(p) | PatchPath::ValuePath { path: p, .. } if is_members(&p) => Err(Generic),
         _ => Ok(None),
+    }
+}
+
+/// Whether a path names the Group's `members` (with or without the Group URN).
+fn is_members(p: &scimgw_scim::filter::AttrPath) -> bool {
+    p.name.eq_ignore_ascii_case("members") && p.urn.as_deref().is_none_or(|u| u.eq_ignore_ascii_case(GROUP_SCHEMA))
+}
+
+/// Whether a PATCH path (or a path-less value's key) names `members` in any form.
+fn names_members(path: &str) -> bool {
+    match parse_patch_path(path) {
+        Ok(PatchPath::Attr(p) | PatchPath::ValuePath { path: p, .. }) => is_members(&p),
+        Err(_) => false,
     }
 }
 
@@ -272,31 +289,77 @@ fn value_eq_ids(filter: &Filter, out: &mut Vec<String>) -> bool {
     }
 }
 
-fn collect_member_values(value: Option<&Value>, out: &mut Vec<Member>) {
-    let Some(value) = value else { return };
-    let candidates: Vec<&Value> = match value {
-        Value::Array(items) => items.iter().collect(),
-        Value::Object(obj) => match obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("members")) {
-            Some((_, Value::Array(items))) => items.iter().collect(),
-            _ => vec![value],
-        },
-        _ => Vec::new(),
-    };
-    for c in candidates {
-        if let Some(id) = c.get("value").and_then(Value::as_str) {
-            out.push(Member::new(id));
+/// A PATCH's change computed before the write on the resource as it was at `version`: the
+/// write must find the resource still at that version, or the change is computed again.
+#[derive(Debug, Clone)]
+pub(crate) struct Precomputed {
+    pub(crate) version: i64,
+    pub(crate) change: Change,
+}
+
+/// Operations above which a PATCH is computed before its write (see [`Plan::computed_first`]).
+const INLINE_OPERATIONS: usize = 8;
+
+impl Plan {
+    /// Whether this PATCH is computed before its write, off the writer thread, rather than inside
+    /// it: the general member path (its cost grows with the group's size), and any PATCH of more
+    /// than [`INLINE_OPERATIONS`] operations (each may filter a list of up to
+    /// `schema::MAX_VALUES` values, 1,000 operations at most). What IdPs send — a few operations,
+    /// member changes as rows — stays inside the write, which costs no extra read.
+    pub(crate) fn computed_first(&self) -> bool {
+        self.whole.is_some() || self.body.as_ref().is_some_and(|b| b.operations.len() > INLINE_OPERATIONS)
+    }
+}
+
+/// `plan` applied to the resource as it is now, on the store's blocking threads (never on
+/// SQLite's writer thread, which serves every tenant); `Ok(None)` when the resource does not
+/// exist. On the general member path, every member the result holds that the group did not hold
+/// before is checked with [`check_exist`] and gets its stored `type`: whatever the operations'
+/// shape (`add members[value eq "x"]` with a value, `replace members[…]`, a path-less key), no
+/// member that names nothing, or another tenant's resource, is written.
+pub(crate) async fn precompute(
+    state: &web::Data<AppState>,
+    tenant_id: &str,
+    kind: scimgw_store::Kind,
+    id: &str,
+    plan: &Plan,
+) -> Result<Option<Precomputed>, ApiError> {
+    let general = plan.whole.is_some();
+    let (st, tenant, rid, plan) = (state.clone(), tenant_id.to_owned(), id.to_owned(), plan.clone());
+    // One job: the read (a group's members are as many rows as it has) and the engine's run.
+    let computed = state
+        .store
+        .run_blocking(move |store| -> Result<Option<(i64, Change)>, ApiError> {
+            let Some(current) = store.get(&tenant, kind, &rid, general)? else {
+                return Ok(None);
+            };
+            let schema = st
+                .registry
+                .resource(kind.resource_type())
+                .ok_or_else(|| ScimError::new(500, None, "a resource type is missing"))?;
+            let change = match &plan.whole {
+                Some(whole) => apply_whole(&schema, &current, whole)?,
+                None => plan.apply(&schema, &current)?,
+            };
+            Ok(Some((current.version, change)))
+        })
+        .await??;
+    let Some((version, mut change)) = computed else { return Ok(None) };
+    if general {
+        if let Change::Update { members, .. } = &mut change {
+            for m in members.iter_mut() {
+                if let MembersChange::Add(added) = m {
+                    *added = check_exist(state, tenant_id, std::mem::take(added)).await?;
+                }
+            }
         }
     }
+    Ok(Some(Precomputed { version, change }))
 }
 
 /// The general path: the whole PATCH on the group with its full member list, then the
 /// difference written back as row changes.
-fn apply_whole(
-    schema: &ResourceSchema<'_>,
-    current: &Resource,
-    request: &PatchRequest,
-    types: &HashMap<String, String>,
-) -> Result<Change, ScimError> {
+fn apply_whole(schema: &ResourceSchema<'_>, current: &Resource, request: &PatchRequest) -> Result<Change, ScimError> {
     let old: Vec<Member> = current.members.clone().unwrap_or_default();
     let mut doc: Map<String, Value> = current.body.clone();
     if !old.is_empty() {
@@ -320,11 +383,8 @@ fn apply_whole(
     let added: Vec<Member> = new
         .iter()
         .filter(|m| !old_ids.contains(m.value.as_str()))
-        .map(|m| Member {
-            value: m.value.clone(),
-            r#type: types.get(&m.value).cloned().or_else(|| m.r#type.clone()),
-            display: None,
-        })
+        // The type is the store's, filled in by `check_exist`.
+        .map(|m| Member { value: m.value.clone(), r#type: None, display: None })
         .collect();
     if removed.is_empty() && added.is_empty() && body == current.body {
         // The engine saw a change only because it dropped the members' readOnly `display`.

@@ -2,6 +2,9 @@
 //! patch, delete, and the search at the root over both (`POST {base}/.search`). One set of
 //! handlers serves both resource types.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -514,32 +517,65 @@ pub(crate) async fn patch(
     let checked = members::check_exist(&state, &principal.tenant_id, plan.added_members()).await?;
     plan.set_member_types(&checked);
 
-    let needs_members = plan.needs_current_members();
     let targets = state.targets.snapshot();
-    let (st2, tenant2) = (state.clone(), principal.tenant_id.clone());
-    let updated = state
-        .store
-        .update_with_async(
-            &principal.tenant_id,
-            kind,
-            &id,
-            expected,
-            needs_members,
-            Some(audit(&req, &principal, "patch")),
-            move |current: &Resource| {
-                let schema = schema_in_store_job(&st2, kind)?;
-                let change = plan.apply(&schema, current)?;
-                let outbox = match &change {
-                    Change::Update { body, .. } => {
-                        limits::check_indexed(kind, body)?;
-                        deliveries_for(&targets, &tenant2, kind, &schema, body, Some(&current.id))?
-                    }
-                    Change::Unchanged => Vec::new(),
-                };
-                Ok((change, outbox))
-            },
-        )
-        .await?;
+    let mut tries = 0;
+    let updated = loop {
+        // A heavy PATCH is computed before the write, off the writer thread; the write then takes
+        // it only if the resource is still at the version it was computed on.
+        let pre = if plan.computed_first() {
+            match members::precompute(&state, &principal.tenant_id, kind, &id, &plan).await? {
+                Some(pre) => Some(pre),
+                None => return Err(missing(&req, kind, &id)),
+            }
+        } else {
+            None
+        };
+        let lost = Arc::new(AtomicBool::new(false));
+        let (st2, tenant2, plan2, targets2, lost2) =
+            (state.clone(), principal.tenant_id.clone(), plan.clone(), targets.clone(), lost.clone());
+        let updated = state
+            .store
+            .update_with_async(
+                &principal.tenant_id,
+                kind,
+                &id,
+                expected,
+                false,
+                Some(audit(&req, &principal, "patch")),
+                move |current: &Resource| {
+                    let schema = schema_in_store_job(&st2, kind)?;
+                    let change = match &pre {
+                        Some(pre) if pre.version != current.version => {
+                            lost2.store(true, Ordering::Relaxed);
+                            return Ok((Change::Unchanged, Vec::new()));
+                        }
+                        Some(pre) => pre.change.clone(),
+                        None => plan2.apply(&schema, current)?,
+                    };
+                    let outbox = match &change {
+                        Change::Update { body, .. } => {
+                            limits::check_indexed(kind, body)?;
+                            deliveries_for(&targets2, &tenant2, kind, &schema, body, Some(&current.id))?
+                        }
+                        Change::Unchanged => Vec::new(),
+                    };
+                    Ok((change, outbox))
+                },
+            )
+            .await?;
+        if !lost.load(Ordering::Relaxed) {
+            break updated;
+        }
+        tries += 1;
+        if tries == GENERAL_PATH_TRIES {
+            return Err(ApiError::Scim(ScimError::new(
+                503,
+                None,
+                format!("the resource changed {tries} times while this PATCH was being applied to it; retry later"),
+            )));
+        }
+        tracing::debug!(tries, "the resource changed under its PATCH; computing again");
+    };
     let updated = updated.ok_or_else(|| missing(&req, kind, &id))?;
     if updated.changed && has_targets(&state, &principal) {
         // Only a change writes outbox rows, and only for a tenant with targets: nothing to wake
@@ -555,6 +591,11 @@ pub(crate) async fn patch(
     let resource = reload_members_if_needed(&state, &principal, kind, &projection, &schema, updated.resource).await?;
     respond_with(&req, &state, &schema, &projection, resource, StatusCode::OK)
 }
+
+/// How often a PATCH computed before its write (`Plan::computed_first`) is computed again when
+/// the resource changed meanwhile, before the client is told to retry (503). IdPs' PATCHes do not
+/// take that path.
+const GENERAL_PATH_TRIES: usize = 5;
 
 pub(crate) async fn delete(
     req: HttpRequest,

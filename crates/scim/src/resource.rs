@@ -547,6 +547,7 @@ pub(crate) fn normalize_attribute(
             Value::Array(items) => items,
             single => vec![single],
         };
+        check_value_count(attr, items.len(), path)?;
         let mut out: Vec<Value> = Vec::with_capacity(items.len());
         // Duplicates are dropped by their canonical JSON text, so that a group PUT with 100,000
         // members stays linear (`Vec::contains` here was quadratic: minutes for 30,000 members).
@@ -584,6 +585,18 @@ pub(crate) fn normalize_attribute(
         v => v,
     };
     normalize_single(attr, value, path, lenient)
+}
+
+/// Refuses more values than the attribute may hold ([`Attribute::max_values`]), before any of
+/// them is looked at: a 1 MiB body can carry 40,000 emails, and each would be normalised,
+/// hashed and (in a PATCH) compared.
+pub(crate) fn check_value_count(attr: &Attribute, count: usize, path: &AttrLoc<'_>) -> Result<(), ScimError> {
+    match attr.max_values {
+        Some(max) if count > max => Err(ScimError::invalid_value(format!(
+            "\"{path}\" may hold at most {max} values; this request would give it {count}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// At most one `primary: true`. Several values may share a `type` (two `work` emails are legal:

@@ -640,3 +640,65 @@ fn cost_center_and_organization_without_the_enterprise_urn_land_in_the_extension
     assert!(removed[ENTERPRISE_USER_SCHEMA].get("costCenter").is_none());
     assert_eq!(removed[ENTERPRISE_USER_SCHEMA]["organization"], "Contoso");
 }
+
+/// Many values in one `add` are matched through a hash of their keys: the outcome must be the
+/// one the value-by-value comparison gives (case-insensitive `value`, equal `type`, merged).
+#[test]
+fn adding_many_values_merges_exactly_as_adding_them_one_by_one() {
+    let user = entra_user();
+    let mut values: Vec<Value> = (0..40).map(|i| json!({"type":"work","value":format!("m{i}@contoso.com")})).collect();
+    values.push(json!({"type":"work","value":"TEST_USER_AB6490EE@contoso.com","display":"merged"}));
+    values.push(json!({"type":"home","value":"Test_User_ab6490ee@contoso.com"}));
+    values.push(json!({"type":"work","value":"M3@CONTOSO.COM"}));
+    let at_once = user_ok(&user, json!([{"op":"add","path":"emails","value":values.clone()}]));
+    let mut one_by_one = user.clone();
+    for v in values {
+        one_by_one = user_ok(&one_by_one, json!([{"op":"add","path":"emails","value":[v]}]));
+    }
+    assert_eq!(at_once, one_by_one);
+    let emails = at_once["emails"].as_array().unwrap();
+    assert_eq!(emails.len(), 1 + 40 + 1, "the work duplicate and M3 merged, the home one added");
+    assert_eq!(emails[0]["display"], "merged");
+    assert_eq!(emails[0]["primary"], true);
+    assert_eq!(emails[4]["value"], "M3@CONTOSO.COM");
+}
+
+#[test]
+fn a_multi_valued_attribute_holds_at_most_max_values() {
+    let user = entra_user();
+    let many: Vec<Value> =
+        (0..crate::schema::MAX_VALUES).map(|i| json!({"type":"work","value":format!("m{i}@contoso.com")})).collect();
+    let e = user_err(&user, json!([{"op":"add","path":"emails","value":many}]));
+    assert_eq!(e.scim_type, Some(ScimType::InvalidValue), "{e}");
+    assert!(e.detail.contains("\"emails\" may hold at most 1000 values"), "{e}");
+    let e = user_err(&user, json!([{"op":"replace","path":"roles","value":vec![json!("r"); 1001]}]));
+    assert!(e.detail.contains("\"roles\" may hold at most 1000 values"), "{e}");
+    // `members` are rows in the store: not capped.
+    let members: Vec<Value> = (0..1500).map(|i| json!({"value":format!("u{i}")})).collect();
+    let g = group_ok(&group(json!([])), json!([{"op":"add","path":"members","value":members}]));
+    assert_eq!(g["members"].as_array().unwrap().len(), 1500);
+}
+
+#[test]
+fn a_members_value_may_not_change_once_set() {
+    let g = group(json!([{"value":BJ}]));
+    for ops in [
+        json!([{"op":"replace","path":format!("members[value eq \"{BJ}\"].value"),"value":JS}]),
+        json!([{"op":"add","path":format!("members[value eq \"{BJ}\"].value"),"value":JS}]),
+        json!([{"op":"remove","path":format!("members[value eq \"{BJ}\"].value")}]),
+        json!([{"op":"replace","path":"members.value","value":JS}]),
+        json!([{"op":"add","path":format!("members[value eq \"{BJ}\"]"),"value":{"value":JS}}]),
+        json!([{"op":"replace","value":{format!("members[value eq \"{BJ}\"].value"):JS}}]),
+    ] {
+        let e = patch("Group", &g, ops.clone()).unwrap_err();
+        assert_eq!(e.scim_type, Some(ScimType::Mutability), "{ops}: {e}");
+    }
+    // Setting it to what it is changes nothing; a new member sets it once; a whole value replaced
+    // is another member.
+    group_ok(&g, json!([{"op":"replace","path":format!("members[value eq \"{BJ}\"].value"),"value":BJ}]));
+    let added = group_ok(&g, json!([{"op":"add","path":format!("members[value eq \"{JS}\"].value"),"value":JS}]));
+    assert_eq!(member_ids(&added), [BJ, JS]);
+    let replaced =
+        group_ok(&g, json!([{"op":"replace","path":format!("members[value eq \"{BJ}\"]"),"value":{"value":JS}}]));
+    assert_eq!(member_ids(&replaced), [JS]);
+}

@@ -190,7 +190,10 @@ pub fn group_schema() -> Schema {
                 ],
             )
             .desc("A list of members of the Group.")
-            .multi(),
+            .multi()
+            // Rows in the store, added and removed without reading the list (a group may hold
+            // 100,000): no cap.
+            .unbounded(),
         ],
     }
 }

@@ -127,6 +127,20 @@ pub struct Attribute {
     /// For `complex` attributes: the sub-attributes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sub_attributes: Vec<Attribute>,
+    /// For multi-valued attributes: how many values one resource may hold (400 beyond), a bound
+    /// on what one request can make the gateway store and compare. `None`: unbounded, for
+    /// `members`, which the store keeps as rows. Not part of RFC 7643's schema representation.
+    #[serde(skip, default = "default_max_values")]
+    pub max_values: Option<usize>,
+}
+
+/// The values a multi-valued attribute may hold unless its schema says otherwise: far above what
+/// any identity provider sends for a person (a few emails, phone numbers, roles), and low enough
+/// that checking a PATCH against them stays cheap (see [`Attribute::max_values`]).
+pub const MAX_VALUES: usize = 1_000;
+
+fn default_max_values() -> Option<usize> {
+    Some(MAX_VALUES)
 }
 
 impl Attribute {
@@ -145,6 +159,7 @@ impl Attribute {
             uniqueness: Uniqueness::None,
             reference_types: Vec::new(),
             sub_attributes: Vec::new(),
+            max_values: Some(MAX_VALUES),
         }
     }
 
@@ -202,6 +217,12 @@ impl Attribute {
     /// Makes it multi-valued.
     pub fn multi(mut self) -> Self {
         self.multi_valued = true;
+        self
+    }
+
+    /// Lets a multi-valued attribute hold any number of values (see [`Attribute::max_values`]).
+    pub fn unbounded(mut self) -> Self {
+        self.max_values = None;
         self
     }
 
