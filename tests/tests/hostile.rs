@@ -583,6 +583,35 @@ mod data {
     }
     both_backends!(every_patch_shape_that_ends_with_members_checks_them);
 
+    /// The general member path costs operations × filter comparisons × members: one PATCH above
+    /// `MAX_MEMBER_COMPARISONS` is refused before the engine runs, on a store thread every
+    /// tenant's reads share. 250 removals, each with a 250-comparison filter, on 320 members:
+    /// 20 million comparisons.
+    async fn a_patch_that_would_compare_too_many_members_is_refused(app: TestApp) {
+        let token = app.token("contoso");
+        let mut ids = Vec::new();
+        for i in 0..320 {
+            ids.push(
+                app.create_user(&token, &format!("m{i}@contoso.example")).await["id"].as_str().unwrap().to_owned(),
+            );
+        }
+        let r = app.post(&token, "/Groups", &json!({"schemas": [GROUP_URN], "displayName": "Big"})).await;
+        let group = r.body["id"].as_str().unwrap().to_owned();
+        let path = format!("/Groups/{group}");
+        let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+        let r = app.patch(&token, &path, &patch_op(json!([{"op": "add", "path": "members", "value": members}]))).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        let filter = vec!["value pr"; 250].join(" or ");
+        let ops: Vec<Value> = (0..250)
+            .map(|_| json!({"op": "remove", "path": format!("members[{filter} and value sw \"zzz\"]")}))
+            .collect();
+        let r = app.patch(&token, &path, &patch_op(json!(ops))).await;
+        r.assert_error(400, Some("tooMany"), "a PATCH of 20 million member comparisons");
+        assert!(r.text.contains("320 members"), "{}", r.text);
+        assert_eq!(app.member_ids(&token, &group).await.len(), 320);
+    }
+    both_backends!(a_patch_that_would_compare_too_many_members_is_refused);
+
     /// A PATCH of many operations is computed before its write (off SQLite's writer thread), and
     /// still lands whole, once, under its `If-Match`.
     async fn a_patch_of_many_operations_applies_whole_and_keeps_if_match(app: TestApp) {

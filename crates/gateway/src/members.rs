@@ -21,12 +21,12 @@
 use std::collections::{HashMap, HashSet};
 
 use actix_web::web;
-use scimgw_scim::ScimError;
 use scimgw_scim::filter::{CompValue, CompareOp, Filter, PatchPath, parse_patch_path};
 use scimgw_scim::messages::{PatchOpKind, PatchOperation, PatchRequest};
 use scimgw_scim::patch::apply_patch;
 use scimgw_scim::resource::validate_resource;
 use scimgw_scim::schema::{GROUP_SCHEMA, ResourceSchema};
+use scimgw_scim::{ScimError, ScimType};
 use scimgw_store::{Change, Member, MembersChange, Resource};
 use serde_json::{Map, Value, json};
 
@@ -338,7 +338,10 @@ pub(crate) async fn precompute(
                 .resource(kind.resource_type())
                 .ok_or_else(|| ScimError::new(500, None, "a resource type is missing"))?;
             let change = match &plan.whole {
-                Some(whole) => apply_whole(&schema, &current, whole)?,
+                Some(whole) => {
+                    within_budget(whole, current.members.as_ref().map_or(0, Vec::len))?;
+                    apply_whole(&schema, &current, whole)?
+                }
                 None => plan.apply(&schema, &current)?,
             };
             Ok(Some((current.version, change)))
@@ -355,6 +358,41 @@ pub(crate) async fn precompute(
         }
     }
     Ok(Some(Precomputed { version, change }))
+}
+
+/// The most member comparisons one PATCH on the general path may cost: operations (each weighed
+/// by the comparisons in its path's filter) times the group's members. 1,000 `sw` removals on
+/// 10,000 members (10 million) took 0.8 s in a debug build; a filter of 256 comparisons on every
+/// one of them would take minutes of a store thread that every tenant's reads share.
+pub const MAX_MEMBER_COMPARISONS: usize = 20_000_000;
+
+/// [`MAX_MEMBER_COMPARISONS`], checked before the engine runs: 400 `tooMany` naming the figures
+/// and what to send instead.
+fn within_budget(request: &PatchRequest, members: usize) -> Result<(), ScimError> {
+    let weight: usize = request.operations.iter().map(|op| 1 + op.path.as_deref().map_or(0, comparisons)).sum();
+    let cost = weight.saturating_mul(members.max(1));
+    if cost > MAX_MEMBER_COMPARISONS {
+        return Err(ScimError::new(
+            400,
+            Some(ScimType::TooMany),
+            format!(
+                "this PATCH would compare {cost} member values ({} operations with their filters, on a group of \
+                 {members} members; at most {MAX_MEMBER_COMPARISONS}): send member changes as `add`/`remove` of \
+                 `members` with the ids, or `remove` with `members[value eq \"id\"]`, which cost one row each",
+                request.operations.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The comparisons in a path's filter, counted by their operators (an over-count is harmless).
+fn comparisons(path: &str) -> usize {
+    let lower = path.to_ascii_lowercase();
+    [" eq ", " ne ", " co ", " sw ", " ew ", " gt ", " ge ", " lt ", " le ", " pr"]
+        .iter()
+        .map(|op| lower.matches(op).count())
+        .sum()
 }
 
 /// The general path: the whole PATCH on the group with its full member list, then the

@@ -593,8 +593,10 @@ pub(crate) async fn patch(
 }
 
 /// How often a PATCH computed before its write (`Plan::computed_first`) is computed again when
-/// the resource changed meanwhile, before the client is told to retry (503). IdPs' PATCHes do not
-/// take that path.
+/// the resource changed meanwhile, before the client is told to retry (503). Entra's user PATCHes
+/// of more than 8 operations take that path; a user's version moves only with the user's own
+/// changes, so they rarely lose. Each try of the general member path is bounded by
+/// `members::MAX_MEMBER_COMPARISONS`.
 const GENERAL_PATH_TRIES: usize = 5;
 
 pub(crate) async fn delete(
