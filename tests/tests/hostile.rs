@@ -422,4 +422,45 @@ mod rest {
         }
         scimgw_e2e::both_backends!(sorting_by_a_non_indexed_attribute_pages_in_order);
     }
+
+    /// A revoked key is not refused at once: the gateway trusts a key that authenticated for
+    /// `auth.key_cache_ms` after the store read that accepted it (RELIABILITY.md said
+    /// "immediate"). This pins the window as documented: still accepted right after the
+    /// revocation, refused once the window has passed, never later.
+    mod revocation {
+        use std::time::{Duration, Instant};
+
+        use scimgw_e2e::TestApp;
+
+        const WINDOW_MS: u64 = 2_000;
+
+        async fn a_revoked_key_is_refused_within_key_cache_ms(app: TestApp) {
+            let token = app.token("acme");
+            let key_id = token.trim_start_matches("scimgw_").split('_').next().unwrap().to_owned();
+            // The first request reads the key from the store and starts its window.
+            let cached = Instant::now();
+            assert_eq!(app.get(&token, "/Users").await.status, 200);
+            assert!(app.store().revoke_api_key(&key_id).unwrap());
+            let revoked = Instant::now();
+            let r = app.get(&token, "/Users").await;
+            assert!(cached.elapsed() < Duration::from_millis(WINDOW_MS / 2), "the test itself was too slow");
+            assert_eq!(r.status, 200, "within the window the cached key is still trusted: {}", r.text);
+            let refused = loop {
+                let r = app.get(&token, "/Users").await;
+                if r.status == 401 {
+                    break cached.elapsed();
+                }
+                assert!(cached.elapsed() < Duration::from_millis(WINDOW_MS + 500), "still accepted: {}", r.text);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            eprintln!(
+                "auth.key_cache_ms = {WINDOW_MS}: the revoked key was refused {} ms after the revocation",
+                revoked.elapsed().as_millis()
+            );
+            assert!(refused >= Duration::from_millis(WINDOW_MS), "refused before the window ended: {refused:?}");
+        }
+        scimgw_e2e::both_backends!(a_revoked_key_is_refused_within_key_cache_ms, |c: &mut scimgw_e2e::Config| {
+            c.auth.key_cache_ms = WINDOW_MS
+        });
+    }
 }
