@@ -645,3 +645,116 @@ mod data {
     }
     both_backends!(a_patch_of_many_operations_applies_whole_and_keeps_if_match);
 }
+
+/// What an authenticated client can make one request cost (issue: hostile REST use).
+mod rest {
+    /// `sortBy` on an attribute without a column: sorted in Rust on the keys alone, bodies read for
+    /// the page only (the store's `sort_memory` test measures what a request holds; bench/RESULTS.md
+    /// the gateway's RSS at 100,000 users). Here: the answer over HTTP is still the right order and
+    /// the right pages, over more matches than one scan batch.
+    mod sort {
+        use scimgw_e2e::{TestApp, USER_URN, enc};
+        use scimgw_store::{Kind, NewResource, Resource};
+        use serde_json::{Value, json};
+
+        const USERS: usize = 1_100;
+
+        fn reference(all: &[Resource], descending: bool, only_with_title: bool) -> Vec<String> {
+            let title = |r: &Resource| r.body.get("title").and_then(Value::as_str).map(str::to_lowercase);
+            let mut sorted: Vec<&Resource> = all.iter().filter(|r| !only_with_title || title(r).is_some()).collect();
+            sorted.sort_by(|a, b| {
+                let by_key = match (title(a), title(b)) {
+                    (None, None) => std::cmp::Ordering::Equal,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (Some(x), Some(y)) if descending => y.cmp(&x),
+                    (Some(x), Some(y)) => x.cmp(&y),
+                };
+                by_key.then_with(|| a.created.cmp(&b.created)).then_with(|| a.id.cmp(&b.id))
+            });
+            sorted.into_iter().map(|r| r.id.clone()).collect()
+        }
+
+        async fn sorting_by_a_non_indexed_attribute_pages_in_order(app: TestApp) {
+            let token = app.token("acme");
+            let tenant = app.store().tenant_by_name("acme").unwrap().unwrap().id;
+            let all: Vec<Resource> = (0..USERS)
+                .map(|i| {
+                    let mut body = json!({"schemas": [USER_URN], "userName": format!("u{i}@example.com")});
+                    if i % 5 != 0 {
+                        let t = (i * 7919) % 300;
+                        body["title"] = json!(if i % 2 == 0 { format!("Role {t:03}") } else { format!("rOLE {t:03}") });
+                    }
+                    let Value::Object(body) = body else { unreachable!() };
+                    app.store().create(&tenant, NewResource { kind: Kind::User, body, members: Vec::new() }).unwrap()
+                })
+                .collect();
+            for (descending, filter) in [(false, None), (true, None), (true, Some("title pr"))] {
+                let want = reference(&all, descending, filter.is_some());
+                let mut got: Vec<String> = Vec::new();
+                let order = if descending { "descending" } else { "ascending" };
+                let filter = filter.map(|f| format!("&filter={}", enc(f))).unwrap_or_default();
+                for start in (1..=want.len() + 1).step_by(250) {
+                    let r = app
+                        .get(
+                            &token,
+                            &format!("/Users?sortBy=title&sortOrder={order}&startIndex={start}&count=250{filter}"),
+                        )
+                        .await;
+                    assert_eq!(r.status, 200, "{}", r.text);
+                    assert_eq!(r.total(), want.len() as u64);
+                    got.extend(r.resources().iter().map(|u| u["id"].as_str().unwrap().to_owned()));
+                }
+                assert_eq!(got, want, "sortOrder={order}{filter}");
+            }
+            // The page carries whole resources.
+            let r = app.get(&token, "/Users?sortBy=title&count=1").await;
+            let first = &r.resources()[0];
+            let want = all.iter().find(|u| u.id == reference(&all, false, false)[0]).unwrap();
+            assert_eq!(first["userName"], want.body["userName"]);
+            assert_eq!(first["title"], want.body["title"]);
+        }
+        scimgw_e2e::both_backends!(sorting_by_a_non_indexed_attribute_pages_in_order);
+    }
+
+    /// A revoked key is not refused at once: the gateway trusts a key that authenticated for
+    /// `auth.key_cache_ms` after the store read that accepted it (RELIABILITY.md said
+    /// "immediate"). This pins the window as documented: still accepted right after the
+    /// revocation, refused once the window has passed, never later.
+    mod revocation {
+        use std::time::{Duration, Instant};
+
+        use scimgw_e2e::TestApp;
+
+        const WINDOW_MS: u64 = 2_000;
+
+        async fn a_revoked_key_is_refused_within_key_cache_ms(app: TestApp) {
+            let token = app.token("acme");
+            let key_id = token.trim_start_matches("scimgw_").split('_').next().unwrap().to_owned();
+            // The first request reads the key from the store and starts its window.
+            let cached = Instant::now();
+            assert_eq!(app.get(&token, "/Users").await.status, 200);
+            assert!(app.store().revoke_api_key(&key_id).unwrap());
+            let revoked = Instant::now();
+            let r = app.get(&token, "/Users").await;
+            assert!(cached.elapsed() < Duration::from_millis(WINDOW_MS / 2), "the test itself was too slow");
+            assert_eq!(r.status, 200, "within the window the cached key is still trusted: {}", r.text);
+            let refused = loop {
+                let r = app.get(&token, "/Users").await;
+                if r.status == 401 {
+                    break cached.elapsed();
+                }
+                assert!(cached.elapsed() < Duration::from_millis(WINDOW_MS + 500), "still accepted: {}", r.text);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            eprintln!(
+                "auth.key_cache_ms = {WINDOW_MS}: the revoked key was refused {} ms after the revocation",
+                revoked.elapsed().as_millis()
+            );
+            assert!(refused >= Duration::from_millis(WINDOW_MS), "refused before the window ended: {refused:?}");
+        }
+        scimgw_e2e::both_backends!(a_revoked_key_is_refused_within_key_cache_ms, |c: &mut scimgw_e2e::Config| {
+            c.auth.key_cache_ms = WINDOW_MS
+        });
+    }
+}

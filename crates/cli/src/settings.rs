@@ -11,28 +11,6 @@ use scimgw_gateway::Config;
 /// Where `--config` points when it is not given.
 pub const DEFAULT_CONFIG: &str = "config/gateway.toml";
 
-/// The top-level keys; environment variables outside them (`SCIMGW_TEST_DATABASE_URL`, say)
-/// belong to other tools and are ignored rather than rejected as unknown keys.
-const KEYS: &[&str] = &[
-    "listen",
-    "admin_listen",
-    "base_path",
-    "public_url",
-    "max_body_bytes",
-    "request_timeout_secs",
-    "trusted_proxies",
-    "auth",
-    "blocking_threads",
-    "default_page_size",
-    "max_page_size",
-    "workers",
-    "tls",
-    "tenants_dir",
-    "dispatcher",
-    "store",
-    "log",
-];
-
 /// Loads the configuration. A missing file is an error when it was named explicitly; the
 /// default file may be absent (built-in defaults then apply).
 pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
@@ -50,11 +28,12 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
             }
         }
     }
+    let keys = top_level_keys()?;
     figment = figment.merge(
         Env::prefixed("SCIMGW_")
-            .filter(|k| {
+            .filter(move |k| {
                 let top = k.as_str().split("__").next().unwrap_or("");
-                KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
+                keys.iter().any(|known| known.eq_ignore_ascii_case(top))
             })
             .split("__"),
     );
@@ -63,6 +42,16 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
         bail!("configuration: {}", problems.join("; "));
     }
     Ok(config)
+}
+
+/// The configuration's top-level keys, read off `Config` itself: environment variables outside
+/// them (`SCIMGW_TEST_DATABASE_URL`, say) belong to other tools and are ignored rather than
+/// rejected as unknown keys. (A hand-kept list once missed `strict_attributes`.)
+fn top_level_keys() -> anyhow::Result<Vec<String>> {
+    match serde_json::to_value(Config::default()).context("listing the configuration's keys")? {
+        serde_json::Value::Object(fields) => Ok(fields.into_iter().map(|(k, _)| k).collect()),
+        _ => bail!("the configuration is not a table"),
+    }
 }
 
 #[cfg(test)]
@@ -92,6 +81,20 @@ mod tests {
             assert_eq!(c.store.url, "postgres://env@localhost/db");
             assert_eq!(c.max_page_size, 500);
             assert_eq!(c.default_page_size, 100);
+            Ok(())
+        });
+    }
+
+    /// Every top-level option is read from the environment, `SCIMGW_STRICT_ATTRIBUTES` (which
+    /// README documents) included: a hand-kept list of keys once missed it, silently.
+    #[test]
+    fn every_top_level_option_is_read_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SCIMGW_STRICT_ATTRIBUTES", "true");
+            jail.set_env("SCIMGW_DEFAULT_PAGE_SIZE", "7");
+            let c = load(None).map_err(|e| e.to_string())?;
+            assert!(c.strict_attributes, "SCIMGW_STRICT_ATTRIBUTES=true was ignored");
+            assert_eq!(c.default_page_size, 7);
             Ok(())
         });
     }

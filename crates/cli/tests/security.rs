@@ -250,3 +250,40 @@ async fn cli_commands_for_one_tenant_never_reach_another() {
     let events: Value = serde_json::from_str(&gw.ok(&["audit", "--tenant", "acme", "--json"])).unwrap();
     assert_eq!(events.as_array().unwrap().len(), 1);
 }
+
+/// The store's password, in each spelling libpq takes (user info, `password=`, a percent-encoded
+/// key), stays out of what `migrate` prints when the server cannot be reached and of what `serve`
+/// logs at every start; both still name the host.
+#[tokio::test]
+async fn the_store_password_stays_out_of_migrate_and_serve_output() {
+    const SECRETS: [&str; 3] = ["pw-in-userinfo", "pw-in-query", "pw-encoded-key"];
+    let with_passwords = |url: &str| {
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let sep = if rest.contains('?') { '&' } else { '?' };
+        format!("{scheme}://postgres:{}@{rest}{sep}password={}&%70assword={}", SECRETS[0], SECRETS[1], SECRETS[2])
+    };
+    let leaks = |what: &str, text: &str| {
+        for s in SECRETS {
+            assert!(!text.contains(s), "{what} shows {s}: {text}");
+        }
+    };
+    let sim = Sim::start(SimConfig::default()).unwrap();
+    // Nothing listens on port 1: migrate fails, naming the store it tried.
+    let gw = Gw::new(&with_passwords("postgres://127.0.0.1:1/scim"), &sim, "");
+    let out = gw.run(&["migrate"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && text.contains("127.0.0.1:1"), "migrate: {text}");
+    leaks("migrate", &text);
+
+    let Some(db) = TestDb::postgres() else { return };
+    // The server trusts loopback, so the passwords are accepted and unused.
+    let gw = Gw::new(&with_passwords(&db.config().url), &sim, "");
+    let text = gw.ok(&["migrate"]);
+    leaks("migrate", &text);
+    let mut serve = gw.serve().await;
+    serve.kill();
+    let log = gw.log_text();
+    assert!(log.contains("store ready") && log.contains("127.0.0.1:5432"), "serve: {log}");
+    leaks("serve's log", &log);
+}

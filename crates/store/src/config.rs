@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::connection::redact_url;
+use crate::redact::redact_url;
 
 /// How the store connects. Every field has a default, so `[store]` may be left out entirely.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

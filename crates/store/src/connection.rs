@@ -11,6 +11,7 @@ use diesel::{PgConnection, SqliteConnection};
 
 use crate::config::{SqliteSynchronous, StoreConfig};
 use crate::error::StoreError;
+use crate::redact::redact_url;
 
 /// One connection to either engine. Every query of the store is written once against this type
 /// (its backend is the derive's `MultiBackend`); only the transaction openers below and the
@@ -131,27 +132,6 @@ fn with_connect_timeout(url: &str, secs: u64) -> String {
     }
     let sep = if url.contains('?') { '&' } else { '?' };
     format!("{url}{sep}connect_timeout={}", secs.max(1))
-}
-
-/// The URL with any password (in the user info or a `password=` parameter) replaced by `***`,
-/// for messages and `Debug`.
-pub(crate) fn redact_url(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-        if let Some(at) = authority.rfind('@') {
-            if let Some(colon) = authority[..at].find(':') {
-                out = format!("{}{}:***{}", &url[..scheme_end + 3], &authority[..colon], &rest[at..]);
-            }
-        }
-    }
-    if let Some(start) = out.to_ascii_lowercase().find("password=") {
-        let value_start = start + "password=".len();
-        let value_end = out[value_start..].find('&').map_or(out.len(), |i| value_start + i);
-        out.replace_range(value_start..value_end, "***");
-    }
-    out
 }
 
 /// Why a connection could not be made: the engine's own message, kept for the operator.
@@ -369,5 +349,12 @@ mod tests {
         assert_eq!(redact_url("postgres://h/db?password=x&a=b"), "postgres://h/db?password=***&a=b");
         let e = Target::parse("mysql://u:secret@h/db", 5).unwrap_err().to_string();
         assert!(!e.contains("secret"), "{e}");
+    }
+
+    /// A connection string is refused as `store.url`, and the refusal does not repeat its password.
+    #[test]
+    fn a_refused_connection_string_keeps_its_password_hidden() {
+        let e = Target::parse("host=db password=s3cret", 5).unwrap_err().to_string();
+        assert!(!e.contains("s3cret") && e.contains("password=***"), "{e}");
     }
 }

@@ -11,7 +11,7 @@ use scimgw_scim::filter::{AttrPath, Filter};
 use scimgw_scim::schema::{AttrType, Location, ResourceSchema};
 use scimgw_scim::value::get_ci;
 
-use crate::connection::{AnyConnection, read_tx};
+use crate::connection::{AnyConnection, on_inner, read_tx};
 use crate::error::StoreError;
 use crate::lower::{Columns, Field, Lowered, TextCol, TimeCol, field, lower, parse_datetime, to_sql};
 use crate::members;
@@ -318,6 +318,14 @@ fn reads_members(filter: Option<&Filter>, sort_by: Option<&AttrPath>) -> bool {
     filter.is_some_and(walk) || sort_by.is_some_and(is_members)
 }
 
+/// The filter evaluated in Rust on the candidate rows, scanned in batches of [`SCAN_BATCH`].
+///
+/// Without a sort the matches arrive in page order and only the page is kept. With one, a match
+/// is kept as its sort key, creation time and id only — never its body — and only the best
+/// `offset + count` of them (trimmed whenever twice that many are held); the page's bodies are
+/// read again by id at the end, in the same snapshot. So a sorted request holds one batch of
+/// rows and the keys, not every match (at 100,000 users, whole bodies were hundreds of MB a
+/// request; bench/RESULTS.md).
 fn in_rust(
     c: &mut AnyConnection,
     tenant_id: &str,
@@ -329,8 +337,10 @@ fn in_rust(
     // Scanning in (created_us, id) order means that without a sort the matches arrive in page
     // order, and only the page itself needs keeping.
     let window = q.offset..q.offset.saturating_add(q.count);
+    let keep = usize::try_from(window.end).unwrap_or(usize::MAX);
     let mut total: u64 = 0;
-    let mut kept: Vec<(Resource, Option<SortKey>)> = Vec::new();
+    let mut page: Vec<Resource> = Vec::new();
+    let mut keyed: Vec<Keyed> = Vec::new();
     let mut after: Option<(i64, String)> = None;
     loop {
         let rows = with_table!(kind, t => {
@@ -360,17 +370,21 @@ fn in_rust(
                     continue;
                 }
             }
-            if !q.with_members {
-                // Loaded to evaluate the filter; not kept, a group may have 100,000.
-                r.members = None;
-            }
             match q.sort_by {
                 _ if q.count == 0 => {}
                 Some(path) => {
-                    let key = sort_key(path, q.schema, &scim);
-                    kept.push((r, Some(key)));
+                    keyed.push(Keyed { key: sort_key(path, q.schema, &scim), created: r.created, id: r.id });
+                    if keyed.len() >= keep.saturating_mul(2).max(SCAN_BATCH as usize) {
+                        keep_best(&mut keyed, keep, q.descending);
+                    }
                 }
-                None if window.contains(&total) => kept.push((r, None)),
+                None if window.contains(&total) => {
+                    if !q.with_members {
+                        // Loaded to evaluate the filter; not kept, a group may have 100,000.
+                        r.members = None;
+                    }
+                    page.push(r);
+                }
                 None => {}
             }
             total += 1;
@@ -379,17 +393,63 @@ fn in_rust(
             break;
         }
     }
-    let resources: Vec<Resource> = if q.sort_by.is_some() {
-        kept.sort_by(|a, b| sorted_order(a, b, q.descending));
-        kept.into_iter()
+    if q.sort_by.is_some() && q.count > 0 {
+        keep_best(&mut keyed, keep, q.descending);
+        let ids: Vec<String> = keyed
+            .into_iter()
             .skip(usize::try_from(q.offset).unwrap_or(usize::MAX))
             .take(usize::try_from(q.count).unwrap_or(usize::MAX))
-            .map(|(r, _)| r)
-            .collect()
-    } else {
-        kept.into_iter().map(|(r, _)| r).collect()
+            .map(|k| k.id)
+            .collect();
+        page = load_in_order(c, tenant_id, kind, &ids)?;
+        if q.with_members && kind == Kind::Group {
+            attach_members(c, tenant_id, &mut page)?;
+        }
+    }
+    Ok(QueryPage { total, resources: page })
+}
+
+/// A match of a sorted scan, without its body: what ordering needs.
+struct Keyed {
+    key: SortKey,
+    created: DateTime<Utc>,
+    id: String,
+}
+
+/// Sorts `keyed` and keeps its first `keep` (in the list's order).
+fn keep_best(keyed: &mut Vec<Keyed>, keep: usize, descending: bool) {
+    let order = |a: &Keyed, b: &Keyed| {
+        compare_keys(Some(&a.key), Some(&b.key), descending)
+            .then_with(|| a.created.cmp(&b.created))
+            .then_with(|| a.id.cmp(&b.id))
     };
-    Ok(QueryPage { total, resources })
+    if keyed.len() > keep {
+        keyed.select_nth_unstable_by(keep, order);
+        keyed.truncate(keep);
+    }
+    keyed.sort_unstable_by(order);
+}
+
+/// The resources with these ids, in this order (read in chunks: SQLite bounds a statement's
+/// parameters). Called in the snapshot that found them, so none is missing.
+fn load_in_order(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    kind: Kind,
+    ids: &[String],
+) -> Result<Vec<Resource>, StoreError> {
+    let mut by_id = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(members::CHUNK) {
+        let rows = with_table!(kind, t => on_inner!(c, |c| t::table
+            .filter(t::tenant_id.eq(tenant_id))
+            .filter(t::id.eq_any(chunk))
+            .select((t::id, t::body, t::version, t::created_us, t::modified_us))
+            .load::<ResourceRow>(c))?);
+        for row in rows {
+            by_id.insert(row.id.clone(), row);
+        }
+    }
+    ids.iter().filter_map(|id| by_id.remove(id)).map(|row| to_resource(kind, row)).collect()
 }
 
 /// The order of a sorted list, total: the sort key (see [`compare_keys`]), then creation time,

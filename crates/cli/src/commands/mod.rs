@@ -15,7 +15,7 @@ pub mod users;
 
 use anyhow::Context;
 use scimgw_gateway::Config;
-use scimgw_store::Store;
+use scimgw_store::{Store, redact_url};
 
 /// Opens the store and brings its schema up to date.
 pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -58,16 +58,6 @@ pub fn migrate(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A store URL without its password, for messages.
-pub(crate) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
 /// `2026-11-23 18:24` for tables.
 pub(crate) fn short_time(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M").to_string()
@@ -88,17 +78,5 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
     line(header.iter().map(|h| (*h).to_owned()).collect());
     for row in rows {
         line(row.clone());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn store_urls_lose_their_password_in_messages() {
-        assert_eq!(redact_url("postgres://app:s3cret@db:5432/scim"), "postgres://app:***@db:5432/scim");
-        assert_eq!(redact_url("postgres://app@db/scim"), "postgres://app@db/scim");
-        assert_eq!(redact_url("sqlite://data/scimgw.db"), "sqlite://data/scimgw.db");
     }
 }

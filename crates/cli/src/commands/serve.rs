@@ -12,12 +12,12 @@ use scimgw_delivery::{TargetSet, Targets, adapter_registry};
 use scimgw_gateway::config::LogFormat;
 use scimgw_gateway::{AppState, Config};
 use scimgw_scim::schema::Registry;
-use scimgw_store::Store;
+use scimgw_store::{Store, redact_url};
 use tokio::sync::{Notify, watch};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
-use super::{open_store, redact_url};
+use super::open_store;
 
 /// Loads every tenant's targets; any error refuses the whole set, each problem on its own line.
 pub(crate) fn load_targets(config: &Config, store: &Store, schemas: &Registry) -> anyhow::Result<TargetSet> {
