@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use scimgw_store::{Kind, NewResource, Store, StoreConfig};
+use scimgw_store::{DeliveryState, Enqueue, Finish, Kind, NewResource, Store, StoreConfig};
 use serde_json::{Value, json};
 
 struct Env {
@@ -199,4 +199,53 @@ fn serve_on_a_fresh_directory_creates_the_store_and_says_how_to_get_a_token() {
     assert!(seen.contains("scimgw key issue --tenant"), "{seen}");
     assert!(seen.contains("SCIM endpoint at http://127.0.0.1:"), "{seen}");
     assert!(Path::new(&env.db()).exists());
+}
+
+/// A user of `tenant` whose delivery to `target` died.
+fn dead_delivery(store: &Store, tenant: &str, target: &str) -> String {
+    let tenant_id = store.tenant_by_name(tenant).unwrap().unwrap().id;
+    let body =
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("ann@{tenant}.com")});
+    let new = NewResource { kind: Kind::User, body: body.as_object().unwrap().clone(), members: vec![] };
+    store.create_with(&tenant_id, new, &[Enqueue::deliver(target)], None).unwrap();
+    let d = store.claim_deliveries("test", 10, Duration::from_secs(60)).unwrap().remove(0);
+    let dead = Finish {
+        state: DeliveryState::Dead,
+        retry_in: Duration::ZERO,
+        detail: Some("400: bad email".into()),
+        duration: Duration::from_millis(1),
+    };
+    assert!(store.finish_delivery(&d, "test", &dead).unwrap());
+    d.id
+}
+
+#[test]
+fn retrying_a_targets_dead_deliveries_names_the_tenant_and_leaves_other_tenants_alone() {
+    let env = Env::new();
+    env.ok(&["tenant", "add", "acme"]);
+    env.ok(&["tenant", "add", "globex"]);
+    let store = env.store();
+    // Both tenants call their target `crm`: target names are unique within a tenant only.
+    let acme = dead_delivery(&store, "acme", "crm");
+    let globex = dead_delivery(&store, "globex", "crm");
+
+    for args in
+        [&["deliveries", "retry", "--dead", "--target", "crm"][..], &["deliveries", "list", "--target", "crm"][..]]
+    {
+        let usage = env.run(args);
+        assert_eq!(usage.status.code(), Some(2), "{args:?} without --tenant is a usage error");
+        assert!(stderr(&usage).contains("--tenant"), "{}", stderr(&usage));
+    }
+
+    let out = env.ok(&["deliveries", "retry", "--dead", "--tenant", "acme", "--target", "crm"]);
+    assert!(out.contains("re-queued 1 delivery"), "{out}");
+    let state = |id: &str| store.delivery(id).unwrap().unwrap().0.state;
+    assert_eq!(state(&acme), DeliveryState::Pending);
+    assert_eq!(state(&globex), DeliveryState::Dead, "globex's crm is another target");
+
+    let listed = env.ok(&["deliveries", "list", "--tenant", "globex", "--target", "crm"]);
+    assert!(listed.contains(&globex) && !listed.contains(&acme), "{listed}");
+    let unknown = env.run(&["deliveries", "retry", "--dead", "--tenant", "nobody", "--target", "crm"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no tenant named nobody"), "{}", stderr(&unknown));
 }
