@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use scimgw_store::{DeliveryState, Enqueue, Finish, Kind, NewResource, Store, StoreConfig};
+use scimgw_store::{Audit, DeliveryState, Enqueue, Finish, Kind, NewResource, Store, StoreConfig};
 use serde_json::{Value, json};
 
 struct Env {
@@ -248,4 +248,36 @@ fn retrying_a_targets_dead_deliveries_names_the_tenant_and_leaves_other_tenants_
     let unknown = env.run(&["deliveries", "retry", "--dead", "--tenant", "nobody", "--target", "crm"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(stderr(&unknown).contains("no tenant named nobody"), "{}", stderr(&unknown));
+}
+
+#[test]
+fn audit_with_a_limit_shows_the_newest_events_and_says_how_many_older_ones_it_left_out() {
+    let env = Env::new();
+    env.ok(&["tenant", "add", "acme"]);
+    let store = env.store();
+    let tenant = store.tenant_by_name("acme").unwrap().unwrap().id;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let body =
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("u{n}@acme.com")});
+        let new = NewResource { kind: Kind::User, body: body.as_object().unwrap().clone(), members: vec![] };
+        let audit = Audit { key_id: "key1".into(), request_id: None, operation: "create" };
+        ids.push(store.create_with(&tenant, new, &[], Some(audit)).unwrap().id);
+    }
+
+    let out = env.run(&["audit", "--tenant", "acme", "--limit", "2", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Value = serde_json::from_slice(&out.stdout).expect("--json stays one JSON document");
+    let shown: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["resource_id"].as_str().unwrap()).collect();
+    assert_eq!(shown, [ids[4].as_str(), ids[3].as_str()], "the newest two, newest first");
+    assert!(
+        stderr(&out).contains("3 older events not shown (--limit 2; use --since or a larger --limit)"),
+        "{}",
+        stderr(&out)
+    );
+
+    let table = env.ok(&["audit", "--tenant", "acme", "--limit", "2"]);
+    assert!(table.contains(&ids[4]) && !table.contains(&ids[0]), "{table}");
+    let all = env.run(&["audit", "--tenant", "acme", "--limit", "5"]);
+    assert!(!stderr(&all).contains("not shown"), "nothing was left out: {}", stderr(&all));
 }
