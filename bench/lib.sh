@@ -28,6 +28,7 @@ start_gateway() {
   else
     export SCIMGW_STORE__URL="sqlite://$work/scimgw.db"
   fi
+  $bin/scimgw migrate >/dev/null   # only serve, migrate and demo create a store
   $bin/scimgw tenant add bench >/dev/null
   token=$($bin/scimgw key issue --tenant bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   $bin/scimgw serve 2>"$work/serve.log" &

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use scimgw_store::{Kind, NewResource, Store, StoreConfig};
+use scimgw_store::{Audit, DeliveryState, Enqueue, Finish, Kind, NewResource, Store, StoreConfig};
 use serde_json::{Value, json};
 
 struct Env {
@@ -14,7 +14,15 @@ struct Env {
 }
 
 impl Env {
+    /// A directory with a migrated store, as `scimgw migrate` (or `serve`) leaves it.
     fn new() -> Env {
+        let env = Env::fresh();
+        env.ok(&["migrate"]);
+        env
+    }
+
+    /// A directory without a store.
+    fn fresh() -> Env {
         Env { dir: tempfile::tempdir().unwrap() }
     }
 
@@ -55,23 +63,27 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// stderr without the `store: …` line every admin command begins with.
+fn reason(out: &Output) -> String {
+    stderr(out).lines().filter(|l| !l.starts_with("store: ")).map(|l| format!("{l}\n")).collect()
+}
+
 #[test]
 fn tenant_commands_create_list_and_remove() {
     let env = Env::new();
     let out = env.ok(&["tenant", "add", "acme"]);
     assert!(out.contains("created tenant acme"), "{out}");
-    assert!(env.db().exists(), "the SQLite file and its folder are created");
     env.ok(&["tenant", "add", "globex"]);
     let list = env.ok(&["tenant", "list"]);
     assert!(list.contains("acme") && list.contains("globex"), "{list}");
 
     let dup = env.run(&["tenant", "add", "acme"]);
     assert_eq!(dup.status.code(), Some(1));
-    assert_eq!(stderr(&dup).trim(), "error: tenant acme already exists");
+    assert_eq!(reason(&dup).trim(), "error: tenant acme already exists");
 
     let bad = env.run(&["tenant", "add", "no spaces"]);
     assert_eq!(bad.status.code(), Some(1));
-    assert_eq!(stderr(&bad).lines().count(), 1, "one line: {}", stderr(&bad));
+    assert_eq!(reason(&bad).lines().count(), 1, "one line: {}", stderr(&bad));
 
     env.ok(&["tenant", "remove", "globex"]);
     assert!(!env.ok(&["tenant", "list"]).contains("globex"));
@@ -140,7 +152,7 @@ fn users_list_and_show_read_the_store() {
     assert_eq!(serde_json::from_str::<Value>(inactive.trim()).unwrap()["userName"], "bob@contoso.com");
     let bad = env.run(&["users", "list", "--tenant", "acme", "--filter", "active eq"]);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(stderr(&bad).starts_with("error: filter:"), "{}", stderr(&bad));
+    assert!(reason(&bad).starts_with("error: filter:"), "{}", stderr(&bad));
 
     let shown = env.ok(&["users", "show", &ids[0]]);
     assert!(shown.starts_with("tenant: acme"));
@@ -173,7 +185,7 @@ fn usage_errors_exit_2_and_other_failures_exit_1_with_one_line() {
 
 #[test]
 fn serve_on_a_fresh_directory_creates_the_store_and_says_how_to_get_a_token() {
-    let env = Env::new();
+    let env = Env::fresh();
     let mut child = env
         .cmd(&["serve"])
         .env("SCIMGW_LISTEN", "127.0.0.1:0")
@@ -199,4 +211,152 @@ fn serve_on_a_fresh_directory_creates_the_store_and_says_how_to_get_a_token() {
     assert!(seen.contains("scimgw key issue --tenant"), "{seen}");
     assert!(seen.contains("SCIM endpoint at http://127.0.0.1:"), "{seen}");
     assert!(Path::new(&env.db()).exists());
+}
+
+/// A user of `tenant` whose delivery to `target` died.
+fn dead_delivery(store: &Store, tenant: &str, target: &str) -> String {
+    let tenant_id = store.tenant_by_name(tenant).unwrap().unwrap().id;
+    let body =
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("ann@{tenant}.com")});
+    let new = NewResource { kind: Kind::User, body: body.as_object().unwrap().clone(), members: vec![] };
+    store.create_with(&tenant_id, new, &[Enqueue::deliver(target)], None).unwrap();
+    let d = store.claim_deliveries("test", 10, Duration::from_secs(60)).unwrap().remove(0);
+    let dead = Finish {
+        state: DeliveryState::Dead,
+        retry_in: Duration::ZERO,
+        detail: Some("400: bad email".into()),
+        duration: Duration::from_millis(1),
+    };
+    assert!(store.finish_delivery(&d, "test", &dead).unwrap());
+    d.id
+}
+
+#[test]
+fn retrying_a_targets_dead_deliveries_names_the_tenant_and_leaves_other_tenants_alone() {
+    let env = Env::new();
+    env.ok(&["tenant", "add", "acme"]);
+    env.ok(&["tenant", "add", "globex"]);
+    let store = env.store();
+    // Both tenants call their target `crm`: target names are unique within a tenant only.
+    let acme = dead_delivery(&store, "acme", "crm");
+    let globex = dead_delivery(&store, "globex", "crm");
+
+    for args in
+        [&["deliveries", "retry", "--dead", "--target", "crm"][..], &["deliveries", "list", "--target", "crm"][..]]
+    {
+        let usage = env.run(args);
+        assert_eq!(usage.status.code(), Some(2), "{args:?} without --tenant is a usage error");
+        assert!(stderr(&usage).contains("--tenant"), "{}", stderr(&usage));
+    }
+
+    let out = env.ok(&["deliveries", "retry", "--dead", "--tenant", "acme", "--target", "crm"]);
+    assert!(out.contains("re-queued 1 delivery"), "{out}");
+    let state = |id: &str| store.delivery(id).unwrap().unwrap().0.state;
+    assert_eq!(state(&acme), DeliveryState::Pending);
+    assert_eq!(state(&globex), DeliveryState::Dead, "globex's crm is another target");
+
+    let listed = env.ok(&["deliveries", "list", "--tenant", "globex", "--target", "crm"]);
+    assert!(listed.contains(&globex) && !listed.contains(&acme), "{listed}");
+    let unknown = env.run(&["deliveries", "retry", "--dead", "--tenant", "nobody", "--target", "crm"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no tenant named nobody"), "{}", stderr(&unknown));
+}
+
+#[test]
+fn audit_with_a_limit_shows_the_newest_events_and_says_how_many_older_ones_it_left_out() {
+    let env = Env::new();
+    env.ok(&["tenant", "add", "acme"]);
+    let store = env.store();
+    let tenant = store.tenant_by_name("acme").unwrap().unwrap().id;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let body =
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("u{n}@acme.com")});
+        let new = NewResource { kind: Kind::User, body: body.as_object().unwrap().clone(), members: vec![] };
+        let audit = Audit { key_id: "key1".into(), request_id: None, operation: "create" };
+        ids.push(store.create_with(&tenant, new, &[], Some(audit)).unwrap().id);
+    }
+
+    let out = env.run(&["audit", "--tenant", "acme", "--limit", "2", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events: Value = serde_json::from_slice(&out.stdout).expect("--json stays one JSON document");
+    let shown: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["resource_id"].as_str().unwrap()).collect();
+    assert_eq!(shown, [ids[4].as_str(), ids[3].as_str()], "the newest two, newest first");
+    assert!(
+        stderr(&out).contains("3 older events not shown (--limit 2; use --since or a larger --limit)"),
+        "{}",
+        stderr(&out)
+    );
+
+    let table = env.ok(&["audit", "--tenant", "acme", "--limit", "2"]);
+    assert!(table.contains(&ids[4]) && !table.contains(&ids[0]), "{table}");
+    let all = env.run(&["audit", "--tenant", "acme", "--limit", "5"]);
+    assert!(!stderr(&all).contains("not shown"), "nothing was left out: {}", stderr(&all));
+}
+
+/// `scimgw` run in `cwd` with no configuration from the environment: only `--config` and the
+/// file it names (or the default file in `cwd`).
+fn bare(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scimgw"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("SCIMGW_CONFIG")
+        .env_remove("SCIMGW_STORE__URL")
+        .env_remove("SCIMGW_TENANTS_DIR")
+        .env("SCIMGW_STORE__SQLITE_SYNCHRONOUS", "normal")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn relative_paths_in_the_config_file_are_relative_to_it_wherever_the_command_runs() {
+    let root = tempfile::tempdir().unwrap();
+    let etc = root.path().join("etc/scimgw");
+    let elsewhere = root.path().join("home");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let config = etc.join("gateway.toml");
+    std::fs::write(&config, "[store]\nurl = \"sqlite://data/scimgw.db\"\n").unwrap();
+    let config = config.display().to_string();
+    let db = etc.join("data/scimgw.db");
+
+    // Before any store exists, an admin command refuses, names the path and what creates it.
+    let status = bare(&elsewhere, &["--config", &config, "status"]);
+    assert_eq!(status.status.code(), Some(1), "{}", stderr(&status));
+    assert!(stderr(&status).contains(&format!("no store at {}", db.display())), "{}", stderr(&status));
+    assert!(stderr(&status).contains("scimgw migrate"), "{}", stderr(&status));
+    assert!(!db.exists() && !elsewhere.join("data").exists(), "nothing was created");
+
+    let migrated = bare(&elsewhere, &["--config", &config, "migrate"]);
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    assert!(db.is_file(), "the store is beside the config file");
+    let added = bare(&elsewhere, &["--config", &config, "tenant", "add", "acme"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let opened = format!("store: sqlite://{}", db.display());
+    assert_eq!(stderr(&added).matches(&opened).count(), 1, "said once: {}", stderr(&added));
+
+    // From another directory, the same store.
+    let list = bare(root.path(), &["--config", &config, "tenant", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("acme"), "{}", stderr(&list));
+    assert!(!elsewhere.join("data").exists() && !root.path().join("data").exists());
+
+    // From the environment, a relative path is relative to the working directory.
+    let env_relative = Command::new(env!("CARGO_BIN_EXE_scimgw"))
+        .args(["--config", &config, "tenant", "list"])
+        .current_dir(&elsewhere)
+        .env_remove("SCIMGW_CONFIG")
+        .env("SCIMGW_STORE__URL", "sqlite://mine.db")
+        .output()
+        .unwrap();
+    assert_eq!(env_relative.status.code(), Some(1));
+    assert!(
+        stderr(&env_relative).contains(&format!("no store at {}", elsewhere.join("mine.db").display())),
+        "{}",
+        stderr(&env_relative)
+    );
+
+    // With no config file at all, the working directory, as before.
+    let migrated = bare(&elsewhere, &["migrate"]);
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    assert!(elsewhere.join("data/scimgw.db").is_file());
 }

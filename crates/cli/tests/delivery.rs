@@ -84,7 +84,7 @@ async fn a_dead_delivery_is_shown_with_the_vendors_message_and_retried_from_the_
     })
     .await;
     assert!(dead, "{}", gw.log_text());
-    let list = gw.ok(&["deliveries", "list", "--state", "dead", "--target", "crm"]);
+    let list = gw.ok(&["deliveries", "list", "--state", "dead", "--tenant", "acme", "--target", "crm"]);
     let delivery_id = list.lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap().to_owned();
     let show = gw.ok(&["deliveries", "show", &delivery_id]);
     assert!(show.contains("state:      dead"), "{show}");
@@ -106,7 +106,7 @@ async fn a_dead_delivery_is_shown_with_the_vendors_message_and_retried_from_the_
     let again = gw.run(&["deliveries", "retry", &delivery_id]);
     assert_eq!(again.status.code(), Some(1), "a done delivery is not retried");
     assert!(String::from_utf8_lossy(&again.stderr).contains("is done"));
-    assert_eq!(gw.run(&["deliveries", "retry"]).status.code(), Some(2), "usage: an id or --dead --target");
+    assert_eq!(gw.run(&["deliveries", "retry"]).status.code(), Some(2), "usage: an id or --dead --tenant --target");
 }
 
 #[test]

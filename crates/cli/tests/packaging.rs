@@ -422,6 +422,7 @@ fn scimgw(dir: &Path, args: &[&str], tokens: &[(&str, &str)]) -> Output {
 #[test]
 fn the_compose_tenant_file_passes_config_check_with_the_tokens_compose_provides() {
     let dir = tempfile::tempdir().unwrap();
+    assert!(scimgw(dir.path(), &["migrate"], &[]).status.success());
     let add = scimgw(dir.path(), &["tenant", "add", "demo"], &[]);
     assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
 

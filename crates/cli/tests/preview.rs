@@ -39,6 +39,7 @@ fn preview_shows_the_payload_the_drops_and_two_broken_jumpcloud_rules() {
          token_env = \"ACME_JC_TOKEN_NOT_NEEDED_FOR_PREVIEW\"\n",
     )
     .unwrap();
+    assert_eq!(scimgw(dir.path(), &["migrate"], None).0, 0);
     assert_eq!(scimgw(dir.path(), &["tenant", "add", "acme"], None).0, 0);
     let user = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
@@ -110,6 +111,7 @@ fn preview_shows_a_derived_username_another_users_account_holds() {
          token_env = \"ACME_JC_TOKEN_NOT_NEEDED_FOR_PREVIEW\"\nusername_from = \"userName_local_part\"\n",
     )
     .unwrap();
+    assert_eq!(scimgw(dir.path(), &["migrate"], None).0, 0);
     assert_eq!(scimgw(dir.path(), &["tenant", "add", "acme"], None).0, 0);
     // Anna of Contoso has the account "anna" at jc.
     let store = scimgw_store::Store::open(&scimgw_store::StoreConfig {

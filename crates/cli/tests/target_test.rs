@@ -60,6 +60,8 @@ impl Setup {
     fn new(tenants: &[(&str, String)]) -> Setup {
         let setup = Setup { dir: tempfile::tempdir().unwrap() };
         std::fs::create_dir_all(setup.dir.path().join("tenants")).unwrap();
+        let migrated = setup.run(&["migrate"], &[]);
+        assert_eq!(migrated.code, Some(0), "{}", migrated.err);
         for (name, file) in tenants {
             std::fs::write(setup.dir.path().join(format!("tenants/{name}.toml")), file).unwrap();
             let added = setup.run(&["tenant", "add", name], &[]);

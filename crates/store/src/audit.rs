@@ -82,6 +82,27 @@ pub(crate) fn record(
     Ok(())
 }
 
+/// Which end of the trail [`Store::audit_events_in`] keeps when more events match than its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditOrder {
+    /// The oldest events, oldest first.
+    OldestFirst,
+    /// The newest events, newest first: what an operator asking "what happened" wants.
+    NewestFirst,
+}
+
+/// The events one read returned, and how many matched in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    /// At most the limit, in the order asked for.
+    pub events: Vec<AuditEvent>,
+    /// How many events matched (tenant and `since`), the limit aside; more than `events.len()`
+    /// when some were left out.
+    pub matched: u64,
+}
+
+type EventRow = (i64, String, Option<String>, String, String, String, i64);
+
 impl Store {
     /// The tenant's events at or after `since` (all when `None`), oldest first, at most `limit`.
     pub fn audit_events(
@@ -90,13 +111,43 @@ impl Store {
         since: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        let mut conn = self.conn()?;
+        self.read_events(tenant_id, since, limit, AuditOrder::OldestFirst)
+    }
+
+    /// The tenant's events at or after `since` (all when `None`), at most `limit` of them from the
+    /// end `order` names, with how many matched in all — so a caller can say what it left out.
+    pub fn audit_events_in(
+        &self,
+        tenant_id: &str,
+        since: Option<DateTime<Utc>>,
+        limit: i64,
+        order: AuditOrder,
+    ) -> Result<AuditPage, StoreError> {
+        let events = self.read_events(tenant_id, since, limit, order)?;
         let since_us = since.map_or(i64::MIN, |t| t.timestamp_micros());
-        #[allow(clippy::type_complexity)]
-        let rows: Vec<(i64, String, Option<String>, String, String, String, i64)> = audit_events::table
+        let matched: i64 = audit_events::table
             .filter(audit_events::tenant_id.eq(tenant_id))
             .filter(audit_events::at_us.ge(since_us))
-            .order((audit_events::at_us.asc(), audit_events::id.asc()))
+            .count()
+            .get_result(&mut *self.conn()?)?;
+        // Counted after the read: an event committed between the two is counted, never lost, and
+        // the count is never below what was returned.
+        let matched = u64::try_from(matched).unwrap_or(0).max(events.len() as u64);
+        Ok(AuditPage { events, matched })
+    }
+
+    fn read_events(
+        &self,
+        tenant_id: &str,
+        since: Option<DateTime<Utc>>,
+        limit: i64,
+        order: AuditOrder,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut conn = self.conn()?;
+        let since_us = since.map_or(i64::MIN, |t| t.timestamp_micros());
+        let query = audit_events::table
+            .filter(audit_events::tenant_id.eq(tenant_id))
+            .filter(audit_events::at_us.ge(since_us))
             .limit(limit.max(0))
             .select((
                 audit_events::at_us,
@@ -106,8 +157,15 @@ impl Store {
                 audit_events::resource_type,
                 audit_events::resource_id,
                 audit_events::version,
-            ))
-            .load(&mut *conn)?;
+            ));
+        let rows: Vec<EventRow> = match order {
+            AuditOrder::OldestFirst => {
+                query.order((audit_events::at_us.asc(), audit_events::id.asc())).load(&mut *conn)?
+            }
+            AuditOrder::NewestFirst => {
+                query.order((audit_events::at_us.desc(), audit_events::id.desc())).load(&mut *conn)?
+            }
+        };
         Ok(rows
             .into_iter()
             .map(|(at, key_id, request_id, operation, resource_type, resource_id, version)| AuditEvent {

@@ -1,16 +1,21 @@
 //! The store's configuration (`[store]` in gateway.toml): where the database is and how the pool behaves.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
+use crate::connection::Target;
 use crate::redact::redact_url;
 
 /// How the store connects. Every field has a default, so `[store]` may be left out entirely.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `sqlite://path/to/file.db` (relative to the working directory; `sqlite:///abs/path.db` for
-    /// an absolute path) or `postgres://user:password@host:5432/db`. The SQLite file and its
-    /// directory are created when missing. PostgreSQL connections cannot use TLS in this build
+    /// `sqlite://path/to/file.db` (`sqlite:///abs/path.db` for an absolute path) or
+    /// `postgres://user:password@host:5432/db`. The store takes a relative SQLite path as given
+    /// (from the working directory); the `scimgw` binary first makes it absolute against the
+    /// configuration file's directory. [`Store::open`](crate::Store::open) creates a missing SQLite
+    /// file and its directory. PostgreSQL connections cannot use TLS in this build
     /// (see the crate README).
     pub url: String,
     /// How many connections the pool keeps open at most.
@@ -45,6 +50,25 @@ impl Default for StoreConfig {
             busy_timeout_ms: 5000,
             write_batch_max: 256,
             sqlite_cache_mb: 8,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The SQLite file `url` names, as written (a relative path stays relative); `None` for a
+    /// PostgreSQL URL or one the store would refuse.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        match Target::parse(&self.url, self.connect_timeout_secs) {
+            Ok(Target::Sqlite(path)) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Makes a relative SQLite path absolute against `base`; an absolute path and a PostgreSQL URL
+    /// are left as they are.
+    pub fn resolve_sqlite_path(&mut self, base: &Path) {
+        if let Some(path) = self.sqlite_path().filter(|p| p.is_relative()) {
+            self.url = format!("sqlite://{}", base.join(path).display());
         }
     }
 }
@@ -87,6 +111,21 @@ impl SqliteSynchronous {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relative_sqlite_path_is_made_absolute_and_others_are_left_alone() {
+        let resolved = |url: &str| {
+            let mut c = StoreConfig { url: url.into(), ..StoreConfig::default() };
+            c.resolve_sqlite_path(Path::new("/etc/scimgw"));
+            c.url
+        };
+        assert_eq!(resolved("sqlite://data/scimgw.db"), "sqlite:///etc/scimgw/data/scimgw.db");
+        assert_eq!(resolved("sqlite:data/scimgw.db"), "sqlite:///etc/scimgw/data/scimgw.db");
+        assert_eq!(resolved("sqlite:///var/lib/scimgw.db"), "sqlite:///var/lib/scimgw.db");
+        assert_eq!(resolved("postgres://app:pw@db/scim"), "postgres://app:pw@db/scim");
+        let pg = StoreConfig { url: "postgres://db/scim".into(), ..StoreConfig::default() };
+        assert_eq!(pg.sqlite_path(), None);
+    }
 
     #[test]
     fn an_empty_section_gives_the_defaults_and_synchronous_is_lowercase() {

@@ -27,7 +27,7 @@ pub mod testing;
 mod workers;
 mod writer;
 
-pub use audit::{Audit, AuditEvent};
+pub use audit::{Audit, AuditEvent, AuditOrder, AuditPage};
 pub use config::{SqliteSynchronous, StoreConfig};
 pub use connection::Backend;
 pub use error::StoreError;

@@ -578,8 +578,10 @@ impl Store {
     }
 
     /// Re-queues dead (or failed, or skipped) deliveries: due now, attempts counted from zero again.
-    /// By id, or every dead one of a target (`ids` empty, `dead_of_target` set). Returns how many.
-    pub fn retry_deliveries(&self, ids: &[String], dead_of_target: Option<&str>) -> Result<usize, StoreError> {
+    /// By id, or every dead one of one tenant's target (`ids` empty, `dead_of_target` set to
+    /// `(tenant id, target name)`): target names are unique within a tenant only, so a name alone
+    /// would re-queue every tenant's target of that name. Returns how many.
+    pub fn retry_deliveries(&self, ids: &[String], dead_of_target: Option<(&str, &str)>) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
         let now = now_us();
         let set = (
@@ -592,8 +594,9 @@ impl Store {
         );
         let retryable = [DeliveryState::Dead.as_str(), DeliveryState::Failed.as_str(), DeliveryState::Skipped.as_str()];
         let n = match dead_of_target {
-            Some(target) => diesel::update(
+            Some((tenant_id, target)) => diesel::update(
                 deliveries::table
+                    .filter(deliveries::tenant_id.eq(tenant_id))
                     .filter(deliveries::target.eq(target))
                     .filter(deliveries::state.eq(DeliveryState::Dead.as_str())),
             )

@@ -138,8 +138,10 @@ fn failures_back_off_then_die_and_retry_requeues(store: &Store) {
     let dead = Finish { state: DeliveryState::Dead, detail: Some("400: bad email".into()), ..fail };
     assert!(store.finish_delivery(&d, "w", &dead).unwrap());
     assert!(store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap().is_empty());
-    assert_eq!(store.retry_deliveries(&[], Some("other")).unwrap(), 0);
-    assert_eq!(store.retry_deliveries(&[], Some("crm")).unwrap(), 1);
+    assert_eq!(store.retry_deliveries(&[], Some((t.as_str(), "other"))).unwrap(), 0);
+    let other_tenant = store.create_tenant("globex").unwrap().id;
+    assert_eq!(store.retry_deliveries(&[], Some((other_tenant.as_str(), "crm"))).unwrap(), 0, "another tenant's crm");
+    assert_eq!(store.retry_deliveries(&[], Some((t.as_str(), "crm"))).unwrap(), 1);
     let again = store.claim_deliveries("w", 10, Duration::from_secs(60)).unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 0);

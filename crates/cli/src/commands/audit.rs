@@ -4,6 +4,7 @@
 use anyhow::{Context, bail};
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
+use scimgw_store::AuditOrder;
 use serde_json::{Value, json};
 
 use super::{open_store, print_table};
@@ -17,7 +18,8 @@ pub struct AuditArgs {
     /// 90s, 15m, 2h or 7d.
     #[arg(long, value_parser = parse_since)]
     since: Option<DateTime<Utc>>,
-    /// At most this many events, oldest first.
+    /// At most this many events, the newest (newest first); how many older ones were left out is
+    /// said on stderr.
     #[arg(long, default_value_t = 1000)]
     limit: i64,
     /// Print JSON for scripts.
@@ -42,7 +44,7 @@ fn parse_since(text: &str) -> Result<DateTime<Utc>, String> {
     age.and_then(|a| Utc::now().checked_sub_signed(a)).ok_or_else(|| format!("\"{text}\" is too far back"))
 }
 
-/// `scimgw audit --tenant T [--since …]`.
+/// `scimgw audit --tenant T [--since …] [--limit N]`: the newest events first.
 pub fn run(config: scimgw_gateway::Config, args: AuditArgs) -> anyhow::Result<()> {
     if args.limit < 1 {
         bail!("--limit must be at least 1");
@@ -51,7 +53,21 @@ pub fn run(config: scimgw_gateway::Config, args: AuditArgs) -> anyhow::Result<()
     let Some(tenant) = store.tenant_by_name(&args.tenant).context("reading the tenant")? else {
         bail!("no tenant named {}", args.tenant);
     };
-    let events = store.audit_events(&tenant.id, args.since, args.limit).context("reading the audit trail")?;
+    let page = store
+        .audit_events_in(&tenant.id, args.since, args.limit, AuditOrder::NewestFirst)
+        .context("reading the audit trail")?;
+    // On stderr, so that `--json` stays one parseable document; printed before the table so that
+    // it is not lost below a long one.
+    let left_out = page.matched.saturating_sub(page.events.len() as u64);
+    if left_out > 0 {
+        eprintln!(
+            "… {} older event{} not shown (--limit {}; use --since or a larger --limit)",
+            thousands(left_out),
+            if left_out == 1 { "" } else { "s" },
+            args.limit
+        );
+    }
+    let events = page.events;
     if args.json {
         let out: Vec<Value> = events
             .iter()
@@ -91,6 +107,19 @@ pub fn run(config: scimgw_gateway::Config, args: AuditArgs) -> anyhow::Result<()
     Ok(())
 }
 
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +134,13 @@ mod tests {
         for bad in ["", "m", "15", "15w", "yesterday", "99999999999999999d"] {
             assert!(parse_since(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_234), "1,234");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

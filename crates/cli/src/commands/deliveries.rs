@@ -14,8 +14,8 @@ pub enum DeliveriesCommand {
         /// Only this tenant's (by name).
         #[arg(long)]
         tenant: Option<String>,
-        /// Only this target's.
-        #[arg(long)]
+        /// Only this target's (of --tenant: target names are unique within a tenant only).
+        #[arg(long, requires = "tenant")]
         target: Option<String>,
         /// Only in this state.
         #[arg(long, value_parser = ["pending", "failed", "dead", "done", "skipped"])]
@@ -29,16 +29,19 @@ pub enum DeliveriesCommand {
         /// The delivery's id.
         id: String,
     },
-    /// Re-queue a dead (or failed, or skipped) delivery, or every dead one of a target.
+    /// Re-queue a dead (or failed, or skipped) delivery, or every dead one of a tenant's target.
     Retry {
         /// The delivery's id.
         #[arg(required_unless_present = "dead", conflicts_with = "dead")]
         id: Option<String>,
-        /// Re-queue every dead delivery of --target.
-        #[arg(long, requires = "target")]
+        /// Re-queue every dead delivery of --tenant's --target.
+        #[arg(long, requires_all = ["tenant", "target"])]
         dead: bool,
+        /// The tenant (by name) whose target is meant: target names are unique within a tenant only.
+        #[arg(long, requires = "dead")]
+        tenant: Option<String>,
         /// The target whose dead deliveries to re-queue.
-        #[arg(long)]
+        #[arg(long, requires_all = ["dead", "tenant"])]
         target: Option<String>,
     },
 }
@@ -114,11 +117,12 @@ pub fn run(config: Config, cmd: DeliveriesCommand) -> anyhow::Result<()> {
                 print_table(&["#", "AT", "OUTCOME", "TOOK", "DETAIL"], &rows);
             }
         }
-        DeliveriesCommand::Retry { id, dead, target } => {
-            let n = if dead {
-                store.retry_deliveries(&[], target.as_deref()).context("re-queueing")?
+        DeliveriesCommand::Retry { id, dead, tenant, target } => {
+            let n = if let (true, Some(tenant), Some(target)) = (dead, &tenant, &target) {
+                let Some(t) = tenants.iter().find(|t| &t.name == tenant) else { bail!("no tenant named {tenant}") };
+                store.retry_deliveries(&[], Some((t.id.as_str(), target.as_str()))).context("re-queueing")?
             } else {
-                let Some(id) = id else { bail!("give a delivery id, or --dead --target NAME") };
+                let Some(id) = id else { bail!("give a delivery id, or --dead --tenant NAME --target NAME") };
                 let n = store.retry_deliveries(std::slice::from_ref(&id), None).context("re-queueing")?;
                 if n == 0 {
                     match store.delivery(&id).context("reading the delivery")? {

@@ -19,7 +19,7 @@ use scimgw_gateway::{Config, issue_key};
 use serde_json::Value;
 use vendor_sim::{ProfileKind, RecordedRequest, Sim, SimConfig};
 
-use super::open_store;
+use super::create_store;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -87,7 +87,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     }
     std::fs::write(dir.join("tenants/demo.toml"), toml).context("writing the demo tenant file")?;
 
-    let store = open_store(&config)?;
+    let store = create_store(&config)?;
     let tenant = store.create_tenant("demo").context("creating the demo tenant")?;
     let key = issue_key(&store, &tenant, Some("demo")).context("issuing the demo token")?;
 

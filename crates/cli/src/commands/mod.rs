@@ -13,12 +13,31 @@ pub mod target;
 pub mod tenant;
 pub mod users;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use scimgw_gateway::Config;
 use scimgw_store::{Store, redact_url};
 
-/// Opens the store and brings its schema up to date.
+/// Opens an existing store for an admin command (and `worker`), says on stderr which one, and
+/// brings its schema up to date. A missing SQLite file is refused rather than created: an empty
+/// store made by a command run from the wrong directory (or with the wrong `--config`) answers
+/// "no tenants" about a gateway that has them. Only `serve`, `migrate` and `demo` create one
+/// ([`create_store`]).
 pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
+    if let Some(path) = config.store.sqlite_path().filter(|p| !p.is_file()) {
+        bail!(
+            "no store at {}: `scimgw migrate` or `scimgw serve` creates it (if the gateway has one, \
+             run with its --config)",
+            path.display()
+        );
+    }
+    let store = create_store(config)?;
+    eprintln!("store: {}", redact_url(&config.store.url));
+    Ok(store)
+}
+
+/// Opens the store, creating a missing SQLite file and its directory, and brings its schema up
+/// to date: for `serve`, `migrate` and `demo`.
+pub(crate) fn create_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::open(&config.store)
         .with_context(|| format!("opening the store at {}", redact_url(&config.store.url)))?;
     store.migrate().context("migrating the store")?;
@@ -43,10 +62,11 @@ pub(crate) fn tenant_target(
     Ok((t, found))
 }
 
-/// `scimgw migrate`.
+/// `scimgw migrate`: creates the store when missing.
 pub fn migrate(config: Config) -> anyhow::Result<()> {
     let store = Store::open(&config.store)
         .with_context(|| format!("opening the store at {}", redact_url(&config.store.url)))?;
+    eprintln!("store: {}", redact_url(&config.store.url));
     let applied = store.migrate().context("migrating the store")?;
     if applied.is_empty() {
         println!("the store is up to date");

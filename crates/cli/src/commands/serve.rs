@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
-use super::open_store;
+use super::{create_store, open_store};
 
 /// Loads every tenant's targets; any error refuses the whole set, each problem on its own line.
 pub(crate) fn load_targets(config: &Config, store: &Store, schemas: &Registry) -> anyhow::Result<TargetSet> {
@@ -61,7 +61,7 @@ fn reload_on_sighup(config: Config, store: Store, schemas: Arc<Registry>, target
 /// finish (deliveries within `dispatcher.shutdown_grace_secs`), and leaves the rest in the outbox.
 pub fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config);
-    let store = open_store(&config)?;
+    let store = create_store(&config)?;
     tracing::info!(store = %redact_url(&config.store.url), "store ready");
     if store.tenants().context("reading tenants")?.is_empty() {
         eprintln!(
