@@ -1,10 +1,9 @@
 //! Hostile input over HTTP on both engines: what anyone who can reach a port, or answer in a
 //! vendor's place, can make the gateway hold, send or say (`surface`), and requests built to make
-//! it store what it must not, or work far longer than their size warrants (`data`).
+//! it store what it must not, or work far longer than their size warrants (`data`, `rest`).
 //! RELIABILITY.md's "Hostile input" section lists each attack with what these tests observed.
 
 #![cfg(test)]
-#![expect(clippy::unwrap_used, reason = "a test: a panic is the failure report")]
 
 /// The unauthenticated surface (`/metrics` labels, the operations endpoints on their own address,
 /// forwarding headers) and the outbound side (redirects, answer sizes, listings that never end).
