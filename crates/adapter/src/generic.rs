@@ -109,7 +109,7 @@ impl ScimAdapter {
     /// Builds the adapter of one target (the [`crate::Constructor`] of kind `scim`).
     pub fn from_config(target: &TargetConfig, token: Secret) -> Result<ScimAdapter, String> {
         if let Some(unknown) = target.options.keys().find(|k| !OPTION_KEYS.contains(&k.as_str())) {
-            return Err(format!("unknown key \"{unknown}\" for kind \"scim\" (known: {})", OPTION_KEYS.join(", ")));
+            return Err(crate::target::unknown_key("scim", unknown, OPTION_KEYS));
         }
         let attributes = match target.options.get("attributes") {
             None => DEFAULT_ATTRIBUTES.iter().map(|a| parse_path(a)).collect::<Result<Vec<_>, _>>()?,
