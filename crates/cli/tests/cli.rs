@@ -191,6 +191,21 @@ fn config_check_points_at_the_key_meant_the_token_keys_and_the_tenant_a_file_mis
     assert!(!text.contains("inl1ne-s3cret") && !stderr(&out).contains("inl1ne-s3cret"), "{text}");
 }
 
+/// `demo --dir data` once wiped `data/scimgw.db`, the default production store: it refuses a
+/// directory that holds anything but a previous demo, and leaves it as it was.
+#[test]
+fn demo_refuses_a_directory_that_is_not_a_previous_demo() {
+    let env = Env::new();
+    let data = env.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("scimgw.db"), "the production store").unwrap();
+    let out = env.run(&["demo", "--dir", "data"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not a previous demo's"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(data.join("scimgw.db")).unwrap(), "the production store");
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 1, "nothing written there");
+}
+
 #[test]
 fn usage_errors_exit_2_and_other_failures_exit_1_with_one_line() {
     let env = Env::new();
