@@ -199,7 +199,24 @@ fn demo_refuses_a_directory_that_is_not_a_previous_demo() {
     let data = env.dir.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("scimgw.db"), "the production store").unwrap();
-    let out = env.run(&["demo", "--dir", "data"]);
+    // Were it to start, it would serve until killed: a deadline makes that a failure, not a hang.
+    let mut child = env
+        .cmd(&["demo", "--dir", "data"])
+        .env("SCIMGW_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("demo started in a directory that is not a demo's");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("is not a previous demo's"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(data.join("scimgw.db")).unwrap(), "the production store");
