@@ -52,6 +52,8 @@ pub struct ScimAdapter {
     client: ScimClient,
     /// Allow-listed attribute paths: `name`, `name.givenName`, `urn:…:User:department`.
     attributes: Vec<AttrPath>,
+    /// Whether `attributes` came from the target (else [`DEFAULT_ATTRIBUTES`]).
+    attributes_listed: bool,
     match_attribute: MatchAttribute,
     groups: bool,
     update: UpdateMode,
@@ -109,7 +111,7 @@ impl ScimAdapter {
     /// Builds the adapter of one target (the [`crate::Constructor`] of kind `scim`).
     pub fn from_config(target: &TargetConfig, token: Secret) -> Result<ScimAdapter, String> {
         if let Some(unknown) = target.options.keys().find(|k| !OPTION_KEYS.contains(&k.as_str())) {
-            return Err(format!("unknown key \"{unknown}\" for kind \"scim\" (known: {})", OPTION_KEYS.join(", ")));
+            return Err(crate::target::unknown_key("scim", unknown, OPTION_KEYS));
         }
         let attributes = match target.options.get("attributes") {
             None => DEFAULT_ATTRIBUTES.iter().map(|a| parse_path(a)).collect::<Result<Vec<_>, _>>()?,
@@ -138,7 +140,8 @@ impl ScimAdapter {
             Some(_) => return Err("update must be \"patch\" or \"put\"".into()),
         };
         let client = ScimClient::new(&target.base_url, token, target.client_options())?;
-        Ok(ScimAdapter { client, attributes, match_attribute, groups, update })
+        let attributes_listed = target.options.contains_key("attributes");
+        Ok(ScimAdapter { client, attributes, attributes_listed, match_attribute, groups, update })
     }
 
     /// [`ScimAdapter::from_config`] as a registry constructor.
@@ -226,6 +229,51 @@ impl Adapter for ScimAdapter {
         }
         out.insert("schemas".into(), Value::Array(schemas));
         Ok(Value::Object(out))
+    }
+
+    /// What `translate` leaves out (read off its result, so the two cannot disagree): each
+    /// attribute, sub-attribute and extension attribute outside the target's `attributes`.
+    fn dropped(&self, user: &Map<String, Value>) -> Vec<(String, String)> {
+        let Ok(Value::Object(sent)) = self.translate(user) else { return Vec::new() };
+        let reason = if self.attributes_listed {
+            "not in the target's attributes".to_owned()
+        } else {
+            format!(
+                "not in the default attributes ({}); list it in attributes to send it",
+                DEFAULT_ATTRIBUTES.join(", ")
+            )
+        };
+        let mut out = Vec::new();
+        for (key, value) in user {
+            // The gateway's own id and metadata are never a target's; `schemas` is rebuilt.
+            if matches!(key.as_str(), "schemas" | "id" | "meta") {
+                continue;
+            }
+            let kept = get_ci(&sent, key);
+            let sep = if key.to_ascii_lowercase().starts_with("urn:") { ':' } else { '.' };
+            match (value, kept) {
+                (_, None) => out.push((key.clone(), reason.clone())),
+                (Value::Object(parts), Some(Value::Object(kept))) => {
+                    for (sub, sub_value) in parts {
+                        match (sub_value, get_ci(kept, sub)) {
+                            (_, None) => out.push((format!("{key}{sep}{sub}"), reason.clone())),
+                            // An extension attribute listed by one sub-attribute (`urn:…:manager.value`).
+                            (Value::Object(inner), Some(Value::Object(kept_inner))) => {
+                                out.extend(
+                                    inner
+                                        .keys()
+                                        .filter(|k| get_ci(kept_inner, k).is_none())
+                                        .map(|k| (format!("{key}{sep}{sub}.{k}"), reason.clone())),
+                                );
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     async fn find(&self, user: &Map<String, Value>) -> Result<Option<Remote>, DeliveryError> {
@@ -393,6 +441,36 @@ mod tests {
         let out = default.translate(&user()).unwrap();
         assert!(out.get("title").is_none() && out.get("id").is_none());
         assert_eq!(out["active"], json!(true));
+    }
+
+    #[test]
+    fn dropped_names_every_attribute_outside_the_allow_list() {
+        let a = ScimAdapter::from_config(
+            &target(json!({"attributes": [
+                "userName", "name.givenName", "emails",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"
+            ]})),
+            Secret::new("t"),
+        )
+        .unwrap();
+        let dropped = a.dropped(&user());
+        let names: Vec<&str> = dropped.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "active",
+                "name.familyName",
+                "name.formatted",
+                "title",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter",
+            ]
+        );
+        assert!(dropped.iter().all(|(_, why)| why == "not in the target's attributes"), "{dropped:?}");
+        let default = ScimAdapter::from_config(&target(json!({})), Secret::new("t")).unwrap();
+        let dropped = default.dropped(&user());
+        let names: Vec<&str> = dropped.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(names, ["title", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]);
+        assert!(dropped[0].1.contains("not in the default attributes (userName, externalId"), "{dropped:?}");
     }
 
     #[test]

@@ -98,6 +98,73 @@ pub struct TargetConfig {
     pub options: BTreeMap<String, Value>,
 }
 
+/// The keys every target takes whatever its kind: the fields of [`TargetConfig`] (a test keeps
+/// the two in step). An unknown key is named against these and the adapter's own.
+pub const COMMON_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "base_url",
+    "token_env",
+    "token_file",
+    "scope",
+    "deprovision",
+    "on_invalid",
+    "max_in_flight",
+    "rate_per_sec",
+    "burst",
+    "max_attempts",
+    "backoff_base_ms",
+    "backoff_max_ms",
+    "request_timeout_ms",
+    "tls_skip_verify",
+    "reconcile_every",
+    "reconcile_by",
+    "reconcile_repair",
+];
+
+/// Why `key` is refused in a target of `kind` whose adapter takes `adapter_keys`: the nearest
+/// known key when one is close (a misspelling: `deprovison`), then every key such a target takes.
+/// A key that looks like an inline secret (`token = "…"`) says where a token goes instead. The
+/// key's value is never quoted: it may be that secret.
+pub fn unknown_key(kind: &str, key: &str, adapter_keys: &[&str]) -> String {
+    let known: Vec<&str> = COMMON_KEYS.iter().chain(adapter_keys).copied().collect();
+    let hint = match nearest(key, &known) {
+        Some(k) => format!("; did you mean \"{k}\"?"),
+        None => match inline_secret(key) {
+            Some(message) => return message,
+            None => String::new(),
+        },
+    };
+    format!("unknown key \"{key}\" for kind \"{kind}\"{hint} (known: {})", known.join(", "))
+}
+
+/// The known key `key` is a slip of the keyboard away from: at most a third of its length in
+/// edits (at least one), ignoring case; the closest when several are.
+fn nearest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let lower = key.to_ascii_lowercase();
+    let most = (key.chars().count() / 3).max(1);
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(&lower, &k.to_ascii_lowercase()), *k))
+        .filter(|(d, _)| *d <= most)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// The message for a key that holds a secret inline (`token`, `api_key`, `password`, …), which
+/// the gateway refuses to read from a tenant file (it is shown, copied and committed).
+fn inline_secret(key: &str) -> Option<String> {
+    let lower = key.to_ascii_lowercase();
+    let secret = ["token", "secret", "password", "api_key", "apikey", "bearer"].iter().any(|s| lower.contains(s));
+    // `token_fille` is a misspelt key, not a secret.
+    (secret && nearest(key, COMMON_KEYS).is_none()).then(|| {
+        format!(
+            "\"{key}\": a token is never written in the tenant file; put it in an environment variable \
+             and name it with token_env, or in a file readable only by the gateway and name it with token_file"
+        )
+    })
+}
+
 mod defaults {
     pub fn max_in_flight() -> u32 {
         4
@@ -273,6 +340,8 @@ impl TargetConfig {
         if let Err(e) = self.reconcile_interval() {
             out.push(e);
         }
+        // An inline token is said first, whatever the adapter: its "no secret" follows.
+        out.extend(self.options.keys().filter_map(|k| inline_secret(k)));
         if let Err(e) = self.resolve_secret() {
             out.push(e);
         }
@@ -429,6 +498,48 @@ rate_per_sec = 5
         assert_eq!(problems.len(), 5, "{problems:?}");
         let dup = TenantTargets { targets: vec![t.clone(), t] };
         assert_eq!(dup.check().len(), 1);
+    }
+
+    #[test]
+    fn a_misspelt_key_names_the_nearest_known_key_and_lists_every_key() {
+        let err = unknown_key("scim", "deprovison", &["attributes", "match_attribute"]);
+        assert!(err.contains("unknown key \"deprovison\" for kind \"scim\"; did you mean \"deprovision\"?"), "{err}");
+        for key in COMMON_KEYS.iter().chain(&["attributes", "match_attribute"]) {
+            assert!(err.contains(key), "{key} is listed: {err}");
+        }
+        assert!(
+            unknown_key("scim", "Match_Atribute", &["match_attribute"]).contains("did you mean \"match_attribute\"")
+        );
+        // Nothing close: no guess.
+        assert!(!unknown_key("scim", "colour", &["attributes"]).contains("did you mean"));
+    }
+
+    #[test]
+    fn an_inline_token_points_to_token_env_and_token_file_without_echoing_it() {
+        let t: TargetConfig = serde_json::from_value(serde_json::json!({
+            "name": "crm", "kind": "scim", "base_url": "http://x", "token": "s3cret-inline",
+        }))
+        .unwrap();
+        let problems = t.check();
+        let first = problems.first().map(String::as_str).unwrap_or_default();
+        assert!(first.contains("\"token\"") && first.contains("token_env") && first.contains("token_file"), "{first}");
+        assert!(!problems.iter().any(|p| p.contains("s3cret")), "{problems:?}");
+        let err = unknown_key("scim", "api_token", &["attributes"]);
+        assert!(err.contains("token_env") && err.contains("token_file"), "{err}");
+        assert!(unknown_key("scim", "token_fille", &[]).contains("did you mean \"token_file\""));
+    }
+
+    #[test]
+    fn the_common_keys_are_the_fields_of_a_target() {
+        // A key the struct does not know lands in `options` with its null; a field refuses the
+        // null or takes it as unset.
+        for key in COMMON_KEYS {
+            let mut v = serde_json::json!({"name": "a", "kind": "scim", "base_url": "http://x"});
+            v[*key] = Value::Null;
+            if let Ok(t) = serde_json::from_value::<TargetConfig>(v) {
+                assert!(!t.options.contains_key(*key), "{key} is not a field of TargetConfig");
+            }
+        }
     }
 
     #[test]

@@ -150,11 +150,7 @@ pub fn extra_attributes(target: &TargetConfig) -> Result<Vec<String>, String> {
 /// Refuses option keys outside `known`.
 pub fn check_options(target: &TargetConfig, known: &[&str]) -> Result<(), String> {
     match target.options.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(unknown) => Err(format!(
-            "unknown key \"{unknown}\" for kind \"{}\" (known: {})",
-            target.kind,
-            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
-        )),
+        Some(unknown) => Err(crate::target::unknown_key(&target.kind, unknown, known)),
         None => Ok(()),
     }
 }

@@ -43,7 +43,8 @@ enum Command {
     /// Inspect and re-queue deliveries to targets.
     #[command(subcommand)]
     Deliveries(commands::deliveries::DeliveriesCommand),
-    /// Dry-run a target's adapter on a user: the payload, what is dropped and why, every rule broken.
+    /// Dry-run a target's adapter on a user: the payload, what is dropped and why, every rule
+    /// broken. Exit code 0 when delivered, skipped or out of scope, 3 when the target refuses it.
     Preview(commands::preview::PreviewArgs),
     /// Per tenant and target: deliveries by state and the oldest waiting one's age.
     Status(commands::ops::StatusArgs),
@@ -84,6 +85,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let in_sync = commands::reconcile::run(config, args)?;
         return Ok(if in_sync { ExitCode::SUCCESS } else { ExitCode::from(commands::reconcile::EXIT_FINDINGS) });
     }
+    if let Command::Preview(args) = cli.command {
+        let refused = commands::preview::run(config, args)?;
+        return Ok(if refused { ExitCode::from(commands::preview::EXIT_REFUSED) } else { ExitCode::SUCCESS });
+    }
     match cli.command {
         Command::Serve => commands::serve::run(config),
         Command::Demo(args) => commands::demo::run(config, args),
@@ -95,7 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deliveries(cmd) => commands::deliveries::run(config, cmd),
         Command::Target(cmd) => commands::target::run(config, cmd),
         Command::Config(cmd) => commands::config::run(config, cmd),
-        Command::Preview(args) => commands::preview::run(config, args),
+        Command::Preview(_) => Ok(()),
         Command::Status(args) => commands::ops::status(config, args),
         Command::Resync(args) => commands::ops::resync(config, args),
         Command::Audit(args) => commands::audit::run(config, args),

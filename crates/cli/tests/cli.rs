@@ -160,6 +160,81 @@ fn users_list_and_show_read_the_store() {
     assert_eq!(env.run(&["users", "show", "00000000-0000-0000-0000-000000000000"]).status.code(), Some(1));
 }
 
+/// Messages that point the right way: a misspelt key names the key meant, an inline token says
+/// where a token goes (and is never echoed), a file in another case names the tenant it misses,
+/// and a tenant without a file is a note.
+#[test]
+fn config_check_points_at_the_key_meant_the_token_keys_and_the_tenant_a_file_misses() {
+    let env = Env::new();
+    for t in ["acme", "contoso", "fabrikam"] {
+        env.ok(&["tenant", "add", t]);
+    }
+    let tenants = env.dir.path().join("config/tenants");
+    std::fs::create_dir_all(&tenants).unwrap();
+    std::fs::write(
+        tenants.join("acme.toml"),
+        "[[targets]]\nname = \"a\"\nkind = \"scim\"\nbase_url = \"http://127.0.0.1:1/scim\"\ntoken_env = \"HOME\"\n\
+         deprovison = \"delete\"\n\n\
+         [[targets]]\nname = \"b\"\nkind = \"scim\"\nbase_url = \"http://127.0.0.1:1/scim\"\ntoken = \"inl1ne-s3cret\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tenants.join("Contoso.toml"),
+        "[[targets]]\nname = \"c\"\nkind = \"scim\"\nbase_url = \"http://127.0.0.1:1/scim\"\ntoken_env = \"HOME\"\n",
+    )
+    .unwrap();
+    let out = env.run(&["config", "check", "--offline"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "target \"acme/a\": unknown key \"deprovison\" for kind \"scim\"; did you mean \"deprovision\"?",
+        "base_url, token_env, token_file, scope, deprovision, on_invalid",
+        "attributes, match_attribute, groups, update",
+        "target \"acme/b\": \"token\": a token is never written in the tenant file",
+        "token_env",
+        "token_file",
+        "Contoso.toml names no tenant; its targets are not used: tenant names are case-sensitive and the tenant is \"contoso\", so rename the file to contoso.toml",
+        "note: tenant \"fabrikam\" has no targets",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("tenant add Contoso"), "{text}");
+    assert!(!text.contains("note: tenant \"contoso\""), "the warning covers it: {text}");
+    assert!(!text.contains("inl1ne-s3cret") && !stderr(&out).contains("inl1ne-s3cret"), "{text}");
+}
+
+/// `demo --dir data` once wiped `data/scimgw.db`, the default production store: it refuses a
+/// directory that holds anything but a previous demo, and leaves it as it was.
+#[test]
+fn demo_refuses_a_directory_that_is_not_a_previous_demo() {
+    let env = Env::new();
+    let data = env.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("scimgw.db"), "the production store").unwrap();
+    // Were it to start, it would serve until killed: a deadline makes that a failure, not a hang.
+    let mut child = env
+        .cmd(&["demo", "--dir", "data"])
+        .env("SCIMGW_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("demo started in a directory that is not a demo's");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not a previous demo's"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(data.join("scimgw.db")).unwrap(), "the production store");
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 1, "nothing written there");
+}
+
 #[test]
 fn usage_errors_exit_2_and_other_failures_exit_1_with_one_line() {
     let env = Env::new();

@@ -381,9 +381,11 @@ async fn status_counts_by_state_and_resync_sends_unchanged_users_again() {
 async fn demo_prints_a_token_and_shows_each_vendor_request_not_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let jc_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Proc(
         Command::new(env!("CARGO_BIN_EXE_scimgw"))
             .args(["demo", "--dir", &dir.path().join("demo").display().to_string()])
+            .args(["--jumpcloud-port", &jc_port.to_string()])
             .current_dir(dir.path())
             .env_remove("SCIMGW_CONFIG")
             .env_remove("RUST_LOG")
@@ -414,6 +416,24 @@ async fn demo_prints_a_token_and_shows_each_vendor_request_not_the_logs() {
     let token = out.lines().find_map(|l| l.strip_prefix("Token:")).unwrap().trim().to_owned();
     assert!(token.starts_with("scimgw_"));
     assert!(out.contains(&format!("curl -s -X POST 'http://127.0.0.1:{port}/scim/v2/Users'")), "{out}");
+    // Where it listens and how to move it; the simulator's port as asked; how to read its store.
+    assert!(
+        out.contains(&format!("listens on `listen` (127.0.0.1:{port})")) && out.contains("SCIMGW_LISTEN="),
+        "{out}"
+    );
+    assert!(out.contains(&format!("jumpcloud http://127.0.0.1:{jc_port}/")), "{out}");
+    let demo_config = std::fs::canonicalize(dir.path().join("demo")).unwrap().join("gateway.toml");
+    assert!(out.contains(&format!("scimgw --config {} status", demo_config.display())), "{out}");
+    assert!(dir.path().join("demo/.scimgw-demo").is_file());
+    let status = Command::new(env!("CARGO_BIN_EXE_scimgw"))
+        .args(["--config", &demo_config.display().to_string(), "status"])
+        .current_dir(std::env::temp_dir())
+        .env_remove("SCIMGW_CONFIG")
+        .env_remove("SCIMGW_STORE__URL")
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("jumpcloud"), "the demo's store is read");
 
     // The printed curl, as reqwest.
     let body = json!({

@@ -52,7 +52,7 @@ fn preview_shows_the_payload_the_drops_and_two_broken_jumpcloud_rules() {
     });
     let (code, out, err) =
         scimgw(dir.path(), &["preview", "--tenant", "acme", "--target", "jc", "-"], Some(&user.to_string()));
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 3, "refused: {err}");
     assert!(out.contains("outcome:  REFUSED"), "{out}");
     assert!(out.contains("  userName: must not be an email address (JumpCloud)"), "{out}");
     assert!(out.contains("  emails[type eq \"work\"].value: must be an email address (JumpCloud)"), "{out}");
@@ -143,7 +143,7 @@ fn preview_shows_a_derived_username_another_users_account_holds() {
     });
     let (code, out, err) =
         scimgw(dir.path(), &["preview", "--tenant", "acme", "--target", "jc", "-"], Some(&user.to_string()));
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 3, "refused: {err}");
     assert!(out.contains("outcome:  REFUSED: the IdP gets 409 uniqueness"), "{out}");
     assert!(out.contains("\"Anna\" at this target is already the account of user anna-of-contoso"), "{out}");
     let mut other = user.clone();
@@ -152,4 +152,59 @@ fn preview_shows_a_derived_username_another_users_account_holds() {
         scimgw(dir.path(), &["preview", "--tenant", "acme", "--target", "jc", "-"], Some(&other.to_string()));
     assert_eq!(code, 0);
     assert!(out.contains("outcome:  delivered"), "{out}");
+}
+
+/// A `scim` target: a user outside its scope gets no payload and no "delivered"; one inside it
+/// lists what its `attributes` leave out; one it refuses exits 3, one it skips exits 0.
+#[test]
+fn preview_of_a_scim_target_shows_scope_drops_and_refusals_in_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tenants")).unwrap();
+    let crm = "kind = \"scim\"\nbase_url = \"https://crm.example/scim/v2\"\ntoken_env = \"CRM_TOKEN_NOT_NEEDED\"\n\
+               scope = 'title eq \"Engineer\"'\nattributes = [\"userName\", \"active\", \"name.givenName\"]\n\
+               match_attribute = \"externalId\"\n";
+    std::fs::write(
+        dir.path().join("tenants/acme.toml"),
+        format!("[[targets]]\nname = \"crm\"\n{crm}\n[[targets]]\nname = \"lenient\"\non_invalid = \"skip\"\n{crm}"),
+    )
+    .unwrap();
+    assert_eq!(scimgw(dir.path(), &["tenant", "add", "acme"], None).0, 0);
+    let mut user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "ada@corp.example",
+        "externalId": "e-1",
+        "active": true,
+        "title": "Engineer",
+        "name": {"givenName": "Ada", "familyName": "Lovelace"},
+        "emails": [{"type": "work", "value": "ada@corp.example", "primary": true}]
+    });
+    let preview = |target: &str, user: &Value| {
+        scimgw(dir.path(), &["preview", "--tenant", "acme", "--target", target, "-"], Some(&user.to_string()))
+    };
+
+    let (code, out, err) = preview("crm", &user);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("outcome:  delivered"), "{out}");
+    for dropped in ["  emails — not in the target's attributes", "  externalId —", "  name.familyName —", "  title —"]
+    {
+        assert!(out.contains(dropped), "{dropped:?} in:\n{out}");
+    }
+    assert!(!out.contains("dropped (never sent): nothing"), "{out}");
+
+    user["title"] = json!("Sales");
+    let (code, out, err) = preview("crm", &user);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("outcome:  out of scope"), "{out}");
+    assert!(!out.contains("delivered") && !out.contains('{'), "no payload for a user out of scope:\n{out}");
+    assert!(out.contains("payload:  none (out of scope)"), "{out}");
+
+    // Matched by externalId, which this user lacks: refused here, skipped at the lenient target.
+    user["title"] = json!("Engineer");
+    user.as_object_mut().unwrap().remove("externalId");
+    let (code, out, _) = preview("crm", &user);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("outcome:  REFUSED"), "{out}");
+    let (code, out, _) = preview("lenient", &user);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("outcome:  SKIPPED"), "{out}");
 }

@@ -199,6 +199,69 @@ impl TargetSet {
     }
 }
 
+/// What the tenants directory says beyond each tenant's targets ([`survey`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Survey {
+    /// A file that names no tenant (its targets are not used), a missing directory.
+    pub warnings: Vec<ConfigProblem>,
+    /// A tenant without a file: it has no targets, which may be meant (one that only stores).
+    pub notes: Vec<String>,
+}
+
+/// Compares the `.toml` files of `dir` with `tenants`. Tenant names are case-sensitive and so is
+/// the file's, so `Contoso.toml` beside a tenant `contoso` is a file the gateway does not read:
+/// the warning names the tenant and the rename, since `tenant add Contoso` would make a second
+/// tenant. `config check` prints both lists; `serve` logs them at each load.
+pub fn survey(dir: &Path, tenants: &[Tenant]) -> Survey {
+    let mut out = Survey::default();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        if !tenants.is_empty() {
+            out.warnings.push(ConfigProblem {
+                target: None,
+                message: format!("tenants_dir {} does not exist: no tenant has targets", dir.display()),
+                warning: true,
+            });
+        }
+        return out;
+    };
+    let mut stems: Vec<String> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("toml"))
+        .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
+        .collect();
+    stems.sort();
+    for stem in &stems {
+        if tenants.iter().any(|t| t.name == *stem) {
+            continue;
+        }
+        let path = dir.join(format!("{stem}.toml"));
+        let message = match tenants.iter().find(|t| t.name.to_lowercase() == stem.to_lowercase()) {
+            Some(t) => format!(
+                "{} names no tenant; its targets are not used: tenant names are case-sensitive and the tenant is \
+                 \"{}\", so rename the file to {}.toml",
+                path.display(),
+                t.name,
+                t.name
+            ),
+            None => format!("{} names no tenant; its targets are not used (scimgw tenant add {stem})", path.display()),
+        };
+        out.warnings.push(ConfigProblem { target: None, message, warning: true });
+    }
+    for t in tenants {
+        // A file in another case is the warning's already.
+        if stems.iter().any(|s| s.to_lowercase() == t.name.to_lowercase()) {
+            continue;
+        }
+        out.notes.push(format!(
+            "tenant \"{}\" has no targets: {} does not exist",
+            t.name,
+            dir.join(format!("{}.toml", t.name)).display()
+        ));
+    }
+    out
+}
+
 /// One target from its configuration: every problem with it, or the target.
 fn build(config: &TargetConfig, adapters: &AdapterRegistry, schemas: &SchemaRegistry) -> Result<Target, Vec<String>> {
     let mut problems = config.check();
@@ -363,5 +426,30 @@ mod tests {
         }
         kinds.sort();
         assert_eq!(kinds, ["jostle", "joyn-fsm", "jumpcloud", "scim"]);
+    }
+
+    fn tenant(name: &str) -> Tenant {
+        Tenant { id: format!("id-{name}"), name: name.into(), created: chrono::Utc::now() }
+    }
+
+    #[test]
+    fn a_file_in_another_case_names_the_tenant_and_a_tenant_without_a_file_is_a_note() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["Contoso.toml", "acme.toml", "stray.toml", "notes.txt"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        let found = survey(dir.path(), &[tenant("contoso"), tenant("acme"), tenant("fabrikam")]);
+        let warnings: Vec<&str> = found.warnings.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("Contoso.toml names no tenant"), "{warnings:?}");
+        assert!(warnings[0].contains("the tenant is \"contoso\", so rename the file to contoso.toml"), "{warnings:?}");
+        assert!(!warnings[0].contains("tenant add"), "{warnings:?}");
+        assert!(warnings[1].contains("stray.toml names no tenant") && warnings[1].contains("scimgw tenant add stray"));
+        assert!(found.warnings.iter().all(|p| p.warning));
+        assert_eq!(found.notes.len(), 1, "{:?}", found.notes);
+        assert!(found.notes[0].starts_with("tenant \"fabrikam\" has no targets"), "{:?}", found.notes);
+
+        let missing = survey(&dir.path().join("nope"), &[tenant("acme")]);
+        assert!(missing.warnings[0].message.contains("does not exist") && missing.notes.is_empty());
     }
 }

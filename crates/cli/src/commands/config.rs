@@ -43,31 +43,8 @@ pub fn run(config: Config, cmd: ConfigCommand) -> anyhow::Result<()> {
         }
         Err(found) => problems.extend(found),
     }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-                continue;
-            }
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-            if !tenants.iter().any(|t| t.name == stem) {
-                problems.push(ConfigProblem {
-                    target: None,
-                    message: format!(
-                        "{} names no tenant; its targets are not used (scimgw tenant add {stem})",
-                        path.display()
-                    ),
-                    warning: true,
-                });
-            }
-        }
-    } else if !tenants.is_empty() {
-        problems.push(ConfigProblem {
-            target: None,
-            message: format!("tenants_dir {} does not exist: no tenant has targets", dir.display()),
-            warning: true,
-        });
-    }
+    let survey = scimgw_delivery::targets::survey(dir, &tenants);
+    problems.extend(survey.warnings);
     let mut probed = Vec::new();
     if probe {
         for t in &tenants {
@@ -92,6 +69,9 @@ pub fn run(config: Config, cmd: ConfigCommand) -> anyhow::Result<()> {
     let errors = problems.iter().filter(|p| !p.warning).count();
     for p in &problems {
         println!("{p}");
+    }
+    for note in &survey.notes {
+        println!("note: {note}");
     }
     let tested = super::target::test_targets(probed)?;
     super::target::print_text(&tested);

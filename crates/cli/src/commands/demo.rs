@@ -2,6 +2,11 @@
 //! tenant with one target per vendor, a token and a ready-to-paste `curl`. Everything lives in
 //! `data/demo/` and starts fresh each time; `scimgw serve` is the production command.
 //!
+//! Starting fresh wipes the directory, so the demo wipes only a directory it made: one with its
+//! marker file ([`MARKER`]) or the tenant file an older demo wrote, an empty one, or none. It
+//! refuses anything else (`--dir data` held the production store). It writes a `gateway.toml`
+//! there, so that `scimgw --config DIR/gateway.toml status` reads the demo's store.
+//!
 //! The terminal shows the story: each request as it lands at a simulator (method, path, a
 //! lookup's filter, the status) and a PATCH's operations, one per line. The gateway's own log
 //! (startup, access log, deliveries) goes to `gateway.log` in the demo's directory. The request
@@ -23,9 +28,47 @@ use super::create_store;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where the demo keeps its store, tenant file and simulator tokens (wiped at start).
+    /// Where the demo keeps its store, tenant file and simulator tokens: wiped at start, so it
+    /// must be missing, empty, or a previous demo's.
     #[arg(long, default_value = "data/demo")]
     dir: PathBuf,
+    /// The Jostle simulator's port on 127.0.0.1 (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    jostle_port: u16,
+    /// The Joyn FSM simulator's port on 127.0.0.1 (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    joyn_port: u16,
+    /// The JumpCloud simulator's port on 127.0.0.1 (0: any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    jumpcloud_port: u16,
+}
+
+/// The file that marks a directory as the demo's own, free to wipe.
+pub const MARKER: &str = ".scimgw-demo";
+
+/// The first line of the tenant file the demo writes (older demos, before [`MARKER`], are
+/// recognised by it).
+const TENANT_FILE_HEADER: &str = "# Written by `scimgw demo`";
+
+/// Whether the demo may wipe `dir`: it does not exist, is empty, or is a previous demo's.
+fn check_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    if entries.next().is_none() || dir.join(MARKER).is_file() {
+        return Ok(());
+    }
+    let older = std::fs::read_to_string(dir.join("tenants/demo.toml")).is_ok_and(|t| t.starts_with(TENANT_FILE_HEADER));
+    if older {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{} is not empty and is not a previous demo's (it has no {MARKER}); the demo wipes its directory \
+         at start, so it leaves this one alone. Pass an empty or new directory with --dir (default data/demo)",
+        dir.display()
+    )
 }
 
 /// The demo's targets: (target name, kind, simulator profile, URL suffix, extra TOML).
@@ -59,22 +102,41 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
-    let dir = args.dir;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+    check_dir(&args.dir)?;
+    if args.dir.exists() {
+        std::fs::remove_dir_all(&args.dir).with_context(|| format!("clearing {}", args.dir.display()))?;
     }
-    std::fs::create_dir_all(dir.join("tenants")).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(args.dir.join("tenants")).with_context(|| format!("creating {}", args.dir.display()))?;
+    std::fs::write(args.dir.join(MARKER), "scimgw demo: this directory is wiped by the next `scimgw demo`\n")
+        .with_context(|| format!("marking {}", args.dir.display()))?;
+    // Absolute, so that the printed commands and `gateway.toml` work from any directory.
+    let dir = std::fs::canonicalize(&args.dir).with_context(|| format!("reading {}", args.dir.display()))?;
     config.store.url = format!("sqlite://{}", dir.join("scimgw.db").display());
     config.tenants_dir = dir.join("tenants").display().to_string();
+    let demo_config = dir.join("gateway.toml");
+    std::fs::write(
+        &demo_config,
+        format!(
+            "# Written by `scimgw demo`: the demo's store, for other commands:\n\
+             #   scimgw --config {} status\n\
+             tenants_dir = {}\n\n[store]\nurl = {}\n",
+            demo_config.display(),
+            toml_string(&config.tenants_dir),
+            toml_string(&config.store.url),
+        ),
+    )
+    .with_context(|| format!("writing {}", demo_config.display()))?;
     let log_file = dir.join("gateway.log");
     super::serve::init_logging_to_file(&config, &log_file)?;
 
     let mut sims = Vec::new();
-    let mut toml = String::from("# Written by `scimgw demo`: one target per vendor simulator.\n\n");
-    for (name, kind, profile, suffix, extra) in TARGETS {
+    let mut toml = format!("{TENANT_FILE_HEADER}: one target per vendor simulator.\n\n");
+    let ports = [args.jostle_port, args.joyn_port, args.jumpcloud_port];
+    for ((name, kind, profile, suffix, extra), port) in TARGETS.iter().zip(ports) {
         let token = random_token();
-        let sim = Sim::start(SimConfig { token: token.clone(), ..SimConfig::with_profile(profile.build()) })
-            .with_context(|| format!("starting the {name} simulator"))?;
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let sim = Sim::start(SimConfig { token: token.clone(), listen, ..SimConfig::with_profile(profile.build()) })
+            .with_context(|| format!("starting the {name} simulator on {listen} (--{name}-port)"))?;
         let token_file = dir.join(format!("{name}.token"));
         write_private(&token_file, &token)?;
         toml.push_str(&format!(
@@ -119,6 +181,8 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
 
     let token = key.token;
     let base_path = config.base_path().to_owned();
+    let simulators: Vec<String> = sims.iter().map(|(name, sim)| format!("{name} {}", sim.base_url())).collect();
+    let store_url = config.store.url.clone();
     let served = super::serve::serve_until_stopped(config, store, move |addrs| {
         let Some(addr) = addrs.first() else { return };
         let url = format!("http://{addr}{base_path}");
@@ -129,14 +193,26 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
              -H 'Content-Type: application/scim+json' \\\n  -d '{{\"schemas\":[\"urn:ietf:params:scim:schemas:core:2.0:User\"],\
              \"userName\":\"ada.lovelace@example.com\",\"active\":true,\"name\":{{\"givenName\":\"Ada\",\"familyName\":\"Lovelace\"}},\
              \"emails\":[{{\"type\":\"work\",\"primary\":true,\"value\":\"ada.lovelace@example.com\"}}]}}'\n\n\
+             The endpoint listens on `listen` ({addr}); another address: SCIMGW_LISTEN=127.0.0.1:9090 scimgw demo.\n\
+             Simulators: {}\n(fixed ports: --jostle-port, --joyn-port, --jumpcloud-port)\n\n\
+             The demo's store, from another terminal: scimgw --config {} status\n\
+             (or deliveries list, users list --tenant demo; or set SCIMGW_STORE__URL={})\n\n\
              Each request to a vendor is shown below as it lands; the gateway's log is in {}.\n\
              Ctrl-C stops everything.\n",
+            simulators.join(", "),
+            demo_config.display(),
+            store_url,
             log_file.display()
         );
     });
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     served
+}
+
+/// `text` as a TOML basic string (JSON's escapes are TOML's).
+fn toml_string(text: &str) -> String {
+    Value::from(text).to_string()
 }
 
 /// How one request that reached a simulator reads in the demo: `[jumpcloud] PATCH /scim/v2/Users/…
@@ -204,6 +280,28 @@ mod tests {
         assert_eq!(lines[1].trim(), "replace active = false");
         assert_eq!(lines[2].trim(), "Remove emails[type eq \"personal\"]");
         assert!(lines[3].trim().starts_with("add {\"title\":\"xxx") && lines[3].ends_with('…'), "{}", lines[3]);
+    }
+
+    #[test]
+    fn only_a_missing_empty_or_previous_demo_directory_is_wiped() {
+        let root = tempfile::tempdir().unwrap();
+        assert!(check_dir(&root.path().join("new")).is_ok());
+        let dir = root.path().join("data");
+        std::fs::create_dir_all(dir.join("tenants")).unwrap();
+        assert!(check_dir(&dir).is_err(), "anything in it, even an empty folder, is not the demo's");
+        std::fs::write(dir.join("scimgw.db"), "production").unwrap();
+        let err = check_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("is not a previous demo's") && err.contains(MARKER), "{err}");
+        std::fs::write(dir.join("tenants/demo.toml"), "[[targets]]\n").unwrap();
+        assert!(check_dir(&dir).is_err(), "a tenant file of the operator's own");
+        std::fs::write(dir.join("tenants/demo.toml"), format!("{TENANT_FILE_HEADER}: one target…\n")).unwrap();
+        assert!(check_dir(&dir).is_ok(), "an older demo's");
+        std::fs::remove_file(dir.join("tenants/demo.toml")).unwrap();
+        std::fs::write(dir.join(MARKER), "").unwrap();
+        assert!(check_dir(&dir).is_ok());
+        let empty = root.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(check_dir(&empty).is_ok());
     }
 
     #[test]

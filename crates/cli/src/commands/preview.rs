@@ -1,4 +1,6 @@
 //! `scimgw preview`: a dry run of one target's adapter on a user. Nothing is stored or sent.
+//! Exit code [`EXIT_REFUSED`] when the gateway would refuse the change, so that a script can
+//! check a mapping before the IdP finds out.
 
 use std::io::Read;
 
@@ -29,7 +31,13 @@ pub struct PreviewArgs {
     file: Option<String>,
 }
 
-pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
+/// The exit code when the target would refuse the change (`on_invalid = "reject"`: the IdP gets
+/// a 400 or a 409 and nothing is stored). 0: delivered, skipped, out of scope or not created yet;
+/// 1: the preview itself failed. The same code as `reconcile`'s findings.
+pub const EXIT_REFUSED: u8 = 3;
+
+/// Prints the preview; `Ok(true)` when the target would refuse the change.
+pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<bool> {
     let store = open_store(&config)?;
     let (tenant, target_config) = tenant_target(&config, &store, &args.tenant, &args.target)?;
     // Nothing is sent: the real secret is not needed (and may not be on this machine). The scope
@@ -87,6 +95,11 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
         },
         _ => None,
     };
+    let refused = match &decision {
+        Decision::Send(_) => taken.is_some() && target.config.on_invalid == OnInvalid::Reject,
+        Decision::Invalid { on_invalid, .. } => *on_invalid == OnInvalid::Reject,
+        Decision::OutOfScope | Decision::NotCreatedWhileInactive => false,
+    };
     let verdict = match &decision {
         Decision::Send(_) if taken.is_some() => {
             let (name, holder) = taken.as_ref().map(|(n, h)| (n.as_str(), h.as_str())).unwrap_or_default();
@@ -97,7 +110,7 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
             }
         }
         Decision::Send(_) => "delivered".to_owned(),
-        Decision::OutOfScope => "not sent: out of scope (an account the target has is deprovisioned)".to_owned(),
+        Decision::OutOfScope => "out of scope: nothing is sent (an account the target has is deprovisioned)".to_owned(),
         Decision::Invalid { on_invalid: OnInvalid::Reject, .. } => {
             "REFUSED: the IdP gets 400 invalidValue and nothing is stored".to_owned()
         }
@@ -120,6 +133,12 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
         Decision::OutOfScope => println!("rules broken: not checked (out of scope)"),
         Decision::Send(_) | Decision::NotCreatedWhileInactive => println!("rules broken: none"),
     }
+    if decision == Decision::OutOfScope {
+        // Nothing goes to this target: a payload would read as what it gets.
+        println!();
+        println!("payload:  none (out of scope)");
+        return Ok(false);
+    }
     let warnings = target.adapter.warnings(&user);
     if !warnings.is_empty() {
         println!("warnings:");
@@ -138,7 +157,7 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
         Decision::Send(payload) => ("", Ok(payload)),
         Decision::Invalid { .. } => (" (if the rules held)", target.adapter.translate(&user)),
         Decision::NotCreatedWhileInactive => (" (once the user is active)", target.adapter.translate(&user)),
-        Decision::OutOfScope => (" (if the user were in scope)", target.adapter.translate(&user)),
+        Decision::OutOfScope => return Ok(false),
     };
     match payload {
         Ok(payload) => {
@@ -147,5 +166,5 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<()> {
         }
         Err(v) => println!("payload: none ({v})"),
     }
-    Ok(())
+    Ok(refused)
 }

@@ -22,10 +22,15 @@ use super::{create_store, open_store};
 /// Loads every tenant's targets; any error refuses the whole set, each problem on its own line.
 pub(crate) fn load_targets(config: &Config, store: &Store, schemas: &Registry) -> anyhow::Result<TargetSet> {
     let tenants = store.tenants().context("reading tenants")?;
-    match TargetSet::load(Path::new(&config.tenants_dir), &tenants, &adapter_registry(), schemas) {
+    let dir = Path::new(&config.tenants_dir);
+    match TargetSet::load(dir, &tenants, &adapter_registry(), schemas) {
         Ok((set, warnings)) => {
-            for w in warnings {
+            let survey = scimgw_delivery::targets::survey(dir, &tenants);
+            for w in warnings.iter().chain(&survey.warnings) {
                 tracing::warn!("{w}");
+            }
+            for note in &survey.notes {
+                tracing::info!("note: {note}");
             }
             Ok(set)
         }
