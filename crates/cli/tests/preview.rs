@@ -168,6 +168,7 @@ fn preview_of_a_scim_target_shows_scope_drops_and_refusals_in_its_exit_code() {
         format!("[[targets]]\nname = \"crm\"\n{crm}\n[[targets]]\nname = \"lenient\"\non_invalid = \"skip\"\n{crm}"),
     )
     .unwrap();
+    assert_eq!(scimgw(dir.path(), &["migrate"], None).0, 0);
     assert_eq!(scimgw(dir.path(), &["tenant", "add", "acme"], None).0, 0);
     let mut user = json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
