@@ -26,7 +26,7 @@ pub enum KeyCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
-    /// Revoke a key; requests with it fail from the next one on.
+    /// Revoke a key; requests with it get 401 within auth.key_cache_ms (1 s by default; at once with 0).
     Revoke {
         /// The key id (the part after `scimgw_` in the token, as `key list` shows it).
         key_id: String,
