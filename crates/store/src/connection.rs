@@ -234,11 +234,25 @@ impl r2d2::ManageConnection for Manager {
 ///
 /// WAL is a property of the file, so it is set once here; setting it from every pooled
 /// connection raced and gave "database is locked" (STACK.md).
+///
+/// A directory and a file it creates are its owner's only (0700, 0600): the store holds every
+/// user's attributes and the hashes of the API keys. SQLite gives the `-wal` and `-shm` files the
+/// database file's mode. What exists already keeps its mode (an admin may have chosen a group).
 pub(crate) fn prepare_sqlite(manager: &Manager, path: &Path) -> Result<(), StoreError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create the directory {} for the SQLite file: {e}", dir.display()))
         })?;
+    }
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create the SQLite file {}: {e}", path.display())))?;
     }
     let mut conn = manager.open().map_err(|e| StoreError::Unavailable(e.0))?;
     conn.batch_execute("PRAGMA journal_mode = WAL;").map_err(StoreError::from_db)?;

@@ -749,6 +749,26 @@ fn the_sqlite_file_and_its_directory_are_created_in_wal_mode() {
     assert_eq!((wal[18], wal[19]), (2, 2));
 }
 
+/// The store holds every user's attributes and the key hashes: what the store creates (its
+/// directories, the file, and with it SQLite's `-wal`) is its owner's only, whatever the umask.
+#[test]
+fn the_sqlite_file_and_its_directories_are_created_for_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/deeper/store.db");
+    let store =
+        Store::open(&StoreConfig { url: format!("sqlite://{}", path.display()), ..StoreConfig::default() }).unwrap();
+    store.migrate().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600, "the store file");
+    assert_eq!(mode(&dir.path().join("nested/deeper")), 0o700);
+    assert_eq!(mode(&dir.path().join("nested")), 0o700);
+    let wal = path.with_file_name("store.db-wal");
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600, "the WAL file");
+    }
+}
+
 #[test]
 fn postgres_test_databases_live_in_their_own_schema() {
     let Some(db) = TestDb::postgres() else { return };
