@@ -236,6 +236,36 @@ async fn users_show_tells_why_a_target_skipped_the_user() {
     assert!(sim.requests().is_empty(), "a skipped user is never sent");
 }
 
+/// A user the IdP disables stays in scope: the account is sent `active: false`, and `users show`
+/// says `disabled` for it, not `active`.
+#[tokio::test]
+async fn users_show_says_disabled_for_an_account_sent_active_false() {
+    let db = TestDb::sqlite();
+    let sim = sim();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    let token = gw.token();
+    let mut serve = gw.serve().await;
+    let id = gw.create(&token, "eve@example.com").await;
+    let crm_line = |state: &str| {
+        stdout(&gw.run(&["users", "show", &id])).lines().any(|l| l.starts_with("crm") && l.contains(state))
+    };
+    assert!(until(Duration::from_secs(20), || crm_line("done")).await, "{}", gw.log_text());
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let r = reqwest::Client::new()
+        .patch(format!("http://127.0.0.1:{}/scim/v2/Users/{id}", gw.port))
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .body(patch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let disabled = until(Duration::from_secs(20), || crm_line("disabled")).await;
+    serve.kill();
+    assert!(disabled, "{}", stdout(&gw.run(&["users", "show", &id])));
+}
+
 #[tokio::test]
 async fn health_readiness_metrics_request_ids_and_logs_without_secrets() {
     let db = TestDb::sqlite();

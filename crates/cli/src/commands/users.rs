@@ -102,6 +102,19 @@ pub fn run(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the account at the target is: the link's state (`active`, `deactivated`, `deleted`),
+/// except that an account the target was last sent `active: false` (a user disabled by the IdP,
+/// still in scope) is `disabled`, not `active`.
+fn account_state(link: &scimgw_store::Link) -> String {
+    let disabled = link.state == "active"
+        && link
+            .delivered_payload
+            .as_deref()
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            .is_some_and(|p| p.get("active") == Some(&serde_json::Value::Bool(false)));
+    if disabled { "disabled".into() } else { link.state.clone() }
+}
+
 /// Each target's state of the user: its link (remote id, last delivered version) and the
 /// newest delivery's state and error.
 fn print_targets(store: &scimgw_store::Store, tenant_id: &str, id: &str) -> anyhow::Result<()> {
@@ -132,7 +145,7 @@ fn print_targets(store: &scimgw_store::Store, tenant_id: &str, id: &str) -> anyh
             vec![
                 name.clone(),
                 link.and_then(|l| l.remote_id.clone()).unwrap_or_else(|| "-".into()),
-                link.map_or_else(|| "-".into(), |l| l.state.clone()),
+                link.map_or_else(|| "-".into(), account_state),
                 link.and_then(|l| l.delivered_version).map_or_else(|| "-".into(), |v| v.to_string()),
                 last.map_or_else(|| "-".into(), |d| format!("{} ({})", d.state, d.id)),
                 last.and_then(|d| d.last_error.clone()).unwrap_or_default(),
