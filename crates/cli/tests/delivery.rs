@@ -250,17 +250,7 @@ async fn users_show_says_disabled_for_an_account_sent_active_false() {
         stdout(&gw.run(&["users", "show", &id])).lines().any(|l| l.starts_with("crm") && l.contains(state))
     };
     assert!(until(Duration::from_secs(20), || crm_line("done")).await, "{}", gw.log_text());
-    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "replace", "path": "active", "value": false}]});
-    let r = reqwest::Client::new()
-        .patch(format!("http://127.0.0.1:{}/scim/v2/Users/{id}", gw.port))
-        .bearer_auth(&token)
-        .header("content-type", "application/scim+json")
-        .body(patch.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    gw.disable(&token, &id).await;
     let disabled = until(Duration::from_secs(20), || crm_line("disabled")).await;
     serve.kill();
     assert!(disabled, "{}", stdout(&gw.run(&["users", "show", &id])));

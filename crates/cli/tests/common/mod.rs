@@ -102,6 +102,21 @@ impl Gw {
         issued["token"].as_str().unwrap().to_owned()
     }
 
+    /// `PATCH replace active false`, as Entra disables a user.
+    pub async fn disable(&self, token: &str, id: &str) {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": false}]});
+        let r = reqwest::Client::new()
+            .patch(format!("http://127.0.0.1:{}/scim/v2/Users/{id}", self.port))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
     pub async fn create(&self, token: &str, name: &str) -> String {
         let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "active": true});
         let r = reqwest::Client::new()
