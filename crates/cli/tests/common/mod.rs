@@ -102,33 +102,30 @@ impl Gw {
         issued["token"].as_str().unwrap().to_owned()
     }
 
+    /// One SCIM request with `token` and a JSON body; the answer, after checking its status.
+    async fn scim(&self, method: reqwest::Method, path: &str, token: &str, body: Value, status: u16) -> Value {
+        let r = reqwest::Client::new()
+            .request(method, format!("http://127.0.0.1:{}/scim/v2{path}", self.port))
+            .bearer_auth(token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status);
+        r.json().await.unwrap_or(Value::Null)
+    }
+
     /// `PATCH replace active false`, as Entra disables a user.
     pub async fn disable(&self, token: &str, id: &str) {
         let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
             "Operations": [{"op": "replace", "path": "active", "value": false}]});
-        let r = reqwest::Client::new()
-            .patch(format!("http://127.0.0.1:{}/scim/v2/Users/{id}", self.port))
-            .bearer_auth(token)
-            .header("content-type", "application/scim+json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        self.scim(reqwest::Method::PATCH, &format!("/Users/{id}"), token, body, 200).await;
     }
 
     pub async fn create(&self, token: &str, name: &str) -> String {
         let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "active": true});
-        let r = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{}/scim/v2/Users", self.port))
-            .bearer_auth(token)
-            .header("content-type", "application/scim+json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
-        let v: Value = r.json().await.unwrap();
+        let v = self.scim(reqwest::Method::POST, "/Users", token, body, 201).await;
         v["id"].as_str().unwrap().to_owned()
     }
 }
