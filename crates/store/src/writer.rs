@@ -22,6 +22,14 @@
 //! its batch (none is acknowledged), and a broken connection is replaced. Reads never come here:
 //! WAL lets them run on the pool and see only committed data.
 //!
+//! **Checkpoints** run on a thread of their own (`scimgw-checkpoint`, its own connection): after a
+//! commit the writer only nudges it, and it copies the WAL back into the database file with a
+//! `PASSIVE` checkpoint at most every [`CHECKPOINT_EVERY`]. SQLite's automatic checkpoint would run
+//! inside the writer's commit, page writes and an fsync of the database file included, holding
+//! every write queued behind it (a seventh of the writer's time in Entra's initial cycle,
+//! bench/RESULTS.md). The writer keeps an automatic checkpoint of [`BACKSTOP_PAGES`] in case the
+//! thread falls behind; a passive checkpoint never waits for the writer nor holds it.
+//!
 //! Limits: writes within one batch see each other's uncommitted rows (a uniqueness check may refuse
 //! a userName whose creator's batch then fails to commit — only on a commit failure: disk full, I/O
 //! error). The batch holds SQLite's write lock while it runs, so another process writing the same
@@ -31,13 +39,15 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 
 use diesel::QueryResult;
 use diesel::RunQueryDsl;
 use diesel::backend::Backend;
-use diesel::connection::{AnsiTransactionManager, Connection, TransactionManager, TransactionManagerStatus};
+use diesel::connection::{
+    AnsiTransactionManager, Connection, SimpleConnection, TransactionManager, TransactionManagerStatus,
+};
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::r2d2::R2D2Connection;
 
@@ -82,6 +92,8 @@ struct Shared {
     /// Batches and writes committed so far.
     batches: AtomicU64,
     writes: AtomicU64,
+    /// Nudges the checkpoint thread after a commit (full: a nudge is pending already).
+    checkpoint: SyncSender<()>,
 }
 
 struct State {
@@ -102,6 +114,33 @@ struct Done {
     failed: VecDeque<(u64, String)>,
 }
 
+/// The least time between two background checkpoints: under load one checkpoint copies what
+/// many commits wrote (a page written by several of them is copied once).
+pub(crate) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The writer's own automatic checkpoint, in WAL pages (SQLite's default is 1,000): reached only
+/// when the checkpoint thread falls behind (32 MiB of WAL at 4 KiB pages).
+pub(crate) const BACKSTOP_PAGES: u32 = 8_000;
+
+/// The checkpoint thread: on each nudge, one `PASSIVE` checkpoint on its own connection, then a
+/// pause of [`CHECKPOINT_EVERY`]. Ends when the writer is gone. A failure is logged and the
+/// connection opened again at the next nudge; meanwhile the writer's backstop checkpoints.
+fn checkpoints(manager: &Manager, nudges: &Receiver<()>) {
+    let mut conn: Option<AnyConnection> = None;
+    while nudges.recv().is_ok() {
+        let ran = match conn.as_mut() {
+            Some(c) => Ok(c),
+            None => manager.open().map_err(|e| e.0).map(|c| conn.insert(c)),
+        }
+        .and_then(|c| c.batch_execute("PRAGMA wal_checkpoint(PASSIVE);").map_err(|e| e.to_string()));
+        if let Err(e) = ran {
+            tracing::warn!(error = %e, "a background checkpoint of the SQLite WAL failed; the writer checkpoints meanwhile");
+            conn = None;
+        }
+        std::thread::sleep(CHECKPOINT_EVERY);
+    }
+}
+
 /// A job dropped without an answer (the writer thread failed while holding it).
 fn not_carried_out() -> StoreError {
     StoreError::Unavailable("the write was not carried out: the store's writer could not run it (see the log)".into())
@@ -113,7 +152,13 @@ fn poisoned<T>(_: T) -> StoreError {
 
 impl GroupWriter {
     pub(crate) fn new(manager: Manager, max_batch: usize) -> Result<Self, StoreError> {
-        let shared = Arc::new(Shared::new(manager, max_batch));
+        let (checkpoint, nudges) = sync_channel::<()>(1);
+        let checkpointer = manager.clone();
+        std::thread::Builder::new()
+            .name("scimgw-checkpoint".into())
+            .spawn(move || checkpoints(&checkpointer, &nudges))
+            .map_err(|e| StoreError::Internal(format!("cannot start the checkpoint thread: {e}")))?;
+        let shared = Arc::new(Shared::new(manager, max_batch, checkpoint));
         let (jobs, queue) = channel::<Job>();
         let worker = shared.clone();
         std::thread::Builder::new()
@@ -211,8 +256,9 @@ impl GroupWriter {
 }
 
 impl Shared {
-    fn new(manager: Manager, max_batch: usize) -> Self {
+    fn new(manager: Manager, max_batch: usize, checkpoint: SyncSender<()>) -> Self {
         Self {
+            checkpoint,
             manager,
             max_batch: max_batch.max(1),
             state: Mutex::new(State { conn: None, in_tx: false, open: 0, batch: 0 }),
@@ -348,7 +394,10 @@ impl Shared {
     /// Opens the batch's transaction, reconnecting first if the last connection broke.
     fn begin(&self, st: &mut State) -> Result<(), StoreError> {
         if st.conn.is_none() {
-            st.conn = Some(self.manager.open().map_err(|e| StoreError::Unavailable(e.0))?);
+            let mut conn = self.manager.open().map_err(|e| StoreError::Unavailable(e.0))?;
+            conn.batch_execute(&format!("PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES};"))
+                .map_err(StoreError::from_db)?;
+            st.conn = Some(conn);
         }
         let Some(AnyConnection::Sqlite(inner)) = st.conn.as_mut() else {
             return Err(StoreError::Internal("group commit runs on SQLite only".into()));
@@ -376,6 +425,9 @@ impl Shared {
                     self.batches.fetch_add(1, Ordering::Relaxed);
                     self.writes.fetch_add(size as u64, Ordering::Relaxed);
                     metrics::histogram!("scimgw_store_write_batch_size").record(size as f64);
+                    // Full or gone (the thread ended): a checkpoint is coming, or the store is
+                    // closing; the backstop checkpoints either way.
+                    let _ = self.checkpoint.try_send(());
                 }
                 self.finish(st, None);
                 Ok(())
