@@ -362,6 +362,7 @@ async fn reconcile_of_many_users(app: DeliveryApp) {
                     last_error: None,
                     updated_us: 0,
                     delivered_payload: None,
+                    account_name: None,
                 })
                 .unwrap();
         }

@@ -132,6 +132,7 @@ fn preview_shows_a_derived_username_another_users_account_holds() {
             last_error: None,
             updated_us: 0,
             delivered_payload: Some(r#"{"userName":"anna"}"#.into()),
+            account_name: Some("anna".into()),
         })
         .unwrap();
     drop(store);

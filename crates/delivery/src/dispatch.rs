@@ -25,7 +25,7 @@ use scimgw_scim::schema::Registry as SchemaRegistry;
 use scimgw_store::{Delivery, DeliveryState, Finish, Kind, Link, Store, StoreError};
 
 use crate::decision::{AtTarget, Decision, decide};
-use crate::targets::{Target, Targets, describe};
+use crate::targets::{Target, Targets, derived_account_name, describe};
 
 /// `[dispatcher]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,7 +96,7 @@ pub struct Dispatcher {
 enum Converged {
     Done(String),
     /// Done, and the target now holds this (written with the outcome, in one transaction).
-    Linked(String, Link),
+    Linked(String, Box<Link>),
     Skipped(String),
 }
 
@@ -425,7 +425,7 @@ impl Dispatcher {
             Ok(Converged::Linked(detail, link)) => {
                 let done =
                     Finish { state: DeliveryState::Done, retry_in: Duration::ZERO, detail: Some(detail), duration };
-                return (done, Some(link));
+                return (done, Some(*link));
             }
             Ok(Converged::Skipped(reason)) => {
                 Finish { state: DeliveryState::Skipped, retry_in: Duration::ZERO, detail: Some(reason), duration }
@@ -567,7 +567,8 @@ impl Dispatcher {
         };
         let mut link = delivered(row, Kind::User, &remote_id, version);
         link.delivered_payload = Some(payload.to_string());
-        Ok(Converged::Linked(format!("{how} {remote_id} at version {version}"), link))
+        link.account_name = derived_account_name(target, &payload).map(str::to_owned);
+        Ok(Converged::Linked(format!("{how} {remote_id} at version {version}"), Box::new(link)))
     }
 
     /// Brings `target` to the current state of a group: its attributes and its members, given
@@ -588,7 +589,7 @@ impl Dispatcher {
             target.adapter.delete_group(&remote_id).await?;
             link.state = "deleted".into();
             link.delivered_version = None;
-            return Ok(Converged::Linked(format!("deleted group {remote_id}"), link));
+            return Ok(Converged::Linked(format!("deleted group {remote_id}"), Box::new(link)));
         };
         if let Some(l) = &link {
             if l.state == "active" && l.delivered_version.is_some_and(|v| v >= group.version) {
@@ -689,7 +690,7 @@ impl Dispatcher {
         let link = delivered(row, Kind::Group, &remote_id, version);
         Ok(Converged::Linked(
             format!("{how} group {remote_id} with {} member(s) at version {version}", remote_members.len()),
-            link,
+            Box::new(link),
         ))
     }
 
@@ -761,7 +762,7 @@ impl Dispatcher {
             _ => return Ok(Converged::Done(format!("already {}", link.state))),
         };
         link.delivered_version = None;
-        Ok(Converged::Linked(format!("{how} {remote_id}"), link))
+        Ok(Converged::Linked(format!("{how} {remote_id}"), Box::new(link)))
     }
 }
 
@@ -778,6 +779,7 @@ fn delivered(row: &Delivery, kind: Kind, remote_id: &str, version: i64) -> Link 
         last_error: None,
         updated_us: 0,
         delivered_payload: None,
+        account_name: None,
     }
 }
 

@@ -15,7 +15,6 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use scimgw_scim::ScimError;
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::cached::{Val, fixed};
@@ -293,6 +292,10 @@ pub struct Link {
     /// update is diffed against. `None` when unknown (a link older than this column, or one a
     /// reconcile repair or a resync cleared): the target's copy is read back instead.
     pub delivered_payload: Option<String>,
+    /// The account's name at a target that derives names (JumpCloud's username from the
+    /// email's local part): what another user's change is checked against. Given by the
+    /// dispatcher, which has the payload parsed; `None` keeps the name recorded before.
+    pub account_name: Option<String>,
 }
 
 #[derive(Queryable, Insertable, AsChangeset)]
@@ -925,19 +928,8 @@ fn link_row(link: &Link, now: i64) -> LinkRow {
         last_error: link.last_error.clone(),
         updated_us: now,
         delivered_payload: link.delivered_payload.clone(),
-        remote_key: account_key_of(link),
+        remote_key: link.account_name.as_deref().map(str::to_lowercase),
     }
-}
-
-/// A user's account name at the target: the `userName` of the payload it was last sent, folded
-/// to lower case (how directories compare usernames). `None` without a payload (the upsert then
-/// keeps the name recorded before).
-fn account_key_of(link: &Link) -> Option<String> {
-    if link.kind != Kind::User {
-        return None;
-    }
-    let payload: Value = serde_json::from_str(link.delivered_payload.as_deref()?).ok()?;
-    payload.get("userName").and_then(Value::as_str).map(str::to_lowercase)
 }
 
 /// Inserts or replaces a link. ON CONFLICT cannot go through the enum's backend; the same text
@@ -984,6 +976,7 @@ impl From<LinkRow> for Link {
             last_error: r.last_error,
             updated_us: r.updated_us,
             delivered_payload: r.delivered_payload,
+            account_name: r.remote_key,
         }
     }
 }

@@ -181,6 +181,7 @@ fn links_are_written_and_replaced(store: &Store) {
         last_error: None,
         updated_us: 0,
         delivered_payload: None,
+        account_name: None,
     };
     store.put_link(&link).unwrap();
     link.delivered_version = Some(4);
@@ -256,6 +257,7 @@ fn a_finish_writes_its_link_with_it_even_after_losing_the_lease(store: &Store) {
         last_error: None,
         updated_us: 0,
         delivered_payload: None,
+        account_name: None,
     };
     let held = store.claim_deliveries("w", 10, Duration::from_millis(1)).unwrap().remove(0);
     std::thread::sleep(Duration::from_millis(5));
@@ -347,6 +349,7 @@ fn repairs_are_deliveries_with_audit_events(store: &Store) {
                 last_error: None,
                 updated_us: 0,
                 delivered_payload: None,
+                account_name: None,
             })
             .unwrap();
     }
@@ -416,6 +419,7 @@ fn an_account_name_another_user_holds_at_a_target_refuses_or_skips_the_change(st
             last_error: None,
             updated_us: 0,
             delivered_payload: Some(r#"{"userName":"anna","active":true}"#.into()),
+            account_name: Some("Anna".into()),
         })
         .unwrap();
     let rows = all(store).len();
