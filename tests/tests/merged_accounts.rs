@@ -93,6 +93,7 @@ async fn adoption_never_takes_an_account_another_user_holds(app: DeliveryApp) {
     let mut link = store.link(&app.tenant_id, "jumpcloud", Kind::User, &first).unwrap().unwrap();
     let account = link.remote_id.clone().unwrap();
     link.delivered_payload = Some(r#"{"userName":"recorded-otherwise"}"#.into());
+    link.account_name = Some("recorded-otherwise".into());
     store.put_link(&link).unwrap();
 
     let r = app.app.post(&app.token, "/Users", &person("anna@fabrikam.example")).await;
