@@ -99,9 +99,9 @@ impl DeliveryApp {
         }
         std::fs::write(dir.path().join("acme.toml"), toml).expect("writing the tenant file");
         let schemas = Arc::new(scimgw_delivery::schema_registry());
-        let (set, _warnings) =
-            TargetSet::load(dir.path(), std::slice::from_ref(&tenant), &adapter_registry(), &schemas)
-                .expect("the tenant file is valid");
+        let (set, problems) = TargetSet::load(dir.path(), std::slice::from_ref(&tenant), &adapter_registry(), &schemas);
+        let errors: Vec<String> = problems.iter().filter(|p| !p.warning).map(ToString::to_string).collect();
+        assert!(errors.is_empty(), "the tenant file is valid: {errors:?}");
         holder.replace(set);
         let (stop, stopped) = watch::channel(false);
         let config = DispatcherConfig { poll_ms: 20, lease_secs: 30, ..DispatcherConfig::default() };

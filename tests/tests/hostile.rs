@@ -350,8 +350,7 @@ mod surface {
             )
             .unwrap();
             let schemas = Arc::new(scimgw_delivery::schema_registry());
-            let (set, _) =
-                TargetSet::load(dir.path(), std::slice::from_ref(&tenant), &adapter_registry(), &schemas).unwrap();
+            let (set, _) = TargetSet::load(dir.path(), std::slice::from_ref(&tenant), &adapter_registry(), &schemas);
             let target = set.get(&tenant.id, "crm").unwrap();
             let options = Options { page_size: 2, max_pages, ..Options::default() };
             let run = reconcile(store, &target, &schemas, &tenant.id, &options, &Quiet);

@@ -47,4 +47,6 @@ pub use connection::{ConnectionReport, Step, StepName, UrlFlag, connection_test}
 pub use outcome::DeliveryError;
 pub use registry::{Constructor, Registry, Schemas, no_schemas};
 pub use secret::Secret;
-pub use target::{ConfigProblem, OnInvalid, RetryPolicy, TargetConfig, TenantTargets, load_tenant_file};
+pub use target::{
+    ConfigProblem, OnInvalid, RetryPolicy, TargetConfig, TenantTargets, load_tenant_file, tenant_file_target_names,
+};

@@ -250,6 +250,30 @@ pub fn load_tenant_file(path: &Path) -> Result<TenantTargets, String> {
     })
 }
 
+/// The target names a tenant file declares, read as leniently as TOML allows: for a file that
+/// [`load_tenant_file`] refuses (an unknown key, a value of the wrong type), so that each named
+/// target's changes can still wait in the outbox. `None` when not even that can be read (a
+/// syntax error); names are never guessed.
+pub fn tenant_file_target_names(path: &Path) -> Option<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Named {
+        name: String,
+    }
+    #[derive(Deserialize)]
+    struct Names {
+        #[serde(default)]
+        targets: Vec<Named>,
+    }
+    let names = Figment::from(Toml::file_exact(path)).extract::<Names>().ok()?;
+    let mut out: Vec<String> = Vec::new();
+    for name in names.targets.into_iter().map(|t| t.name).filter(|n| !n.is_empty()) {
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    Some(out)
+}
+
 impl TargetConfig {
     /// The HTTP client settings of this target.
     pub fn client_options(&self) -> crate::client::ClientOptions {

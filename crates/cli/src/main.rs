@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the SCIM endpoint and the dispatcher (creates and migrates the store first).
-    Serve,
+    Serve(commands::serve::ServeArgs),
     /// Try it: the gateway on a fresh store with three simulated vendor apps, a token and a curl.
     Demo(commands::demo::DemoArgs),
     /// Apply pending store migrations and exit.
@@ -39,7 +39,7 @@ enum Command {
     #[command(subcommand)]
     Users(commands::users::UsersCommand),
     /// Run the dispatcher alone (deliveries to targets), without the SCIM endpoint.
-    Worker,
+    Worker(commands::serve::ServeArgs),
     /// Inspect and re-queue deliveries to targets.
     #[command(subcommand)]
     Deliveries(commands::deliveries::DeliveriesCommand),
@@ -90,13 +90,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(if refused { ExitCode::from(commands::preview::EXIT_REFUSED) } else { ExitCode::SUCCESS });
     }
     match cli.command {
-        Command::Serve => commands::serve::run(config),
+        Command::Serve(args) => commands::serve::run(config, &args),
         Command::Demo(args) => commands::demo::run(config, args),
         Command::Migrate => commands::migrate(config),
         Command::Tenant(cmd) => commands::tenant::run(config, cmd),
         Command::Key(cmd) => commands::key::run(config, cmd),
         Command::Users(cmd) => commands::users::run(config, cmd),
-        Command::Worker => commands::serve::worker(config),
+        Command::Worker(args) => commands::serve::worker(config, &args),
         Command::Deliveries(cmd) => commands::deliveries::run(config, cmd),
         Command::Target(cmd) => commands::target::run(config, cmd),
         Command::Config(cmd) => commands::config::run(config, cmd),

@@ -109,6 +109,48 @@ async fn a_dead_delivery_is_shown_with_the_vendors_message_and_retried_from_the_
     assert_eq!(gw.run(&["deliveries", "retry"]).status.code(), Some(2), "usage: an id or --dead --tenant --target");
 }
 
+/// A dead letter whose user a later delivery brought up to date is superseded: `status` and
+/// `/metrics` stop counting it as dead, and the row says why.
+#[tokio::test]
+async fn a_dead_letter_is_superseded_by_a_later_success_of_the_same_user() {
+    let db = TestDb::sqlite();
+    let sim = sim();
+    sim.set_faults(Faults {
+        fail_next: 1,
+        error: InjectedError::permanent("department is required by this app"),
+        scope: Scope { methods: vec!["POST".into()], path_prefix: None },
+        ..Faults::default()
+    })
+    .unwrap();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    let token = gw.token();
+    let mut serve = gw.serve().await;
+    let id = gw.create(&token, "flo@example.com").await;
+    let counts = |gw: &Gw| -> (i64, i64) {
+        let status: Value = serde_json::from_str(&gw.ok(&["status", "--json"])).unwrap();
+        let row = &status[0];
+        (row["dead"].as_i64().unwrap_or(-1), row["superseded"].as_i64().unwrap_or(-1))
+    };
+    assert!(until(Duration::from_secs(20), || counts(&gw) == (1, 0)).await, "{}", gw.log_text());
+
+    // The IdP changes the user; the app takes it this time.
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "Flo"}]});
+    gw.scim(reqwest::Method::PATCH, &format!("/Users/{id}"), &token, patch, 200).await;
+    assert!(until(Duration::from_secs(20), || sim.user_by_username("flo@example.com").is_some()).await);
+    assert!(until(Duration::from_secs(10), || counts(&gw) == (0, 1)).await, "{}", gw.ok(&["status"]));
+    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", gw.port)).await.unwrap().text().await.unwrap();
+    serve.kill();
+    assert!(metrics.contains("scimgw_outbox_rows{tenant=\"acme\",target=\"crm\",state=\"superseded\"} 1"), "{metrics}");
+    assert!(!metrics.contains("scimgw_outbox_rows{tenant=\"acme\",target=\"crm\",state=\"dead\"} 1"), "{metrics}");
+    let list = gw.ok(&["deliveries", "list", "--state", "superseded", "--tenant", "acme"]);
+    let row = list.lines().nth(1).and_then(|l| l.split_whitespace().next()).unwrap().to_owned();
+    let show = gw.ok(&["deliveries", "show", &row]);
+    assert!(show.contains("state:      superseded"), "{show}");
+    assert!(show.contains("succeeded later") && show.contains("department is required by this app"), "{show}");
+    assert!(gw.ok(&["status"]).contains("SUPERSEDED"));
+}
+
 #[test]
 fn config_check_names_each_problem_and_never_prints_a_secret() {
     let db = TestDb::sqlite();
@@ -135,8 +177,8 @@ fn config_check_names_each_problem_and_never_prints_a_secret() {
     }
     assert!(!text.contains("sup3r-s3cret-token"));
     assert!(!String::from_utf8_lossy(&bad.stderr).contains("sup3r-s3cret-token"));
-    // serve refuses the same configuration, with the same lines.
-    let serve = gw.run(&["serve"]);
+    // serve --strict refuses the same configuration, with the same lines.
+    let serve = gw.run(&["serve", "--strict"]);
     assert_eq!(serve.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&serve.stderr).contains("unknown kind \"nosuch\""));
 }
@@ -174,21 +216,151 @@ async fn sighup_reloads_targets_and_keeps_the_old_set_when_the_new_one_is_broken
     let file = gw.dir.path().join("tenants/acme.toml");
     let good = std::fs::read_to_string(&file).unwrap();
 
-    std::fs::write(&file, "[[targets]]\nname = \"x\"\nkind = \"nosuch\"\nbase_url = \"http://127.0.0.1:1\"\n").unwrap();
+    // An edit that breaks the target (a scope that does not parse) and adds a broken one.
+    std::fs::write(
+        &file,
+        format!("{good}scope = \"active eq\"\n\n[[targets]]\nname = \"x\"\nkind = \"nosuch\"\nbase_url = \"http://127.0.0.1:1\"\n"),
+    )
+    .unwrap();
     signal(&serve, "-HUP");
     assert!(until(Duration::from_secs(10), || gw.log_text().contains("reload refused")).await, "{}", gw.log_text());
-    // The old target still delivers.
+    // The old target still delivers, as it was configured.
     gw.create(&token, "old-set@example.com").await;
     assert!(until(Duration::from_secs(10), || sim.user_by_username("old-set@example.com").is_some()).await);
 
     // A valid file whose target only takes active users: an inactive user is not delivered.
     std::fs::write(&file, format!("{good}scope = 'active eq false'\n")).unwrap();
+    // The refused reload applied the other tenants' files (none here) and said so too.
+    let reloads = gw.log_text().matches("targets reloaded").count();
     signal(&serve, "-HUP");
-    assert!(until(Duration::from_secs(10), || gw.log_text().contains("targets reloaded")).await);
+    assert!(until(Duration::from_secs(10), || gw.log_text().matches("targets reloaded").count() > reloads).await);
     gw.create(&token, "new-set@example.com").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     serve.kill();
     assert!(sim.user_by_username("new-set@example.com").is_none(), "out of the reloaded scope");
+}
+
+/// One tenant's broken target (its token variable is not set in the gateway's environment) stops
+/// no one else: `serve` starts, the other tenant delivers, the broken target's changes wait in
+/// the outbox (not attempted, not dead) and say so in `status`, `/readyz` and `/metrics`; a
+/// reload that fixes it delivers them. A reload that breaks a working target keeps its previous
+/// configuration running; a file that cannot be read at start refuses that tenant's writes (503)
+/// and no one else's.
+async fn a_broken_target_stops_no_one_else(backend: Backend) {
+    let Some(db) = TestDb::on(backend) else { return };
+    let sim = sim();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    let acme = gw.token();
+    gw.ok(&["tenant", "add", "beta"]);
+    let issued: Value = serde_json::from_str(&gw.ok(&["key", "issue", "--tenant", "beta", "--json"])).unwrap();
+    let beta = issued["token"].as_str().unwrap().to_owned();
+    let beta_file = gw.dir.path().join("tenants/beta.toml");
+    let target = |secret: &str| {
+        format!("[[targets]]\nname = \"crm\"\nkind = \"scim\"\nbase_url = \"{}\"\n{secret}\n", sim.base_url())
+    };
+    std::fs::write(&beta_file, target("token_env = \"SCIMGW_TEST_BETA_TOKEN_UNSET\"")).unwrap();
+
+    let mut serve = gw.serve().await;
+    assert!(gw.log_text().contains("target \"crm\" of tenant \"beta\" is not loaded"), "{}", gw.log_text());
+    let http = reqwest::Client::new();
+    let ops = format!("http://127.0.0.1:{}", gw.port);
+    let ready = http.get(format!("{ops}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "a broken target does not make the gateway unready");
+    let ready: Value = ready.json().await.unwrap();
+    assert!(ready["checks"]["targets"].as_str().unwrap().starts_with("degraded: 1 target(s) not loaded"), "{ready}");
+    assert!(!ready.to_string().contains("SCIMGW_TEST_BETA_TOKEN_UNSET"), "/readyz answers anyone: counts only");
+    let metrics = http.get(format!("{ops}/metrics")).send().await.unwrap().text().await.unwrap();
+    let gauge = |text: &str, effect: &str| {
+        text.lines().any(|l| {
+            l.starts_with("scimgw_target_not_loaded{")
+                && l.contains("tenant=\"beta\"")
+                && l.contains("target=\"crm\"")
+                && l.contains(&format!("effect=\"{effect}\""))
+                && l.ends_with(" 1")
+        })
+    };
+    assert!(gauge(&metrics, "held"), "{metrics}");
+
+    gw.create(&acme, "anna@acme.example").await;
+    assert!(until(Duration::from_secs(10), || sim.user_by_username("anna@acme.example").is_some()).await);
+    gw.create(&beta, "bo@beta.example").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(sim.user_by_username("bo@beta.example").is_none());
+    let status: Value = serde_json::from_str(&gw.ok(&["status", "--json"])).unwrap();
+    let row = status.as_array().unwrap().iter().find(|r| r["tenant"] == "beta").unwrap().clone();
+    assert_eq!(
+        (row["pending"].as_i64(), row["failed"].as_i64(), row["dead"].as_i64()),
+        (Some(1), Some(0), Some(0)),
+        "{row}"
+    );
+    assert!(
+        row["not_loaded"]["problems"].as_str().unwrap().contains("SCIMGW_TEST_BETA_TOKEN_UNSET (token_env) is not set")
+    );
+    let text = gw.ok(&["status"]);
+    assert!(text.contains("beta/crm is not loaded"), "{text}");
+    assert!(text.contains("its changes wait in the outbox"), "{text}");
+
+    // Fixed and reloaded: the held change goes out, the report is gone.
+    std::fs::write(&beta_file, target(&format!("token_file = \"{}\"", gw.dir.path().join("crm.token").display())))
+        .unwrap();
+    signal(&serve, "-HUP");
+    assert!(
+        until(Duration::from_secs(10), || sim.user_by_username("bo@beta.example").is_some()).await,
+        "{}",
+        gw.log_text()
+    );
+    assert!(!gw.ok(&["status"]).contains("not loaded"));
+    let metrics = http.get(format!("{ops}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!gauge(&metrics, "held"), "{metrics}");
+
+    // A reload that cannot read the file keeps the target's previous configuration running.
+    std::fs::write(&beta_file, "[[targets]\nname = ").unwrap();
+    signal(&serve, "-HUP");
+    assert!(
+        until(Duration::from_secs(10), || gw.log_text().contains("its previous configuration keeps running")).await
+    );
+    gw.create(&beta, "cy@beta.example").await;
+    assert!(until(Duration::from_secs(10), || sim.user_by_username("cy@beta.example").is_some()).await);
+    let ready: Value = http.get(format!("{ops}/readyz")).send().await.unwrap().json().await.unwrap();
+    assert!(ready["checks"]["targets"].as_str().unwrap().contains("previous configuration"), "{ready}");
+    serve.kill();
+
+    // Started with that file: beta's writes are refused (nothing could be queued for its targets),
+    // acme's are not.
+    let mut serve = gw.serve().await;
+    let refused = http
+        .post(format!("{ops}/scim/v2/Users"))
+        .bearer_auth(&beta)
+        .header("content-type", "application/scim+json")
+        .body(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "di@beta.example"})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("cannot read this tenant's targets file"), "{body}");
+    assert!(!body.to_string().contains("beta.toml"), "no server path to the IdP: {body}");
+    gw.create(&acme, "eve@acme.example").await;
+    assert!(until(Duration::from_secs(10), || sim.user_by_username("eve@acme.example").is_some()).await);
+    assert!(gw.ok(&["status"]).contains("the targets file of tenant beta cannot be read"));
+    serve.kill();
+
+    // --strict keeps the old behaviour: nothing starts.
+    let strict = gw.run(&["serve", "--strict"]);
+    assert_eq!(strict.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn a_broken_target_stops_no_one_else_sqlite() {
+    a_broken_target_stops_no_one_else(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_broken_target_stops_no_one_else_postgres() {
+    a_broken_target_stops_no_one_else(Backend::Postgres).await;
 }
 
 #[tokio::test]

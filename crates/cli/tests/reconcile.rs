@@ -134,3 +134,28 @@ async fn a_scheduled_reconcile_shows_in_status_and_metrics() {
     assert_eq!(sim.user(&id).unwrap()["active"], json!(false));
     assert!(gw.log_text().contains("scheduled reconcile"), "{}", gw.log_text());
 }
+
+/// An admin's shell holds the token of the target being reconciled, not every vendor's: another
+/// target of the tenant whose token variable is not set does not stop it.
+#[test]
+fn reconcile_reads_only_the_secret_of_its_own_target() {
+    let db = TestDb::sqlite();
+    let sim = Sim::start(SimConfig::default()).unwrap();
+    let gw = Gw::new(&db.config().url, &sim, "");
+    gw.token();
+    let file = gw.dir.path().join("tenants/acme.toml");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str(
+        "\n[[targets]]\nname = \"hr\"\nkind = \"scim\"\nbase_url = \"http://127.0.0.1:9/scim/v2\"\n\
+         token_env = \"SCIMGW_TEST_HR_TOKEN_NOT_IN_THIS_SHELL\"\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    let crm = gw.run(&["reconcile", "--tenant", "acme", "--target", "crm"]);
+    assert_eq!(crm.status.code(), Some(0), "{}", String::from_utf8_lossy(&crm.stderr));
+    let hr = gw.run(&["reconcile", "--tenant", "acme", "--target", "hr"]);
+    assert_eq!(hr.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&hr.stderr);
+    assert!(said.contains("SCIMGW_TEST_HR_TOKEN_NOT_IN_THIS_SHELL (token_env) is not set"), "{said}");
+    let none = gw.run(&["reconcile", "--tenant", "acme", "--target", "erp"]);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("has no target named erp"));
+}

@@ -27,6 +27,13 @@ use scimgw_store::{Delivery, DeliveryState, Finish, Kind, Link, Store, StoreErro
 use crate::decision::{AtTarget, Decision, decide};
 use crate::targets::{Target, Targets, derived_account_name, describe};
 
+/// How long a delivery for a target that is not loaded waits before it is looked at again. A
+/// start or reload that loads the target wakes it at once (`Store::wake_held`), so this is a
+/// safety net (another replica loaded it first; the target was removed meanwhile), long enough
+/// that one tenant's held backlog costs the shared writer little: each held row is one write per
+/// `HOLD`.
+pub const HOLD: Duration = Duration::from_secs(6 * 3600);
+
 /// `[dispatcher]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -332,6 +339,24 @@ impl Dispatcher {
     async fn deliver(self: &Arc<Self>, row: Delivery, mut stopping: watch::Receiver<bool>) -> bool {
         let started = Instant::now();
         let set = self.targets.snapshot();
+        if set.get(&row.tenant_id, &row.target).is_none()
+            && set.is_held(&row.tenant_id, &row.target)
+            // Looked at again: a reload may have loaded it since this row was claimed.
+            && let Some(broken) = self.targets.snapshot().held_because(&row.tenant_id, &row.target)
+        {
+            // Not an attempt: the target is not loaded. Kept until a load wakes it.
+            let why = broken.describe();
+            drop(set);
+            let (me, row) = (self.clone(), row);
+            match tokio::task::spawn_blocking(move || me.store.hold_delivery(&row, &me.owner, HOLD, &why)).await {
+                Ok(Ok(_)) => metrics::counter!("scimgw_deliveries_held_total").increment(1),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "holding a delivery failed; its lease will expire and it runs again")
+                }
+                Err(_) => {}
+            }
+            return true;
+        }
         let (finish, link) = match set.get(&row.tenant_id, &row.target) {
             None => (
                 Finish {
@@ -470,6 +495,10 @@ impl Dispatcher {
     /// Brings `target` to the current state of the row's resource.
     async fn converge(&self, target: &Target, row: &Delivery) -> Result<Converged, DeliveryError> {
         if row.kind == Kind::Group {
+            if !target.handles(Kind::Group) {
+                // Queued while the target was not loaded, when what it takes was not known.
+                return Ok(Converged::Skipped(format!("the {} adapter does not take groups", target.adapter.kind())));
+            }
             return self.converge_group(target, row).await;
         }
         let (tenant, id, name) = (row.tenant_id.clone(), row.resource_id.clone(), row.target.clone());

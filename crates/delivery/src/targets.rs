@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use scimgw_adapter::{
     Adapter, ConfigProblem, Constructor, OnInvalid, Registry as AdapterRegistry, Secret, TargetConfig, Violation,
-    generic::ScimAdapter, load_tenant_file,
+    generic::ScimAdapter, load_tenant_file, tenant_file_target_names,
 };
 use scimgw_scim::ScimError;
 use scimgw_scim::filter::Filter;
@@ -107,10 +107,54 @@ impl Target {
     }
 }
 
-/// The targets of every tenant, by tenant id.
+/// The targets of every tenant, by tenant id, and those that could not be loaded.
 #[derive(Debug, Default)]
 pub struct TargetSet {
     tenants: HashMap<String, Vec<Arc<Target>>>,
+    broken: HashMap<String, Vec<Broken>>,
+}
+
+/// What [`TargetSet::keep_running`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Tenants (by name) with targets the reload could not load that keep running their
+    /// previous configuration.
+    pub refused: Vec<(String, Vec<String>)>,
+    /// (tenant id, target) loaded now and not before: their held deliveries are due.
+    pub woken: Vec<(String, String)>,
+}
+
+/// A target the load could not build, or a tenant file it could not read. One tenant's mistake
+/// stops no one else: the other targets load. Its changes wait in the outbox — the edge queues
+/// them, the dispatcher holds them without an attempt — until a start or reload loads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    /// The tenant's name (for messages; the set is keyed by id).
+    pub tenant: String,
+    /// The target's name; `None` when the tenant's file could not be read at all (not even the
+    /// names of its targets): that tenant's SCIM writes are refused until it can.
+    pub target: Option<String>,
+    /// What is wrong, each problem on its own; never a secret.
+    pub problems: Vec<String>,
+    /// A reload broke it and its previous configuration keeps running (see
+    /// [`TargetSet::keep_running`]); its changes are delivered as before.
+    pub running_previous: bool,
+}
+
+impl Broken {
+    /// One line: which target (or file), what is wrong, and what happens meanwhile.
+    pub fn describe(&self) -> String {
+        let what = match &self.target {
+            Some(t) => format!("target \"{t}\" of tenant \"{}\"", self.tenant),
+            None => format!("the targets file of tenant \"{}\"", self.tenant),
+        };
+        let meanwhile = match (self.running_previous, &self.target) {
+            (true, _) => "its previous configuration keeps running",
+            (false, Some(_)) => "its changes wait in the outbox until a reload (SIGHUP) or restart loads it",
+            (false, None) => "the tenant's SCIM writes are refused (503) until a reload (SIGHUP) or restart reads it",
+        };
+        format!("{what} is not loaded: {}; {meanwhile}", self.problems.join("; "))
+    }
 }
 
 impl TargetSet {
@@ -139,28 +183,152 @@ impl TargetSet {
         self.len() == 0
     }
 
-    /// Builds the targets of `tenants` from `<dir>/<tenant name>.toml`. Any error fails the
-    /// whole load (so a reload keeps the old set); warnings come back with the set.
+    /// What could not be loaded for a tenant.
+    pub fn broken(&self, tenant_id: &str) -> &[Broken] {
+        self.broken.get(tenant_id).map_or(&[], Vec::as_slice)
+    }
+
+    /// Everything that could not be loaded, by tenant id.
+    pub fn all_broken(&self) -> impl Iterator<Item = (&str, &Broken)> {
+        self.broken.iter().flat_map(|(t, b)| b.iter().map(move |b| (t.as_str(), b)))
+    }
+
+    /// Whether `name` of `tenant_id` is not loaded and has nothing running in its place: its
+    /// deliveries are held. A tenant file that could not be read holds every target's.
+    pub fn is_held(&self, tenant_id: &str, name: &str) -> bool {
+        self.held_because(tenant_id, name).is_some()
+    }
+
+    /// Why `name`'s deliveries are held, if they are ([`TargetSet::is_held`]).
+    pub fn held_because(&self, tenant_id: &str, name: &str) -> Option<&Broken> {
+        self.broken(tenant_id).iter().find(|b| !b.running_previous && b.target.as_deref().is_none_or(|t| t == name))
+    }
+
+    /// The names of `tenant_id`'s targets whose deliveries are held ([`TargetSet::is_held`]): a
+    /// change queues a delivery for each all the same, users and groups alike (what the target
+    /// takes is not known until it loads; the dispatcher then skips what it does not take).
+    pub fn held(&self, tenant_id: &str) -> Vec<&str> {
+        self.broken(tenant_id).iter().filter(|b| !b.running_previous).filter_map(|b| b.target.as_deref()).collect()
+    }
+
+    /// The broken tenant file (no target names known) that refuses this tenant's writes.
+    pub fn unreadable(&self, tenant_id: &str) -> Option<&Broken> {
+        self.broken(tenant_id).iter().find(|b| b.target.is_none() && !b.running_previous)
+    }
+
+    /// For a reload, target by target: one that loaded before and does not now keeps running its
+    /// previous configuration (marked `running_previous`), so an edit with a mistake stops nothing
+    /// that worked, while the rest of the file applies (a rotated `token_file`, a fixed target). A
+    /// tenant file that cannot be read at all keeps the tenant's previous targets running and its
+    /// held ones held. Returns what to log and which targets now load that did not.
+    pub fn keep_running(&mut self, previous: &TargetSet) -> Reloaded {
+        let mut out = Reloaded::default();
+        for (tenant_id, broken) in &mut self.broken {
+            let old = previous.tenants.get(tenant_id).map_or(&[][..], Vec::as_slice);
+            let targets = self.tenants.entry(tenant_id.clone()).or_default();
+            let mut kept = Vec::new();
+            let mut carried = Vec::new();
+            for b in broken.iter_mut() {
+                match &b.target {
+                    Some(name) => {
+                        if let Some(t) = old.iter().find(|t| t.name() == name) {
+                            targets.push(t.clone());
+                            kept.push(name.clone());
+                            b.running_previous = true;
+                        }
+                    }
+                    None => {
+                        // No name can be read: what ran keeps running, what was held stays held.
+                        let missing: Vec<Arc<Target>> =
+                            old.iter().filter(|t| !targets.iter().any(|n| n.name() == t.name())).cloned().collect();
+                        for t in missing {
+                            kept.push(t.name().to_owned());
+                            targets.push(t);
+                        }
+                        carried.extend(
+                            previous
+                                .broken(tenant_id)
+                                .iter()
+                                .filter(|p| !p.running_previous)
+                                .filter(|p| p.target.as_deref().is_some_and(|n| !old.iter().any(|t| t.name() == n))),
+                        );
+                        b.running_previous = !kept.is_empty() || !carried.is_empty();
+                    }
+                }
+            }
+            broken.extend(carried.into_iter().cloned());
+            if !kept.is_empty() {
+                let tenant = broken.first().map(|b| b.tenant.clone()).unwrap_or_default();
+                out.refused.push((tenant, kept));
+            }
+        }
+        self.tenants.retain(|_, t| !t.is_empty());
+        for (tenant_id, targets) in &self.tenants {
+            for t in targets {
+                if previous.get(tenant_id, t.name()).is_none() {
+                    out.woken.push((tenant_id.clone(), t.name().to_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Builds the targets of `tenants` from `<dir>/<tenant name>.toml`: every target that
+    /// builds, and a [`Broken`] for each that does not (a file that cannot be read breaks the
+    /// tenant's targets, by name when TOML still gives their names). Every problem, warnings
+    /// too, comes back beside the set: `config check` and `serve --strict` refuse errors.
     pub fn load(
         dir: &Path,
         tenants: &[Tenant],
         adapters: &AdapterRegistry,
         schemas: &SchemaRegistry,
-    ) -> Result<(TargetSet, Vec<ConfigProblem>), Vec<ConfigProblem>> {
+    ) -> (TargetSet, Vec<ConfigProblem>) {
         let mut set = TargetSet::default();
         let mut problems = Vec::new();
         for tenant in tenants {
             let path = dir.join(format!("{}.toml", tenant.name));
+            let mut broken = Vec::new();
             let file = match load_tenant_file(&path) {
                 Ok(f) => f,
                 Err(message) => {
+                    // A file whose names cannot be read (not TOML, or no `[[targets]]` with a
+                    // name: `[[target]]`, say) is unreadable: nothing could be held for it.
+                    let names = tenant_file_target_names(&path).filter(|n| !n.is_empty());
+                    match names {
+                        Some(names) => broken.extend(names.into_iter().map(|n| Broken {
+                            tenant: tenant.name.clone(),
+                            target: Some(n),
+                            problems: vec![message.clone()],
+                            running_previous: false,
+                        })),
+                        None => broken.push(Broken {
+                            tenant: tenant.name.clone(),
+                            target: None,
+                            problems: vec![message.clone()],
+                            running_previous: false,
+                        }),
+                    }
                     problems.push(ConfigProblem { target: None, message, warning: false });
+                    set.broken.insert(tenant.id.clone(), broken);
                     continue;
                 }
             };
-            problems.extend(file.check());
+            let file_problems = file.check();
             let mut built = Vec::new();
             for config in file.targets {
+                let duplicate = file_problems.iter().filter(|p| p.target.as_deref() == Some(&config.name));
+                let duplicate: Vec<String> = duplicate.map(|p| p.message.clone()).collect();
+                if !duplicate.is_empty() {
+                    if !broken.iter().any(|b: &Broken| b.target.as_deref() == Some(&config.name)) {
+                        broken.push(Broken {
+                            tenant: tenant.name.clone(),
+                            target: Some(config.name.clone()),
+                            problems: duplicate,
+                            running_previous: false,
+                        });
+                    }
+                    continue;
+                }
                 match build(&config, adapters, schemas) {
                     Ok(target) => {
                         if config.tls_skip_verify {
@@ -184,19 +352,53 @@ impl TargetSet {
                         }
                         built.push(Arc::new(target));
                     }
-                    Err(messages) => problems.extend(messages.into_iter().map(|message| ConfigProblem {
-                        target: Some(format!("{}/{}", tenant.name, config.name)),
-                        message,
-                        warning: false,
-                    })),
+                    Err(messages) => {
+                        problems.extend(messages.iter().map(|message| ConfigProblem {
+                            target: Some(format!("{}/{}", tenant.name, config.name)),
+                            message: message.clone(),
+                            warning: false,
+                        }));
+                        broken.push(Broken {
+                            tenant: tenant.name.clone(),
+                            target: Some(config.name.clone()),
+                            problems: messages,
+                            running_previous: false,
+                        });
+                    }
                 }
             }
+            problems.extend(file_problems);
             if !built.is_empty() {
                 set.tenants.insert(tenant.id.clone(), built);
             }
+            if !broken.is_empty() {
+                set.broken.insert(tenant.id.clone(), broken);
+            }
         }
-        if problems.iter().any(|p| !p.warning) { Err(problems) } else { Ok((set, problems)) }
+        (set, problems)
     }
+}
+
+/// One target of `tenant`, built from its file alone: the command that acts on it reads its
+/// secret and no other target's (an admin's shell need not hold every vendor token). `Err` says
+/// what is wrong with it, each problem on its own line, or that the file has no such target.
+pub fn load_one(
+    dir: &Path,
+    tenant: &Tenant,
+    name: &str,
+    adapters: &AdapterRegistry,
+    schemas: &SchemaRegistry,
+) -> Result<Target, String> {
+    let path = dir.join(format!("{}.toml", tenant.name));
+    let file = load_tenant_file(&path)?;
+    let mut named = file.targets.iter().filter(|t| t.name == name);
+    let (Some(config), None) = (named.next(), named.next()) else {
+        return Err(match file.targets.iter().any(|t| t.name == name) {
+            true => format!("{} has more than one target named {name}", path.display()),
+            false => format!("{} has no target named {name}", path.display()),
+        });
+    };
+    build(config, adapters, schemas).map_err(|problems| problems.join("\n"))
 }
 
 /// What the tenants directory says beyond each tenant's targets ([`survey`]).
@@ -451,5 +653,98 @@ mod tests {
 
         let missing = survey(&dir.path().join("nope"), &[tenant("acme")]);
         assert!(missing.warnings[0].message.contains("does not exist") && missing.notes.is_empty());
+    }
+
+    fn target(name: &str, extra: &str) -> String {
+        format!("[[targets]]\nname = \"{name}\"\nkind = \"scim\"\nbase_url = \"http://127.0.0.1:9/scim/v2\"\n{extra}\n")
+    }
+
+    const SECRET_FILE_UNSET: &str = "token_env = \"SCIMGW_UNIT_TEST_TOKEN_THAT_IS_NEVER_SET\"";
+
+    #[test]
+    fn a_broken_target_is_held_and_the_others_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let (acme, beta, gamma) = (tenant("acme"), tenant("beta"), tenant("gamma"));
+        let token = dir.path().join("t");
+        std::fs::write(&token, "x").unwrap();
+        let ok = format!("token_file = \"{}\"", token.display());
+        std::fs::write(dir.path().join("acme.toml"), target("crm", &ok)).unwrap();
+        let beta_file = format!("{}{}", target("crm", &ok), target("hr", SECRET_FILE_UNSET));
+        std::fs::write(dir.path().join("beta.toml"), beta_file).unwrap();
+        // Not even TOML: no target name is known.
+        std::fs::write(dir.path().join("gamma.toml"), "[[targets]\nname = ").unwrap();
+        let tenants = [acme.clone(), beta.clone(), gamma.clone()];
+        let (set, problems) = TargetSet::load(dir.path(), &tenants, &adapter_registry(), &schema_registry());
+        assert_eq!(problems.iter().filter(|p| !p.warning).count(), 2, "{problems:?}");
+        assert!(set.get(&acme.id, "crm").is_some() && set.get(&beta.id, "crm").is_some());
+        assert!(set.get(&beta.id, "hr").is_none());
+        assert!(set.is_held(&beta.id, "hr") && !set.is_held(&beta.id, "crm") && !set.is_held(&acme.id, "crm"));
+        assert_eq!(set.held(&beta.id), ["hr"]);
+        let why = set.held_because(&beta.id, "hr").unwrap().describe();
+        assert!(why.contains("target \"hr\" of tenant \"beta\" is not loaded"), "{why}");
+        assert!(why.contains("SCIMGW_UNIT_TEST_TOKEN_THAT_IS_NEVER_SET (token_env) is not set"), "{why}");
+        assert!(why.contains("wait in the outbox"), "{why}");
+        assert!(set.unreadable(&beta.id).is_none());
+        let unreadable = set.unreadable(&gamma.id).unwrap();
+        assert!(unreadable.describe().contains("SCIM writes are refused"), "{}", unreadable.describe());
+        assert!(set.is_held(&gamma.id, "anything"));
+
+        // Names are kept when the file is TOML with a mistake the strict reading refuses.
+        std::fs::write(dir.path().join("gamma.toml"), target("crm", &format!("{ok}\ndeprovison = \"delete\"")))
+            .unwrap();
+        let (set, _) = TargetSet::load(dir.path(), &tenants, &adapter_registry(), &schema_registry());
+        assert!(set.unreadable(&gamma.id).is_none());
+        assert_eq!(set.held(&gamma.id), ["crm"]);
+    }
+
+    #[test]
+    fn a_reload_keeps_what_it_cannot_load_running_and_applies_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = tenant("acme");
+        let token = dir.path().join("t");
+        std::fs::write(&token, "x").unwrap();
+        let ok = format!("token_file = \"{}\"", token.display());
+        let file = dir.path().join("acme.toml");
+        let load =
+            || TargetSet::load(dir.path(), std::slice::from_ref(&acme), &adapter_registry(), &schema_registry()).0;
+
+        std::fs::write(&file, format!("{}{}", target("crm", &ok), target("hr", SECRET_FILE_UNSET))).unwrap();
+        let first = load();
+        assert_eq!(first.held(&acme.id), ["hr"]);
+
+        // crm given a bad scope, hr fixed, erp added: crm keeps running as it was; hr and erp load.
+        let bad_scope = format!("{ok}\nscope = \"active eq\"");
+        std::fs::write(&file, format!("{}{}{}", target("crm", &bad_scope), target("hr", &ok), target("erp", &ok)))
+            .unwrap();
+        let mut second = load();
+        let mut reloaded = second.keep_running(&first);
+        reloaded.woken.sort();
+        assert_eq!(reloaded.refused, [("acme".to_owned(), vec!["crm".to_owned()])]);
+        assert_eq!(reloaded.woken, [(acme.id.clone(), "erp".to_owned()), (acme.id.clone(), "hr".to_owned())]);
+        let previous = second.get(&acme.id, "crm").unwrap();
+        assert!(Arc::ptr_eq(&previous, first.get(&acme.id, "crm").as_ref().unwrap()), "crm runs its previous build");
+        assert!(second.held(&acme.id).is_empty());
+        assert!(second.broken(&acme.id).iter().any(|b| b.target.as_deref() == Some("crm") && b.running_previous));
+
+        // Unreadable on reload: every previous target keeps running, nothing refuses writes.
+        std::fs::write(&file, "[[targets]").unwrap();
+        let mut third = load();
+        assert!(third.unreadable(&acme.id).is_some());
+        let reloaded = third.keep_running(&second);
+        assert_eq!(reloaded.refused.len(), 1);
+        assert!(third.unreadable(&acme.id).is_none() && third.held(&acme.id).is_empty());
+        assert_eq!(third.of(&acme.id).len(), 3);
+
+        // Unreadable while a target was held: it stays held (its changes still queue), the
+        // loaded one keeps running, and writes are not refused.
+        let mut fourth = load();
+        fourth.keep_running(&first);
+        assert_eq!(fourth.held(&acme.id), ["hr"]);
+        assert!(fourth.get(&acme.id, "crm").is_some() && fourth.unreadable(&acme.id).is_none());
+
+        // TOML without a readable name (`[[target]]`) is unreadable, not a tenant without targets.
+        std::fs::write(&file, "[[target]]\nname = \"crm\"\n").unwrap();
+        let fifth = load();
+        assert!(fifth.unreadable(&acme.id).is_some() && fifth.of(&acme.id).is_empty());
     }
 }

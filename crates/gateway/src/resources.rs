@@ -611,8 +611,10 @@ pub(crate) async fn delete(
     let tenant = principal.tenant_id.clone();
     let rid = id.clone();
     let set = state.targets.snapshot();
+    let held = routable(&set, &tenant)?;
     let of_kind = |k: Kind| -> Vec<Enqueue> {
-        set.of(&tenant).iter().filter(|t| t.handles(k)).map(|t| Enqueue::deliver(t.name())).collect()
+        let loaded = set.of(&tenant).iter().filter(|t| t.handles(k)).map(|t| t.name());
+        loaded.chain(held.iter().copied()).map(Enqueue::deliver).collect()
     };
     let outbox = of_kind(kind);
     // A deleted user or group leaves the groups it was in: group targets must hear of it.
@@ -634,7 +636,8 @@ pub(crate) async fn delete(
 
 /// Whether the tenant has any target, i.e. whether a change can have queued deliveries.
 fn has_targets(state: &AppState, principal: &Principal) -> bool {
-    !state.targets.snapshot().of(&principal.tenant_id).is_empty()
+    let set = state.targets.snapshot();
+    !set.of(&principal.tenant_id).is_empty() || !set.held(&principal.tenant_id).is_empty()
 }
 
 /// Groups returned after a write carry their members only when the projection wants them;
@@ -702,15 +705,36 @@ fn deliveries_for(
     body: &Map<String, Value>,
     id: Option<&str>,
 ) -> Result<Vec<Enqueue>, ScimError> {
-    let targets = targets.of(tenant_id);
-    if targets.is_empty() {
-        return Ok(Vec::new());
+    let held = routable(targets, tenant_id)?;
+    let loaded = targets.of(tenant_id);
+    let mut out = match loaded.is_empty() {
+        true => Vec::new(),
+        false => {
+            let mut resource = body.clone();
+            if let Some(id) = id {
+                resource.insert("id".into(), Value::String(id.to_owned()));
+            }
+            plan_deliveries(loaded, kind, &resource, schema)?
+        }
+    };
+    out.extend(held.into_iter().map(Enqueue::deliver));
+    Ok(out)
+}
+
+/// The tenant's held targets (not loaded: their deliveries wait, see `TargetSet::held`), or 503
+/// when its targets file could not be read at all: with no target names known, a change could
+/// not be queued for them and would be lost to them. The detail names no path or problem (the
+/// client is the IdP, not the gateway's admin); the log and `scimgw status` do.
+fn routable<'s>(targets: &'s TargetSet, tenant_id: &str) -> Result<Vec<&'s str>, ScimError> {
+    if targets.unreadable(tenant_id).is_some() {
+        return Err(ScimError::new(
+            503,
+            None,
+            "the gateway cannot read this tenant's targets file, so a change could not be routed to its \
+             targets; its administrator sees why in the gateway's log and `scimgw status`. Retry later",
+        ));
     }
-    let mut resource = body.clone();
-    if let Some(id) = id {
-        resource.insert("id".into(), Value::String(id.to_owned()));
-    }
-    plan_deliveries(targets, kind, &resource, schema)
+    Ok(targets.held(tenant_id))
 }
 
 /// The id from the URL. One with a NUL names no resource (ids are UUIDs), and PostgreSQL could

@@ -229,12 +229,35 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             }
         }
     }
+    // Degraded, not unready: the other targets and tenants work, and restarting would not fix a
+    // configuration. Counted only; the names and problems are in the log and `scimgw status`
+    // (this endpoint answers without authentication).
+    let set = state.targets.snapshot();
+    let broken = set.all_broken().filter(|(_, b)| !b.running_previous).count();
+    let stale = set.all_broken().filter(|(_, b)| b.running_previous).count();
+    let targets = match (broken, stale) {
+        (0, 0) => "ok".to_owned(),
+        (b, s) => {
+            let mut parts = Vec::new();
+            if b > 0 {
+                parts.push(format!("{b} target(s) not loaded, their changes wait in the outbox"));
+            }
+            if s > 0 {
+                parts.push(format!("{s} target(s) run their previous configuration, a reload could not load them"));
+            }
+            format!("degraded: {} (see the log or scimgw status)", parts.join("; "))
+        }
+    };
+    checks.insert("targets".into(), json!(targets));
     let body = json!({"status": if ready { "ready" } else { "not ready" }, "checks": checks});
     if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }
 
 /// Label sets of the outbox gauges set at the last scrape, to zero those that disappeared.
 static OUTBOX_LABELS: Mutex<Option<HashSet<(String, String, String)>>> = Mutex::new(None);
+
+/// Label sets of `scimgw_target_not_loaded` set at the last scrape, likewise.
+static NOT_LOADED_LABELS: Mutex<Option<HashSet<(String, String, String)>>> = Mutex::new(None);
 
 /// `GET /metrics`: the Prometheus text format, with the outbox gauges read from the store now.
 pub(crate) async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
@@ -273,6 +296,25 @@ pub(crate) async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse
                     .set(0.0);
             }
             *last = Some(seen);
+        }
+        // Targets the last load could not build, 1 each: `effect` says whether their changes
+        // are held or a reload's mistake left the previous configuration running ('' as target
+        // names a whole tenant file).
+        let set = state.targets.snapshot();
+        let mut now_broken = HashSet::new();
+        for (tenant_id, b) in set.all_broken() {
+            let effect = if b.running_previous { "previous_running" } else { "held" };
+            let key = (name(tenant_id), b.target.clone().unwrap_or_default(), effect.to_owned());
+            metrics::gauge!("scimgw_target_not_loaded", "tenant" => key.0.clone(), "target" => key.1.clone(), "effect" => effect)
+                .set(1.0);
+            now_broken.insert(key);
+        }
+        if let Ok(mut last) = NOT_LOADED_LABELS.lock() {
+            for gone in last.get_or_insert_with(HashSet::new).difference(&now_broken) {
+                metrics::gauge!("scimgw_target_not_loaded", "tenant" => gone.0.clone(), "target" => gone.1.clone(), "effect" => gone.2.clone())
+                    .set(0.0);
+            }
+            *last = Some(now_broken);
         }
         // The last reconcile of each target (a failed run keeps the previous counts).
         for run in runs.iter().filter(|r| r.finished_us.is_some()) {

@@ -21,6 +21,7 @@ mod resource;
 mod resources;
 mod schema;
 mod store;
+mod target_problems;
 mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -37,4 +38,5 @@ pub use reconcile::{ORPHAN_PREFIX, ReconcileRun, Repair};
 pub use redact::redact_url;
 pub use resource::{Change, Kind, Member, MembersChange, NewResource, Resource, Updated};
 pub use store::Store;
+pub use target_problems::{HELD_PREFIX, TargetProblem};
 pub use tenants::{ApiKey, NewApiKey, Tenant};

@@ -124,16 +124,21 @@ pub enum DeliveryState {
     Done,
     /// Not delivered: the change broke the target's rules and its policy is to skip.
     Skipped,
+    /// Was dead, until a later delivery of the same resource to the same target succeeded: the
+    /// target holds the resource's current state, so nothing is left to retry. Its `last_error`
+    /// says so, before what killed it.
+    Superseded,
 }
 
 impl DeliveryState {
     /// Every state, in the order `deliveries list` shows them.
-    pub const ALL: [DeliveryState; 5] = [
+    pub const ALL: [DeliveryState; 6] = [
         DeliveryState::Pending,
         DeliveryState::Failed,
         DeliveryState::Dead,
         DeliveryState::Done,
         DeliveryState::Skipped,
+        DeliveryState::Superseded,
     ];
 
     /// The stored and printed name.
@@ -144,6 +149,7 @@ impl DeliveryState {
             DeliveryState::Dead => "dead",
             DeliveryState::Done => "done",
             DeliveryState::Skipped => "skipped",
+            DeliveryState::Superseded => "superseded",
         }
     }
 
@@ -833,6 +839,7 @@ fn finish_job(
 ) -> impl FnOnce(&mut AnyConnection) -> Result<bool, StoreError> + Send + 'static {
     let now = now_us();
     let (id, version, owner, finish) = (delivery.id.clone(), delivery.version, owner.to_owned(), finish.clone());
+    let resource = (delivery.tenant_id.clone(), delivery.target.clone(), delivery.kind, delivery.resource_id.clone());
     let link = link.map(|l| link_row(&l, now));
     move |c: &mut AnyConnection| -> Result<bool, StoreError> {
         if let AnyConnection::Pg(inner) = c {
@@ -868,6 +875,9 @@ fn finish_job(
             _ => finish.detail.as_deref(),
         };
         if record_outcome(c, delivery_id, owner, Some(version), finish.state, due, error, now)? {
+            if finish.state == DeliveryState::Done {
+                supersede_dead(c, delivery_id, &resource, now)?;
+            }
             return Ok(true);
         }
         // The version moved: a newer change waits in this row.
@@ -877,6 +887,32 @@ fn finish_job(
         };
         record_outcome(c, delivery_id, owner, None, state, due, error, now)
     }
+}
+
+/// Marks the dead rows of the resource a delivery just brought up to date at its target as
+/// superseded, saying by which delivery. One probe of `deliveries_dead` (dead rows only).
+fn supersede_dead(
+    c: &mut AnyConnection,
+    by: &str,
+    (tenant_id, target, kind, resource_id): &(String, String, Kind, String),
+    now: i64,
+) -> Result<(), StoreError> {
+    struct Supersede;
+    let note = format!("superseded: delivery {by} of the same resource succeeded later; ");
+    let q = fixed::<Supersede, 6>(
+        "UPDATE deliveries SET state = 'superseded', last_error = ? || COALESCE(last_error, ''), updated_us = ? \
+         WHERE state = 'dead' AND tenant_id = ? AND target = ? AND resource_type = ? AND resource_id = ?",
+        [
+            Val::Text(&note),
+            Val::Int(now),
+            Val::Text(tenant_id),
+            Val::Text(target),
+            Val::Text(kind.resource_type()),
+            Val::Text(resource_id),
+        ],
+    );
+    on_inner!(c, |c| q.execute(c))?;
+    Ok(())
 }
 
 /// Sets a leased row's outcome and releases it; only while it is still at `version` when one is
@@ -987,5 +1023,6 @@ fn outcome_word(state: DeliveryState) -> &'static str {
         DeliveryState::Failed | DeliveryState::Pending => "retry",
         DeliveryState::Dead => "dead",
         DeliveryState::Skipped => "skipped",
+        DeliveryState::Superseded => "superseded",
     }
 }

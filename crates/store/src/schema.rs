@@ -146,6 +146,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    target_problems (tenant_id, target) {
+        tenant_id -> Text,
+        target -> Text,
+        problems -> Text,
+        running_previous -> BigInt,
+        since_us -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -158,5 +168,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     delivery_attempts,
     links,
     audit_events,
-    reconcile_runs
+    reconcile_runs,
+    target_problems
 );

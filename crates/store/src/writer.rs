@@ -125,8 +125,7 @@ pub(crate) const BACKSTOP_PAGES: u32 = 8_000;
 /// The checkpoint thread: on each nudge, one `PASSIVE` checkpoint on its own connection, then a
 /// pause of [`CHECKPOINT_EVERY`]. Ends when the writer is gone. A failure is logged and the
 /// connection opened again at the next nudge; meanwhile the writer's backstop checkpoints.
-fn checkpoints(manager: &Manager, nudges: &Receiver<()>) {
-    let mut conn: Option<AnyConnection> = None;
+fn checkpoints(manager: &Manager, nudges: &Receiver<()>, mut conn: Option<AnyConnection>) {
     while nudges.recv().is_ok() {
         let ran = match conn.as_mut() {
             Some(c) => Ok(c),
@@ -154,9 +153,12 @@ impl GroupWriter {
     pub(crate) fn new(manager: Manager, max_batch: usize) -> Result<Self, StoreError> {
         let (checkpoint, nudges) = sync_channel::<()>(1);
         let checkpointer = manager.clone();
+        // Opened now, while the file certainly exists: opening later, after the store was
+        // dropped and its file removed, would create an empty one.
+        let conn = manager.open().ok();
         std::thread::Builder::new()
             .name("scimgw-checkpoint".into())
-            .spawn(move || checkpoints(&checkpointer, &nudges))
+            .spawn(move || checkpoints(&checkpointer, &nudges, conn))
             .map_err(|e| StoreError::Internal(format!("cannot start the checkpoint thread: {e}")))?;
         let shared = Arc::new(Shared::new(manager, max_batch, checkpoint));
         let (jobs, queue) = channel::<Job>();

@@ -35,14 +35,9 @@ pub fn run(config: Config, cmd: ConfigCommand) -> anyhow::Result<()> {
     let dir = Path::new(&config.tenants_dir);
     let schemas = scimgw_delivery::schema_registry();
     let mut problems: Vec<ConfigProblem> = Vec::new();
-    let mut count = 0;
-    match TargetSet::load(dir, &tenants, &adapter_registry(), &schemas) {
-        Ok((set, warnings)) => {
-            count = set.len();
-            problems.extend(warnings);
-        }
-        Err(found) => problems.extend(found),
-    }
+    let (set, found) = TargetSet::load(dir, &tenants, &adapter_registry(), &schemas);
+    let count = set.len();
+    problems.extend(found);
     let survey = scimgw_delivery::targets::survey(dir, &tenants);
     problems.extend(survey.warnings);
     let mut probed = Vec::new();

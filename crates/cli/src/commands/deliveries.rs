@@ -18,7 +18,7 @@ pub enum DeliveriesCommand {
         #[arg(long, requires = "tenant")]
         target: Option<String>,
         /// Only in this state.
-        #[arg(long, value_parser = ["pending", "failed", "dead", "done", "skipped"])]
+        #[arg(long, value_parser = ["pending", "failed", "dead", "done", "skipped", "superseded"])]
         state: Option<String>,
         /// At most this many.
         #[arg(long, default_value_t = 100)]

@@ -183,7 +183,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let base_path = config.base_path().to_owned();
     let simulators: Vec<String> = sims.iter().map(|(name, sim)| format!("{name} {}", sim.base_url())).collect();
     let store_url = config.store.url.clone();
-    let served = super::serve::serve_until_stopped(config, store, move |addrs| {
+    let served = super::serve::serve_until_stopped(config, store, true, move |addrs| {
         let Some(addr) = addrs.first() else { return };
         let url = format!("http://{addr}{base_path}");
         println!(

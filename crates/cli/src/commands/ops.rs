@@ -26,6 +26,8 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
     let tenants = store.tenants().context("reading tenants")?;
     let stats = store.outbox_stats(true).context("reading the outbox")?;
     let runs = store.reconcile_runs().context("reading the reconcile runs")?;
+    // As the gateway found them at its last start or reload (its environment holds the secrets).
+    let problems = store.target_problems().context("reading the targets the gateway could not load")?;
     let now_us = chrono::Utc::now().timestamp_micros();
     let mut out = Vec::new();
     for t in &tenants {
@@ -33,6 +35,7 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
             .map(|f| f.targets.into_iter().map(|x| x.name).collect())
             .unwrap_or_default();
         names.extend(stats.iter().filter(|s| s.tenant_id == t.id).map(|s| s.target.clone()));
+        names.extend(problems.iter().filter(|p| p.tenant_id == t.id).map(|p| p.target.clone()));
         names.sort();
         names.dedup();
         for target in names {
@@ -63,13 +66,22 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
                     "error": r.error,
                 })
             });
+            let not_loaded = problems.iter().find(|p| p.tenant_id == t.id && p.target == target).map(|p| {
+                json!({
+                    "problems": p.problems,
+                    "since_seconds_ago": (now_us - p.since_us).max(0) / 1_000_000,
+                    "running_previous": p.running_previous != 0,
+                })
+            });
             out.push(json!({
                 "tenant": t.name,
                 "target": target,
+                "not_loaded": not_loaded,
                 "pending": count("pending"),
                 "failed": count("failed"),
                 "dead": count("dead"),
                 "skipped": count("skipped"),
+                "superseded": count("superseded"),
                 "done": count("done"),
                 "oldest_waiting_seconds": oldest,
                 "reconcile": reconcile,
@@ -92,7 +104,7 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
     let rows: Vec<Vec<String>> = out
         .iter()
         .map(|r| {
-            ["tenant", "target", "pending", "failed", "dead", "skipped", "done"]
+            ["tenant", "target", "pending", "failed", "dead", "superseded", "skipped", "done"]
                 .iter()
                 .map(|k| cell(&r[*k]))
                 .chain(std::iter::once(match r["oldest_waiting_seconds"].as_i64() {
@@ -110,6 +122,7 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
             "PENDING",
             "FAILED",
             "DEAD",
+            "SUPERSEDED",
             "SKIPPED",
             "DONE",
             "OLDEST WAITING",
@@ -121,6 +134,27 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
         ],
         &rows,
     );
+    let broken: Vec<&Value> = out.iter().filter(|r| !r["not_loaded"].is_null()).collect();
+    if !broken.is_empty() {
+        println!();
+        for r in broken {
+            let n = &r["not_loaded"];
+            let what = match cell(&r["target"]).as_str() {
+                "" => format!("the targets file of tenant {} cannot be read", cell(&r["tenant"])),
+                t => format!("{}/{t} is not loaded", cell(&r["tenant"])),
+            };
+            let meanwhile = match (n["running_previous"].as_bool(), cell(&r["target"]).is_empty()) {
+                (Some(true), _) => "the gateway runs its previous configuration",
+                (_, false) => "its changes wait in the outbox (PENDING) until a reload or restart loads it",
+                (_, true) => "the tenant's SCIM writes are refused until a reload or restart reads it",
+            };
+            println!(
+                "{what} (for {}s): {}; {meanwhile}",
+                cell(&n["since_seconds_ago"]),
+                cell(&n["problems"]).replace('\n', "; ")
+            );
+        }
+    }
     if out.iter().any(|r| !r["reconcile"]["error"].is_null()) {
         println!();
         for r in out.iter().filter(|r| !r["reconcile"]["error"].is_null()) {

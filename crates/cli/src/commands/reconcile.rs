@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use scimgw_delivery::reconcile::{self, Options, Progress, Report};
-use scimgw_delivery::{TargetSet, adapter_registry, schema_registry};
+use scimgw_delivery::targets::load_one;
+use scimgw_delivery::{adapter_registry, schema_registry};
 use scimgw_gateway::Config;
 
 use super::{open_store, print_table};
@@ -78,20 +79,11 @@ pub fn run(config: Config, args: ReconcileArgs) -> anyhow::Result<bool> {
     };
     let schemas = Arc::new(schema_registry());
     let dir = std::path::Path::new(&config.tenants_dir);
-    let set = match TargetSet::load(dir, std::slice::from_ref(&tenant), &adapter_registry(), &schemas) {
-        Ok((set, _warnings)) => set,
-        Err(problems) => {
-            let text: Vec<String> = problems
-                .iter()
-                .filter(|p| !p.warning)
-                .map(|p| format!("{}: {}", p.target.as_deref().unwrap_or(&tenant.name), p.message))
-                .collect();
-            bail!("the tenant file {}/{}.toml has problems:\n  {}", dir.display(), tenant.name, text.join("\n  "));
-        }
-    };
-    let Some(target) = set.get(&tenant.id, &args.target) else {
-        bail!("{}/{}.toml has no target named {}", dir.display(), tenant.name, args.target);
-    };
+    // This target's secret only: the others' tokens need not be in the admin's shell.
+    let target = load_one(dir, &tenant, &args.target, &adapter_registry(), &schemas).map_err(|e| {
+        anyhow::anyhow!("target {} of tenant {}:\n  {}", args.target, tenant.name, e.replace('\n', "\n  "))
+    })?;
+    let target = Arc::new(target);
     if !target.handles(scimgw_store::Kind::User) {
         bail!("target {} does not take users: nothing to reconcile", args.target);
     }

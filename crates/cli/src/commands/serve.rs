@@ -19,41 +19,117 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use super::{create_store, open_store};
 
-/// Loads every tenant's targets; any error refuses the whole set, each problem on its own line.
-pub(crate) fn load_targets(config: &Config, store: &Store, schemas: &Registry) -> anyhow::Result<TargetSet> {
+/// `scimgw serve` and `scimgw worker`.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Refuse to start when any tenant's target cannot be loaded (a missing token variable, a
+    /// mistake in a tenant file). Without it the gateway starts with every target that loads,
+    /// holds the changes of the others in the outbox and reports them (log, `status`, `/readyz`,
+    /// `/metrics`).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Loads every tenant's targets. A target that cannot be loaded is logged as an error and
+/// reported (see [`record_problems`]); the set holds the others. `strict`: any error refuses the
+/// whole set, each problem on its own line.
+pub(crate) fn load_targets(
+    config: &Config,
+    store: &Store,
+    schemas: &Registry,
+    strict: bool,
+) -> anyhow::Result<TargetSet> {
     let tenants = store.tenants().context("reading tenants")?;
     let dir = Path::new(&config.tenants_dir);
-    match TargetSet::load(dir, &tenants, &adapter_registry(), schemas) {
-        Ok((set, warnings)) => {
-            let survey = scimgw_delivery::targets::survey(dir, &tenants);
-            for w in warnings.iter().chain(&survey.warnings) {
-                tracing::warn!("{w}");
+    let (set, problems) = TargetSet::load(dir, &tenants, &adapter_registry(), schemas);
+    if strict && problems.iter().any(|p| !p.warning) {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        bail!("the target configuration in {} has problems (--strict):\n  {}", config.tenants_dir, lines.join("\n  "));
+    }
+    let survey = scimgw_delivery::targets::survey(dir, &tenants);
+    for w in problems.iter().filter(|p| p.warning).chain(&survey.warnings) {
+        tracing::warn!("{w}");
+    }
+    for note in &survey.notes {
+        tracing::info!("note: {note}");
+    }
+    Ok(set)
+}
+
+/// Tells what could not be loaded, where an operator looks: the log (an error per target), the
+/// store (for `scimgw status`; the admin's shell may lack the secrets the gateway has) and the
+/// metrics. Then wakes the held deliveries of every target the set loads (held by an earlier
+/// start or load that could not load it).
+fn record_problems(store: &Store, set: &TargetSet, wake: &[(String, String)]) {
+    let now = chrono::Utc::now().timestamp_micros();
+    let mut rows = Vec::new();
+    for (tenant_id, broken) in set.all_broken() {
+        tracing::error!("{}", broken.describe());
+        rows.push(scimgw_store::TargetProblem {
+            tenant_id: tenant_id.to_owned(),
+            target: broken.target.clone().unwrap_or_default(),
+            problems: broken.problems.join("\n"),
+            running_previous: i64::from(broken.running_previous),
+            since_us: now,
+        });
+    }
+    if let Err(e) = store.set_target_problems(&rows) {
+        tracing::warn!(error = %e, "recording which targets are not loaded failed; scimgw status will not show them");
+    }
+    for (tenant_id, target) in wake {
+        match store.wake_held(tenant_id, target) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(target = %target, deliveries = n, "target loaded: its held deliveries are due now"),
+            Err(e) => {
+                tracing::warn!(error = %e, target = %target, "waking held deliveries failed; they run within the hour")
             }
-            for note in &survey.notes {
-                tracing::info!("note: {note}");
-            }
-            Ok(set)
-        }
-        Err(problems) => {
-            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            bail!("the target configuration in {} has problems:\n  {}", config.tenants_dir, lines.join("\n  "))
         }
     }
 }
 
-/// Re-reads the targets on every SIGHUP; a set that fails validation is refused and the old one kept.
-fn reload_on_sighup(config: Config, store: Store, schemas: Arc<Registry>, targets: Arc<Targets>) {
+/// Every loaded target, as (tenant id, name): at start, any of them may have held deliveries.
+fn loaded(set: &TargetSet) -> Vec<(String, String)> {
+    set.iter().map(|(t, target)| (t.to_owned(), target.name().to_owned())).collect()
+}
+
+/// Re-reads the targets on every SIGHUP. A target that no longer loads keeps running its previous
+/// configuration (and is reported); one that loads now wakes its held deliveries.
+fn reload_on_sighup(config: Config, store: Store, schemas: Arc<Registry>, targets: Arc<Targets>, wake: Arc<Notify>) {
     actix_web::rt::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP; targets are read at start only");
             return;
         };
         while hup.recv().await.is_some() {
-            let (c, s, sc) = (config.clone(), store.clone(), schemas.clone());
-            match tokio::task::spawn_blocking(move || load_targets(&c, &s, &sc)).await {
-                Ok(Ok(set)) => {
-                    tracing::info!(targets = set.len(), "SIGHUP: targets reloaded");
-                    targets.replace(set);
+            let (c, s, sc, t) = (config.clone(), store.clone(), schemas.clone(), targets.clone());
+            let reloaded = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
+                let mut set = load_targets(&c, &s, &sc, false)?;
+                let reloaded = set.keep_running(&t.snapshot());
+                for (tenant, kept) in &reloaded.refused {
+                    tracing::error!(
+                        "SIGHUP: reload refused for tenant {tenant}'s {}: mistakes below; the previous \
+                         configuration keeps running",
+                        kept.join(", ")
+                    );
+                }
+                for (_, target) in &reloaded.woken {
+                    tracing::info!(target = %target, "SIGHUP: target loaded");
+                }
+                // Every loaded target, not only those new to this process: another replica that
+                // could not load one may have held its rows.
+                let wake = loaded(&set);
+                let n = set.len();
+                // The set first: a row woken before it would be claimed against the old one and
+                // held again.
+                t.replace(set);
+                record_problems(&s, &t.snapshot(), &wake);
+                Ok(n)
+            })
+            .await;
+            match reloaded {
+                Ok(Ok(n)) => {
+                    tracing::info!(targets = n, "SIGHUP: targets reloaded");
+                    wake.notify_one();
                 }
                 Ok(Err(e)) => tracing::error!("SIGHUP: reload refused, keeping the previous targets: {e:#}"),
                 Err(e) => tracing::error!("SIGHUP: reload failed: {e}"),
@@ -64,7 +140,7 @@ fn reload_on_sighup(config: Config, store: Store, schemas: Arc<Registry>, target
 
 /// Runs until SIGINT or SIGTERM: stops taking requests, lets in-flight requests and deliveries
 /// finish (deliveries within `dispatcher.shutdown_grace_secs`), and leaves the rest in the outbox.
-pub fn run(config: Config) -> anyhow::Result<()> {
+pub fn run(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     init_logging(&config);
     let store = create_store(&config)?;
     tracing::info!(store = %redact_url(&config.store.url), "store ready");
@@ -75,7 +151,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
              (from a checkout: cargo run -- tenant add acme, then cargo run -- key issue --tenant acme)\n"
         );
     }
-    serve_until_stopped(config, store, |_| {})
+    serve_until_stopped(config, store, args.strict, |_| {})
 }
 
 /// Loads the targets, then serves SCIM and delivers until SIGINT/SIGTERM; `on_ready` gets the
@@ -83,10 +159,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
 pub(crate) fn serve_until_stopped(
     config: Config,
     store: Store,
+    strict: bool,
     on_ready: impl FnOnce(&[std::net::SocketAddr]),
 ) -> anyhow::Result<()> {
     let schemas = Arc::new(scimgw_delivery::schema_registry());
-    let set = load_targets(&config, &store, &schemas)?;
+    let set = load_targets(&config, &store, &schemas, strict)?;
+    record_problems(&store, &set, &loaded(&set));
     tracing::info!(targets = set.len(), tenants_dir = %config.tenants_dir, "targets loaded");
     let targets = Arc::new(Targets::new(set));
     let wake = Arc::new(Notify::new());
@@ -100,7 +178,7 @@ pub(crate) fn serve_until_stopped(
         ))
     });
     let mut app_state = AppState::new(config.clone(), store.clone(), scimgw_delivery::schema_registry())
-        .with_targets(targets.clone(), wake);
+        .with_targets(targets.clone(), wake.clone());
     if let Some(d) = &dispatcher {
         app_state = app_state.with_heartbeat(d.heartbeat());
     }
@@ -131,7 +209,7 @@ pub(crate) fn serve_until_stopped(
             handle
         });
         on_ready(&addrs);
-        reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone());
+        reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone(), wake);
         let (stop, stopped) = watch::channel(false);
         let dispatcher = dispatcher.zip(on_dispatcher).map(|(d, rt)| rt.spawn(d.run(stopped)));
         // On SIGINT/SIGTERM: stop taking requests and stop the dispatcher together; in-flight
@@ -193,19 +271,21 @@ fn system(config: &Config) -> anyhow::Result<actix_web::rt::SystemRunner> {
 }
 
 /// `scimgw worker`: the dispatcher without the SCIM endpoint, for scale-out on PostgreSQL.
-pub fn worker(config: Config) -> anyhow::Result<()> {
+pub fn worker(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     init_logging(&config);
     let store = open_store(&config)?;
     let schemas = Arc::new(scimgw_delivery::schema_registry());
-    let set = load_targets(&config, &store, &schemas)?;
+    let set = load_targets(&config, &store, &schemas, args.strict)?;
+    record_problems(&store, &set, &loaded(&set));
     tracing::info!(targets = set.len(), "worker: targets loaded");
     let targets = Arc::new(Targets::new(set));
     let delivering = dispatcher_runtime(&config)?;
     let on_dispatcher = delivering.handle().clone();
     let result = system(&config)?.block_on(async move {
-        reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone());
+        let wake = Arc::new(Notify::new());
+        reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone(), wake.clone());
         let (stop, stopped) = watch::channel(false);
-        let d = Arc::new(Dispatcher::new(store, targets, schemas, config.dispatcher.clone(), Arc::new(Notify::new())));
+        let d = Arc::new(Dispatcher::new(store, targets, schemas, config.dispatcher.clone(), wake));
         let task = on_dispatcher.spawn(d.run(stopped));
         wait_for_stop_signal().await;
         tracing::info!("worker: stopping");

@@ -103,7 +103,7 @@ impl Gw {
     }
 
     /// One SCIM request with `token` and a JSON body; the answer, after checking its status.
-    async fn scim(&self, method: reqwest::Method, path: &str, token: &str, body: Value, status: u16) -> Value {
+    pub async fn scim(&self, method: reqwest::Method, path: &str, token: &str, body: Value, status: u16) -> Value {
         let r = reqwest::Client::new()
             .request(method, format!("http://127.0.0.1:{}/scim/v2{path}", self.port))
             .bearer_auth(token)

@@ -1,0 +1,2 @@
+UPDATE deliveries SET state = 'dead' WHERE state = 'superseded';
+DROP INDEX deliveries_dead;
