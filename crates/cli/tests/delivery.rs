@@ -64,8 +64,9 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test]
-async fn a_dead_delivery_is_shown_with_the_vendors_message_and_retried_from_the_cli() {
+/// A gateway in front of an app that refuses the first user created, for good (400 with a
+/// message): that user's delivery dies.
+async fn refused_first_post() -> (TestDb, Sim, Gw, String, Proc) {
     let db = TestDb::sqlite();
     let sim = sim();
     sim.set_faults(Faults {
@@ -77,7 +78,13 @@ async fn a_dead_delivery_is_shown_with_the_vendors_message_and_retried_from_the_
     .unwrap();
     let gw = Gw::new(&db.config().url, &sim, "");
     let token = gw.token();
-    let mut serve = gw.serve().await;
+    let serve = gw.serve().await;
+    (db, sim, gw, token, serve)
+}
+
+#[tokio::test]
+async fn a_dead_delivery_is_shown_with_the_vendors_message_and_retried_from_the_cli() {
+    let (_db, sim, gw, token, mut serve) = refused_first_post().await;
     let id = gw.create(&token, "dana@example.com").await;
     let dead = until(Duration::from_secs(20), || {
         stdout(&gw.run(&["deliveries", "list", "--state", "dead"])).contains(&format!("User {id}"))
@@ -113,18 +120,7 @@ async fn a_dead_delivery_is_shown_with_the_vendors_message_and_retried_from_the_
 /// `/metrics` stop counting it as dead, and the row says why.
 #[tokio::test]
 async fn a_dead_letter_is_superseded_by_a_later_success_of_the_same_user() {
-    let db = TestDb::sqlite();
-    let sim = sim();
-    sim.set_faults(Faults {
-        fail_next: 1,
-        error: InjectedError::permanent("department is required by this app"),
-        scope: Scope { methods: vec!["POST".into()], path_prefix: None },
-        ..Faults::default()
-    })
-    .unwrap();
-    let gw = Gw::new(&db.config().url, &sim, "");
-    let token = gw.token();
-    let mut serve = gw.serve().await;
+    let (_db, sim, gw, token, mut serve) = refused_first_post().await;
     let id = gw.create(&token, "flo@example.com").await;
     let counts = |gw: &Gw| -> (i64, i64) {
         let status: Value = serde_json::from_str(&gw.ok(&["status", "--json"])).unwrap();

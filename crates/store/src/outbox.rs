@@ -890,7 +890,7 @@ fn finish_job(
 }
 
 /// Marks the dead rows of the resource a delivery just brought up to date at its target as
-/// superseded, saying by which delivery. One probe of `deliveries_dead` (dead rows only).
+/// superseded, saying by which delivery. One probe of `deliveries_resource`.
 fn supersede_dead(
     c: &mut AnyConnection,
     by: &str,

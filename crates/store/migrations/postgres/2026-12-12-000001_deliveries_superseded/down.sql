@@ -1,2 +1,1 @@
 UPDATE deliveries SET state = 'dead' WHERE state = 'superseded';
-DROP INDEX deliveries_dead;

@@ -1,9 +1,8 @@
 -- A dead letter whose resource a later delivery to the same target brought up to date is
 -- `superseded` (issue 23): `status` and `/metrics` no longer count it as dead, `deliveries list
--- --state superseded` still shows it, with why. The finish of a done delivery looks its dead rows
--- up through this index, which holds dead rows only (usually none). Rows dead before a later
+-- --state superseded` still shows it, with why. The finish of a done delivery finds its dead rows
+-- through `deliveries_resource` (tenant, target, type, resource, state). Rows dead before a later
 -- success already recorded are superseded here. Keep equal to the other engine's migration.
-CREATE INDEX deliveries_dead ON deliveries (tenant_id, target, resource_type, resource_id) WHERE state = 'dead';
 UPDATE deliveries SET
     state = 'superseded',
     last_error = 'superseded: a later delivery of the same resource succeeded; ' || COALESCE(last_error, '')
