@@ -34,6 +34,16 @@ use crate::targets::{Target, Targets, derived_account_name, describe};
 /// `HOLD`.
 pub const HOLD: Duration = Duration::from_secs(6 * 3600);
 
+/// A share of `within` picked by `key`: rows held together come due over a stretch of time
+/// instead of all at once (each then costs a claim and a write on the shared store).
+fn spread(key: &str, within: Duration) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    let millis = u64::try_from(within.as_millis()).unwrap_or(u64::MAX).max(1);
+    Duration::from_millis(h.finish() % millis)
+}
+
 /// `[dispatcher]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -347,8 +357,9 @@ impl Dispatcher {
             // Not an attempt: the target is not loaded. Kept until a load wakes it.
             let why = broken.describe();
             drop(set);
+            let hold = HOLD + spread(&row.id, HOLD / 4);
             let (me, row) = (self.clone(), row);
-            match tokio::task::spawn_blocking(move || me.store.hold_delivery(&row, &me.owner, HOLD, &why)).await {
+            match tokio::task::spawn_blocking(move || me.store.hold_delivery(&row, &me.owner, hold, &why)).await {
                 Ok(Ok(_)) => metrics::counter!("scimgw_deliveries_held_total").increment(1),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "holding a delivery failed; its lease will expire and it runs again")
@@ -868,5 +879,23 @@ async fn refuse_held(store: &Store, row: &Delivery, remote_id: &str) -> Result<(
             )))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_rows_come_due_spread_over_the_stretch_not_at_once() {
+        let within = Duration::from_secs(5400);
+        let dues: std::collections::BTreeSet<u128> =
+            (0..200).map(|i| spread(&format!("row-{i}"), within).as_millis()).collect();
+        assert!(dues.iter().all(|d| *d < within.as_millis()));
+        assert!(dues.len() > 190, "{} distinct of 200", dues.len());
+        let first_half = dues.iter().filter(|d| **d < within.as_millis() / 2).count();
+        assert!((60..=140).contains(&first_half), "{first_half} of 200 in the first half");
+        assert_eq!(spread("row-1", within), spread("row-1", within), "the same row, the same share");
+        assert_eq!(spread("row-1", Duration::ZERO), Duration::ZERO);
     }
 }
