@@ -6,7 +6,7 @@
 use diesel::prelude::*;
 
 use crate::error::StoreError;
-use crate::outbox::Delivery;
+use crate::outbox::{Delivery, DeliveryState};
 use crate::resource::now_us;
 use crate::schema::{deliveries, target_problems};
 use crate::store::Store;
@@ -33,13 +33,18 @@ pub struct TargetProblem {
 }
 
 impl Store {
-    /// Replaces the recorded problems with `problems` (every row: what the last load found). A
-    /// problem already recorded with the same text keeps its `since_us`.
+    /// Replaces the recorded problems with `problems` (every row: what the last load found; the
+    /// first of a tenant and target counts). A problem already recorded with the same text keeps
+    /// its `since_us`.
     pub fn set_target_problems(&self, problems: &[TargetProblem]) -> Result<(), StoreError> {
         self.write(|c| {
             let before: Vec<TargetProblem> = target_problems::table.load(c)?;
             diesel::delete(target_problems::table).execute(c)?;
-            for p in problems {
+            for (i, p) in problems.iter().enumerate() {
+                // One row per tenant and target (the key): a later duplicate adds nothing.
+                if problems[..i].iter().any(|o| o.tenant_id == p.tenant_id && o.target == p.target) {
+                    continue;
+                }
                 let mut row = p.clone();
                 if let Some(old) = before
                     .iter()
@@ -100,7 +105,7 @@ impl Store {
                 deliveries::table
                     .filter(deliveries::tenant_id.eq(&tenant_id))
                     .filter(deliveries::target.eq(&target))
-                    .filter(deliveries::state.eq_any(["pending", "failed"]))
+                    .filter(deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]))
                     .filter(deliveries::lease_owner.is_null())
                     .filter(deliveries::last_error.like(format!("{HELD_PREFIX}%"))),
             )

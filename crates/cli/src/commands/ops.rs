@@ -145,7 +145,9 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
             };
             let meanwhile = match (n["running_previous"].as_bool(), cell(&r["target"]).is_empty()) {
                 (Some(true), _) => "the gateway runs its previous configuration",
-                (_, false) => "its changes wait in the outbox (PENDING) until a reload or restart loads it",
+                (_, false) => {
+                    "its changes wait in the outbox (PENDING, or FAILED after an earlier attempt) until a reload or restart loads it"
+                }
                 (_, true) => "the tenant's SCIM writes are refused until a reload or restart reads it",
             };
             println!(

@@ -81,7 +81,7 @@ fn record_problems(store: &Store, set: &TargetSet, wake: &[(String, String)]) {
             Ok(0) => {}
             Ok(n) => tracing::info!(target = %target, deliveries = n, "target loaded: its held deliveries are due now"),
             Err(e) => {
-                tracing::warn!(error = %e, target = %target, "waking held deliveries failed; they run within the hour")
+                tracing::warn!(error = %e, target = %target, "waking held deliveries failed; they come due by themselves within hours, or at the next reload")
             }
         }
     }
