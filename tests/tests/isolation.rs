@@ -18,16 +18,20 @@ async fn setup(app: &TestApp) -> Setup {
     let a = app.token("tenant-a");
     let b = app.token("tenant-b");
     let b_user = app.create_user(&b, "shared.name@example.com").await;
-    let mut b_user_full = app
+    let patched = app
         .patch(
             &b,
             &format!("/Users/{}", b_user["id"].as_str().unwrap()),
             &patch_op(json!([{"op":"add","value":{"externalId":"b-ext","displayName":"B Person"}}])),
         )
         .await
-        .body;
-    b_user_full.as_object_mut().unwrap().remove("meta");
+        .status;
+    assert_eq!(patched, StatusCode::OK);
     let b_group = app.create_group(&b, "B Team", &[b_user["id"].as_str().unwrap()]).await;
+    // As a GET shows it now: with its group (a user's `groups` are read from the memberships).
+    let mut b_user_full = app.get(&b, &format!("/Users/{}", b_user["id"].as_str().unwrap())).await.body;
+    b_user_full.as_object_mut().unwrap().remove("meta");
+    assert_eq!(b_user_full["groups"][0]["display"], "B Team");
     Setup { a, b, b_user: b_user_full, b_group }
 }
 

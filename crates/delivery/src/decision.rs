@@ -76,13 +76,28 @@ pub struct AtTarget {
     pub has_account: bool,
 }
 
-/// What `target` should hold for `user` (its SCIM JSON without `meta`), `schema` being the User
-/// resource type the scope is evaluated against. See the module doc for the steps.
+/// What `target` should hold for `user` (its SCIM JSON without `meta`, with its `groups` when the
+/// target's scope reads them: [`Target::scope_reads_groups`]), `schema` being the User resource
+/// type the scope is evaluated against. See the module doc for the steps.
 pub fn decide(target: &Target, user: &Map<String, Value>, schema: &ResourceSchema<'_>, at: AtTarget) -> Decision {
     if !target.in_scope(user, schema) {
         return Decision::OutOfScope;
     }
     let on_invalid = target.config.on_invalid;
+    // `groups` is read by the scope only: no adapter sends it (the vendors take membership
+    // through their groups, if at all), and a rule never reads it.
+    let without_groups;
+    let user = match user.contains_key("groups") {
+        true => {
+            without_groups = {
+                let mut u = user.clone();
+                u.remove("groups");
+                u
+            };
+            &without_groups
+        }
+        false => user,
+    };
     let payload = match target.adapter.check(user) {
         Ok(payload) => payload,
         Err(violations) => return Decision::Invalid { violations, on_invalid },
@@ -131,6 +146,9 @@ mod tests {
             Capabilities { users: true, groups: false, deactivate: true, delete: true, read_back: ReadBack::Lookup }
         }
         fn validate(&self, user: &Map<String, Value>) -> Vec<Violation> {
+            if user.contains_key("groups") {
+                return vec![Violation::new("groups", "reached the adapter: it is the scope's alone")];
+            }
             match get_ci(user, "userName") {
                 Some(Value::String(_)) => Vec::new(),
                 _ => vec![Violation::new("userName", "is required")],
@@ -205,6 +223,39 @@ mod tests {
         let t = target("lenient", "reject", None);
         let u = user(json!({"userName": "ann", "active": true}));
         assert_eq!(decide_for(&t, &u, NO_ACCOUNT), Decision::Send(json!({"userName": "ann", "active": true})));
+    }
+
+    #[test]
+    fn a_scope_by_group_reads_the_users_groups_and_no_adapter_sees_them() {
+        let t = target("strict", "reject", Some(r#"groups.display eq "Sales" and active eq true"#));
+        assert!(t.scope_reads_groups() && t.scope_reads_group_names());
+        let by_id = target("strict", "reject", Some(r#"groups.value eq "g1" or title eq "CEO""#));
+        assert!(by_id.scope_reads_groups() && !by_id.scope_reads_group_names());
+        let nested = target("strict", "reject", Some(r#"not (groups[display sw "Ex"])"#));
+        assert!(nested.scope_reads_group_names());
+        assert!(!target("strict", "reject", Some("active eq true")).scope_reads_groups());
+        assert!(!target("strict", "reject", None).scope_reads_groups());
+
+        let member = user(json!({"userName": "ann", "emails": [{"value": "a@x"}], "active": true,
+            "groups": [{"value": "g1", "display": "sales", "type": "direct"}]}));
+        // Sent without `groups`: it is the scope's alone.
+        assert_eq!(decide_for(&t, &member, NO_ACCOUNT), Decision::Send(json!({"userName": "ann", "active": true})));
+        let mut other = member.clone();
+        other.insert("groups".into(), json!([{"value": "g2", "display": "Ops"}]));
+        assert_eq!(decide_for(&t, &other, true), Decision::OutOfScope);
+        other.remove("groups");
+        assert_eq!(decide_for(&t, &other, true), Decision::OutOfScope, "no groups: in none");
+        assert!(matches!(decide_for(&by_id, &member, NO_ACCOUNT), Decision::Send(_)));
+    }
+
+    #[test]
+    fn the_groups_a_scope_names_are_listed_for_config_check() {
+        use crate::targets::{NamedGroup, scope_named_groups};
+        let f = scimgw_scim::filter::parse_filter(
+            r#"(groups.display eq "Sales" or groups[value eq "g1"]) and not (groups.display co "x") and title eq "y""#,
+        )
+        .unwrap();
+        assert_eq!(scope_named_groups(&f), vec![NamedGroup::Display("Sales".into()), NamedGroup::Id("g1".into())]);
     }
 
     #[test]

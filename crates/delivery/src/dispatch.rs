@@ -34,6 +34,10 @@ use crate::targets::{Target, Targets, derived_account_name, describe};
 /// `HOLD`.
 pub const HOLD: Duration = Duration::from_secs(6 * 3600);
 
+/// Members a fan-out row queues per write (see `Dispatcher::fan_out`): a short write each, so a
+/// rename of a 100,000-member group never holds the store's writer for long.
+pub const FAN_OUT_PAGE: i64 = 500;
+
 /// A share of `within` picked by `key`: rows held together come due over a stretch of time
 /// instead of all at once (each then costs a claim and a write on the shared store).
 fn spread(key: &str, within: Duration) -> Duration {
@@ -382,6 +386,12 @@ impl Dispatcher {
                 },
                 None,
             ),
+            // Sends nothing: neither a slot of `max_in_flight` nor a token of the rate limit, which
+            // the member deliveries it queues need.
+            Some(target) if row.fan_out => {
+                let outcome = self.converge(&target, &row).await;
+                self.outcome(&target, &row, outcome, started.elapsed())
+            }
             Some(target) => {
                 let outcome = {
                     let permit = tokio::select! {
@@ -505,6 +515,9 @@ impl Dispatcher {
 
     /// Brings `target` to the current state of the row's resource.
     async fn converge(&self, target: &Target, row: &Delivery) -> Result<Converged, DeliveryError> {
+        if row.fan_out {
+            return self.fan_out(target, row).await;
+        }
         if row.kind == Kind::Group {
             if !target.handles(Kind::Group) {
                 // Queued while the target was not loaded, when what it takes was not known.
@@ -513,9 +526,11 @@ impl Dispatcher {
             return self.converge_group(target, row).await;
         }
         let (tenant, id, name) = (row.tenant_id.clone(), row.resource_id.clone(), row.target.clone());
+        // The user's groups only for a scope that reads them: one more index probe.
+        let groups = target.scope_reads_groups();
         let (current, link) = self
             .quick_read(move |s| {
-                Ok((s.get(&tenant, Kind::User, &id, false)?, s.link(&tenant, &name, Kind::User, &id)?))
+                Ok((s.get(&tenant, Kind::User, &id, groups)?, s.link(&tenant, &name, Kind::User, &id)?))
             })
             .await?;
         let schema = self
@@ -532,7 +547,10 @@ impl Dispatcher {
         let has_account = link.as_ref().is_some_and(|l| l.remote_id.is_some());
         let at_version =
             link.as_ref().is_some_and(|l| l.state == "active" && l.delivered_version.is_some_and(|d| d >= version));
-        let payload = match decide(target, &user, &schema, AtTarget { has_account }) {
+        let decision = decide(target, &user, &schema, AtTarget { has_account });
+        // Read by the scope only; the adapter's look-ups and creates get the user as the IdP sent it.
+        user.remove("groups");
+        let payload = match decision {
             Decision::OutOfScope => return self.deprovision(target, row, link).await,
             // A target that already holds this version needs nothing, whatever the decision says
             // of it now (its rules may have changed since): this makes a re-run row idempotent.
@@ -609,6 +627,35 @@ impl Dispatcher {
         link.delivered_payload = Some(payload.to_string());
         link.account_name = derived_account_name(target, &payload).map(str::to_owned);
         Ok(Converged::Linked(format!("{how} {remote_id} at version {version}"), Box::new(link)))
+    }
+
+    /// A fan-out row (a group renamed under a scope that reads `groups.display`): queues a
+    /// delivery of each user member, a page of [`FAN_OUT_PAGE`] per short write, renewing the
+    /// lease between pages. A target whose scope no longer reads group names has nothing to do.
+    async fn fan_out(&self, target: &Target, row: &Delivery) -> Result<Converged, DeliveryError> {
+        if !target.scope_reads_group_names() {
+            return Ok(Converged::Done("nothing to do: the target's scope does not read group names".into()));
+        }
+        let lease = Duration::from_secs(self.config.lease_secs.max(1));
+        let (mut after, mut queued) = (String::new(), 0usize);
+        loop {
+            let page = self
+                .store
+                .queue_members(&row.tenant_id, &row.resource_id, &row.target, &after, FAN_OUT_PAGE)
+                .await
+                .map_err(|e| DeliveryError::retryable(format!("the store: {e}")))?;
+            let Some((n, last)) = page else { break };
+            queued += n;
+            after = last;
+            let (id, owner) = (row.id.clone(), self.owner.clone());
+            match self.blocking(move |s| s.renew_lease(&id, &owner, lease)).await {
+                Ok(true) => {}
+                Ok(false) => return Err(DeliveryError::retryable("lost the lease while queueing the group's members")),
+                Err(e) => return Err(e),
+            }
+        }
+        self.wake.notify_one();
+        Ok(Converged::Done(format!("queued a delivery of each of the group's {queued} user members")))
     }
 
     /// Brings `target` to the current state of a group: its attributes and its members, given

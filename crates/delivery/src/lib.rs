@@ -6,4 +6,4 @@ pub mod reconcile;
 pub mod targets;
 
 pub use crate::decision::{AtTarget, Decision, decide};
-pub use crate::targets::{Target, TargetSet, Targets, adapter_registry, schema_registry};
+pub use crate::targets::{Target, TargetSet, Targets, adapter_registry, schema_registry, scope_reads_groups};

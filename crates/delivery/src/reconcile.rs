@@ -290,12 +290,14 @@ pub async fn reconcile(
     progress.phase("reading the gateway's users", None);
     let (resources, links) = {
         let (store, schemas, tenant, name) = (store.clone(), schemas.clone(), tenant_id.to_owned(), name.clone());
+        // A scope that reads `groups` decides on each user's groups, as the dispatcher does.
+        let groups = target.scope_reads_groups();
         blocking(move || {
             let schema = schemas
                 .resource("User")
                 .ok_or_else(|| StoreError::Internal("the User resource type is not registered".into()))?;
             let mut users = Vec::new();
-            store.for_each_page(&tenant, Kind::User, &schema, None, 1000, |page| {
+            store.for_each_page(&tenant, Kind::User, &schema, None, groups, 1000, |page| {
                 users.extend(page);
                 Ok::<(), StoreError>(())
             })?;
@@ -311,6 +313,9 @@ pub async fn reconcile(
     for r in resources {
         let mut user = r.to_scim(None);
         user.remove("meta");
+        // Read by the scope only, as the dispatcher does: the adapter's look-ups get the user
+        // without it.
+        let groups = user.remove("groups");
         let link = links.remove(&r.id).filter(|l| l.remote_id.is_some());
         let key = target.adapter.match_key(&user);
         if let Some(k) = &key {
@@ -318,7 +323,15 @@ pub async fn reconcile(
         }
         let user_name = get_ci(&user, "userName").and_then(Value::as_str).map(str::to_owned);
         let at = AtTarget { has_account: link.is_some() };
-        let expect = match decide(target, &user, &schema, at) {
+        let decision = match groups {
+            Some(groups) => {
+                let mut scoped = user.clone();
+                scoped.insert("groups".into(), groups);
+                decide(target, &scoped, &schema, at)
+            }
+            None => decide(target, &user, &schema, at),
+        };
+        let expect = match decision {
             Decision::Send(payload) => Expect::Payload(payload),
             Decision::OutOfScope => match link {
                 Some(_) => Expect::Deprovisioned,

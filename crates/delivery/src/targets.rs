@@ -15,7 +15,7 @@ use scimgw_adapter::{
     generic::ScimAdapter, load_tenant_file, tenant_file_target_names,
 };
 use scimgw_scim::ScimError;
-use scimgw_scim::filter::Filter;
+use scimgw_scim::filter::{AttrPath, Filter};
 use scimgw_scim::schema::{Registry as SchemaRegistry, ResourceSchema};
 use scimgw_store::{Enqueue, Kind, Tenant};
 
@@ -104,6 +104,130 @@ impl Target {
             Kind::User => caps.users,
             Kind::Group => caps.groups,
         }
+    }
+
+    /// Whether the scope reads a user's `groups` (any sub-attribute): a change of a group's
+    /// members can move users into or out of it.
+    pub fn scope_reads_groups(&self) -> bool {
+        self.handles(Kind::User) && self.scope.as_ref().is_some_and(scope_reads_groups)
+    }
+
+    /// Whether the scope reads the names of a user's groups (`groups.display`, or `groups` as a
+    /// whole): a rename of a group can move its members.
+    pub fn scope_reads_group_names(&self) -> bool {
+        self.handles(Kind::User)
+            && self
+                .scope
+                .as_ref()
+                .is_some_and(|f| reads_groups(f, &|sub| sub.is_none_or(|s| s.eq_ignore_ascii_case("display"))))
+    }
+}
+
+/// Whether a scope filter reads a user's `groups` (any sub-attribute).
+pub fn scope_reads_groups(filter: &Filter) -> bool {
+    reads_groups(filter, &|_| true)
+}
+
+/// A group a scope names by an equality: `groups.value eq "<id>"` or `groups.display eq "Sales"`
+/// (also as `groups[value eq "…"]`, `groups[display eq "…"]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedGroup {
+    /// By id.
+    Id(String),
+    /// By displayName (compared ignoring case).
+    Display(String),
+}
+
+/// The groups `filter` names by equality (see [`NamedGroup`]), for `config check` to look up.
+pub fn scope_named_groups(filter: &Filter) -> Vec<NamedGroup> {
+    use scimgw_scim::filter::{CompValue, CompareOp};
+    fn named(sub: &str, value: &CompValue) -> Option<NamedGroup> {
+        let CompValue::Str(v) = value else { return None };
+        if sub.eq_ignore_ascii_case("value") {
+            Some(NamedGroup::Id(v.clone()))
+        } else if sub.eq_ignore_ascii_case("display") {
+            Some(NamedGroup::Display(v.clone()))
+        } else {
+            None
+        }
+    }
+    fn walk(f: &Filter, in_groups: bool, out: &mut Vec<NamedGroup>) {
+        match f {
+            Filter::Compare { path, op: CompareOp::Eq, value } => {
+                let sub = match (in_groups, path.name.eq_ignore_ascii_case("groups"), path.sub_attr.as_deref()) {
+                    (true, _, None) => Some(path.name.as_str()),
+                    (false, true, Some(sub)) => Some(sub),
+                    _ => None,
+                };
+                out.extend(sub.and_then(|sub| named(sub, value)));
+            }
+            Filter::ValuePath { path, filter } if path.name.eq_ignore_ascii_case("groups") => walk(filter, true, out),
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                walk(a, in_groups, out);
+                walk(b, in_groups, out);
+            }
+            Filter::Not(inner) => walk(inner, in_groups, out),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(filter, false, &mut out);
+    out
+}
+
+/// Whether every test of `groups` in `filter` is an equality naming one group by `value` or
+/// `display` (through `and`, `or`, `not` at the top, and `and`/`or` inside `groups[…]`), so
+/// that membership in a group it does not name cannot change what it decides.
+fn names_groups_only(filter: &Filter) -> bool {
+    use scimgw_scim::filter::{CompValue, CompareOp};
+    let named_leaf = |sub: Option<&str>, op: &CompareOp, value: &CompValue| {
+        *op == CompareOp::Eq
+            && matches!(value, CompValue::Str(_))
+            && sub.is_some_and(|s| s.eq_ignore_ascii_case("value") || s.eq_ignore_ascii_case("display"))
+    };
+    fn inside(f: &Filter, leaf: &dyn Fn(Option<&str>, &CompareOp, &scimgw_scim::filter::CompValue) -> bool) -> bool {
+        match f {
+            Filter::Compare { path, op, value } => path.sub_attr.is_none() && leaf(Some(&path.name), op, value),
+            Filter::And(a, b) | Filter::Or(a, b) => inside(a, leaf) && inside(b, leaf),
+            _ => false,
+        }
+    }
+    match filter {
+        Filter::Compare { path, op, value } if path.name.eq_ignore_ascii_case("groups") => {
+            named_leaf(path.sub_attr.as_deref(), op, value)
+        }
+        Filter::Present(path) => !path.name.eq_ignore_ascii_case("groups"),
+        Filter::ValuePath { path, filter } if path.name.eq_ignore_ascii_case("groups") => {
+            path.sub_attr.is_none() && inside(filter, &named_leaf)
+        }
+        Filter::And(a, b) | Filter::Or(a, b) => names_groups_only(a) && names_groups_only(b),
+        Filter::Not(inner) => names_groups_only(inner),
+        Filter::Compare { .. } | Filter::ValuePath { .. } => true,
+    }
+}
+
+/// Whether `filter` tests `groups` with a sub-attribute `sub` accepts (`None`: `groups` itself,
+/// as in `groups pr`). `groups[display eq "x"]` tests `display`.
+fn reads_groups(filter: &Filter, sub: &dyn Fn(Option<&str>) -> bool) -> bool {
+    let is_groups = |p: &AttrPath| p.name.eq_ignore_ascii_case("groups");
+    match filter {
+        Filter::Compare { path, .. } | Filter::Present(path) => is_groups(path) && sub(path.sub_attr.as_deref()),
+        Filter::ValuePath { path, filter } => is_groups(path) && inner_paths(filter).iter().any(|p| sub(Some(p))),
+        Filter::And(a, b) | Filter::Or(a, b) => reads_groups(a, sub) || reads_groups(b, sub),
+        Filter::Not(inner) => reads_groups(inner, sub),
+    }
+}
+
+/// The attribute names a value filter's inner tests read (`display` of `groups[display eq "x"]`).
+fn inner_paths(filter: &Filter) -> Vec<&str> {
+    match filter {
+        Filter::Compare { path, .. } | Filter::Present(path) | Filter::ValuePath { path, .. } => vec![&path.name],
+        Filter::And(a, b) | Filter::Or(a, b) => {
+            let mut out = inner_paths(a);
+            out.extend(inner_paths(b));
+            out
+        }
+        Filter::Not(inner) => inner_paths(inner),
     }
 }
 
@@ -209,6 +333,51 @@ impl TargetSet {
     /// takes is not known until it loads; the dispatcher then skips what it does not take).
     pub fn held(&self, tenant_id: &str) -> Vec<&str> {
         self.broken(tenant_id).iter().filter(|b| !b.running_previous).filter_map(|b| b.target.as_deref()).collect()
+    }
+
+    /// Whether a loaded target of the tenant scopes by `groups`, so that a user's change is
+    /// decided with the user's groups read.
+    pub fn reads_groups(&self, tenant_id: &str) -> bool {
+        self.of(tenant_id).iter().any(|t| t.scope_reads_groups())
+    }
+
+    /// What a change of one of the tenant's groups queues besides the group's own deliveries
+    /// (see `Enqueue::moved_members`, `Enqueue::members_if_renamed`): for each target whose scope
+    /// reads `groups`, the users it moves; for each that reads `groups.display`, on a rename,
+    /// every user member. A held target (its scope unknown until it loads) gets both.
+    ///
+    /// `group` is the changed group as far as known: its id (none yet for a create) and its
+    /// names before and after the change. A scope whose every test of `groups` is an equality
+    /// naming a group (`groups.display eq "Sales"`, `groups.value eq "…"`) can only be moved by a
+    /// change of a group it names, so a change of another group queues nothing there: adding
+    /// 5,000 people to "All staff" costs a target scoped to "Engineering" nothing. `None` (a
+    /// delete, which does not read the group first) routes to every target that reads `groups`.
+    pub fn membership_routes(&self, tenant_id: &str, group: Option<(Option<&str>, &[&str])>) -> Vec<Enqueue> {
+        let mut out = Vec::new();
+        for t in self.of(tenant_id) {
+            let named = t.scope.as_ref().filter(|f| names_groups_only(f)).map(scope_named_groups);
+            let concerned = match (&named, group) {
+                (Some(named), Some((id, names))) => named.iter().any(|n| match n {
+                    NamedGroup::Id(v) => id.is_some_and(|id| v.to_lowercase() == id),
+                    NamedGroup::Display(v) => names.iter().any(|name| v.to_lowercase() == name.to_lowercase()),
+                }),
+                _ => true,
+            };
+            if !concerned {
+                continue;
+            }
+            if t.scope_reads_groups() {
+                out.push(Enqueue::moved_members(t.name()));
+            }
+            if t.scope_reads_group_names() {
+                out.push(Enqueue::members_if_renamed(t.name()));
+            }
+        }
+        for name in self.held(tenant_id) {
+            out.push(Enqueue::moved_members(name));
+            out.push(Enqueue::members_if_renamed(name));
+        }
+        out
     }
 
     /// The broken tenant file (no target names known) that refuses this tenant's writes.
@@ -660,6 +829,63 @@ mod tests {
     }
 
     const SECRET_FILE_UNSET: &str = "token_env = \"SCIMGW_UNIT_TEST_TOKEN_THAT_IS_NEVER_SET\"";
+
+    #[test]
+    fn a_group_change_is_routed_only_where_it_can_move_someone() {
+        let dir = tempfile::tempdir().unwrap();
+        let acme = tenant("acme");
+        let token = dir.path().join("t");
+        std::fs::write(&token, "x").unwrap();
+        let ok = format!("token_file = \"{}\"", token.display());
+        let scoped = |name: &str, scope: &str| target(name, &format!("{ok}\nscope = '{scope}'"));
+        std::fs::write(
+            dir.path().join("acme.toml"),
+            [
+                scoped("eng", r#"groups.display eq "Engineering" and active eq true"#),
+                scoped("by-id", r#"groups[value eq "0A1B"]"#),
+                scoped("broad", r#"groups.display sw "Eng""#),
+                scoped("not-eng", r#"not (groups.display eq "Engineering")"#),
+                scoped("title", r#"title eq "CEO""#),
+                target("everyone", &ok),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let (set, problems) =
+            TargetSet::load(dir.path(), std::slice::from_ref(&acme), &adapter_registry(), &schema_registry());
+        assert!(problems.is_empty(), "{problems:?}");
+        let routed = |group: Option<(Option<&str>, &[&str])>| {
+            let mut names: Vec<String> = set
+                .membership_routes(&acme.id, group)
+                .into_iter()
+                .map(|e| format!("{}:{:?}", e.target, e.of))
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            routed(Some((Some("g9"), &["All staff"]))),
+            ["broad:MembersIfRenamed", "broad:MovedMembers"],
+            "a group no named-only scope names moves no one there"
+        );
+        assert_eq!(
+            routed(Some((Some("g9"), &["ENGINEERING"]))),
+            [
+                "broad:MembersIfRenamed",
+                "broad:MovedMembers",
+                "eng:MembersIfRenamed",
+                "eng:MovedMembers",
+                "not-eng:MembersIfRenamed",
+                "not-eng:MovedMembers"
+            ],
+        );
+        assert_eq!(routed(Some((Some("0a1b"), &["x"])))[..2], ["broad:MembersIfRenamed", "broad:MovedMembers"]);
+        assert!(routed(Some((Some("0a1b"), &["x"]))).contains(&"by-id:MovedMembers".to_owned()));
+        assert!(!routed(Some((Some("0a1b"), &["x"]))).contains(&"by-id:MembersIfRenamed".to_owned()));
+        // A rename to or from a named group concerns the scope; a delete (unknown) every one.
+        assert!(routed(Some((Some("g9"), &["Eng 2", "Engineering"]))).contains(&"eng:MembersIfRenamed".to_owned()));
+        assert_eq!(routed(None).len(), 7);
+    }
 
     #[test]
     fn a_broken_target_is_held_and_the_others_load() {

@@ -144,7 +144,7 @@ struct KindPlan {
     /// missing it).
     sort_by: Option<AttrPath>,
     projection: Projection,
-    /// Groups carry their members only when the projection returns them.
+    /// Groups carry their members, users their groups, only when the projection returns them.
     with_members: bool,
 }
 
@@ -179,7 +179,7 @@ impl Plan {
         for (kind, schema) in fitting {
             let projection = Projection::parse(&schema, &spec.attributes, &spec.excluded)?;
             let own_sort_by = sort_by.as_ref().filter(|p| resolves(&schema, p)).cloned();
-            let with_members = kind == Kind::Group && projection.returns(&schema, "members");
+            let with_members = projection.returns(&schema, membership_attribute(kind));
             parts.push(KindPlan { kind, filter: filter.clone(), sort_by: own_sort_by, projection, with_members });
         }
         let page = Page::new(spec.start_index, spec.count, state.config.default_page_size, state.config.max_page_size);
@@ -296,7 +296,9 @@ async fn run_query(
         .into());
     }
     // Entra's and Okta's `userName eq "…"` before every create: one index probe.
-    let point = matches!(plan.parts.as_slice(), [p] if p.sort_by.is_none() && !p.with_members
+    // A user's groups are one more index probe; a group's members may be many.
+    let point = matches!(plan.parts.as_slice(), [p] if p.sort_by.is_none()
+        && !(p.with_members && p.kind == Kind::Group)
         && p.filter.as_ref().is_some_and(|f| is_point_lookup(f, p.kind)));
     let plan = std::sync::Arc::new(plan);
     let (p, tenant) = (plan.clone(), principal.tenant_id.clone());
@@ -361,15 +363,16 @@ pub(crate) async fn get(
     let params = Params::parse(&req)?;
     let schema = schema(&state, kind)?;
     let projection = projection_from(&params, &schema)?;
-    let with_members = kind == Kind::Group && projection.returns(&schema, "members");
+    let with_members = projection.returns(&schema, membership_attribute(kind));
     let tenant = principal.tenant_id.clone();
     let found = {
         let id = id.clone();
-        if with_members {
+        if with_members && kind == Kind::Group {
             // A group's members: as many rows as it has members, so off the worker thread.
             state.store.run_blocking(move |s| s.get(&tenant, kind, &id, true)).await??
         } else {
-            crate::quick_read(&state, move |store| store.get(&tenant, kind, &id, false)).await?
+            // A user's groups: one more index probe.
+            crate::quick_read(&state, move |store| store.get(&tenant, kind, &id, with_members)).await?
         }
     };
     let resource = found.ok_or_else(|| not_found(kind, &id))?;
@@ -380,6 +383,15 @@ pub(crate) async fn get(
         }
     }
     respond_with(&req, &state, &schema, &projection, resource, StatusCode::OK)
+}
+
+/// The attribute that holds a resource's membership rows: a group's `members`, a user's `groups`
+/// (RFC 7643 §4.1.2, readOnly, computed from the groups' member rows).
+fn membership_attribute(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Group => "members",
+        Kind::User => "groups",
+    }
 }
 
 /// The audit event's "who": the request's key and id.
@@ -422,11 +434,13 @@ pub(crate) async fn create(
     }
     tracing::info!(resource.kind = kind.resource_type(), resource.id = %created.id, "created");
     // The store answers a create with the members as given; what each is called is read back.
-    let created = match &created.members {
-        Some(members) if !members.is_empty() => {
+    // A new user is in no group yet.
+    let created = match (&created.members, kind) {
+        (Some(members), Kind::Group) if !members.is_empty() => {
             let unread = Resource { members: None, ..created };
             reload_members_if_needed(&state, &principal, kind, &projection, &schema, unread).await?
         }
+        (_, Kind::User) => Resource { members: Some(Vec::new()), ..created },
         _ => created,
     };
     let location = kind.location(&base_url(&req, &state), &created.id);
@@ -456,6 +470,7 @@ pub(crate) async fn replace(
     let new_members = take_members(&mut body, kind)?;
     let new_members = members::check_exist(&state, &principal.tenant_id, new_members).await?;
     let targets = state.targets.snapshot();
+    let load_members = kind == Kind::Group || needs_groups(&targets, &principal.tenant_id, kind);
     let (st2, tenant2) = (state.clone(), principal.tenant_id.clone());
     let updated = state
         .store
@@ -464,19 +479,19 @@ pub(crate) async fn replace(
             kind,
             &id,
             expected,
-            kind == Kind::Group,
+            load_members,
             Some(audit(&req, &principal, "replace")),
             move |current: &Resource| {
                 let (schema, tenant) = (schema_in_store_job(&st2, kind)?, &tenant2);
                 check_immutable(&schema, &current.body, &body)?;
-                let same_members = match &current.members {
-                    Some(old) => members::same_set(old, &new_members),
-                    None => true,
+                let same_members = match (&current.members, kind) {
+                    (Some(old), Kind::Group) => members::same_set(old, &new_members),
+                    _ => true,
                 };
                 if current.body == body && same_members {
                     return Ok((Change::Unchanged, Vec::new()));
                 }
-                let outbox = deliveries_for(&targets, tenant, kind, &schema, &body, Some(&current.id))?;
+                let outbox = deliveries_for(&targets, tenant, kind, &schema, &body, Some(current))?;
                 let members =
                     if kind == Kind::Group { vec![MembersChange::Set(new_members.clone())] } else { Vec::new() };
                 Ok((Change::Update { body: body.clone(), members }, outbox))
@@ -540,7 +555,7 @@ pub(crate) async fn patch(
                 kind,
                 &id,
                 expected,
-                false,
+                needs_groups(&targets, &principal.tenant_id, kind),
                 Some(audit(&req, &principal, "patch")),
                 move |current: &Resource| {
                     let schema = schema_in_store_job(&st2, kind)?;
@@ -555,7 +570,7 @@ pub(crate) async fn patch(
                     let outbox = match &change {
                         Change::Update { body, .. } => {
                             limits::check_indexed(kind, body)?;
-                            deliveries_for(&targets2, &tenant2, kind, &schema, body, Some(&current.id))?
+                            deliveries_for(&targets2, &tenant2, kind, &schema, body, Some(current))?
                         }
                         Change::Unchanged => Vec::new(),
                     };
@@ -594,8 +609,8 @@ pub(crate) async fn patch(
 
 /// How often a PATCH computed before its write (`Plan::computed_first`) is computed again when
 /// the resource changed meanwhile, before the client is told to retry (503). Entra's user PATCHes
-/// of more than 8 operations take that path; a user's version moves only with the user's own
-/// changes, so they rarely lose. Each try of the general member path is bounded by
+/// of more than 8 operations take that path; a user's version moves with the user's own changes
+/// and when a group write adds it or removes it, so they rarely lose. Each try of the general member path is bounded by
 /// `members::MAX_MEMBER_COMPARISONS`.
 const GENERAL_PATH_TRIES: usize = 5;
 
@@ -616,7 +631,12 @@ pub(crate) async fn delete(
         let loaded = set.of(&tenant).iter().filter(|t| t.handles(k)).map(|t| t.name());
         loaded.chain(held.iter().copied()).map(Enqueue::deliver).collect()
     };
-    let outbox = of_kind(kind);
+    let mut outbox = of_kind(kind);
+    if kind == Kind::Group {
+        // Its members leave it: targets scoped by groups decide on each again.
+        // Not read first: every target whose scope reads `groups` hears of it.
+        outbox.extend(set.membership_routes(&tenant, None));
+    }
     // A deleted user or group leaves the groups it was in: group targets must hear of it.
     let groups_outbox = of_kind(Kind::Group);
     let audit = audit(&req, &principal, "delete");
@@ -640,8 +660,9 @@ fn has_targets(state: &AppState, principal: &Principal) -> bool {
     !set.of(&principal.tenant_id).is_empty() || !set.held(&principal.tenant_id).is_empty()
 }
 
-/// Groups returned after a write carry their members only when the projection wants them;
-/// the store's update does not load them (nor names a create's), so read them here.
+/// Groups returned after a write carry their members, users their groups, only when the
+/// projection wants them; the store's update does not load them (nor names a create's), so read
+/// them here.
 async fn reload_members_if_needed(
     state: &Data,
     principal: &Principal,
@@ -650,8 +671,14 @@ async fn reload_members_if_needed(
     schema: &ResourceSchema<'_>,
     resource: Resource,
 ) -> Result<Resource, ApiError> {
-    if kind != Kind::Group || resource.members.is_some() || !projection.returns(schema, "members") {
+    if resource.members.is_some() || !projection.returns(schema, membership_attribute(kind)) {
         return Ok(resource);
+    }
+    if kind == Kind::User {
+        // One index probe: inline on SQLite.
+        let (tenant, id) = (principal.tenant_id.clone(), resource.id.clone());
+        let groups = crate::quick_read(state, move |s| s.groups_of(&tenant, &id)).await?;
+        return Ok(Resource { members: Some(groups), ..resource });
     }
     let tenant = principal.tenant_id.clone();
     let id = resource.id.clone();
@@ -696,14 +723,17 @@ fn take_members(body: &mut Map<String, Value>, kind: Kind) -> Result<Vec<Member>
 }
 
 /// The deliveries a change to `body` asks for, after each in-scope target's rules (a refusal is
-/// the request's 400). `id` is the resource's, when it has one yet.
+/// the request's 400). `current` is the resource before the change, when it exists: its id, and
+/// a user's groups when they were loaded (for targets whose scope reads them). A group's change
+/// also asks for the deliveries of the users it moves across scopes
+/// (`TargetSet::membership_routes`).
 fn deliveries_for(
     targets: &TargetSet,
     tenant_id: &str,
     kind: Kind,
     schema: &ResourceSchema<'_>,
     body: &Map<String, Value>,
-    id: Option<&str>,
+    current: Option<&Resource>,
 ) -> Result<Vec<Enqueue>, ScimError> {
     let held = routable(targets, tenant_id)?;
     let loaded = targets.of(tenant_id);
@@ -711,14 +741,29 @@ fn deliveries_for(
         true => Vec::new(),
         false => {
             let mut resource = body.clone();
-            if let Some(id) = id {
-                resource.insert("id".into(), Value::String(id.to_owned()));
+            if let Some(current) = current {
+                resource.insert("id".into(), Value::String(current.id.clone()));
+                if let Some(groups) = current.groups_json(None) {
+                    resource.insert("groups".into(), groups);
+                }
             }
             plan_deliveries(loaded, kind, &resource, schema)?
         }
     };
     out.extend(held.into_iter().map(Enqueue::deliver));
+    if kind == Kind::Group {
+        // The group as the routes need it: its id, its names before and after the change.
+        let name = |b: &Map<String, Value>| b.get("displayName").and_then(Value::as_str).map(str::to_owned);
+        let names: Vec<String> = name(body).into_iter().chain(current.and_then(|c| name(&c.body))).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        out.extend(targets.membership_routes(tenant_id, Some((current.map(|c| c.id.as_str()), &names))));
+    }
     Ok(out)
+}
+
+/// Whether a user's change must read the user's groups: a target of the tenant scopes by them.
+fn needs_groups(targets: &TargetSet, tenant_id: &str, kind: Kind) -> bool {
+    kind == Kind::User && targets.reads_groups(tenant_id)
 }
 
 /// The tenant's held targets (not loaded: their deliveries wait, see `TargetSet::held`), or 503

@@ -96,6 +96,10 @@ pub(crate) enum Cond {
     Active(bool),
     /// `active IS NOT NULL`.
     ActiveSet,
+    /// The user is a direct member of a group with this id (users only).
+    InGroup(String),
+    /// The user is a direct member of a group whose folded displayName is this (users only).
+    InGroupNamed(String),
     And(Box<Cond>, Box<Cond>),
     Or(Box<Cond>, Box<Cond>),
     Not(Box<Cond>),
@@ -183,9 +187,10 @@ pub(crate) fn lower(filter: &Filter, schema: &ResourceSchema<'_>, kind: Kind) ->
             // An attribute this kind does not have is absent: the test never matches.
             Lowered::exact(Cond::False)
         }
-        Filter::Compare { path, op, value } => match field(path, schema, kind) {
-            Some(f) => compare(f, *op, value),
-            None => Lowered::unknown(),
+        Filter::Compare { path, op, value } => match (field(path, schema, kind), membership(path, schema, kind)) {
+            (Some(f), _) => compare(f, *op, value),
+            (None, Some(by)) => in_group(by, *op, value),
+            (None, None) => Lowered::unknown(),
         },
         Filter::Present(path) => match field(path, schema, kind) {
             Some(f) => Lowered::exact(present(f)),
@@ -203,7 +208,50 @@ pub(crate) fn lower(filter: &Filter, schema: &ResourceSchema<'_>, kind: Kind) ->
             let inner = lower(inner, schema, kind);
             if inner.exact { Lowered::exact(not(inner.cond)) } else { Lowered::unknown() }
         }
-        Filter::ValuePath { .. } => Lowered::unknown(),
+        // `groups[display eq "Sales"]`: the same as `groups.display eq "Sales"` when the inner
+        // filter is one comparison (each element is tested alone, and one test is one element).
+        Filter::ValuePath { path, filter } => match (&**filter, path.sub_attr.is_none()) {
+            (Filter::Compare { path: inner, op, value }, true) if inner.urn.is_none() && inner.sub_attr.is_none() => {
+                let whole =
+                    AttrPath { urn: path.urn.clone(), name: path.name.clone(), sub_attr: Some(inner.name.clone()) };
+                match membership(&whole, schema, kind) {
+                    Some(by) => in_group(by, *op, value),
+                    None => Lowered::unknown(),
+                }
+            }
+            _ => Lowered::unknown(),
+        },
+    }
+}
+
+/// Which of a user's group memberships a filter path tests: `groups.value` or `groups.display`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupBy {
+    Id,
+    Display,
+}
+
+fn membership(path: &AttrPath, schema: &ResourceSchema<'_>, kind: Kind) -> Option<GroupBy> {
+    let r = schema.resolve(path.urn.as_deref(), &path.name, path.sub_attr.as_deref())?;
+    match (kind, r.location, r.attribute.name.as_str(), r.sub_attribute.map(|s| s.name.as_str())) {
+        (Kind::User, Location::Core, "groups", Some("value")) => Some(GroupBy::Id),
+        (Kind::User, Location::Core, "groups", Some("display")) => Some(GroupBy::Display),
+        _ => None,
+    }
+}
+
+/// `groups.value eq "…"` and `groups.display eq "…"`: a membership probe, exact (both
+/// sub-attributes are case-insensitive strings; ids are stored lowercase, displayNames also
+/// folded). Other operators are evaluated in Rust on the users' loaded groups.
+fn in_group(by: GroupBy, op: CompareOp, value: &CompValue) -> Lowered {
+    match (op, value) {
+        (CompareOp::Eq, CompValue::Str(s)) => Lowered::exact(match by {
+            GroupBy::Id => Cond::InGroup(fold(s)),
+            GroupBy::Display => Cond::InGroupNamed(fold(s)),
+        }),
+        // A literal of another type never equals a string.
+        (CompareOp::Eq, CompValue::Bool(_) | CompValue::Number(_)) => Lowered::exact(Cond::False),
+        _ => Lowered::unknown(),
     }
 }
 
@@ -370,6 +418,11 @@ pub(crate) trait Columns: Sized + 'static {
     fn text(col: TextCol) -> Option<TextExpr<Self>>;
     fn time(col: TimeCol) -> TimeExpr<Self>;
     fn active() -> Option<Box<dyn BoxableExpression<Self, MultiBackend, SqlType = Bool>>>;
+    /// The resource is a direct member of a group of `tenant_id` with this id (`by_name`: with
+    /// this folded displayName); `None` for a table whose rows have no groups.
+    fn in_group(_tenant_id: &str, _group: &str, _by_name: bool) -> Option<SqlCond<Self>> {
+        None
+    }
 }
 
 impl Columns for users::table {
@@ -393,6 +446,26 @@ impl Columns for users::table {
 
     fn active() -> Option<Box<dyn BoxableExpression<Self, MultiBackend, SqlType = Bool>>> {
         Some(Box::new(users::active.assume_not_null()))
+    }
+
+    // Uncorrelated, so that both engines read the group's member rows once (by the primary key
+    // `(tenant_id, group_id, …)`) and probe users by theirs, instead of a probe per user.
+    fn in_group(tenant_id: &str, group: &str, by_name: bool) -> Option<SqlCond<Self>> {
+        let members = match by_name {
+            false => "\"users\".\"id\" IN (SELECT gm.member_id FROM group_members gm WHERE gm.tenant_id = ",
+            true => {
+                "\"users\".\"id\" IN (SELECT gm.member_id FROM group_members gm JOIN \"groups\" g \
+                 ON g.tenant_id = gm.tenant_id AND g.id = gm.group_id WHERE gm.tenant_id = "
+            }
+        };
+        let which = if by_name { " AND g.display_name_ci = " } else { " AND gm.group_id = " };
+        Some(Box::new(
+            sql::<Bool>(members)
+                .bind::<Text, _>(tenant_id.to_owned())
+                .sql(which)
+                .bind::<Text, _>(group.to_owned())
+                .sql(")"),
+        ))
     }
 }
 
@@ -423,9 +496,11 @@ fn literal<T: Columns>(value: bool) -> SqlCond<T> {
     Box::new(sql::<Bool>(if value { "1 = 1" } else { "1 = 0" }))
 }
 
-/// The condition as a diesel expression on table `T`.
-pub(crate) fn to_sql<T: Columns>(cond: &Cond) -> SqlCond<T> {
+/// The condition as a diesel expression on table `T`, in `tenant_id` (which membership tests need).
+pub(crate) fn to_sql<T: Columns>(cond: &Cond, tenant_id: &str) -> SqlCond<T> {
     match cond {
+        Cond::InGroup(group) => T::in_group(tenant_id, group, false).unwrap_or_else(|| literal::<T>(false)),
+        Cond::InGroupNamed(name) => T::in_group(tenant_id, name, true).unwrap_or_else(|| literal::<T>(false)),
         Cond::True => literal::<T>(true),
         Cond::False => literal::<T>(false),
         Cond::Text { col, op, value } => {
@@ -475,9 +550,9 @@ pub(crate) fn to_sql<T: Columns>(cond: &Cond) -> SqlCond<T> {
             Some(c) => Box::new(c.is_not_null()),
             None => literal::<T>(false),
         },
-        Cond::And(a, b) => Box::new(to_sql::<T>(a).and(to_sql::<T>(b))),
-        Cond::Or(a, b) => Box::new(to_sql::<T>(a).or(to_sql::<T>(b))),
-        Cond::Not(inner) => Box::new(diesel::dsl::not(to_sql::<T>(inner))),
+        Cond::And(a, b) => Box::new(to_sql::<T>(a, tenant_id).and(to_sql::<T>(b, tenant_id))),
+        Cond::Or(a, b) => Box::new(to_sql::<T>(a, tenant_id).or(to_sql::<T>(b, tenant_id))),
+        Cond::Not(inner) => Box::new(diesel::dsl::not(to_sql::<T>(inner, tenant_id))),
     }
 }
 

@@ -57,6 +57,38 @@ pub(crate) fn load_many(
     Ok(out)
 }
 
+/// The groups each of `user_ids` is a direct member of, as a user's `groups` carry them (see
+/// `Resource::members`): the group's id and displayName, ordered by id. Users of no group are
+/// absent. One probe of `group_members_member` per user, joined to `groups` by primary key; one
+/// statement per [`CHUNK`] users.
+pub(crate) fn groups_of(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    user_ids: &[&str],
+) -> QueryResult<HashMap<String, Vec<Member>>> {
+    let mut out: HashMap<String, Vec<Member>> = HashMap::new();
+    for chunk in user_ids.chunks(CHUNK) {
+        let rows = on_inner!(c, |c| group_members::table
+            .inner_join(
+                groups::table
+                    .on(groups::tenant_id.eq(group_members::tenant_id).and(groups::id.eq(group_members::group_id))),
+            )
+            .filter(group_members::tenant_id.eq(tenant_id))
+            .filter(group_members::member_id.eq_any(chunk))
+            .order((group_members::member_id, group_members::group_id))
+            .select((group_members::member_id, group_members::group_id, groups::display_name))
+            .load::<(String, String, String)>(c))?;
+        for (user_id, group_id, display) in rows {
+            out.entry(user_id).or_default().push(Member {
+                value: group_id,
+                r#type: Some(Kind::Group.resource_type().to_owned()),
+                display: Some(display),
+            });
+        }
+    }
+    Ok(out)
+}
+
 fn to_member(row: MemberRow) -> Member {
     Member { value: row.member_id, r#type: row.member_type, display: row.member_display }
 }
@@ -122,6 +154,66 @@ fn stored(c: &mut AnyConnection, tenant_id: &str, group_id: &str) -> QueryResult
         .select((group_members::member_id, group_members::member_type))
         .load::<(String, Option<String>)>(c)?;
     Ok(rows.into_iter().collect())
+}
+
+/// Which members `changes` will add to or remove from the group, read before any of them is
+/// written (see `outbox::members_moved` for why before): the values whose presence differs
+/// after the changes, in order, from before. Reads only the rows of the values named, unless a
+/// change replaces or clears the whole list (then every member row's id).
+pub(crate) fn moved_by(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    group_id: &str,
+    changes: &[MembersChange],
+) -> QueryResult<Vec<String>> {
+    let whole = changes.iter().any(|ch| matches!(ch, MembersChange::Set(_) | MembersChange::Clear));
+    let before: HashSet<String> = if whole {
+        stored(c, tenant_id, group_id)?.into_keys().collect()
+    } else {
+        let named: Vec<&str> = changes
+            .iter()
+            .flat_map(|ch| -> Vec<&str> {
+                match ch {
+                    MembersChange::Add(ms) => ms.iter().map(|m| m.value.as_str()).collect(),
+                    MembersChange::Remove(vs) => vs.iter().map(String::as_str).collect(),
+                    MembersChange::Set(_) | MembersChange::Clear => Vec::new(),
+                }
+            })
+            .collect();
+        let mut found = HashSet::new();
+        for chunk in named.chunks(CHUNK) {
+            found.extend(
+                group_members::table
+                    .filter(group_members::tenant_id.eq(tenant_id))
+                    .filter(group_members::group_id.eq(group_id))
+                    .filter(group_members::member_id.eq_any(chunk))
+                    .select(group_members::member_id)
+                    .load::<String>(c)?,
+            );
+        }
+        found
+    };
+    let mut after = before.clone();
+    for ch in changes {
+        match ch {
+            MembersChange::Add(ms) => after.extend(ms.iter().map(|m| m.value.clone())),
+            MembersChange::Remove(vs) => vs.iter().for_each(|v| {
+                after.remove(v);
+            }),
+            MembersChange::Clear => after.clear(),
+            MembersChange::Set(ms) => after = ms.iter().map(|m| m.value.clone()).collect(),
+        }
+    }
+    Ok(before.symmetric_difference(&after).cloned().collect())
+}
+
+/// The ids of the group's members (for its delete: every member moves out).
+pub(crate) fn ids(c: &mut AnyConnection, tenant_id: &str, group_id: &str) -> QueryResult<Vec<String>> {
+    group_members::table
+        .filter(group_members::tenant_id.eq(tenant_id))
+        .filter(group_members::group_id.eq(group_id))
+        .select(group_members::member_id)
+        .load::<String>(c)
 }
 
 /// Applies member changes to one group, in order.

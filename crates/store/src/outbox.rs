@@ -40,17 +40,47 @@ pub struct Enqueue {
     pub account_key: Option<String>,
     /// With `account_key`: skip this delivery rather than refuse the change (`on_invalid = "skip"`).
     pub skip_if_taken: bool,
+    /// Of what: the changed resource itself, or — for a group's change, at a target whose scope
+    /// reads `groups` — the users whose membership it changes.
+    pub of: Of,
+}
+
+/// What an [`Enqueue`] of a group's change delivers (a user's change delivers the user).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Of {
+    /// The changed resource.
+    #[default]
+    Resource,
+    /// Each user the change adds to or removes from the group (a delete: every user member):
+    /// a delivery of that user, so the target decides its scope again. For a target whose
+    /// scope reads `groups`.
+    MovedMembers,
+    /// When the change renames the group: one fan-out row ([`Delivery::fan_out`]) that the
+    /// dispatcher works off in pages, queueing a delivery of every user member. For a target
+    /// whose scope reads `groups.display`.
+    MembersIfRenamed,
 }
 
 impl Enqueue {
     /// A delivery to make.
     pub fn deliver(target: impl Into<String>) -> Self {
-        Enqueue { target: target.into(), skipped: None, account_key: None, skip_if_taken: false }
+        Enqueue { target: target.into(), skipped: None, account_key: None, skip_if_taken: false, of: Of::Resource }
     }
 
     /// A delivery skipped for `reason`.
     pub fn skip(target: impl Into<String>, reason: impl Into<String>) -> Self {
-        Enqueue { target: target.into(), skipped: Some(reason.into()), account_key: None, skip_if_taken: false }
+        Enqueue { skipped: Some(reason.into()), ..Enqueue::deliver(target) }
+    }
+
+    /// For a group's change: deliveries of the users it moves in or out (see [`Of::MovedMembers`]).
+    pub fn moved_members(target: impl Into<String>) -> Self {
+        Enqueue { of: Of::MovedMembers, ..Enqueue::deliver(target) }
+    }
+
+    /// For a group's change: its members re-evaluated if it renames the group (see
+    /// [`Of::MembersIfRenamed`]).
+    pub fn members_if_renamed(target: impl Into<String>) -> Self {
+        Enqueue { of: Of::MembersIfRenamed, ..Enqueue::deliver(target) }
     }
 
     /// The same delivery, guarded by the account name `key` (folded to lower case) it gives the
@@ -166,7 +196,7 @@ impl std::fmt::Display for DeliveryState {
 }
 
 fn kind_of(s: &str) -> Kind {
-    if s == "Group" { Kind::Group } else { Kind::User }
+    if s == "Group" || s == FAN_OUT { Kind::Group } else { Kind::User }
 }
 
 /// One outbox row.
@@ -180,6 +210,11 @@ pub struct Delivery {
     pub target: String,
     /// User or group.
     pub kind: Kind,
+    /// A group's fan-out row rather than a delivery of the group: the group was renamed and the
+    /// target's scope reads `groups.display`, so each of its user members is queued for a
+    /// delivery of its own ([`Store::queue_members`], page by page). Its resource type reads
+    /// `GroupMembers`.
+    pub fan_out: bool,
     /// The local resource id.
     pub resource_id: String,
     /// Where it is.
@@ -225,6 +260,7 @@ impl From<DeliveryRow> for Delivery {
             tenant_id: r.tenant_id,
             target: r.target,
             kind: kind_of(&r.resource_type),
+            fan_out: r.resource_type == FAN_OUT,
             resource_id: r.resource_id,
             state: DeliveryState::parse(&r.state).unwrap_or(DeliveryState::Pending),
             version: r.version,
@@ -371,7 +407,7 @@ pub(crate) fn enqueue(
     entries: &[Enqueue],
 ) -> Result<(), StoreError> {
     let now = now_us();
-    for e in entries {
+    for e in entries.iter().filter(|e| e.of == Of::Resource) {
         if e.skipped.is_none() {
             struct Absorb;
             let absorbed = fixed::<Absorb, 6>(
@@ -413,6 +449,217 @@ pub(crate) fn enqueue(
                 deliveries::updated_us.eq(now),
             ))
             .execute(c))?;
+    }
+    Ok(())
+}
+
+/// The resource type of a fan-out row (see [`Delivery::fan_out`]).
+pub(crate) const FAN_OUT: &str = "GroupMembers";
+
+/// A group's membership changed for the users `moved` (any order; ids that are no user, such as
+/// nested groups, are passed over): their `groups` attribute changed, so each gets a new version
+/// (its ETag and `meta.lastModified` move, and a delivery of the user that a dispatcher holds
+/// right now goes back to pending when it finishes: it may have read the old membership), and a
+/// delivery to each target of `entries` that asks for [`Of::MovedMembers`].
+///
+/// In the group change's transaction, *before* its member rows are written: the users' rows are
+/// locked in id order ahead of the membership rows, the order a user's rename takes them in
+/// (its row, then its membership rows), so the two cannot deadlock on PostgreSQL.
+pub(crate) fn members_moved(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    moved: &mut [String],
+    entries: &[Enqueue],
+) -> Result<(), StoreError> {
+    use crate::schema::users;
+    if moved.is_empty() {
+        return Ok(());
+    }
+    moved.sort_unstable();
+    let deliver: Vec<Enqueue> = entries
+        .iter()
+        .filter(|e| e.of == Of::MovedMembers)
+        .map(|e| Enqueue { of: Of::Resource, ..e.clone() })
+        .collect();
+    let now = now_us();
+    for chunk in moved.chunks(crate::members::CHUNK) {
+        if let AnyConnection::Pg(pg) = c {
+            // In id order, whatever order the UPDATE's plan visits them in: two group writes
+            // moving the same users take their locks in one order.
+            users::table
+                .filter(users::tenant_id.eq(tenant_id))
+                .filter(users::id.eq_any(chunk))
+                .order(users::id)
+                .select(users::id)
+                .for_update()
+                .load::<String>(pg)?;
+        }
+        diesel::update(users::table.filter(users::tenant_id.eq(tenant_id)).filter(users::id.eq_any(chunk)))
+            .set((users::version.eq(users::version + 1), users::modified_us.eq(now)))
+            .execute(c)?;
+        if deliver.is_empty() {
+            continue;
+        }
+        let versions = users::table
+            .filter(users::tenant_id.eq(tenant_id))
+            .filter(users::id.eq_any(chunk))
+            .select((users::id, users::version))
+            .load::<(String, i64)>(c)?;
+        enqueue_users(c, tenant_id, &versions, &deliver)?;
+    }
+    Ok(())
+}
+
+/// A delivery row as a multi-row `INSERT` writes it (NULL, not DEFAULT, for `None`: SQLite's
+/// multi-row form has no DEFAULT).
+#[derive(Insertable)]
+#[diesel(table_name = deliveries, treat_none_as_default_value = false)]
+struct NewDelivery<'a> {
+    id: String,
+    tenant_id: &'a str,
+    target: &'a str,
+    resource_type: &'a str,
+    resource_id: &'a str,
+    state: &'a str,
+    version: i64,
+    attempts: i32,
+    due_us: i64,
+    last_error: Option<&'a str>,
+    created_us: i64,
+    updated_us: i64,
+}
+
+/// [`enqueue`] for many users at once (at most [`crate::members::CHUNK`], each with its current
+/// version), set-based: per target, one read of which of them have a live row (each of those
+/// absorbs the change by itself, as `enqueue` does), and one multi-row `INSERT` for the rest —
+/// three statements for 500 users rather than a thousand, so a group of 100,000 that is deleted
+/// costs its writer hundreds of statements, not hundreds of thousands.
+pub(crate) fn enqueue_users(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    users: &[(String, i64)],
+    entries: &[Enqueue],
+) -> Result<(), StoreError> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let now = now_us();
+    let ids: Vec<&str> = users.iter().map(|(id, _)| id.as_str()).collect();
+    for e in entries.iter().filter(|e| e.of == Of::Resource && e.skipped.is_none() && e.account_key.is_none()) {
+        let live: std::collections::HashSet<String> = deliveries::table
+            .filter(deliveries::tenant_id.eq(tenant_id))
+            .filter(deliveries::target.eq(&e.target))
+            .filter(deliveries::resource_type.eq(Kind::User.resource_type()))
+            .filter(deliveries::resource_id.eq_any(&ids))
+            .filter(deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]))
+            .select(deliveries::resource_id)
+            .load::<String>(c)?
+            .into_iter()
+            .collect();
+        type Users<'u> = Vec<&'u (String, i64)>;
+        let (absorbing, fresh): (Users<'_>, Users<'_>) = users.iter().partition(|(id, _)| live.contains(id));
+        for (id, version) in absorbing {
+            enqueue(c, tenant_id, Kind::User, id, *version, std::slice::from_ref(e))?;
+        }
+        let rows: Vec<NewDelivery<'_>> = fresh
+            .into_iter()
+            .map(|(id, version)| NewDelivery {
+                id: Uuid::now_v7().to_string(),
+                tenant_id,
+                target: &e.target,
+                resource_type: Kind::User.resource_type(),
+                resource_id: id,
+                state: DeliveryState::Pending.as_str(),
+                version: *version,
+                attempts: 0,
+                due_us: now,
+                last_error: None,
+                created_us: now,
+                updated_us: now,
+            })
+            .collect();
+        if !rows.is_empty() {
+            on_inner!(c, |inner| diesel::insert_into(deliveries::table).values(&rows).execute(inner))?;
+        }
+    }
+    // What the set-based path does not take (never built for members today) goes one by one.
+    for e in entries.iter().filter(|e| e.of == Of::Resource && (e.skipped.is_some() || e.account_key.is_some())) {
+        for (id, version) in users {
+            enqueue(c, tenant_id, Kind::User, id, *version, std::slice::from_ref(e))?;
+        }
+    }
+    Ok(())
+}
+
+/// A fan-out page (see `Store::queue_members`): a delivery of each of `members` (user ids) to
+/// `target` at its current version. The version is not bumped — a rename leaves the user as a
+/// GET shows it apart from one group's name — except for users whose delivery to `target` is
+/// running right now: that one may have read the old name, and only a moved version sends its
+/// row back to pending when it finishes.
+fn requeue_members(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    members: &mut [String],
+    target: &str,
+) -> Result<(), StoreError> {
+    use crate::schema::users;
+    let mut running: Vec<String> = deliveries::table
+        .filter(deliveries::tenant_id.eq(tenant_id))
+        .filter(deliveries::target.eq(target))
+        .filter(deliveries::resource_type.eq(Kind::User.resource_type()))
+        .filter(deliveries::resource_id.eq_any(&*members))
+        .filter(deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]))
+        .filter(deliveries::lease_owner.is_not_null())
+        .select(deliveries::resource_id)
+        .load::<String>(c)?;
+    members_moved(c, tenant_id, &mut running, &[])?;
+    let versions = users::table
+        .filter(users::tenant_id.eq(tenant_id))
+        .filter(users::id.eq_any(&*members))
+        .select((users::id, users::version))
+        .load::<(String, i64)>(c)?;
+    enqueue_users(c, tenant_id, &versions, &[Enqueue::deliver(target)])
+}
+
+/// A rename of group `group_id`: a fan-out row per target of `entries` that asks for
+/// [`Of::MembersIfRenamed`] (one live row per target and group, as for any delivery).
+pub(crate) fn enqueue_fan_out(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    group_id: &str,
+    version: i64,
+    entries: &[Enqueue],
+) -> Result<(), StoreError> {
+    let now = now_us();
+    for e in entries.iter().filter(|e| e.of == Of::MembersIfRenamed) {
+        let live = diesel::update(
+            deliveries::table
+                .filter(deliveries::tenant_id.eq(tenant_id))
+                .filter(deliveries::target.eq(&e.target))
+                .filter(deliveries::resource_type.eq(FAN_OUT))
+                .filter(deliveries::resource_id.eq(group_id))
+                .filter(deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()])),
+        )
+        .set((deliveries::version.eq(version), deliveries::updated_us.eq(now)))
+        .execute(c)?;
+        if live > 0 {
+            continue;
+        }
+        diesel::insert_into(deliveries::table)
+            .values((
+                deliveries::id.eq(Uuid::now_v7().to_string()),
+                deliveries::tenant_id.eq(tenant_id),
+                deliveries::target.eq(&e.target),
+                deliveries::resource_type.eq(FAN_OUT),
+                deliveries::resource_id.eq(group_id),
+                deliveries::state.eq(DeliveryState::Pending.as_str()),
+                deliveries::version.eq(version),
+                deliveries::attempts.eq(0),
+                deliveries::due_us.eq(now),
+                deliveries::created_us.eq(now),
+                deliveries::updated_us.eq(now),
+            ))
+            .execute(c)?;
     }
     Ok(())
 }
@@ -510,6 +757,44 @@ impl Store {
         link: Option<Link>,
     ) -> Result<bool, StoreError> {
         self.write_owned_async(finish_job(delivery, owner, finish, link)).await
+    }
+
+    /// One page of a fan-out row's work (see [`Delivery::fan_out`]): the next `limit` user members
+    /// of the group after `after` (in id order), each given a delivery to `target` at its current
+    /// version, in one short write (see `requeue_members`). Returns how many, and the last id (the
+    /// next page's `after`); `None` when no member is left (or the group is gone: its delete
+    /// queued its members itself). A fan-out that runs again from the start (its dispatcher died
+    /// mid-way) costs the store its writes again, and each target nothing: a member's delivery
+    /// finds it at that version already.
+    pub async fn queue_members(
+        &self,
+        tenant_id: &str,
+        group_id: &str,
+        target: &str,
+        after: &str,
+        limit: i64,
+    ) -> Result<Option<(usize, String)>, StoreError> {
+        use crate::schema::group_members;
+        let (tenant_id, group_id, target, after) =
+            (tenant_id.to_owned(), group_id.to_owned(), target.to_owned(), after.to_owned());
+        self.write_owned_async(move |c: &mut AnyConnection| -> Result<Option<(usize, String)>, StoreError> {
+            let mut page = group_members::table
+                .filter(group_members::tenant_id.eq(&tenant_id))
+                .filter(group_members::group_id.eq(&group_id))
+                .filter(group_members::member_id.gt(&after))
+                .filter(group_members::member_type.eq(Kind::User.resource_type()))
+                .order(group_members::member_id)
+                .select(group_members::member_id)
+                .limit(limit)
+                .load::<String>(c)?;
+            let Some(last) = page.last().cloned() else {
+                return Ok(None);
+            };
+            let n = page.len();
+            requeue_members(c, &tenant_id, &mut page, &target)?;
+            Ok(Some((n, last)))
+        })
+        .await
     }
 
     /// Extends a lease `owner` still holds to `lease` from now (a delivery that waited for its
@@ -839,7 +1124,8 @@ fn finish_job(
 ) -> impl FnOnce(&mut AnyConnection) -> Result<bool, StoreError> + Send + 'static {
     let now = now_us();
     let (id, version, owner, finish) = (delivery.id.clone(), delivery.version, owner.to_owned(), finish.clone());
-    let resource = (delivery.tenant_id.clone(), delivery.target.clone(), delivery.kind, delivery.resource_id.clone());
+    let resource_type = if delivery.fan_out { FAN_OUT } else { delivery.kind.resource_type() };
+    let resource = (delivery.tenant_id.clone(), delivery.target.clone(), resource_type, delivery.resource_id.clone());
     let link = link.map(|l| link_row(&l, now));
     move |c: &mut AnyConnection| -> Result<bool, StoreError> {
         if let AnyConnection::Pg(inner) = c {
@@ -894,7 +1180,7 @@ fn finish_job(
 fn supersede_dead(
     c: &mut AnyConnection,
     by: &str,
-    (tenant_id, target, kind, resource_id): &(String, String, Kind, String),
+    (tenant_id, target, resource_type, resource_id): &(String, String, &'static str, String),
     now: i64,
 ) -> Result<(), StoreError> {
     struct Supersede;
@@ -907,7 +1193,7 @@ fn supersede_dead(
             Val::Int(now),
             Val::Text(tenant_id),
             Val::Text(target),
-            Val::Text(kind.resource_type()),
+            Val::Text(resource_type),
             Val::Text(resource_id),
         ],
     );

@@ -185,6 +185,12 @@ impl Worker {
         };
         let answers = match result {
             Ok(written) => written.into_iter().map(Ok).collect(),
+            // A deadlock victim (a group write locks its members in id order, a batch in its own
+            // order): the statement was rolled back and the connection is fine; one by one below.
+            Err(StoreError::Unavailable(why)) if why.contains("deadlock") && ops.len() > 1 => {
+                tracing::debug!(writes = ops.len(), "a batch lost a deadlock; writing its writes one by one");
+                self.one_by_one(&ops)
+            }
             Err(e @ StoreError::Unavailable(_)) => {
                 self.conn = None;
                 return answer_all(jobs, &e);
@@ -192,17 +198,7 @@ impl Worker {
             // Nothing of the batch was written: each on its own, for its own answer.
             Err(e) => {
                 tracing::debug!(error = %e, writes = ops.len(), "a batch failed; writing its writes one by one");
-                let mut answers = Vec::with_capacity(ops.len());
-                for op in &ops {
-                    let answer = single(conn, op);
-                    if let Err(StoreError::Unavailable(_)) = &answer {
-                        self.conn = None;
-                        answers.push(answer);
-                        break;
-                    }
-                    answers.push(answer);
-                }
-                answers
+                self.one_by_one(&ops)
             }
         };
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -215,6 +211,27 @@ impl Worker {
             });
             let _ = job.answer.send(answer);
         }
+    }
+
+    /// Each write on its own, for its own answer; stops at a lost connection (the rest are then
+    /// answered `Unavailable` by the caller).
+    fn one_by_one(&mut self, ops: &[&Op]) -> Vec<Result<bool, StoreError>> {
+        let mut answers = Vec::with_capacity(ops.len());
+        for op in ops {
+            let answer = match self.connection() {
+                Ok(conn) => single(conn, op),
+                Err(e) => Err(e),
+            };
+            if let Err(StoreError::Unavailable(why)) = &answer {
+                if !why.contains("deadlock") {
+                    self.conn = None;
+                    answers.push(answer);
+                    break;
+                }
+            }
+            answers.push(answer);
+        }
+        answers
     }
 
     fn connection(&mut self) -> Result<&mut PgConnection, StoreError> {

@@ -38,7 +38,7 @@ pub struct Query<'a> {
     pub offset: u64,
     /// How many to return at most; 0 returns only the total.
     pub count: u64,
-    /// Load groups' members for the resources returned.
+    /// Load the membership rows of the resources returned: groups' members, users' groups.
     pub with_members: bool,
 }
 
@@ -94,7 +94,12 @@ impl Store {
         let lowered = q.filter.map_or_else(Lowered::all, |f| lower(f, q.schema, kind));
         let sort = sql_sort(q.sort_by, q.schema, kind);
         let mut conn = self.conn()?;
-        let short_page_likely = lowered.exact && q.filter.is_some() && q.offset == 0 && q.count > 0 && !q.with_members;
+        // A user's groups are one more probe for a short page; a group's members may be many.
+        let short_page_likely = lowered.exact
+            && q.filter.is_some()
+            && q.offset == 0
+            && q.count > 0
+            && !(q.with_members && kind == Kind::Group);
         if let (Some(sort), true) = (sort, short_page_likely) {
             // A filtered first page is usually short (the IdPs' `userName eq` before a create
             // finds 0 or 1): one statement, and a page that is not full is the whole answer, so
@@ -102,7 +107,10 @@ impl Store {
             // is read again below with the count, in one snapshot.
             let rows = page_rows(&mut conn, tenant_id, kind, q, &lowered, sort)?;
             if (rows.len() as u64) < q.count {
-                let resources = rows.into_iter().map(|r| to_resource(kind, r)).collect::<Result<Vec<_>, _>>()?;
+                let mut resources = rows.into_iter().map(|r| to_resource(kind, r)).collect::<Result<Vec<_>, _>>()?;
+                if q.with_members && !resources.is_empty() {
+                    attach_members(&mut conn, tenant_id, &mut resources, &[kind])?;
+                }
                 return Ok(QueryPage { total: resources.len() as u64, resources });
             }
         }
@@ -118,22 +126,24 @@ impl Store {
 
 impl Store {
     /// Calls `each` with every page (of `page`, at least 1) of a tenant's resources of `kind`
-    /// matching `filter`, in creation order; returns how many there were. Each page is its own
-    /// read: a resource created or deleted during the walk may shift the pages by one.
+    /// matching `filter`, in creation order, with their membership rows when `with_members`;
+    /// returns how many there were. Each page is its own read: a resource created or deleted
+    /// during the walk may shift the pages by one.
+    #[allow(clippy::too_many_arguments)]
     pub fn for_each_page<E: From<StoreError>>(
         &self,
         tenant_id: &str,
         kind: Kind,
         schema: &ResourceSchema<'_>,
         filter: Option<&Filter>,
+        with_members: bool,
         page: u64,
         mut each: impl FnMut(Vec<Resource>) -> Result<(), E>,
     ) -> Result<u64, E> {
         let page = page.max(1);
         let mut offset = 0;
         loop {
-            let q =
-                Query { filter, schema, sort_by: None, descending: false, offset, count: page, with_members: false };
+            let q = Query { filter, schema, sort_by: None, descending: false, offset, count: page, with_members };
             let found = self.query(tenant_id, kind, &q)?;
             let n = found.resources.len() as u64;
             each(found.resources)?;
@@ -195,7 +205,7 @@ impl Store {
         let mut keyed: Vec<(Resource, Option<SortKey>)> = Vec::new();
         for (kind, q) in parts {
             // Members are loaded for the page only, unless the sort itself reads them.
-            let members_for_key = reads_members(None, q.sort_by);
+            let members_for_key = reads_members(*kind, None, q.sort_by);
             let read = Query { offset: 0, count: window, with_members: members_for_key, ..q.clone() };
             let page = self.query(tenant_id, *kind, &read)?;
             total = total.saturating_add(page.total);
@@ -214,10 +224,10 @@ impl Store {
             .take(usize::try_from(count).unwrap_or(usize::MAX))
             .map(|(r, _)| r)
             .collect();
-        let groups_with_members = parts.iter().any(|(kind, q)| *kind == Kind::Group && q.with_members);
-        if groups_with_members && resources.iter().any(|r| r.kind == Kind::Group) {
+        let wanted: Vec<Kind> = parts.iter().filter(|(_, q)| q.with_members).map(|(kind, _)| *kind).collect();
+        if resources.iter().any(|r| wanted.contains(&r.kind)) {
             let mut conn = self.conn()?;
-            attach_members(&mut conn, tenant_id, &mut resources)?;
+            attach_members(&mut conn, tenant_id, &mut resources, &wanted)?;
         }
         Ok(QueryPage { total, resources })
     }
@@ -237,7 +247,7 @@ fn in_sql(
 ) -> Result<QueryPage, StoreError> {
     let total = with_table!(kind, t => t::table
         .filter(t::tenant_id.eq(tenant_id))
-        .filter(to_sql::<t::table>(&lowered.cond))
+        .filter(to_sql::<t::table>(&lowered.cond, tenant_id))
         .count()
         .get_result::<i64>(c)?);
     let total = u64::try_from(total).unwrap_or(0);
@@ -246,8 +256,8 @@ fn in_sql(
     }
     let rows = page_rows(c, tenant_id, kind, q, lowered, sort)?;
     let mut resources = rows.into_iter().map(|r| to_resource(kind, r)).collect::<Result<Vec<_>, _>>()?;
-    if q.with_members && kind == Kind::Group {
-        attach_members(c, tenant_id, &mut resources)?;
+    if q.with_members {
+        attach_members(c, tenant_id, &mut resources, &[kind])?;
     }
     Ok(QueryPage { total, resources })
 }
@@ -264,7 +274,7 @@ pub(crate) fn page_rows(
     Ok(with_table!(kind, t => {
         let mut sql = t::table
             .filter(t::tenant_id.eq(tenant_id))
-            .filter(to_sql::<t::table>(&lowered.cond))
+            .filter(to_sql::<t::table>(&lowered.cond, tenant_id))
             .select((t::id, t::body, t::version, t::created_us, t::modified_us))
             .into_boxed();
         sql = match sort {
@@ -291,31 +301,45 @@ pub(crate) fn page_rows(
     }))
 }
 
-/// Loads the members of the groups among `resources` that do not carry them yet.
-fn attach_members(c: &mut AnyConnection, tenant_id: &str, resources: &mut [Resource]) -> Result<(), StoreError> {
-    let lacking = |r: &Resource| r.kind == Kind::Group && r.members.is_none();
-    let ids: Vec<String> = resources.iter().filter(|r| lacking(r)).map(|r| r.id.clone()).collect();
-    let mut by_group = members::load_many(c, tenant_id, &ids)?;
-    for r in resources.iter_mut().filter(|r| lacking(r)) {
+/// Loads the membership rows of the resources of `kinds` that do not carry them yet: the members
+/// of the groups, the groups of the users (one statement per 500 of either).
+fn attach_members(
+    c: &mut AnyConnection,
+    tenant_id: &str,
+    resources: &mut [Resource],
+    kinds: &[Kind],
+) -> Result<(), StoreError> {
+    let lacking = |r: &Resource, kind: Kind| r.kind == kind && kinds.contains(&kind) && r.members.is_none();
+    let ids: Vec<String> = resources.iter().filter(|r| lacking(r, Kind::Group)).map(|r| r.id.clone()).collect();
+    let mut by_group = if ids.is_empty() { Default::default() } else { members::load_many(c, tenant_id, &ids)? };
+    for r in resources.iter_mut().filter(|r| lacking(r, Kind::Group)) {
         r.members = Some(by_group.remove(&r.id).unwrap_or_default());
+    }
+    let ids: Vec<&str> = resources.iter().filter(|r| lacking(r, Kind::User)).map(|r| r.id.as_str()).collect();
+    let mut by_user = if ids.is_empty() { Default::default() } else { members::groups_of(c, tenant_id, &ids)? };
+    for r in resources.iter_mut().filter(|r| lacking(r, Kind::User)) {
+        r.members = Some(by_user.remove(&r.id).unwrap_or_default());
     }
     Ok(())
 }
 
-/// Whether the filter or the sort reads `members`, so candidates need their member rows.
-fn reads_members(filter: Option<&Filter>, sort_by: Option<&AttrPath>) -> bool {
-    fn is_members(p: &AttrPath) -> bool {
-        p.name.eq_ignore_ascii_case("members")
-    }
-    fn walk(f: &Filter) -> bool {
+/// Whether the filter or the sort reads the membership rows of `kind` (a group's `members`, a
+/// user's `groups`), so candidates need them loaded.
+fn reads_members(kind: Kind, filter: Option<&Filter>, sort_by: Option<&AttrPath>) -> bool {
+    let name = match kind {
+        Kind::Group => "members",
+        Kind::User => "groups",
+    };
+    let is_members = |p: &AttrPath| p.name.eq_ignore_ascii_case(name);
+    fn walk(f: &Filter, is_members: &dyn Fn(&AttrPath) -> bool) -> bool {
         match f {
             Filter::Compare { path, .. } | Filter::Present(path) => is_members(path),
             Filter::ValuePath { path, .. } => is_members(path),
-            Filter::And(a, b) | Filter::Or(a, b) => walk(a) || walk(b),
-            Filter::Not(inner) => walk(inner),
+            Filter::And(a, b) | Filter::Or(a, b) => walk(a, is_members) || walk(b, is_members),
+            Filter::Not(inner) => walk(inner, is_members),
         }
     }
-    filter.is_some_and(walk) || sort_by.is_some_and(is_members)
+    filter.is_some_and(|f| walk(f, &is_members)) || sort_by.is_some_and(is_members)
 }
 
 /// The filter evaluated in Rust on the candidate rows, scanned in batches of [`SCAN_BATCH`].
@@ -333,7 +357,8 @@ fn in_rust(
     q: &Query<'_>,
     lowered: &Lowered,
 ) -> Result<QueryPage, StoreError> {
-    let need_members = kind == Kind::Group && (q.with_members || reads_members(q.filter, q.sort_by));
+    // Loaded for every candidate only when the filter or sort reads them; for the page otherwise.
+    let need_members = reads_members(kind, q.filter, q.sort_by);
     // Scanning in (created_us, id) order means that without a sort the matches arrive in page
     // order, and only the page itself needs keeping.
     let window = q.offset..q.offset.saturating_add(q.count);
@@ -346,7 +371,7 @@ fn in_rust(
         let rows = with_table!(kind, t => {
             let mut sql = t::table
                 .filter(t::tenant_id.eq(tenant_id))
-                .filter(to_sql::<t::table>(&lowered.cond))
+                .filter(to_sql::<t::table>(&lowered.cond, tenant_id))
                 .select((t::id, t::body, t::version, t::created_us, t::modified_us))
                 .into_boxed();
             if let Some((created, id)) = &after {
@@ -361,7 +386,7 @@ fn in_rust(
         let full = rows.len() as i64 == SCAN_BATCH;
         let mut batch = rows.into_iter().map(|r| to_resource(kind, r)).collect::<Result<Vec<_>, _>>()?;
         if need_members {
-            attach_members(c, tenant_id, &mut batch)?;
+            attach_members(c, tenant_id, &mut batch, &[kind])?;
         }
         for mut r in batch {
             let scim = Value::Object(r.to_scim(None));
@@ -402,9 +427,9 @@ fn in_rust(
             .map(|k| k.id)
             .collect();
         page = load_in_order(c, tenant_id, kind, &ids)?;
-        if q.with_members && kind == Kind::Group {
-            attach_members(c, tenant_id, &mut page)?;
-        }
+    }
+    if q.with_members {
+        attach_members(c, tenant_id, &mut page, &[kind])?;
     }
     Ok(QueryPage { total, resources: page })
 }

@@ -107,6 +107,21 @@ impl Member {
     }
 }
 
+/// One of a user's groups in its `groups` attribute: `value` (the group's id), `$ref` (with a base
+/// URL), `display` (its displayName) and `type` `direct` — the store keeps direct memberships only.
+fn group_json(group: Member, base: Option<&str>) -> Value {
+    let mut m = Map::new();
+    if let Some(base) = base {
+        m.insert("$ref".into(), Value::String(Kind::Group.location(base, &group.value)));
+    }
+    if let Some(d) = group.display {
+        m.insert("display".into(), Value::String(d));
+    }
+    m.insert("type".into(), Value::String("direct".into()));
+    m.insert("value".into(), Value::String(group.value));
+    Value::Object(m)
+}
+
 /// A resource to create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewResource {
@@ -134,8 +149,10 @@ pub struct Resource {
     pub created: DateTime<Utc>,
     /// When it last changed (millisecond precision).
     pub last_modified: DateTime<Utc>,
-    /// A group's members, when they were asked for; `None` when not loaded (and for users).
-    /// Ordered by value.
+    /// The resource's membership rows, when they were asked for; `None` when not loaded. A
+    /// group's members, ordered by value; a user's groups (RFC 7643 §4.1.2's readOnly `groups`,
+    /// direct memberships only), each as a [`Member`] whose `value` is the group's id and
+    /// `display` its displayName, ordered by id.
     pub members: Option<Vec<Member>>,
 }
 
@@ -167,11 +184,23 @@ impl Resource {
             }
         }
         out.insert("id".into(), Value::String(self.id));
-        if let Some(members) = self.members.filter(|m| !m.is_empty()) {
-            out.insert("members".into(), Value::Array(members.into_iter().map(|m| m.into_json(base)).collect()));
+        match (self.kind, self.members.filter(|m| !m.is_empty())) {
+            (_, None) => {}
+            (Kind::Group, Some(members)) => {
+                out.insert("members".into(), Value::Array(members.into_iter().map(|m| m.into_json(base)).collect()));
+            }
+            (Kind::User, Some(groups)) => {
+                out.insert("groups".into(), Value::Array(groups.into_iter().map(|g| group_json(g, base)).collect()));
+            }
         }
         out.insert("meta".into(), Value::Object(meta));
         out
+    }
+
+    /// The user's groups as JSON (see [`group_json`]), when loaded; `None` for a group.
+    pub fn groups_json(&self, base: Option<&str>) -> Option<Value> {
+        let groups = self.members.as_ref().filter(|_| self.kind == Kind::User)?;
+        Some(Value::Array(groups.iter().cloned().map(|g| group_json(g, base)).collect()))
     }
 
     /// The weak ETag of this version: `W/"<version>"`.

@@ -107,8 +107,11 @@ fn load(
         return Ok(None);
     };
     let mut r = to_resource(kind, row)?;
-    if with_members && kind == Kind::Group {
-        r.members = Some(members::load(c, tenant_id, id)?);
+    if with_members {
+        r.members = Some(match kind {
+            Kind::Group => members::load(c, tenant_id, id)?,
+            Kind::User => members::groups_of(c, tenant_id, &[id])?.remove(id).unwrap_or_default(),
+        });
     }
     Ok(Some(r))
 }
@@ -202,8 +205,8 @@ impl Store {
         .await?
     }
 
-    /// The resource, with its members (groups) when `with_members`; `None` if this tenant has no
-    /// such resource.
+    /// The resource, with its membership rows when `with_members` (a group's members, a user's
+    /// groups: see `Resource::members`); `None` if this tenant has no such resource.
     pub fn get(
         &self,
         tenant_id: &str,
@@ -212,16 +215,35 @@ impl Store {
         with_members: bool,
     ) -> Result<Option<Resource>, StoreError> {
         let mut conn = self.conn()?;
-        if with_members && kind == Kind::Group {
+        if with_members {
             read_tx(&mut conn, |c| load(c, tenant_id, kind, id, true))
         } else {
             load(&mut conn, tenant_id, kind, id, false)
         }
     }
 
+    /// The groups a user is a direct member of, as its `groups` carry them (see
+    /// `Resource::members`): empty for a user of no group, or no such user.
+    pub fn groups_of(&self, tenant_id: &str, user_id: &str) -> Result<Vec<Member>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(members::groups_of(&mut conn, tenant_id, &[user_id])?.remove(user_id).unwrap_or_default())
+    }
+
+    /// The groups of many users at once (reconcile, `preview`): by user id, users of no group
+    /// absent. One statement per 500 users.
+    pub fn groups_of_many(
+        &self,
+        tenant_id: &str,
+        user_ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, Vec<Member>>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(members::groups_of(&mut conn, tenant_id, user_ids)?)
+    }
+
     /// Read-modify-write in one write transaction.
     ///
-    /// `f` gets the current resource (members loaded iff `load_members`) and decides a [`Change`].
+    /// `f` gets the current resource (a group's members or a user's groups loaded iff
+    /// `load_members`) and decides a [`Change`].
     /// With `if_match: Some(v)`, a current version other than `v` is `VersionMismatch`. `Ok(None)`
     /// if the resource does not exist. A refusal from `f` is `Rejected`; a userName taken by
     /// another user is `Conflict`.
@@ -297,7 +319,8 @@ impl Store {
             // Read here, apply `f` here, write in the batch; read again after a lost race.
             for _ in 0..OPTIMISTIC_TRIES {
                 let (t, i) = (tenant_id.to_owned(), id.to_owned());
-                let current = self.run_blocking(move |store| load(&mut *store.conn()?, &t, kind, &i, false)).await??;
+                let current =
+                    self.run_blocking(move |store| load(&mut *store.conn()?, &t, kind, &i, load_members)).await??;
                 let Some(current) = current else {
                     return Ok(None);
                 };
@@ -369,8 +392,20 @@ impl Store {
         for attempt in 0..=OPTIMISTIC_TRIES {
             let lock_first = attempt == OPTIMISTIC_TRIES;
             let outcome = self.write(|c| -> Result<Attempt<bool>, StoreError> {
-                if lock_first {
-                    lock_row(c, tenant_id, kind, id)?;
+                // Locks in the order every group write takes them — a group's row, then its
+                // members' user rows — so that a delete and a write cannot deadlock on PostgreSQL:
+                // a group's delete locks its row first (its members move out below, before the
+                // delete); a user's, the rows of its groups (they get a new version below).
+                match kind {
+                    Kind::Group => {
+                        lock_row(c, tenant_id, kind, id)?;
+                    }
+                    Kind::User => {
+                        lock_groups_of(c, tenant_id, id)?;
+                        if lock_first {
+                            lock_row(c, tenant_id, kind, id)?;
+                        }
+                    }
                 }
                 let version = with_table!(kind, t => t::table
                     .filter(t::tenant_id.eq(tenant_id))
@@ -385,6 +420,12 @@ impl Store {
                     if expected != version {
                         return Err(StoreError::VersionMismatch { current: version });
                     }
+                }
+                if kind == Kind::Group {
+                    // Every member leaves the group (its member rows go with its row, by the
+                    // foreign key): read, and their users locked, before that delete.
+                    let mut moved = members::ids(c, tenant_id, id)?;
+                    outbox::members_moved(c, tenant_id, &mut moved, outbox)?;
                 }
                 let deleted = with_table!(kind, t => diesel::delete(
                     t::table.filter(t::tenant_id.eq(tenant_id)).filter(t::id.eq(id)).filter(t::version.eq(version)),
@@ -501,6 +542,25 @@ fn lock_row(c: &mut AnyConnection, tenant_id: &str, kind: Kind, id: &str) -> Que
         .execute(c))
 }
 
+/// Locks the rows of the groups `member_id` is in, in id order (PostgreSQL; SQLite's one writer
+/// needs none), before a write of the member that will change them.
+fn lock_groups_of(c: &mut AnyConnection, tenant_id: &str, member_id: &str) -> QueryResult<()> {
+    if let AnyConnection::Pg(pg) = c {
+        let memberships = group_members::table
+            .filter(group_members::tenant_id.eq(tenant_id))
+            .filter(group_members::member_id.eq(member_id))
+            .select(group_members::group_id);
+        groups::table
+            .filter(groups::tenant_id.eq(tenant_id))
+            .filter(groups::id.eq_any(memberships))
+            .order(groups::id)
+            .select(groups::id)
+            .for_update()
+            .load::<String>(pg)?;
+    }
+    Ok(())
+}
+
 /// Markers of the resource updates' [`fixed`] statements.
 struct UserUpdate;
 struct GroupUpdate;
@@ -595,6 +655,8 @@ fn create_job(
                         modified_us: now,
                     };
                     diesel::insert_into(groups::table).values(&row).execute(c)?;
+                    let mut moved: Vec<String> = members.iter().map(|m| m.value.clone()).collect();
+                    outbox::members_moved(c, tenant_id, &mut moved, &outbox)?;
                     let refs: Vec<&Member> = members.iter().collect();
                     members::insert(c, tenant_id, &id, &refs)?;
                 }
@@ -665,7 +727,6 @@ fn update_job<F>(
 where
     F: FnMut(&Resource) -> Result<(Change, Vec<Enqueue>), ScimError> + Send + 'static,
 {
-    let load_members = load_members && kind == Kind::Group;
     let (tenant_id, id) = (tenant_id.to_owned(), id.to_owned());
     // On SQLite one transaction (the batch's). On PostgreSQL a user's update runs outside one: a
     // read, then one statement conditional on the version read (see `pg_writes`); a lost race
@@ -756,6 +817,13 @@ where
                 return Ok(Attempt::Lost);
             }
             // The version write above holds the group row's lock: member rows change under it.
+            if kind == Kind::Group {
+                let mut moved = members::moved_by(c, tenant_id, id, &changes)?;
+                outbox::members_moved(c, tenant_id, &mut moved, &outbox)?;
+                if renamed.is_some() {
+                    outbox::enqueue_fan_out(c, tenant_id, id, version, &outbox)?;
+                }
+            }
             members::apply(c, tenant_id, id, &changes)?;
             if let Some(name) = &renamed {
                 members::renamed(c, tenant_id, id, name)?;
@@ -764,7 +832,12 @@ where
             if let Some(audit) = &audit {
                 audit::record(c, tenant_id, audit, kind, id, version)?;
             }
-            let members = if load_members { Some(members::load(c, tenant_id, id)?) } else { None };
+            // A user's groups do not change with its own write: the ones read are still true.
+            let members = match kind {
+                Kind::Group if load_members => Some(members::load(c, tenant_id, id)?),
+                Kind::Group => None,
+                Kind::User => current.members.clone(),
+            };
             let resource = Resource { body, version, last_modified: from_us(now), members, ..current };
             Ok(Attempt::Done(Some(Updated { resource, changed: true })))
         };

@@ -640,7 +640,101 @@ fn concurrent_async_writes_are_each_all_or_nothing(store: &Store) {
     assert!(w1 - w0 > b1 - b0, "{} writes in {} batches", w1 - w0, b1 - b0);
 }
 
+/// A group's change at a target whose scope reads `groups`: a delivery of each user it moves in
+/// or out, and only those; each of them gets a new version (its `groups` changed). A rename
+/// queues one fan-out row instead of a delivery per member; a delete moves every member out.
+fn a_membership_change_queues_the_users_it_moves_and_only_them(store: &Store) {
+    use scimgw_store::{Member, MembersChange};
+    let t = store.create_tenant("acme").unwrap().id;
+    let ids: Vec<String> = (0..120).map(|i| store.create(&t, user(&format!("u{i}"))).unwrap().id).collect();
+    let member = |id: &String| Member { value: id.clone(), r#type: None, display: None };
+    let routes =
+        vec![Enqueue::deliver("groups-app"), Enqueue::moved_members("sales"), Enqueue::members_if_renamed("sales")];
+    let of_sales = |store: &Store| -> Vec<scimgw_store::Delivery> {
+        all(store).into_iter().filter(|d| d.target == "sales").collect()
+    };
+    let body =
+        |name: &str| obj(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name}));
+    let g = store
+        .create_with(
+            &t,
+            NewResource { kind: Kind::Group, body: body("Sales"), members: ids[..100].iter().map(member).collect() },
+            &routes,
+            None,
+        )
+        .unwrap();
+    assert_eq!(of_sales(store).len(), 100, "each member moved in");
+    assert!(of_sales(store).iter().all(|d| d.kind == Kind::User && d.version == 2 && !d.fan_out));
+    assert_eq!(all(store).iter().filter(|d| d.target == "groups-app").count(), 1, "the group's own delivery");
+    // Deliver them all, so that what follows counts new rows.
+    for d in store.claim_deliveries("me", 1000, Duration::from_secs(30)).unwrap() {
+        assert!(store.finish_delivery(&d, "me", &done("ok")).unwrap());
+    }
+
+    let change = |changes: Vec<MembersChange>, name: &str| {
+        let (routes, body) = (routes.clone(), body(name));
+        store
+            .update_with(&t, Kind::Group, &g.id, None, false, None, move |_| {
+                Ok((Change::Update { body: body.clone(), members: changes.clone() }, routes.clone()))
+            })
+            .unwrap()
+            .unwrap()
+    };
+    // Adding 20 (5 of them members already) and removing 3: 18 users moved.
+    let mut add: Vec<Member> = ids[95..115].iter().map(member).collect();
+    add.push(member(&"not-a-user".to_owned()));
+    change(vec![MembersChange::Add(add), MembersChange::Remove(ids[..3].to_vec())], "Sales");
+    let live: Vec<_> = of_sales(store).into_iter().filter(|d| d.state == DeliveryState::Pending).collect();
+    let mut moved: Vec<&str> = live.iter().map(|d| d.resource_id.as_str()).collect();
+    moved.sort_unstable();
+    let mut want: Vec<&str> = ids[..3].iter().chain(&ids[100..115]).map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(moved, want, "exactly the users moved in or out");
+    let bob = store.get(&t, Kind::User, &ids[100], false).unwrap().unwrap();
+    assert_eq!(bob.version, 2, "a user's version moves with its groups");
+    assert_eq!(store.get(&t, Kind::User, &ids[50], false).unwrap().unwrap().version, 2, "an unmoved member's does not");
+    assert_eq!(store.groups_of(&t, &ids[100]).unwrap()[0].display.as_deref(), Some("Sales"));
+
+    // A rename: one fan-out row, no delivery per member.
+    let before = of_sales(store).len();
+    change(Vec::new(), "Sales EMEA");
+    let rows = of_sales(store);
+    assert_eq!(rows.len(), before + 1);
+    assert!(rows.iter().any(|d| d.fan_out && d.resource_id == g.id && d.state == DeliveryState::Pending));
+
+    // The fan-out's pages: a delivery of each user member at its current version, the version
+    // left alone — unless that user's delivery is running, which must run again.
+    for d in store.claim_deliveries("me", 1000, Duration::from_secs(30)).unwrap() {
+        assert!(store.finish_delivery(&d, "me", &done("ok")).unwrap());
+    }
+    let rt = runtime();
+    let page = rt.block_on(store.queue_members(&t, &g.id, "sales", "", 50)).unwrap().unwrap();
+    assert_eq!(page.0, 50);
+    let pending: Vec<_> = of_sales(store).into_iter().filter(|d| d.state == DeliveryState::Pending).collect();
+    assert_eq!(pending.len(), 50);
+    assert_eq!(store.get(&t, Kind::User, &ids[3], false).unwrap().unwrap().version, 2, "not bumped");
+    let running = store.claim_deliveries("me", 1, Duration::from_secs(30)).unwrap().remove(0);
+    let again = rt.block_on(store.queue_members(&t, &g.id, "sales", "", 50)).unwrap().unwrap();
+    assert_eq!(again, page, "a page run again is the same page");
+    let bumped = store.get(&t, Kind::User, &running.resource_id, false).unwrap().unwrap();
+    assert_eq!(bumped.version, running.version + 1, "a running delivery's user is bumped");
+    assert!(store.finish_delivery(&running, "me", &done("read the old name")).unwrap());
+    let row = all(store).into_iter().find(|d| d.id == running.id).unwrap();
+    assert_eq!(row.state, DeliveryState::Pending, "and its row runs again");
+    let rest = rt.block_on(store.queue_members(&t, &g.id, "sales", &page.1, 500)).unwrap().unwrap();
+    assert_eq!(page.0 + rest.0, 112, "every user member, not the id that names no user");
+    assert!(rt.block_on(store.queue_members(&t, &g.id, "sales", &rest.1, 500)).unwrap().is_none());
+
+    // Delete: every member moves out (the live rows absorb it).
+    assert!(store.delete_with(&t, Kind::Group, &g.id, None, &routes, &[], None).unwrap());
+    let live = of_sales(store).into_iter().filter(|d| d.state == DeliveryState::Pending && !d.fan_out).count();
+    assert_eq!(live, 112, "the 112 members left: one live row each");
+    assert!(store.groups_of(&t, &ids[100]).unwrap().is_empty());
+    assert!(rt.block_on(store.queue_members(&t, &g.id, "sales", "", 500)).unwrap().is_none(), "a deleted group");
+}
+
 both_engines!(
+    a_membership_change_queues_the_users_it_moves_and_only_them,
     concurrent_async_writes_are_each_all_or_nothing,
     a_write_refused_for_a_taken_user_name_records_no_delivery_or_event,
     concurrent_changes_of_one_user_keep_one_live_delivery_per_target,

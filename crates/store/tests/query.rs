@@ -16,7 +16,7 @@ use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Map, Value, json};
 
 use scimgw_scim::filter::{AttrPath, CompValue, CompareOp, Filter, parse_filter};
-use scimgw_scim::schema::{ENTERPRISE_USER_SCHEMA, Registry, ResourceSchema, USER_SCHEMA};
+use scimgw_scim::schema::{ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, Registry, ResourceSchema, USER_SCHEMA};
 use scimgw_store::testing::TestDb;
 use scimgw_store::{Kind, Member, NewResource, Query, Resource, Store, both_engines};
 
@@ -101,6 +101,10 @@ struct Fixture<'a> {
     tenant: String,
     all: Vec<Resource>,
     schema: ResourceSchema<'a>,
+    /// The id of the group "Sales".
+    sales: String,
+    /// The tenant's groups (Sales, Sales Team, Ops).
+    groups: Vec<Resource>,
 }
 
 impl<'a> Fixture<'a> {
@@ -109,11 +113,30 @@ impl<'a> Fixture<'a> {
         let other = store.create_tenant("other").unwrap().id;
         let all = users(store, &tenant);
         // Another tenant's users must never show up.
+        let mut others = Vec::new();
         for name in ["alice0@example.com", "Bob0", "zz"] {
             let body = json!({"schemas": [USER_SCHEMA], "userName": name, "active": true, "displayName": "Team A"});
-            store.create(&other, NewResource { kind: Kind::User, body: as_map(body), members: Vec::new() }).unwrap();
+            let r = store.create(&other, NewResource { kind: Kind::User, body: as_map(body), members: Vec::new() });
+            others.push(r.unwrap().id);
         }
-        Fixture { store, tenant, all, schema: registry.resource("User").unwrap() }
+        // Groups, so that a user's `groups` filters: some users in one, some in two, most in none;
+        // another tenant's group with the same name must not count.
+        let member = |r: &Resource| Member { value: r.id.clone(), r#type: None, display: None };
+        let group = |tenant: &str, name: &str, members: Vec<Member>| {
+            let body = as_map(json!({"schemas": [GROUP_SCHEMA], "displayName": name}));
+            store.create(tenant, NewResource { kind: Kind::Group, body, members }).unwrap()
+        };
+        let groups = vec![
+            group(&tenant, "Sales", all.iter().step_by(4).map(member).collect()),
+            group(&tenant, "Sales Team", all.iter().step_by(6).map(member).collect()),
+            group(&tenant, "Ops", Vec::new()),
+        ];
+        let sales = groups[0].id.clone();
+        let others = others.into_iter().map(|value| Member { value, r#type: None, display: None }).collect();
+        group(&other, "Sales", others);
+        // As a read returns them: with their groups, and the versions the memberships moved.
+        let all = all.iter().map(|r| store.get(&tenant, Kind::User, &r.id, true).unwrap().unwrap()).collect();
+        Fixture { store, tenant, all, schema: registry.resource("User").unwrap(), sales, groups }
     }
 
     fn query(
@@ -310,6 +333,21 @@ fn filters_agree_with_the_evaluator(store: &Store) {
         "userName ne 5".into(),
         r#"userName eq null or displayName eq null"#.into(),
         r#"not (not (active eq true) or userName co "e")"#.into(),
+        r#"groups.display eq "SALES""#.into(),
+        r#"groups.display eq "Ops""#.into(),
+        r#"groups[display eq "sales team"]"#.into(),
+        r#"not (groups.display eq "Sales")"#.into(),
+        r#"groups.display eq "Sales" and active eq true"#.into(),
+        r#"groups.display eq "Sales" or groups.display eq "Sales Team""#.into(),
+        r#"groups.display sw "sales""#.into(),
+        r#"groups.display ne "Sales""#.into(),
+        r#"groups.value eq 5"#.into(),
+        format!(r#"groups.value eq "{}""#, fx.sales),
+        format!(r#"groups.value eq "{}""#, fx.sales.to_uppercase()),
+        format!(r#"groups[value eq "{}"] and not (groups.display eq "Sales Team")"#, fx.sales),
+        r#"groups.type eq "direct""#.into(),
+        "groups pr".into(),
+        "not (groups pr)".into(),
         r#"meta.resourceType eq "User""#.into(),
         r#"meta.resourceType eq "Group""#.into(),
         r#"meta.resourceType eq "user""#.into(),
@@ -518,7 +556,7 @@ fn a_search_across_kinds_is_the_concatenation_or_the_merge_paged(store: &Store) 
     let registry = Registry::default();
     let fx = Fixture::new(store, &registry);
     let group_schema = registry.resource("Group").unwrap();
-    let mut groups = Vec::new();
+    let mut groups = fx.groups.clone();
     for (i, name) in ["Zed", "team A", "b", "Émile z", "a%b", "Team a", "ops", "Zed"].into_iter().enumerate() {
         let body = as_map(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name}));
         let members = if i % 2 == 0 { vec![Member::typed(fx.all[i].id.clone(), "User")] } else { Vec::new() };

@@ -40,6 +40,7 @@ pub fn run(config: Config, cmd: ConfigCommand) -> anyhow::Result<()> {
     problems.extend(found);
     let survey = scimgw_delivery::targets::survey(dir, &tenants);
     problems.extend(survey.warnings);
+    problems.extend(missing_scope_groups(&store, &set, &tenants)?);
     let mut probed = Vec::new();
     if probe {
         for t in &tenants {
@@ -82,6 +83,65 @@ pub fn run(config: Config, cmd: ConfigCommand) -> anyhow::Result<()> {
     }
     println!("ok: {count} target(s) for {} tenant(s), {} warning(s)", tenants.len(), problems.len());
     Ok(())
+}
+
+/// A warning for each group a target's scope names (`groups.display eq "Sales"`,
+/// `groups.value eq "<id>"`) that its tenant does not have: until the IdP provisions it, no user
+/// is in that part of the scope. Often a typo, or a group not assigned to the gateway's app.
+fn missing_scope_groups(
+    store: &scimgw_store::Store,
+    set: &TargetSet,
+    tenants: &[scimgw_store::Tenant],
+) -> anyhow::Result<Vec<ConfigProblem>> {
+    use scimgw_delivery::targets::{NamedGroup, scope_named_groups};
+    use scimgw_store::{Kind, Query};
+    let schemas = scimgw_delivery::schema_registry();
+    let Some(schema) = schemas.resource("Group") else { bail!("the Group resource type is missing") };
+    let mut out = Vec::new();
+    for t in tenants {
+        for target in set.of(&t.id) {
+            let Some(scope) = &target.scope else { continue };
+            for group in scope_named_groups(scope) {
+                let (found, what) = match &group {
+                    // Compared ignoring case, as the scope compares it (ids are stored lowercase).
+                    NamedGroup::Id(id) => (
+                        store.get(&t.id, Kind::Group, &id.to_lowercase(), false).context("reading groups")?.is_some(),
+                        "no group with id",
+                    ),
+                    NamedGroup::Display(name) => {
+                        let filter = scimgw_scim::filter::Filter::Compare {
+                            path: scimgw_scim::filter::AttrPath::new("displayName"),
+                            op: scimgw_scim::filter::CompareOp::Eq,
+                            value: scimgw_scim::filter::CompValue::Str(name.clone()),
+                        };
+                        let q = Query {
+                            filter: Some(&filter),
+                            schema: &schema,
+                            sort_by: None,
+                            descending: false,
+                            offset: 0,
+                            count: 0,
+                            with_members: false,
+                        };
+                        (store.query(&t.id, Kind::Group, &q).context("reading groups")?.total > 0, "no group named")
+                    }
+                };
+                if !found {
+                    let (NamedGroup::Id(v) | NamedGroup::Display(v)) = &group;
+                    out.push(ConfigProblem {
+                        target: Some(format!("{}/{}", t.name, target.name())),
+                        message: format!(
+                            "the scope names a group the tenant does not have ({what} \"{v}\"; names compare \
+                             ignoring case): no user is in that part of the scope until the IdP provisions it. \
+                             Check the spelling, and that the group is assigned to the gateway's app"
+                        ),
+                        warning: true,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `Some(reason)` when nothing answers a TCP connect to the URL's host and port within 3 s.

@@ -71,11 +71,12 @@ pub fn run(config: Config, cmd: DeliveriesCommand) -> anyhow::Result<()> {
                 .context("reading deliveries")?
                 .into_iter()
                 .map(|d| {
+                    let what = format!("{} {}", resource_type(&d), d.resource_id);
                     vec![
                         d.id,
                         tenant_name(&d.tenant_id),
                         d.target,
-                        format!("{} {}", d.kind.resource_type(), d.resource_id),
+                        what,
                         d.state.to_string(),
                         d.attempts.to_string(),
                         short_time(&d.updated),
@@ -92,7 +93,7 @@ pub fn run(config: Config, cmd: DeliveriesCommand) -> anyhow::Result<()> {
             println!("delivery:   {}", d.id);
             println!("tenant:     {}", tenant_name(&d.tenant_id));
             println!("target:     {}", d.target);
-            println!("resource:   {} {} (version {})", d.kind.resource_type(), d.resource_id, d.version);
+            println!("resource:   {} {} (version {})", resource_type(&d), d.resource_id, d.version);
             println!("state:      {}", d.state);
             println!("attempts:   {}", d.attempts);
             if matches!(d.state, DeliveryState::Pending | DeliveryState::Failed) {
@@ -142,4 +143,10 @@ pub fn run(config: Config, cmd: DeliveriesCommand) -> anyhow::Result<()> {
 
 fn clip(s: &str, n: usize) -> String {
     if s.chars().count() <= n { s.to_owned() } else { format!("{}…", s.chars().take(n).collect::<String>()) }
+}
+
+/// What a row delivers, as the store names it: `User`, `Group`, or `GroupMembers` for a group's
+/// fan-out row (a rename that re-evaluates its members at a target scoped by group names).
+fn resource_type(d: &scimgw_store::Delivery) -> &'static str {
+    if d.fan_out { "GroupMembers" } else { d.kind.resource_type() }
 }

@@ -227,7 +227,8 @@ pub fn resync(config: Config, args: ResyncArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let (mut queued, mut out_of_scope) = (0usize, 0usize);
-    store.for_each_page(&tenant.id, Kind::User, &schema, None, 500, |users| -> anyhow::Result<()> {
+    let groups = scope.as_ref().is_some_and(scimgw_delivery::scope_reads_groups);
+    store.for_each_page(&tenant.id, Kind::User, &schema, None, groups, 500, |users| -> anyhow::Result<()> {
         let ids: Vec<String> = users.iter().map(|r| r.id.clone()).collect();
         let linked: Vec<String> = store
             .links_for(&tenant.id, &target.name, Kind::User, &ids)

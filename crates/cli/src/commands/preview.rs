@@ -52,7 +52,8 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<bool> {
     // target does not have yet.
     let (user, has_account): (Map<String, Value>, bool) = match (&args.user, &args.file) {
         (Some(id), _) => {
-            let Some(found) = store.get(&tenant.id, Kind::User, id, false).context("reading the user")? else {
+            // With its groups, which a scope may read.
+            let Some(found) = store.get(&tenant.id, Kind::User, id, true).context("reading the user")? else {
                 bail!("tenant {} has no user {id}", tenant.name);
             };
             let link = store.link(&tenant.id, target.name(), Kind::User, id).context("reading the user's link")?;
@@ -79,6 +80,9 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<bool> {
 
     // The decision the gateway and the dispatcher would make; what follows only explains it.
     let decision = decide(&target, &user, &schema, AtTarget { has_account });
+    // Read by the scope only (as the dispatcher does): the adapter's checks below get the user
+    // without it.
+    user.remove("groups");
     let kind = &target.config.kind;
     println!("target:   {} (kind {kind})", target.name());
     let in_scope = decision != Decision::OutOfScope;

@@ -50,28 +50,36 @@ pub fn run(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
                 None => None,
             };
             let mut rows = Vec::new();
-            store.for_each_page(&t.id, Kind::User, &schema, filter.as_ref(), 500, |users| -> anyhow::Result<()> {
-                for user in users {
-                    if json {
-                        println!("{}", serde_json::to_string(&user.to_scim(None))?);
-                    } else {
-                        let s = |k: &str| user.body.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-                        let active = match user.body.get("active").and_then(|v| v.as_bool()) {
-                            Some(true) => "yes",
-                            Some(false) => "no",
-                            None => "-",
-                        };
-                        rows.push(vec![
-                            user.id.clone(),
-                            s("userName"),
-                            active.to_owned(),
-                            s("externalId"),
-                            user.last_modified.format("%Y-%m-%d %H:%M:%S").to_string(),
-                        ]);
+            store.for_each_page(
+                &t.id,
+                Kind::User,
+                &schema,
+                filter.as_ref(),
+                true,
+                500,
+                |users| -> anyhow::Result<()> {
+                    for user in users {
+                        if json {
+                            println!("{}", serde_json::to_string(&user.to_scim(None))?);
+                        } else {
+                            let s = |k: &str| user.body.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+                            let active = match user.body.get("active").and_then(|v| v.as_bool()) {
+                                Some(true) => "yes",
+                                Some(false) => "no",
+                                None => "-",
+                            };
+                            rows.push(vec![
+                                user.id.clone(),
+                                s("userName"),
+                                active.to_owned(),
+                                s("externalId"),
+                                user.last_modified.format("%Y-%m-%d %H:%M:%S").to_string(),
+                            ]);
+                        }
                     }
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                },
+            )?;
             if !json {
                 print_table(&["ID", "USERNAME", "ACTIVE", "EXTERNAL ID", "LAST MODIFIED"], &rows);
             }
@@ -89,7 +97,7 @@ pub fn run(config: Config, cmd: UsersCommand) -> anyhow::Result<()> {
                 None => tenants,
             };
             for t in candidates {
-                if let Some(user) = store.get(&t.id, Kind::User, &id, false).context("reading the user")? {
+                if let Some(user) = store.get(&t.id, Kind::User, &id, true).context("reading the user")? {
                     println!("tenant: {}", t.name);
                     println!("{}", serde_json::to_string_pretty(&user.to_scim(None))?);
                     print_targets(&store, &t.id, &id)?;
