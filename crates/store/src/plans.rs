@@ -319,3 +319,58 @@ fn a_username_lookup_probes_the_unique_index_once_the_store_has_grown() {
         assert!(!plan.contains("users_created") && !plan.contains("users_modified"), "lookup ({mode}):\n{plan}");
     }
 }
+
+/// A user's groups (read for every user a GET or a list returns, and by the dispatcher for each
+/// delivery to a target scoped by group) must be found through `group_members_member` from the
+/// user's id, for one user and for a page. With that index on (tenant_id, member_id) only,
+/// SQLite preferred the primary key (tenant_id, group_id, member_id), which covers the read, and
+/// scanned every membership row of the tenant per user: at 100,000 members the dispatcher fell
+/// to tens of deliveries a second. The statement the store sends is captured and explained.
+#[test]
+fn a_users_groups_are_read_through_the_member_index_on_sqlite() {
+    use std::sync::{Arc, Mutex};
+
+    use diesel::connection::InstrumentationEvent;
+
+    use crate::connection::AnyConnection;
+
+    let db = TestDb::sqlite();
+    let tenant = db.store().create_tenant("acme").unwrap_or_else(|e| panic!("tenant: {e}")).id;
+    let path = db.config().url.trim_start_matches("sqlite://").to_owned();
+    let mut conn = SqliteConnection::establish(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    // 20 groups of 5,000 members each; no ANALYZE (SQLite gathers no statistics by itself).
+    let seed = format!(
+        "INSERT INTO groups (tenant_id, id, display_name, display_name_ci, body, version, created_us, modified_us) \
+         WITH RECURSIVE n (g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < 20) \
+         SELECT '{tenant}', 'g' || g, 'G' || g, 'g' || g, '{{}}', 1, 0, 0 FROM n; \
+         INSERT INTO group_members (tenant_id, group_id, member_id, member_type) \
+         WITH RECURSIVE n (g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < 100000) \
+         SELECT '{tenant}', 'g' || (g % 20 + 1), 'u' || g, 'User' FROM n;"
+    );
+    conn.batch_execute(&seed).unwrap_or_else(|e| panic!("seed: {e}"));
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
+            log.lock().unwrap_or_else(|e| e.into_inner()).push(query.to_string());
+        }
+    });
+    let mut conn = AnyConnection::Sqlite(conn);
+    for users in [&["u7"][..], &["u7", "u8", "u9"][..]] {
+        let found = crate::members::groups_of(&mut conn, &tenant, users).unwrap_or_else(|e| panic!("groups_of: {e}"));
+        assert_eq!(found.len(), users.len());
+        let sql = seen.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_else(|| panic!("no statement"));
+        let AnyConnection::Sqlite(inner) = &mut conn else { unreachable!("opened as SQLite") };
+        let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
+            .load::<SqlitePlanLine>(inner)
+            .unwrap_or_else(|e| panic!("explain {sql}: {e}"))
+            .into_iter()
+            .map(|l| l.detail)
+            .collect();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("USING COVERING INDEX group_members_member (tenant_id=? AND member_id=?)"),
+            "{sql}:\n{plan}"
+        );
+    }
+}

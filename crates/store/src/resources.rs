@@ -215,10 +215,12 @@ impl Store {
         with_members: bool,
     ) -> Result<Option<Resource>, StoreError> {
         let mut conn = self.conn()?;
-        if with_members {
-            read_tx(&mut conn, |c| load(c, tenant_id, kind, id, true))
-        } else {
-            load(&mut conn, tenant_id, kind, id, false)
+        match (with_members, kind) {
+            // A group and its members in one snapshot: a member list is many rows.
+            (true, Kind::Group) => read_tx(&mut conn, |c| load(c, tenant_id, kind, id, true)),
+            // A user's groups: one more statement, not a transaction's four round trips on
+            // PostgreSQL (a membership committed between the two reads shows, or does not).
+            _ => load(&mut conn, tenant_id, kind, id, with_members),
         }
     }
 
@@ -348,7 +350,8 @@ impl Store {
                 };
                 if batch.submit(Op::Update { row, from: current.version }).await? {
                     let version = current.version + 1;
-                    let resource = Resource { body, version, last_modified: from_us(now), members: None, ..current };
+                    // Its groups, when read, are as they were: a user's write does not change them.
+                    let resource = Resource { body, version, last_modified: from_us(now), ..current };
                     return Ok(Some(Updated { resource, changed: true }));
                 }
                 tracing::debug!("update lost a race; reading again");
@@ -767,7 +770,7 @@ where
                     // `FOR SHARE` has committed: its membership rows are seen (`members::names`).
                     members::renamed(c, tenant_id, id, name)?;
                 }
-                let resource = Resource { body, version, last_modified: from_us(now), members: None, ..current };
+                let resource = Resource { body, version, last_modified: from_us(now), ..current };
                 return Ok(Attempt::Done(Some(Updated { resource, changed: true })));
             }
             let written = match columns {
