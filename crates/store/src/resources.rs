@@ -392,6 +392,19 @@ impl Store {
         groups_outbox: &[Enqueue],
         audit: Option<Audit>,
     ) -> Result<bool, StoreError> {
+        let mut if_match = if_match;
+        if kind == Kind::Group {
+            // A large group's members leave it a page at a time, each page its own short write
+            // (as a PATCH removing them would), so that its delete never holds the writer for
+            // every member's version and delivery at once (5 s at 100,000 on SQLite); the delete
+            // below then moves out the last page with it. `If-Match` is the first page's
+            // condition: the delete was asked of that version, and its own pages move it.
+            match self.leave_in_pages(tenant_id, id, if_match, outbox)? {
+                None => return Ok(false),
+                Some(true) => if_match = None,
+                Some(false) => {}
+            }
+        }
         for attempt in 0..=OPTIMISTIC_TRIES {
             let lock_first = attempt == OPTIMISTIC_TRIES;
             let outcome = self.write(|c| -> Result<Attempt<bool>, StoreError> {
@@ -469,6 +482,68 @@ impl Store {
             }
         }
         Err(StoreError::Internal("delete kept losing races even with the row locked".into()))
+    }
+
+    /// Before a group's delete: while it has more than [`members::CHUNK`] members, moves a page
+    /// of them out of it in a write of its own — each user's new version and deliveries
+    /// (`outbox::members_moved`), their membership rows, the group's new version. `None` if the
+    /// group does not exist; `Some(paged)`, whether any page was written.
+    fn leave_in_pages(
+        &self,
+        tenant_id: &str,
+        id: &str,
+        if_match: Option<i64>,
+        outbox: &[Enqueue],
+    ) -> Result<Option<bool>, StoreError> {
+        let mut paged = false;
+        loop {
+            let page = self.write(|c| -> Result<Option<bool>, StoreError> {
+                lock_row(c, tenant_id, Kind::Group, id)?;
+                let version = groups::table
+                    .filter(groups::tenant_id.eq(tenant_id))
+                    .filter(groups::id.eq(id))
+                    .select(groups::version)
+                    .first::<i64>(c)
+                    .optional()?;
+                let Some(version) = version else {
+                    return Ok(None);
+                };
+                if let (Some(expected), false) = (if_match, paged) {
+                    if expected != version {
+                        return Err(StoreError::VersionMismatch { current: version });
+                    }
+                }
+                let limit = i64::try_from(members::CHUNK).unwrap_or(500);
+                let mut ids = group_members::table
+                    .filter(group_members::tenant_id.eq(tenant_id))
+                    .filter(group_members::group_id.eq(id))
+                    .order(group_members::member_id)
+                    .select(group_members::member_id)
+                    .limit(limit + 1)
+                    .load::<String>(c)?;
+                if ids.len() <= members::CHUNK {
+                    return Ok(Some(false));
+                }
+                ids.truncate(members::CHUNK);
+                outbox::members_moved(c, tenant_id, &mut ids, outbox)?;
+                diesel::delete(
+                    group_members::table
+                        .filter(group_members::tenant_id.eq(tenant_id))
+                        .filter(group_members::group_id.eq(id))
+                        .filter(group_members::member_id.eq_any(&ids)),
+                )
+                .execute(c)?;
+                diesel::update(groups::table.filter(groups::tenant_id.eq(tenant_id)).filter(groups::id.eq(id)))
+                    .set((groups::version.eq(groups::version + 1), groups::modified_us.eq(now_us())))
+                    .execute(c)?;
+                Ok(Some(true))
+            })?;
+            match page {
+                None => return Ok(None),
+                Some(true) => paged = true,
+                Some(false) => return Ok(Some(paged)),
+            }
+        }
     }
 
     /// Which of `ids` exist in this tenant, as users or as groups (to validate group members).

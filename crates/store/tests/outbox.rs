@@ -733,7 +733,33 @@ fn a_membership_change_queues_the_users_it_moves_and_only_them(store: &Store) {
     assert!(rt.block_on(store.queue_members(&t, &g.id, "sales", "", 500)).unwrap().is_none(), "a deleted group");
 }
 
+/// A large group's delete moves its members out a page at a time (each page a short write of its
+/// own) and ends with the group gone: every member once, with a new version and one delivery.
+fn a_large_groups_delete_moves_every_member_out_in_pages(store: &Store) {
+    use scimgw_store::Member;
+    let t = store.create_tenant("acme").unwrap().id;
+    let ids: Vec<String> = (0..1_234).map(|i| store.create(&t, user(&format!("u{i}"))).unwrap().id).collect();
+    let members = ids.iter().map(|id| Member { value: id.clone(), r#type: None, display: None }).collect();
+    let body = obj(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Big"}));
+    let g = store.create(&t, NewResource { kind: Kind::Group, body, members }).unwrap();
+    let routes = vec![Enqueue::deliver("groups-app"), Enqueue::moved_members("sales")];
+    // A stale If-Match is still refused, before any page.
+    let stale = store.delete_with(&t, Kind::Group, &g.id, Some(g.version + 7), &routes, &[], None);
+    assert!(matches!(stale, Err(StoreError::VersionMismatch { .. })), "{stale:?}");
+    assert!(all(store).is_empty());
+    assert!(store.delete_with(&t, Kind::Group, &g.id, Some(g.version), &routes, &[], None).unwrap());
+    assert!(store.get(&t, Kind::Group, &g.id, false).unwrap().is_none());
+    let rows = store.deliveries(&DeliveryFilter { limit: 10_000, ..DeliveryFilter::default() }).unwrap();
+    let users: Vec<_> = rows.iter().filter(|d| d.target == "sales").collect();
+    assert_eq!(users.len(), 1_234, "each member once");
+    assert!(users.iter().all(|d| d.version == 3 && d.kind == Kind::User), "joined (2), then left (3)");
+    assert_eq!(rows.iter().filter(|d| d.target == "groups-app").count(), 1, "the group's delete");
+    assert!(store.groups_of(&t, &ids[1_000]).unwrap().is_empty());
+    assert!(!store.delete_with(&t, Kind::Group, &g.id, None, &routes, &[], None).unwrap(), "gone");
+}
+
 both_engines!(
+    a_large_groups_delete_moves_every_member_out_in_pages,
     a_membership_change_queues_the_users_it_moves_and_only_them,
     concurrent_async_writes_are_each_all_or_nothing,
     a_write_refused_for_a_taken_user_name_records_no_delivery_or_event,
