@@ -157,6 +157,20 @@ print(f"other users' PATCHes, 16 at once: before p50 {pct(bef, .5):.1f} ms p99 {
       f"during the fan-out p50 {pct(dur, .5):.1f} ms p99 {pct(dur, .99):.1f} ms max {max(dur) if dur else float('nan'):.1f} ms ({len(dur)})")
 settle()
 print(f"  every member's delivery settled {time.time() - rename_at:.1f} s after the rename")
+# Other users' PATCHes again, before and during the delete (its pages are writes of their own).
+stop.clear()
+lat.clear()
+ts = [threading.Thread(target=patcher, args=(k,)) for k in range(16)]
+[t.start() for t in ts]
+time.sleep(10)
+delete_at = time.time()
 _, ms = call("DELETE", f"/Groups/{big}")
-print(f"delete of the {users:,}-member group: {ms:.1f} ms; settling")
+deleted_at = time.time()
+stop.set()
+[t.join() for t in ts]
+bef = [l for (at, l) in lat if at < delete_at]
+dur = [l for (at, l) in lat if delete_at <= at <= deleted_at]
+print(f"delete of the {users:,}-member group: {ms:.1f} ms")
+print(f"other users' PATCHes, 16 at once: before p50 {pct(bef, .5):.1f} ms p99 {pct(bef, .99):.1f} ms max {max(bef):.1f} ms ({len(bef)}); "
+      f"during the delete p50 {pct(dur, .5):.1f} ms p99 {pct(dur, .99):.1f} ms max {max(dur) if dur else float('nan'):.1f} ms ({len(dur)})")
 print(f"  settled in {settle():.1f} s")
