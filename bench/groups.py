@@ -123,9 +123,8 @@ for name, g, chunk in (("1,000", small, extra[1000:1050]), (f"{users:,}", big, e
     print(f"add 50 members to the {name}-member group: {ms:.1f} ms, deliveries queued for the scoped target: {deliveries() - before}")
     settle()
 
-# Other users' PATCHes (16 at once) before and during the rename's fan-out.
-stop = threading.Event()
-lat = []
+# Other users' PATCHes, 16 at once, for 10 s before `action` and while it lasts.
+lat, stop = [], threading.Event()
 def patcher(k):
     i = 0
     while not stop.is_set():
@@ -136,41 +135,38 @@ def patcher(k):
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else float("nan")
-ts = [threading.Thread(target=patcher, args=(k,)) for k in range(16)]
-[t.start() for t in ts]
-time.sleep(10)
-rename_at = time.time()
-_, ms = call("PATCH", f"/Groups/{big}", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-                                          "Operations": [{"op": "Replace", "path": "displayName", "value": "Big 2"}]})
-fan_rows = deliveries("AND resource_type = 'GroupMembers'")
-print(f"rename of the {users:,}-member group: {ms:.1f} ms (fan-out rows queued: {fan_rows})")
-while int(sql("SELECT count(*) FROM deliveries WHERE resource_type = 'GroupMembers' AND state = 'done'")) == 0:
-    time.sleep(0.1)
-fanned = time.time() - rename_at
-done_at = time.time()
-stop.set()
-[t.join() for t in ts]
-bef = [l for (at, l) in lat if at < rename_at]
-dur = [l for (at, l) in lat if rename_at <= at <= done_at]
-print(f"fan-out: every member's delivery queued {fanned:.1f} s after the rename")
-print(f"other users' PATCHes, 16 at once: before p50 {pct(bef, .5):.1f} ms p99 {pct(bef, .99):.1f} ms max {max(bef):.1f} ms ({len(bef)}); "
-      f"during the fan-out p50 {pct(dur, .5):.1f} ms p99 {pct(dur, .99):.1f} ms max {max(dur) if dur else float('nan'):.1f} ms ({len(dur)})")
+def meanwhile(what, action):
+    lat.clear()
+    stop.clear()
+    ts = [threading.Thread(target=patcher, args=(k,)) for k in range(16)]
+    [t.start() for t in ts]
+    time.sleep(10)
+    began = time.time()
+    action()
+    ended = time.time()
+    stop.set()
+    [t.join() for t in ts]
+    bef = [l for (at, l) in lat if at < began]
+    dur = [l for (at, l) in lat if began <= at <= ended]
+    print(f"other users' PATCHes, 16 at once: before p50 {pct(bef, .5):.1f} ms p99 {pct(bef, .99):.1f} ms max {max(bef):.1f} ms ({len(bef)}); "
+          f"during the {what} p50 {pct(dur, .5):.1f} ms p99 {pct(dur, .99):.1f} ms max {max(dur) if dur else float('nan'):.1f} ms ({len(dur)})")
+    return began
+
+def rename():
+    _, ms = call("PATCH", f"/Groups/{big}", {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                              "Operations": [{"op": "Replace", "path": "displayName", "value": "Big 2"}]})
+    at = time.time()
+    rows = deliveries("AND resource_type = 'GroupMembers'")
+    print(f"rename of the {users:,}-member group: {ms:.1f} ms (fan-out rows queued: {rows})")
+    while int(sql("SELECT count(*) FROM deliveries WHERE resource_type = 'GroupMembers' AND state = 'done'")) == 0:
+        time.sleep(0.1)
+    print(f"fan-out: every member's delivery queued {time.time() - at:.1f} s after the rename")
+renamed_at = meanwhile("fan-out", rename)
 settle()
-print(f"  every member's delivery settled {time.time() - rename_at:.1f} s after the rename")
-# Other users' PATCHes again, before and during the delete (its pages are writes of their own).
-stop.clear()
-lat.clear()
-ts = [threading.Thread(target=patcher, args=(k,)) for k in range(16)]
-[t.start() for t in ts]
-time.sleep(10)
-delete_at = time.time()
-_, ms = call("DELETE", f"/Groups/{big}")
-deleted_at = time.time()
-stop.set()
-[t.join() for t in ts]
-bef = [l for (at, l) in lat if at < delete_at]
-dur = [l for (at, l) in lat if delete_at <= at <= deleted_at]
-print(f"delete of the {users:,}-member group: {ms:.1f} ms")
-print(f"other users' PATCHes, 16 at once: before p50 {pct(bef, .5):.1f} ms p99 {pct(bef, .99):.1f} ms max {max(bef):.1f} ms ({len(bef)}); "
-      f"during the delete p50 {pct(dur, .5):.1f} ms p99 {pct(dur, .99):.1f} ms max {max(dur) if dur else float('nan'):.1f} ms ({len(dur)})")
+print(f"  every member's delivery settled {time.time() - renamed_at:.1f} s after the rename")
+
+def delete():
+    _, ms = call("DELETE", f"/Groups/{big}")
+    print(f"delete of the {users:,}-member group: {ms:.1f} ms")
+meanwhile("delete", delete)
 print(f"  settled in {settle():.1f} s")

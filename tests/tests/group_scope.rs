@@ -51,6 +51,14 @@ async fn group_patch(app: &DeliveryApp, id: &str, ops: Value) {
     assert!(r.status == 204 || r.status == 200, "{}", r.text);
 }
 
+/// Entra's PATCH of `active` (as the string it sends), then the deliveries it queued.
+async fn set_active(app: &DeliveryApp, id: &str, value: &str) {
+    let ops = patch(json!([{"op": "Replace", "path": "active", "value": value}]));
+    let r = app.app.patch(&app.token, &format!("/Users/{id}"), &ops).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    settle(app).await;
+}
+
 /// Whether the simulator holds an active account for `name`.
 fn active_at(app: &DeliveryApp, sim: usize, name: &str) -> bool {
     app.sims[sim].user_by_username(name).is_some_and(|u| u["active"] != json!(false))
@@ -139,27 +147,10 @@ async fn entering_and_leaving_group_scoped_targets(app: DeliveryApp) {
     settle(&app).await;
     assert!(active_at(&app, eng, "alice@example.com"));
     assert!(app.sims[eng].user_by_username("bob@example.com").is_none());
-    let r = app
-        .app
-        .patch(
-            &app.token,
-            &format!("/Users/{alice}"),
-            &patch(json!([{"op": "Replace", "path": "active", "value": "False"}])),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    settle(&app).await;
+    // Entra's string booleans.
+    set_active(&app, &alice, "False").await;
     assert!(!active_at(&app, eng, "alice@example.com"), "inactive: out of eng's scope, deactivated");
-    let r = app
-        .app
-        .patch(
-            &app.token,
-            &format!("/Users/{alice}"),
-            &patch(json!([{"op": "Replace", "path": "active", "value": "True"}])),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    settle(&app).await;
+    set_active(&app, &alice, "True").await;
     assert!(active_at(&app, eng, "alice@example.com"), "active again and still in Engineering");
 
     // Deleting the group is every member leaving it.

@@ -180,18 +180,7 @@ pub(crate) fn moved_by(
                 }
             })
             .collect();
-        let mut found = HashSet::new();
-        for chunk in named.chunks(CHUNK) {
-            found.extend(
-                group_members::table
-                    .filter(group_members::tenant_id.eq(tenant_id))
-                    .filter(group_members::group_id.eq(group_id))
-                    .filter(group_members::member_id.eq_any(chunk))
-                    .select(group_members::member_id)
-                    .load::<String>(c)?,
-            );
-        }
-        found
+        present(c, tenant_id, group_id, &named)?
     };
     let mut after = before.clone();
     for ch in changes {
@@ -246,20 +235,26 @@ pub(crate) fn apply(
 /// connection enum, hence the look-up first.
 pub(crate) fn add(c: &mut AnyConnection, tenant_id: &str, group_id: &str, members: &[Member]) -> QueryResult<()> {
     let members = dedup(members);
-    let mut existing = HashSet::new();
-    for chunk in members.chunks(CHUNK) {
-        let values: Vec<&str> = chunk.iter().map(|m| m.value.as_str()).collect();
-        existing.extend(
+    let values: Vec<&str> = members.iter().map(|m| m.value.as_str()).collect();
+    let existing = present(c, tenant_id, group_id, &values)?;
+    let new: Vec<&Member> = members.into_iter().filter(|m| !existing.contains(&m.value)).collect();
+    insert(c, tenant_id, group_id, &new)
+}
+
+/// Which of `values` are members of the group now: one probe of the primary key per [`CHUNK`].
+fn present(c: &mut AnyConnection, tenant_id: &str, group_id: &str, values: &[&str]) -> QueryResult<HashSet<String>> {
+    let mut found = HashSet::new();
+    for chunk in values.chunks(CHUNK) {
+        found.extend(
             group_members::table
                 .filter(group_members::tenant_id.eq(tenant_id))
                 .filter(group_members::group_id.eq(group_id))
-                .filter(group_members::member_id.eq_any(values))
+                .filter(group_members::member_id.eq_any(chunk))
                 .select(group_members::member_id)
                 .load::<String>(c)?,
         );
     }
-    let new: Vec<&Member> = members.into_iter().filter(|m| !existing.contains(&m.value)).collect();
-    insert(c, tenant_id, group_id, &new)
+    Ok(found)
 }
 
 /// Inserts members known to be absent, each with what it is and its name as read now (see

@@ -42,6 +42,13 @@ pub struct Query<'a> {
     pub with_members: bool,
 }
 
+impl<'a> Query<'a> {
+    /// Only how many resources match `filter` (`count` 0: no page is read).
+    pub fn count_only(filter: Option<&'a Filter>, schema: &'a ResourceSchema<'a>) -> Self {
+        Query { filter, schema, sort_by: None, descending: false, offset: 0, count: 0, with_members: false }
+    }
+}
+
 /// One page of a list: the exact number of matches, and the resources of the page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryPage {

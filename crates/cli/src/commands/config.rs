@@ -114,15 +114,7 @@ fn missing_scope_groups(
                             op: scimgw_scim::filter::CompareOp::Eq,
                             value: scimgw_scim::filter::CompValue::Str(name.clone()),
                         };
-                        let q = Query {
-                            filter: Some(&filter),
-                            schema: &schema,
-                            sort_by: None,
-                            descending: false,
-                            offset: 0,
-                            count: 0,
-                            with_members: false,
-                        };
+                        let q = Query::count_only(Some(&filter), &schema);
                         (store.query(&t.id, Kind::Group, &q).context("reading groups")?.total > 0, "no group named")
                     }
                 };

@@ -211,16 +211,7 @@ pub fn resync(config: Config, args: ResyncArgs) -> anyhow::Result<()> {
     let schemas = schema_registry();
     let Some(schema) = schemas.resource("User") else { bail!("the User resource type is missing") };
     let scope = target.scope_filter(&schemas).map_err(|e| anyhow::anyhow!("target {}: {e}", target.name))?;
-    let count = Query {
-        filter: None,
-        schema: &schema,
-        sort_by: None,
-        descending: false,
-        offset: 0,
-        count: 0,
-        with_members: false,
-    };
-    let total = store.query(&tenant.id, Kind::User, &count).context("counting users")?.total;
+    let total = store.query(&tenant.id, Kind::User, &Query::count_only(None, &schema)).context("counting users")?.total;
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} users ({eta} left)")
