@@ -231,17 +231,6 @@ impl Store {
         Ok(members::groups_of(&mut conn, tenant_id, &[user_id])?.remove(user_id).unwrap_or_default())
     }
 
-    /// The groups of many users at once (reconcile, `preview`): by user id, users of no group
-    /// absent. One statement per 500 users.
-    pub fn groups_of_many(
-        &self,
-        tenant_id: &str,
-        user_ids: &[&str],
-    ) -> Result<std::collections::HashMap<String, Vec<Member>>, StoreError> {
-        let mut conn = self.conn()?;
-        Ok(members::groups_of(&mut conn, tenant_id, user_ids)?)
-    }
-
     /// Read-modify-write in one write transaction.
     ///
     /// `f` gets the current resource (a group's members or a user's groups loaded iff
