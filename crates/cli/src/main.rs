@@ -2,6 +2,7 @@
 //! administer tenants, keys and users directly in the store.
 
 mod commands;
+mod logging;
 mod settings;
 
 use std::path::PathBuf;
@@ -73,7 +74,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            logging::warn(&format!("error: {e:#}"));
             ExitCode::FAILURE
         }
     }

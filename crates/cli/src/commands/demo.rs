@@ -127,7 +127,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     )
     .with_context(|| format!("writing {}", demo_config.display()))?;
     let log_file = dir.join("gateway.log");
-    super::serve::init_logging_to_file(&config, &log_file)?;
+    crate::logging::init_to_file(&config, &log_file)?;
 
     let mut sims = Vec::new();
     let mut toml = format!("{TENANT_FILE_HEADER}: one target per vendor simulator.\n\n");
@@ -170,7 +170,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
                         }
                         seen[i] = r.seq;
                         for line in story(name, &r) {
-                            println!("{line}");
+                            crate::logging::say(&line);
                         }
                     }
                 }
@@ -186,7 +186,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let served = super::serve::serve_until_stopped(config, store, true, move |addrs| {
         let Some(addr) = addrs.first() else { return };
         let url = format!("http://{addr}{base_path}");
-        println!(
+        crate::logging::say(&format!(
             "\nscimgw demo is running: tenant \"demo\" delivers to three simulated apps (Jostle, Joyn FSM, JumpCloud).\n\n\
              SCIM endpoint: {url}\nToken:         {token}\n\nCreate a user (paste into another terminal):\n\n\
              curl -s -X POST '{url}/Users' \\\n  -H 'Authorization: Bearer {token}' \\\n  \
@@ -203,7 +203,7 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
             demo_config.display(),
             store_url,
             log_file.display()
-        );
+        ));
     });
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();

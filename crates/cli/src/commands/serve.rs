@@ -1,23 +1,21 @@
 //! `scimgw serve` (the SCIM endpoint and, unless turned off, the dispatcher) and `scimgw worker`
 //! (the dispatcher alone).
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::web;
 use anyhow::{Context, bail};
 use scimgw_delivery::dispatch::Dispatcher;
 use scimgw_delivery::{TargetSet, Targets, adapter_registry};
-use scimgw_gateway::config::LogFormat;
 use scimgw_gateway::{AppState, Config};
 use scimgw_scim::schema::Registry;
 use scimgw_store::{Store, redact_url};
 use tokio::sync::{Notify, watch};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use super::{create_store, open_store};
+use crate::logging;
 
 /// `scimgw serve` and `scimgw worker`.
 #[derive(Debug, Default, clap::Args)]
@@ -141,14 +139,14 @@ fn reload_on_sighup(config: Config, store: Store, schemas: Arc<Registry>, target
 /// Runs until SIGINT or SIGTERM: stops taking requests, lets in-flight requests and deliveries
 /// finish (deliveries within `dispatcher.shutdown_grace_secs`), and leaves the rest in the outbox.
 pub fn run(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
-    init_logging(&config);
+    logging::init(&config);
     let store = create_store(&config)?;
     tracing::info!(store = %redact_url(&config.store.url), "store ready");
     if store.tenants().context("reading tenants")?.is_empty() {
-        eprintln!(
+        logging::warn(
             "\nNo tenant exists yet. Create one and issue its first token (shown once):\n\n    \
              scimgw tenant add acme\n    scimgw key issue --tenant acme\n\n\
-             (from a checkout: cargo run -- tenant add acme, then cargo run -- key issue --tenant acme)\n"
+             (from a checkout: cargo run -- tenant add acme, then cargo run -- key issue --tenant acme)\n",
         );
     }
     serve_until_stopped(config, store, args.strict, |_| {})
@@ -185,6 +183,7 @@ pub(crate) fn serve_until_stopped(
     let state = web::Data::new(app_state);
     let delivering = dispatcher.is_some().then(|| dispatcher_runtime(&config)).transpose()?;
     let on_dispatcher = delivering.as_ref().map(|rt| rt.handle().clone());
+    let grace_secs = config.dispatcher.shutdown_grace_secs;
     let result = system(&config)?.block_on(async move {
         let scimgw_gateway::Bound { server, addrs, admin } = scimgw_gateway::bind(state).with_context(|| {
             format!(
@@ -218,6 +217,7 @@ pub(crate) fn serve_until_stopped(
         actix_web::rt::spawn(async move {
             wait_for_stop_signal().await;
             tracing::info!("stopping: finishing in-flight requests and deliveries");
+            arm_stop_deadline(Duration::from_secs(grace_secs));
             let _ = stop.send(true);
             // Both at once: a `/readyz` stuck on a hung database must not hold the SCIM listener
             // open while the grace period runs out.
@@ -272,7 +272,7 @@ fn system(config: &Config) -> anyhow::Result<actix_web::rt::SystemRunner> {
 
 /// `scimgw worker`: the dispatcher without the SCIM endpoint, for scale-out on PostgreSQL.
 pub fn worker(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
-    init_logging(&config);
+    logging::init(&config);
     let store = open_store(&config)?;
     let schemas = Arc::new(scimgw_delivery::schema_registry());
     let set = load_targets(&config, &store, &schemas, args.strict)?;
@@ -281,6 +281,7 @@ pub fn worker(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     let targets = Arc::new(Targets::new(set));
     let delivering = dispatcher_runtime(&config)?;
     let on_dispatcher = delivering.handle().clone();
+    let grace_secs = config.dispatcher.shutdown_grace_secs;
     let result = system(&config)?.block_on(async move {
         let wake = Arc::new(Notify::new());
         reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone(), wake.clone());
@@ -289,12 +290,37 @@ pub fn worker(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
         let task = on_dispatcher.spawn(d.run(stopped));
         wait_for_stop_signal().await;
         tracing::info!("worker: stopping");
+        arm_stop_deadline(Duration::from_secs(grace_secs));
         let _ = stop.send(true);
         let _ = task.await;
         Ok(())
     });
     delivering.shutdown_timeout(std::time::Duration::from_secs(1));
     result
+}
+
+/// How long past `dispatcher.shutdown_grace_secs` a stopping process may take before it exits
+/// regardless (a request or a delivery that does not end, a store that does not answer).
+pub(crate) const STOP_MARGIN: Duration = Duration::from_secs(5);
+
+/// Exit code of a process that did not stop within its grace period plus [`STOP_MARGIN`], or was
+/// told to stop a second time.
+const EXIT_FORCED: i32 = 2;
+
+/// After the first SIGINT/SIGTERM: the process ends within `grace` plus [`STOP_MARGIN`] whatever
+/// state it is in, and at once on a second signal (a second Ctrl-C). Committed writes are durable
+/// and leased deliveries come back when their leases expire, as after a crash. Nothing is printed
+/// on the way out: an output nobody reads could block it.
+fn arm_stop_deadline(grace: Duration) {
+    let _ = std::thread::Builder::new().name("scimgw-stop".into()).spawn(move || {
+        std::thread::sleep(grace + STOP_MARGIN);
+        std::process::exit(EXIT_FORCED);
+    });
+    let _ = std::thread::Builder::new().name("scimgw-stop-again".into()).spawn(|| {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        runtime.block_on(wait_for_stop_signal());
+        std::process::exit(EXIT_FORCED);
+    });
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.
@@ -310,29 +336,4 @@ async fn wait_for_stop_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-}
-
-pub(crate) fn init_logging(config: &Config) {
-    install_logging(config, BoxMakeWriter::new(std::io::stderr), std::io::stderr().is_terminal());
-}
-
-/// Logs to `path` (appended) instead of stderr, at the configured level: `demo` keeps the
-/// terminal for what reaches the vendors.
-pub(crate) fn init_logging_to_file(config: &Config, path: &Path) -> anyhow::Result<()> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening the log file {}", path.display()))?;
-    install_logging(config, BoxMakeWriter::new(std::sync::Mutex::new(file)), false);
-    Ok(())
-}
-
-fn install_logging(config: &Config, writer: BoxMakeWriter, ansi: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
-    let _ = match config.log.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Human => builder.try_init(),
-    };
 }
