@@ -33,6 +33,7 @@ scimgw_e2e::both_backends!(healthz_and_readyz_answer_without_a_token);
 struct Proxy {
     port: u16,
     up: watch::Sender<bool>,
+    stalled: watch::Sender<bool>,
     _stop: std::sync::mpsc::Sender<()>,
 }
 
@@ -42,8 +43,10 @@ impl Proxy {
         std_listener.set_nonblocking(true).unwrap();
         let port = std_listener.local_addr().unwrap().port();
         let (up, _) = watch::channel(true);
+        let (stalled, _) = watch::channel(false);
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let state = up.clone();
+        let stall = stalled.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
             rt.spawn(async move {
@@ -67,11 +70,22 @@ impl Proxy {
                                 let Ok((mut inbound, _)) = accepted else { continue };
                                 let upstream = upstream.clone();
                                 let mut cut = state.subscribe();
+                                let mut stalled = stall.subscribe();
                                 conns.spawn(async move {
+                                    if *stalled.borrow() {
+                                        // Accepted, never answered; closed when the stall ends.
+                                        let _ = stalled.wait_for(|s| !*s).await;
+                                        return;
+                                    }
                                     if let Ok(mut out) = TcpStream::connect(upstream).await {
-                                        tokio::select! {
-                                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
-                                            _ = cut.wait_for(|up| !*up) => {}
+                                        let hold = tokio::select! {
+                                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => false,
+                                            _ = async { let _ = cut.wait_for(|up| !*up).await; } => false,
+                                            _ = async { let _ = stalled.wait_for(|s| *s).await; } => true,
+                                        };
+                                        if hold {
+                                            // Both sockets stay open and nothing is passed on.
+                                            let _ = stalled.wait_for(|s| !*s).await;
                                         }
                                     }
                                 });
@@ -86,21 +100,102 @@ impl Proxy {
             let _ = stopped.recv();
             rt.shutdown_background();
         });
-        Proxy { port, up, _stop: stop }
+        Proxy { port, up, stalled, _stop: stop }
     }
 
     fn set_down(&self, down: bool) {
         self.up.send_replace(!down);
     }
+
+    /// Plays a server that still accepts connections and stops answering (a hung host, a
+    /// stopped process behind a live kernel): the port stays open, new connections are accepted
+    /// and never answered, open ones stay open and nothing passes. Ending the stall closes them all,
+    /// as a server restarted would.
+    fn set_stalled(&self, stalled: bool) {
+        self.stalled.send_replace(stalled);
+    }
 }
 
 /// A store on PostgreSQL reached through `proxy`, with a connection timeout of `timeout_secs`.
 fn db_via(proxy: &Proxy, timeout_secs: u64) -> TestDb {
+    db_via_with(proxy, timeout_secs, |_| {})
+}
+
+fn db_via_with(proxy: &Proxy, timeout_secs: u64, adjust: impl FnOnce(&mut scimgw_store::StoreConfig)) -> TestDb {
     TestDb::postgres_with(|c| {
         c.url = c.url.replacen("127.0.0.1:5432", &format!("127.0.0.1:{}", proxy.port), 1);
         c.connect_timeout_secs = timeout_secs;
+        adjust(c);
     })
     .unwrap()
+}
+
+/// A PostgreSQL server that accepts connections and then never answers: every request, and
+/// `/readyz`, is answered 503 within `statement_timeout_ms` + `connect_timeout_secs` (here 1 s + 1 s),
+/// also when more requests wait than the pool has connections; the gateway serves again by itself
+/// once the server answers. Without the store's deadline the requests never ended.
+#[actix_web::test]
+async fn a_postgresql_server_that_stops_answering_costs_a_503_within_the_deadline() {
+    let Some(base) = postgres_url() else {
+        eprintln!("SKIPPED (set SCIMGW_TEST_DATABASE_URL): a_postgresql_server_that_stops_answering_costs_a_503");
+        return;
+    };
+    assert!(base.contains("127.0.0.1:5432"), "the test expects PostgreSQL at 127.0.0.1:5432");
+    let proxy = Proxy::start("127.0.0.1:5432".into());
+    let db = db_via_with(&proxy, 1, |c| c.statement_timeout_ms = 1000);
+    let app = TestApp::spawn_on(db, |_| {}, Arc::new(Targets::default()), Arc::new(tokio::sync::Notify::new())).await;
+    let token = app.token("acme");
+    let user =
+        |name: &str| serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
+    let id = app.post(&token, "/Users", &user("before@example.com")).await.id();
+
+    proxy.set_stalled(true);
+    let bound = Duration::from_millis(2000 + 1500);
+    let app = Arc::new(app);
+    // Twelve at once (the pool has four connections), then one more of each kind.
+    let mut asked = JoinSet::new();
+    for i in 0..12 {
+        let (app, token, body) = (app.clone(), token.clone(), user(&format!("during{i}@example.com")));
+        asked.spawn_local(async move {
+            let started = Instant::now();
+            let r = tokio::time::timeout(Duration::from_secs(30), app.post(&token, "/Users", &body)).await;
+            (
+                started.elapsed(),
+                r.map(|r| (r.status.as_u16(), r.body.clone(), r.header("retry-after").map(str::to_owned))),
+            )
+        });
+    }
+    while let Some(done) = asked.join_next().await {
+        let (took, answer) = done.unwrap();
+        let Ok((status, body, retry_after)) = answer else { panic!("a POST got no answer within 30 s") };
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["status"], "503", "{body}");
+        assert!(retry_after.is_some(), "a 503 says when to retry");
+        assert!(took < bound, "a POST was answered after {took:?}");
+    }
+    let started = Instant::now();
+    let got = tokio::time::timeout(Duration::from_secs(30), app.get(&token, &format!("/Users/{id}"))).await;
+    assert_eq!(got.map(|r| r.status.as_u16()).ok(), Some(503));
+    assert!(started.elapsed() < bound, "a GET was answered after {:?}", started.elapsed());
+    let started = Instant::now();
+    let ready =
+        tokio::time::timeout(Duration::from_secs(30), app.client.get(format!("{}/readyz", app.origin)).send()).await;
+    assert_eq!(ready.ok().and_then(Result::ok).map(|r| r.status().as_u16()), Some(503));
+    assert!(started.elapsed() < bound, "/readyz was answered after {:?}", started.elapsed());
+
+    proxy.set_stalled(false);
+    let back = Instant::now();
+    let mut served = false;
+    while back.elapsed() < Duration::from_secs(20) {
+        let r = app.post(&token, "/Users", &user(&format!("after-{}@example.com", back.elapsed().as_millis()))).await;
+        if r.status == 201 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the gateway did not serve again within 20 s of the server answering");
+    assert_eq!(app.get(&token, &format!("/Users/{id}")).await.status, 200);
 }
 
 #[actix_web::test]

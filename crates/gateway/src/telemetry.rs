@@ -179,12 +179,15 @@ pub(crate) async fn healthz() -> HttpResponse {
 /// host, port and user, and `/readyz` needs no token. The error goes to the log (warn), once per
 /// failed probe.
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let st = state.clone();
-    let store = web::block(move || -> Result<usize, (&'static str, scimgw_store::StoreError)> {
-        st.store.ping().map_err(|e| ("store", e))?;
-        st.store.pending_migrations().map(|p| p.len()).map_err(|e| ("migrations", e))
-    })
-    .await;
+    // On the store's threads: on PostgreSQL a server that stopped answering costs a 503 within
+    // the store's deadline instead of a probe that never ends.
+    let store = state
+        .store
+        .run_blocking(move |store| -> Result<usize, (&'static str, scimgw_store::StoreError)> {
+            store.ping().map_err(|e| ("store", e))?;
+            store.pending_migrations().map(|p| p.len()).map_err(|e| ("migrations", e))
+        })
+        .await;
     let mut checks = serde_json::Map::new();
     let mut ready = true;
     match store {

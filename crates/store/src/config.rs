@@ -15,8 +15,8 @@ pub struct StoreConfig {
     /// `postgres://user:password@host:5432/db`. The store takes a relative SQLite path as given
     /// (from the working directory); the `scimgw` binary first makes it absolute against the
     /// configuration file's directory. [`Store::open`](crate::Store::open) creates a missing SQLite
-    /// file and its directory. PostgreSQL connections cannot use TLS in this build
-    /// (see the crate README).
+    /// file and its directory. PostgreSQL URLs take libpq's parameters, TLS included
+    /// (`sslmode=require|verify-ca|verify-full`, `sslrootcert=`).
     pub url: String,
     /// How many connections the pool keeps open at most.
     pub pool_size: u32,
@@ -38,6 +38,17 @@ pub struct StoreConfig {
     /// lookup whose pages are not in it reads them from the file through the kernel; with
     /// 100,000 users the default 2 MiB cost a fifth of the filter lookups' throughput.
     pub sqlite_cache_mb: u32,
+    /// PostgreSQL only: the server's `statement_timeout` for the store's connections, in
+    /// milliseconds (`0`: none). It also bounds how long a request waits for the store: a server
+    /// that accepted the connection and stopped answering costs a 503 after this plus
+    /// `connect_timeout_secs`, instead of a request that never ends.
+    pub statement_timeout_ms: u64,
+    /// PostgreSQL only: TCP keepalives on the store's connections: the first probe after this many
+    /// idle seconds, then every third of it, three unanswered probes end the connection; unsent data
+    /// unacknowledged for twice this long ends it too (`tcp_user_timeout`). A URL that sets
+    /// `keepalives*` or `tcp_user_timeout` itself keeps its own. `0`: the kernel's defaults
+    /// (hours).
+    pub tcp_keepalive_secs: u64,
 }
 
 impl Default for StoreConfig {
@@ -50,11 +61,23 @@ impl Default for StoreConfig {
             busy_timeout_ms: 5000,
             write_batch_max: 256,
             sqlite_cache_mb: 8,
+            statement_timeout_ms: 30_000,
+            tcp_keepalive_secs: 30,
         }
     }
 }
 
 impl StoreConfig {
+    /// How long an async caller waits for the store's answer on PostgreSQL before `Unavailable`:
+    /// the statement timeout plus the time to get a connection. `None` without a statement
+    /// timeout, and on SQLite (a local file does not stop answering).
+    pub(crate) fn answer_deadline(&self) -> Option<std::time::Duration> {
+        (self.statement_timeout_ms > 0).then(|| {
+            std::time::Duration::from_millis(self.statement_timeout_ms)
+                + std::time::Duration::from_secs(self.connect_timeout_secs.max(1))
+        })
+    }
+
     /// The SQLite file `url` names, as written (a relative path stays relative); `None` for a
     /// PostgreSQL URL or one the store would refuse.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
@@ -84,6 +107,8 @@ impl std::fmt::Debug for StoreConfig {
             .field("busy_timeout_ms", &self.busy_timeout_ms)
             .field("write_batch_max", &self.write_batch_max)
             .field("sqlite_cache_mb", &self.sqlite_cache_mb)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("tcp_keepalive_secs", &self.tcp_keepalive_secs)
             .finish()
     }
 }

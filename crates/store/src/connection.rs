@@ -116,6 +116,23 @@ impl Target {
         Ok(Target::Sqlite(PathBuf::from(path)))
     }
 
+    /// A PostgreSQL URL with the store's TCP keepalives and `tcp_user_timeout` added, unless
+    /// it sets any of them itself (see [`StoreConfig::tcp_keepalive_secs`]); SQLite as it is.
+    pub(crate) fn with_keepalives(self, secs: u64) -> Target {
+        match self {
+            Target::Postgres(url) if secs > 0 && !url.contains("keepalives") && !url.contains("tcp_user_timeout") => {
+                let interval = (secs / 3).max(1);
+                let sep = if url.contains('?') { '&' } else { '?' };
+                Target::Postgres(format!(
+                    "{url}{sep}keepalives=1&keepalives_idle={secs}&keepalives_interval={interval}&keepalives_count=3\
+                     &tcp_user_timeout={}",
+                    secs.saturating_mul(2000)
+                ))
+            }
+            other => other,
+        }
+    }
+
     pub(crate) fn backend(&self) -> Backend {
         match self {
             Target::Sqlite(_) => Backend::Sqlite,
@@ -159,6 +176,8 @@ pub(crate) struct Manager {
     busy_timeout_ms: u64,
     synchronous: SqliteSynchronous,
     cache_kib: u64,
+    /// PostgreSQL: the `statement_timeout` each connection sets (0: none).
+    statement_timeout_ms: u64,
     /// Whether the pool's last attempt to connect failed: the database is down (or unreachable)
     /// until an attempt succeeds again. [`crate::Store`] then waits for a connection only briefly
     /// instead of `connect_timeout_secs`, so requests fail fast with 503 during an outage.
@@ -172,6 +191,7 @@ impl Manager {
             busy_timeout_ms: cfg.busy_timeout_ms,
             synchronous: cfg.sqlite_synchronous,
             cache_kib: u64::from(cfg.sqlite_cache_mb.max(1)) * 1024,
+            statement_timeout_ms: cfg.statement_timeout_ms,
             unreachable: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -200,7 +220,13 @@ impl Manager {
                 ))?;
                 Ok(AnyConnection::Sqlite(conn))
             }
-            Target::Postgres(url) => Ok(AnyConnection::Pg(PgConnection::establish(url)?)),
+            Target::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)?;
+                if self.statement_timeout_ms > 0 {
+                    conn.batch_execute(&format!("SET statement_timeout = {}", self.statement_timeout_ms))?;
+                }
+                Ok(AnyConnection::Pg(conn))
+            }
         }
     }
 }
@@ -354,6 +380,26 @@ mod tests {
         for bad in ["mysql://h/db", "data/x.db", "sqlite::memory:", "sqlite://", "sqlite://x.db?mode=ro"] {
             assert!(matches!(Target::parse(bad, 5), Err(StoreError::BadUrl(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn keepalives_are_added_to_postgresql_urls_unless_they_set_their_own() {
+        let pg = |url: &str, secs| match Target::parse(url, 5).map(|t| t.with_keepalives(secs)) {
+            Ok(Target::Postgres(u)) => u,
+            _ => String::new(),
+        };
+        assert_eq!(
+            pg("postgres://h/db", 30),
+            "postgres://h/db?connect_timeout=5&keepalives=1&keepalives_idle=30&keepalives_interval=10\
+             &keepalives_count=3&tcp_user_timeout=60000"
+        );
+        assert_eq!(pg("postgres://h/db?keepalives=0", 30), "postgres://h/db?keepalives=0&connect_timeout=5");
+        assert_eq!(
+            pg("postgres://h/db?tcp_user_timeout=1", 30),
+            "postgres://h/db?tcp_user_timeout=1&connect_timeout=5"
+        );
+        assert_eq!(pg("postgres://h/db", 0), "postgres://h/db?connect_timeout=5");
+        assert!(matches!(Target::parse("sqlite://x.db", 5).map(|t| t.with_keepalives(30)), Ok(Target::Sqlite(_))));
     }
 
     #[test]

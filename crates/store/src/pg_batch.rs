@@ -38,6 +38,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
 
 use diesel::PgConnection;
 use diesel::RunQueryDsl;
@@ -98,6 +99,8 @@ struct Job {
 pub(crate) struct PgBatcher {
     jobs: Sender<Job>,
     stats: Arc<Stats>,
+    /// How long a caller waits for its write's answer (`StoreConfig::answer_deadline`).
+    deadline: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -107,7 +110,7 @@ struct Stats {
 }
 
 impl PgBatcher {
-    pub(crate) fn new(manager: Manager, max_batch: usize) -> Result<Self, StoreError> {
+    pub(crate) fn new(manager: Manager, max_batch: usize, deadline: Option<Duration>) -> Result<Self, StoreError> {
         let (jobs, queue) = channel::<Job>();
         let stats = Arc::new(Stats::default());
         let worker = Worker { manager, max_batch: max_batch.max(1), conn: None, stats: stats.clone() };
@@ -115,7 +118,7 @@ impl PgBatcher {
             .name("scimgw-pg-batch".into())
             .spawn(move || worker.run(queue))
             .map_err(|e| StoreError::Internal(format!("cannot start the PostgreSQL batch thread: {e}")))?;
-        Ok(PgBatcher { jobs, stats })
+        Ok(PgBatcher { jobs, stats, deadline })
     }
 
     /// (batches, writes) written since the store was opened.
@@ -123,13 +126,21 @@ impl PgBatcher {
         (self.stats.batches.load(Ordering::Relaxed), self.stats.writes.load(Ordering::Relaxed))
     }
 
-    /// Writes `op` in the next batch; answers once it is committed (or not written).
+    /// Writes `op` in the next batch; answers once it is committed (or not written). After the
+    /// deadline, `Unavailable`: a write already in a batch may still commit (as with any timeout,
+    /// the client retries and meets it); one still queued is not made.
     pub(crate) async fn submit(&self, op: Op) -> Answer {
         let (answer, answered) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Job { op, answer })
             .map_err(|_| StoreError::Internal("the PostgreSQL batch thread has stopped".into()))?;
-        answered.await.unwrap_or_else(|_| {
+        let answered = match self.deadline {
+            Some(deadline) => {
+                tokio::time::timeout(deadline, answered).await.map_err(|_| crate::workers::not_answered(deadline))?
+            }
+            None => answered.await,
+        };
+        answered.unwrap_or_else(|_| {
             Err(StoreError::Unavailable("the write was not carried out: the PostgreSQL batch thread failed".into()))
         })
     }
@@ -156,8 +167,9 @@ impl Worker {
                     Err(_) => break,
                 }
             }
+            // A caller that gave up waiting (the deadline) was answered 503: its write is not made.
             let (creates, updates): (Vec<Job>, Vec<Job>) =
-                batch.into_iter().partition(|j| matches!(j.op, Op::Create(_)));
+                batch.into_iter().filter(|j| !j.answer.is_closed()).partition(|j| matches!(j.op, Op::Create(_)));
             for (jobs, statement) in [(creates, create_batch as Statement), (updates, update_batch)] {
                 if jobs.is_empty() {
                     continue;

@@ -85,8 +85,9 @@ impl Store {
     /// Fails with `BadUrl` for an unusable URL and with `Unavailable` (carrying the engine's own
     /// message) when no connection can be made within `connect_timeout_secs`.
     pub fn open(cfg: &StoreConfig) -> Result<Store, StoreError> {
-        let target = Target::parse(&cfg.url, cfg.connect_timeout_secs)?;
+        let target = Target::parse(&cfg.url, cfg.connect_timeout_secs)?.with_keepalives(cfg.tcp_keepalive_secs);
         let backend = target.backend();
+        let deadline = cfg.answer_deadline().filter(|_| backend == Backend::Postgres);
         let manager = Manager::new(target.clone(), cfg);
         match &target {
             Target::Sqlite(path) => prepare_sqlite(&manager, path)?,
@@ -110,11 +111,11 @@ impl Store {
             false => None,
         };
         let pg_batch = match backend == Backend::Postgres && cfg.write_batch_max > 1 {
-            true => Some(Arc::new(PgBatcher::new(manager.clone(), cfg.write_batch_max)?)),
+            true => Some(Arc::new(PgBatcher::new(manager.clone(), cfg.write_batch_max, deadline)?)),
             false => None,
         };
         let growth = (backend == Backend::Postgres).then(|| Arc::new(Growth::new()));
-        let workers = Arc::new(Workers::start(cfg.pool_size.max(1) as usize)?);
+        let workers = Arc::new(Workers::start(cfg.pool_size.max(1) as usize, deadline)?);
         Ok(Store { pool, manager, backend, writer, pg_batch, growth, workers })
     }
 

@@ -10,20 +10,33 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::error::StoreError;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// The error of a caller that waited `deadline` for the store in vain.
+pub(crate) fn not_answered(deadline: Duration) -> StoreError {
+    StoreError::Unavailable(format!(
+        "the store did not answer within {} ms (store.statement_timeout_ms + connect_timeout_secs): the \
+         database server accepts connections but does not answer, or is overloaded",
+        deadline.as_millis()
+    ))
+}
+
 /// A fixed set of threads taking jobs from one queue.
 #[derive(Debug)]
 pub(crate) struct Workers {
     queue: Sender<Job>,
+    /// How long a caller waits for its job's answer (PostgreSQL; see
+    /// `StoreConfig::answer_deadline`). A job still queued when its caller gave up is skipped.
+    deadline: Option<Duration>,
 }
 
 impl Workers {
-    /// Starts `n` (at least 1) threads named `scimgw-store`.
-    pub(crate) fn start(n: usize) -> Result<Workers, StoreError> {
+    /// Starts `n` (at least 1) threads named `scimgw-store`; callers wait at most `deadline`.
+    pub(crate) fn start(n: usize, deadline: Option<Duration>) -> Result<Workers, StoreError> {
         let (tx, rx) = channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..n.max(1) {
@@ -43,17 +56,25 @@ impl Workers {
                 })
                 .map_err(|e| StoreError::Internal(format!("cannot start a store thread: {e}")))?;
         }
-        Ok(Workers { queue: tx })
+        Ok(Workers { queue: tx, deadline })
     }
 
     /// Runs `f` on one of the threads; its result once it has run.
     pub(crate) async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = tx.send(f());
+            // Its caller answered 503 already: a store that stopped answering must not also be
+            // sent the backlog once it answers again.
+            if !tx.is_closed() {
+                let _ = tx.send(f());
+            }
         });
         self.queue.send(job).map_err(|_| StoreError::Internal("the store's threads have stopped".into()))?;
-        rx.await.map_err(|_| StoreError::Internal("a store task failed (it panicked)".into()))
+        let answered = match self.deadline {
+            Some(deadline) => tokio::time::timeout(deadline, rx).await.map_err(|_| not_answered(deadline))?,
+            None => rx.await,
+        };
+        answered.map_err(|_| StoreError::Internal("a store task failed (it panicked)".into()))
     }
 }
 
@@ -63,7 +84,7 @@ mod tests {
 
     #[tokio::test]
     async fn runs_work_and_survives_a_panic() {
-        let workers = Workers::start(1).unwrap_or_else(|e| panic!("{e}"));
+        let workers = Workers::start(1, None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(workers.run(|| 2 + 2).await.ok(), Some(4));
         let failed = workers.run(|| -> u32 { panic!("a job that panics") }).await;
         assert!(matches!(failed, Err(StoreError::Internal(_))), "{failed:?}");
@@ -74,7 +95,7 @@ mod tests {
     #[tokio::test]
     async fn no_more_at_once_than_threads() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let workers = Arc::new(Workers::start(3).unwrap_or_else(|e| panic!("{e}")));
+        let workers = Arc::new(Workers::start(3, None).unwrap_or_else(|e| panic!("{e}")));
         let (now, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let mut all = Vec::new();
         for _ in 0..24 {
