@@ -7,7 +7,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
-use crate::outcome::DeliveryError;
+use crate::outcome::{DeliveryError, Down};
 use crate::secret::Secret;
 
 /// The media type of SCIM bodies (RFC 7644 §3.1).
@@ -373,7 +373,13 @@ fn transport_error(method: &Method, relative: &str, e: &ExchangeError) -> Delive
     } else {
         "failed"
     };
-    DeliveryError::retryable(format!("{method} {relative} {what}: {}", error_chain(e)))
+    let message = format!("{method} {relative} {what}: {}", error_chain(e));
+    // A request that could not be built is ours; anything else (refused, reset, timed out) is
+    // the target not answering.
+    match e.is_builder() {
+        true => DeliveryError::Retryable { message },
+        false => DeliveryError::TargetDown { reason: Down::Unreachable, message },
+    }
 }
 
 /// reqwest's error with its causes, which say why (a refused connection, an untrusted
@@ -404,8 +410,9 @@ pub(crate) fn classify(status: StatusCode, headers: &HeaderMap, body: &str, what
         409 => DeliveryError::Conflict { message },
         // A wrong or expired credential, or a timeout: nothing in the data is wrong, so retry
         // (with backoff, up to max_attempts) while an operator fixes the target.
-        401 | 403 | 408 => DeliveryError::Retryable { message },
-        s if s >= 500 => DeliveryError::Retryable { message },
+        401 => DeliveryError::TargetDown { reason: Down::Unauthorized, message },
+        403 => DeliveryError::TargetDown { reason: Down::Forbidden, message },
+        s if s == 408 || s >= 500 => DeliveryError::TargetDown { reason: Down::ServerError, message },
         s => DeliveryError::Permanent { status: Some(s), message },
     }
 }

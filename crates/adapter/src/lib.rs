@@ -44,7 +44,7 @@ pub use adapter::{Adapter, Capabilities, Deprovision, ReadBack, Remote, UserPage
 pub use client::{ClientOptions, MAX_RESPONSE_BYTES, ScimClient};
 pub use compare::Difference;
 pub use connection::{ConnectionReport, Step, StepName, UrlFlag, connection_test};
-pub use outcome::DeliveryError;
+pub use outcome::{DeliveryError, Down};
 pub use registry::{Constructor, Registry, Schemas, no_schemas};
 pub use secret::Secret;
 pub use target::{

@@ -5,9 +5,20 @@ use std::time::Duration;
 /// Why a delivery operation did not succeed, classified for the dispatcher.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
-    /// Worth trying again after a backoff: a timeout, a refused connection, a 5xx, a 408.
+    /// Worth trying again after a backoff, and not the target's own health: an answer that could
+    /// not be read, a redirect, the store failing.
     #[error("{message}")]
     Retryable {
+        /// What went wrong, for the attempt history.
+        message: String,
+    },
+    /// The target as a whole is not serving us: no connection, a timeout, a 5xx, a 408, or a
+    /// refused credential (401/403). Retried like [`DeliveryError::Retryable`]; the dispatcher also
+    /// counts these per target and pauses the target (see `Down`).
+    #[error("{message}")]
+    TargetDown {
+        /// Which way.
+        reason: Down,
         /// What went wrong, for the attempt history.
         message: String,
     },
@@ -55,6 +66,57 @@ impl DeliveryError {
 
     /// Whether the dispatcher should try again (with backoff) rather than dead-letter.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, DeliveryError::Retryable { .. } | DeliveryError::RateLimited { .. })
+        matches!(
+            self,
+            DeliveryError::Retryable { .. } | DeliveryError::RateLimited { .. } | DeliveryError::TargetDown { .. }
+        )
+    }
+
+    /// Why the target as a whole is not serving, when this says so.
+    pub fn down(&self) -> Option<Down> {
+        match self {
+            DeliveryError::TargetDown { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
+    /// Whether the target answered this request as a working app does (a 404, 409, 429, a 4xx
+    /// about the data): it is up, whatever the answer meant for this resource.
+    pub fn target_answered(&self) -> bool {
+        matches!(
+            self,
+            DeliveryError::NotFound { .. } | DeliveryError::Conflict { .. } | DeliveryError::RateLimited { .. }
+        ) || matches!(self, DeliveryError::Permanent { status: Some(_), .. })
+    }
+}
+
+/// How a target is not serving us (`DeliveryError::TargetDown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Down {
+    /// 401: the credential is refused. One is enough to pause the target.
+    Unauthorized,
+    /// 403: the credential lacks a permission. One is enough to pause the target.
+    Forbidden,
+    /// No connection, or no answer in time.
+    Unreachable,
+    /// A 5xx (other than a 503 with `Retry-After`) or a 408.
+    ServerError,
+}
+
+impl Down {
+    /// The name used in the store, `status` and the `reason` label of metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Down::Unauthorized => "unauthorized",
+            Down::Forbidden => "forbidden",
+            Down::Unreachable => "unreachable",
+            Down::ServerError => "server_error",
+        }
+    }
+
+    /// Whether one such answer pauses the target (a credential problem is not transient: every
+    /// delivery would spend an attempt on it), rather than several in a row.
+    pub fn pauses_at_once(self) -> bool {
+        matches!(self, Down::Unauthorized | Down::Forbidden)
     }
 }

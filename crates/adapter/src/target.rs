@@ -72,6 +72,11 @@ pub struct TargetConfig {
     /// No retry waits longer than this.
     #[serde(default = "defaults::backoff_max_ms")]
     pub backoff_max_ms: u64,
+    /// Deliveries in a row that find the target unreachable or answering 5xx before it is paused
+    /// (a 401 or 403 pauses it at once): its waiting deliveries are then held, spending no
+    /// attempt, and the dispatcher probes it with backoff until it answers. `0`: never paused.
+    #[serde(default = "defaults::pause_after_failures")]
+    pub pause_after_failures: u32,
     /// Time allowed for one request to the vendor.
     #[serde(default = "defaults::request_timeout_ms")]
     pub request_timeout_ms: u64,
@@ -115,6 +120,7 @@ pub const COMMON_KEYS: &[&str] = &[
     "max_attempts",
     "backoff_base_ms",
     "backoff_max_ms",
+    "pause_after_failures",
     "request_timeout_ms",
     "tls_skip_verify",
     "reconcile_every",
@@ -177,6 +183,9 @@ mod defaults {
     }
     pub fn backoff_max_ms() -> u64 {
         600_000
+    }
+    pub fn pause_after_failures() -> u32 {
+        5
     }
     pub fn request_timeout_ms() -> u64 {
         30_000

@@ -18,6 +18,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE", env = "SCIMGW_CONFIG")]
     config: Option<PathBuf>,
 
+    /// Who runs this command, for the audit trail of operator actions (default: the OS user).
+    #[arg(long, global = true, value_name = "NAME", env = "SCIMGW_ACTOR")]
+    actor: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    commands::set_actor(cli.actor.clone());
     let config = settings::load(cli.config.as_deref())?;
     if let Command::Reconcile(args) = cli.command {
         let in_sync = commands::reconcile::run(config, args)?;

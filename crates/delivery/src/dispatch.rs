@@ -34,6 +34,13 @@ use crate::targets::{Target, Targets, derived_account_name, describe};
 /// `HOLD`.
 pub const HOLD: Duration = Duration::from_secs(6 * 3600);
 
+/// The longest wait between two probes of a paused target (they back off as its retries do, up to
+/// its `backoff_max_ms`, and never further apart than this): the outage's end is noticed within it.
+pub const PROBE_MAX: Duration = Duration::from_secs(60);
+
+/// How often the dispatcher reads which targets are paused and runs the probes that are due.
+const HEALTH_EVERY: Duration = Duration::from_millis(500);
+
 /// Members a fan-out row queues per write (see `Dispatcher::fan_out`): a short write each, so a
 /// rename of a 100,000-member group never holds the store's writer for long.
 pub const FAN_OUT_PAGE: i64 = 500;
@@ -111,6 +118,9 @@ pub struct Dispatcher {
     owner: String,
     wake: Arc<Notify>,
     heartbeat: Heartbeat,
+    /// The paused targets as (tenant id, target), as last read from the store (every
+    /// [`HEALTH_EVERY`]) or paused here: a claimed row of one is held, not attempted.
+    paused: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 /// What converging did, for the attempt history.
@@ -131,7 +141,16 @@ impl Dispatcher {
         wake: Arc<Notify>,
     ) -> Self {
         let owner = format!("{}-{}", hostname(), uuid_like());
-        Dispatcher { store, targets, schemas, config, owner, wake, heartbeat: Default::default() }
+        Dispatcher {
+            store,
+            targets,
+            schemas,
+            config,
+            owner,
+            wake,
+            heartbeat: Default::default(),
+            paused: Default::default(),
+        }
     }
 
     /// The heartbeat `/readyz` checks: the loop beats it on every round.
@@ -144,6 +163,7 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(owner = %self.owner, concurrency = self.config.concurrency, "dispatcher started");
         tokio::spawn(self.clone().reconcile_schedule(shutdown.clone()));
+        tokio::spawn(self.clone().health_schedule(shutdown.clone()));
         // Each task answers (row id, whether it ran): rows not started by shutdown are given back.
         let mut tasks: JoinSet<(String, bool)> = JoinSet::new();
         let mut in_flight: Vec<String> = Vec::new();
@@ -372,6 +392,9 @@ impl Dispatcher {
             }
             return true;
         }
+        if !row.fan_out && self.held_while_paused(&row).await {
+            return true;
+        }
         let (finish, link) = match set.get(&row.tenant_id, &row.target) {
             None => (
                 Finish {
@@ -402,6 +425,10 @@ impl Dispatcher {
                         () = target.pace() => {}
                         _ = stopping.wait_for(|stop| *stop) => return false,
                     }
+                    // Paused while this row waited for its turn.
+                    if self.held_while_paused(&row).await {
+                        return true;
+                    }
                     let lease = Duration::from_secs(self.config.lease_secs.max(1));
                     let (me, id) = (self.clone(), row.id.clone());
                     // A lease claimed a moment ago still has (nearly) all of its time: renewing it
@@ -428,6 +455,7 @@ impl Dispatcher {
                     drop(permit);
                     outcome
                 };
+                self.note_health(&target, &row, &outcome).await;
                 self.outcome(&target, &row, outcome, started.elapsed())
             }
         };
@@ -453,6 +481,192 @@ impl Dispatcher {
             }
         }
         true
+    }
+
+    /// When the row's target is paused: holds the row (not an attempt) until it resumes, and
+    /// `true`. `false`: deliver it (not paused, or it resumed meanwhile).
+    async fn held_while_paused(self: &Arc<Self>, row: &Delivery) -> bool {
+        if !self.is_paused(&row.tenant_id, &row.target) {
+            return false;
+        }
+        let hold = HOLD + spread(&row.id, HOLD / 4);
+        let (me, r) = (self.clone(), row.clone());
+        match tokio::task::spawn_blocking(move || me.store.hold_for_pause(&r, &me.owner, hold)).await {
+            Ok(Ok(Some(_))) => {
+                metrics::counter!("scimgw_deliveries_held_total").increment(1);
+                true
+            }
+            Ok(Ok(None)) => {
+                self.set_paused(&row.tenant_id, &row.target, false);
+                false
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "holding a delivery failed; its lease will expire and it runs again");
+                true
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// Whether `target` of `tenant_id` is paused, as far as this dispatcher knows.
+    fn is_paused(&self, tenant_id: &str, target: &str) -> bool {
+        self.paused.lock().is_ok_and(|p| p.contains(&(tenant_id.to_owned(), target.to_owned())))
+    }
+
+    fn set_paused(&self, tenant_id: &str, target: &str, paused: bool) {
+        if let Ok(mut set) = self.paused.lock() {
+            let key = (tenant_id.to_owned(), target.to_owned());
+            if paused {
+                set.insert(key);
+            } else {
+                set.remove(&key);
+            }
+        }
+    }
+
+    /// Counts what an attempt says of the target's health: an answer of a working app resets the
+    /// count; a 401/403 pauses the target at once, `pause_after_failures` unreachable or 5xx
+    /// outcomes in a row pause it. Errors that are not the target's (the store's) change nothing.
+    async fn note_health(&self, target: &Arc<Target>, row: &Delivery, outcome: &Result<Converged, DeliveryError>) {
+        let (down, error) = match outcome {
+            Err(e) => match e.down() {
+                Some(down) => (down, e),
+                None => {
+                    if e.target_answered() {
+                        target.failures_in_a_row.store(0, Ordering::Relaxed);
+                    }
+                    return;
+                }
+            },
+            Ok(_) => {
+                target.failures_in_a_row.store(0, Ordering::Relaxed);
+                return;
+            }
+        };
+        let threshold = target.config.pause_after_failures;
+        if threshold == 0 {
+            return;
+        }
+        let in_a_row = target.failures_in_a_row.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        if !down.pauses_at_once() && in_a_row < threshold {
+            return;
+        }
+        target.failures_in_a_row.store(0, Ordering::Relaxed);
+        let now = chrono::Utc::now().timestamp_micros();
+        let paused = scimgw_store::PausedTarget {
+            tenant_id: row.tenant_id.clone(),
+            target: row.target.clone(),
+            reason: down.as_str().to_owned(),
+            detail: error.to_string(),
+            since_us: now,
+            probes: 0,
+            next_probe_us: now.saturating_add(micros(probe_delay(target, 1))),
+        };
+        let hold = HOLD + spread(&row.target, HOLD / 4);
+        let store = self.store.clone();
+        let p = paused.clone();
+        match tokio::task::spawn_blocking(move || store.pause_target(&p, hold)).await {
+            Ok(Ok(true)) => {
+                tracing::warn!(
+                    tenant.id = %row.tenant_id,
+                    target = %row.target,
+                    reason = down.as_str(),
+                    in_a_row,
+                    error = %error,
+                    "target paused: its deliveries are held (no attempt spent) and it is probed until it answers"
+                );
+                metrics::counter!("scimgw_target_pauses_total", "target" => row.target.clone(), "reason" => down.as_str())
+                    .increment(1);
+                self.set_paused(&row.tenant_id, &row.target, true);
+            }
+            Ok(Ok(false)) => self.set_paused(&row.tenant_id, &row.target, true),
+            Ok(Err(e)) => tracing::warn!(error = %e, target = %row.target, "pausing a target failed"),
+            Err(_) => {}
+        }
+    }
+
+    /// Reads the paused targets every [`HEALTH_EVERY`] and probes each one this dispatcher has
+    /// loaded when its probe is due (one dispatcher takes each probe), until shutdown.
+    async fn health_schedule(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut probing: JoinSet<()> = JoinSet::new();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(HEALTH_EVERY) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                probing.abort_all();
+                return;
+            }
+            while probing.try_join_next().is_some() {}
+            let store = self.store.clone();
+            let paused = match tokio::task::spawn_blocking(move || store.paused_targets()).await {
+                Ok(Ok(paused)) => paused,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "reading the paused targets failed");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            if let Ok(mut set) = self.paused.lock() {
+                *set = paused.iter().map(|p| (p.tenant_id.clone(), p.target.clone())).collect();
+            }
+            let now = chrono::Utc::now().timestamp_micros();
+            let set = self.targets.snapshot();
+            for p in paused.into_iter().filter(|p| p.next_probe_us <= now) {
+                let Some(target) = set.get(&p.tenant_id, &p.target) else { continue };
+                let me = self.clone();
+                probing.spawn(async move { me.probe(target, p).await });
+            }
+        }
+    }
+
+    /// One probe of a paused target: the request `scimgw target test` makes (an authenticated
+    /// lookup of a user nobody has). Answered: the target resumes and its held deliveries are due.
+    async fn probe(&self, target: Arc<Target>, paused: scimgw_store::PausedTarget) {
+        let now = chrono::Utc::now().timestamp_micros();
+        let probes = u32::try_from(paused.probes).unwrap_or(u32::MAX).saturating_add(1);
+        let next = now.saturating_add(micros(probe_delay(&target, probes.saturating_add(1))));
+        let (store, t, n, due) =
+            (self.store.clone(), paused.tenant_id.clone(), paused.target.clone(), paused.next_probe_us);
+        match tokio::task::spawn_blocking(move || store.claim_probe(&t, &n, due, next)).await {
+            Ok(Ok(true)) => {}
+            _ => return,
+        }
+        let flags = crate::adapter_registry().url_flags(&target.config.kind);
+        let report = scimgw_adapter::connection_test(&target.config, flags).await;
+        metrics::counter!("scimgw_target_probes_total", "target" => paused.target.clone(), "outcome" => if report.ok() { "answered" } else { "failed" })
+            .increment(1);
+        let store = self.store.clone();
+        let (t, n) = (paused.tenant_id.clone(), paused.target.clone());
+        if report.ok() {
+            match tokio::task::spawn_blocking(move || store.resume_target(&t, &n)).await {
+                Ok(Ok(Some(woken))) => {
+                    let paused_for = Duration::from_micros(u64::try_from(now - paused.since_us).unwrap_or(0));
+                    tracing::info!(
+                        tenant.id = %paused.tenant_id,
+                        target = %paused.target,
+                        probes,
+                        paused_secs = paused_for.as_secs(),
+                        deliveries_due = woken,
+                        "target resumed: it answered a probe; its held deliveries are due now"
+                    );
+                    self.set_paused(&paused.tenant_id, &paused.target, false);
+                    self.wake.notify_one();
+                }
+                Ok(Ok(None)) => self.set_paused(&paused.tenant_id, &paused.target, false),
+                Ok(Err(e)) => tracing::warn!(error = %e, target = %paused.target, "resuming a target failed"),
+                Err(_) => {}
+            }
+        } else {
+            let why = report
+                .steps
+                .iter()
+                .find(|s| !s.ok)
+                .map_or_else(|| "the probe failed".to_owned(), |s| format!("probe: {}", s.detail));
+            tracing::info!(target = %paused.target, probes, error = %why, "paused target still not answering");
+            let _ = tokio::task::spawn_blocking(move || store.probe_failed(&t, &n, &why)).await;
+        }
     }
 
     fn outcome(
@@ -887,6 +1101,15 @@ fn settle(
     if let Some(row) = rows_of.remove(&task).or(row) {
         in_flight.retain(|x| *x != row);
     }
+}
+
+/// The wait before probe number `n` of a paused target: its retry backoff, at most [`PROBE_MAX`].
+fn probe_delay(target: &Target, n: u32) -> Duration {
+    target.config.retry().delay(n, 1.0, None).min(PROBE_MAX)
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 fn hostname() -> String {

@@ -59,6 +59,9 @@ pub struct Target {
     pub in_flight: Semaphore,
     /// `rate_per_sec` / `burst`, when set.
     limiter: Option<DefaultDirectRateLimiter>,
+    /// Deliveries in a row (in this process) that found the target down (unreachable, 5xx): at
+    /// `pause_after_failures` the dispatcher pauses it (see `dispatch.rs`).
+    pub(crate) failures_in_a_row: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for Target {
@@ -238,6 +241,29 @@ pub struct TargetSet {
     broken: HashMap<String, Vec<Broken>>,
 }
 
+/// One tenant's targets after a reload, compared with before ([`TargetSet::changes_from`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TargetChanges {
+    /// Targets loaded now that were not before.
+    pub added: Vec<String>,
+    /// Targets loaded before that are not now.
+    pub removed: Vec<String>,
+    /// Targets whose configuration changed.
+    pub changed: Vec<String>,
+}
+
+impl std::fmt::Display for TargetChanges {
+    /// `added crm; removed old; changed hr`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [("added", &self.added), ("removed", &self.removed), ("changed", &self.changed)]
+            .iter()
+            .filter(|(_, names)| !names.is_empty())
+            .map(|(what, names)| format!("{what} {}", names.join(", ")))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
 /// What [`TargetSet::keep_running`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Reloaded {
@@ -295,6 +321,40 @@ impl TargetSet {
     /// Every tenant's targets, with the tenant's id.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<Target>)> {
         self.tenants.iter().flat_map(|(tenant, targets)| targets.iter().map(move |t| (tenant.as_str(), t)))
+    }
+
+    /// What differs from `previous`, per tenant id that has a difference: the targets added,
+    /// removed and changed (their configuration, secrets aside: only where a token is read from),
+    /// by name, each sorted.
+    pub fn changes_from(&self, previous: &TargetSet) -> Vec<(String, TargetChanges)> {
+        let mut tenants: Vec<&String> = self.tenants.keys().chain(previous.tenants.keys()).collect();
+        tenants.sort();
+        tenants.dedup();
+        let mut out = Vec::new();
+        for tenant in tenants {
+            let now = self.tenants.get(tenant).map_or(&[][..], Vec::as_slice);
+            let before = previous.tenants.get(tenant).map_or(&[][..], Vec::as_slice);
+            let mut c = TargetChanges::default();
+            for t in now {
+                match before.iter().find(|b| b.name() == t.name()) {
+                    None => c.added.push(t.name().to_owned()),
+                    Some(b) if b.config != t.config => c.changed.push(t.name().to_owned()),
+                    Some(_) => {}
+                }
+            }
+            c.removed = before
+                .iter()
+                .filter(|b| !now.iter().any(|t| t.name() == b.name()))
+                .map(|b| b.name().to_owned())
+                .collect();
+            for list in [&mut c.added, &mut c.removed, &mut c.changed] {
+                list.sort();
+            }
+            if !(c.added.is_empty() && c.removed.is_empty() && c.changed.is_empty()) {
+                out.push((tenant.clone(), c));
+            }
+        }
+        out
     }
 
     /// How many targets in all.
@@ -675,7 +735,14 @@ fn assemble(
         RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
     });
     let permits = usize::try_from(config.max_in_flight).unwrap_or(1).max(1);
-    Ok(Target { config: config.clone(), adapter, scope, in_flight: Semaphore::new(permits), limiter })
+    Ok(Target {
+        config: config.clone(),
+        adapter,
+        scope,
+        in_flight: Semaphore::new(permits),
+        limiter,
+        failures_in_a_row: Default::default(),
+    })
 }
 
 /// The current target set, swapped whole by a reload.

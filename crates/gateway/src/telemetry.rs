@@ -262,20 +262,27 @@ static OUTBOX_LABELS: Mutex<Option<HashSet<(String, String, String)>>> = Mutex::
 /// Label sets of `scimgw_target_not_loaded` set at the last scrape, likewise.
 static NOT_LOADED_LABELS: Mutex<Option<HashSet<(String, String, String)>>> = Mutex::new(None);
 
+/// Label sets of `scimgw_target_paused` set at the last scrape, likewise.
+static PAUSED_LABELS: Mutex<Option<HashSet<(String, String, String)>>> = Mutex::new(None);
+
 /// `GET /metrics`: the Prometheus text format, with the outbox gauges read from the store now.
 pub(crate) async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse {
     let Some(handle) = prometheus() else {
         return HttpResponse::ServiceUnavailable().body("metrics are not available in this process\n");
     };
-    let st = state.clone();
-    let stats = web::block(move || -> Result<_, String> {
-        let tenants = st.store.tenants().map_err(|e| e.to_string())?;
-        let rows = st.store.outbox_stats(false).map_err(|e| e.to_string())?;
-        let runs = st.store.reconcile_runs().map_err(|e| e.to_string())?;
-        Ok((tenants, rows, runs))
-    })
-    .await;
-    if let Ok(Ok((tenants, rows, runs))) = stats {
+    // On the store's threads, so that a store that stopped answering costs a scrape without the
+    // outbox gauges (within the store's deadline), not a scrape that never ends.
+    let stats = state
+        .store
+        .run_blocking(move |store| -> Result<_, String> {
+            let tenants = store.tenants().map_err(|e| e.to_string())?;
+            let rows = store.outbox_stats(false).map_err(|e| e.to_string())?;
+            let runs = store.reconcile_runs().map_err(|e| e.to_string())?;
+            let paused = store.paused_targets().map_err(|e| e.to_string())?;
+            Ok((tenants, rows, runs, paused))
+        })
+        .await;
+    if let Ok(Ok((tenants, rows, runs, paused))) = stats {
         let name = |id: &str| tenants.iter().find(|t| t.id == id).map_or_else(|| id.to_owned(), |t| t.name.clone());
         let now_us = chrono::Utc::now().timestamp_micros();
         let mut seen = HashSet::new();
@@ -318,6 +325,27 @@ pub(crate) async fn metrics_endpoint(state: web::Data<AppState>) -> HttpResponse
                     .set(0.0);
             }
             *last = Some(now_broken);
+        }
+        // Targets paused because they stopped serving us: 1 with the reason, and since when.
+        let mut now_paused = HashSet::new();
+        for p in &paused {
+            let key = (name(&p.tenant_id), p.target.clone(), p.reason.clone());
+            metrics::gauge!("scimgw_target_paused", "tenant" => key.0.clone(), "target" => key.1.clone(), "reason" => key.2.clone())
+                .set(1.0);
+            metrics::gauge!("scimgw_target_paused_since_seconds", "tenant" => key.0.clone(), "target" => key.1.clone())
+                .set(p.since_us as f64 / 1e6);
+            now_paused.insert(key);
+        }
+        if let Ok(mut last) = PAUSED_LABELS.lock() {
+            for gone in last.get_or_insert_with(HashSet::new).difference(&now_paused) {
+                metrics::gauge!("scimgw_target_paused", "tenant" => gone.0.clone(), "target" => gone.1.clone(), "reason" => gone.2.clone())
+                    .set(0.0);
+                if !now_paused.iter().any(|k| k.0 == gone.0 && k.1 == gone.1) {
+                    metrics::gauge!("scimgw_target_paused_since_seconds", "tenant" => gone.0.clone(), "target" => gone.1.clone())
+                        .set(0.0);
+                }
+            }
+            *last = Some(now_paused);
         }
         // The last reconcile of each target (a failed run keeps the previous counts).
         for run in runs.iter().filter(|r| r.finished_us.is_some()) {

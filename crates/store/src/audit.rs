@@ -7,9 +7,13 @@
 //! run's id as request id (operations `reconcile-resend`, `reconcile-deprovision`,
 //! `reconcile-deactivate-orphan`).
 //!
+//! Operators' actions are a trail of their own (`operator_events`, [`OperatorEvent`]): tenant
+//! add/remove, key issue/revoke, deliveries retry, resync, reconcile repairs and target reloads,
+//! with who did it (`--actor`, or the OS user) and what changed, never a secret. They are not
+//! tied to a tenant by a foreign key, so the removal of a tenant stays on record.
+//!
 //! Not recorded: the version bumps a group gets when one of its members is deleted (the delete
-//! itself is recorded), and other operator commands (`tenant`, `key`, `deliveries retry`,
-//! `resync`), which the operator's shell history and the gateway's log hold.
+//! itself is recorded).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -18,7 +22,7 @@ use crate::cached::{Val, fixed};
 use crate::connection::{AnyConnection, on_inner};
 use crate::error::StoreError;
 use crate::resource::{Kind, from_us, now_us};
-use crate::schema::audit_events;
+use crate::schema::{audit_events, operator_events};
 use crate::store::Store;
 
 /// Who is making a change, and how: given to the store's write calls.
@@ -178,5 +182,113 @@ impl Store {
                 version,
             })
             .collect())
+    }
+}
+
+/// What an operator did, for the trail: given to [`Store::record_operator_event`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OperatorAction {
+    /// Who: `--actor`, else the OS user (`alice`, `alice via sudo`), or `gateway` for what the
+    /// running gateway did on a signal.
+    pub actor: String,
+    /// `tenant-add`, `tenant-remove`, `key-issue`, `key-revoke`, `deliveries-retry`, `resync`,
+    /// `reconcile-repair`, `targets-reload`.
+    pub operation: &'static str,
+    /// The tenant it concerns, by id, when it concerns one that exists.
+    pub tenant_id: Option<String>,
+    /// The tenant it concerns, by name.
+    pub tenant_name: Option<String>,
+    /// The target it concerns.
+    pub target: Option<String>,
+    /// What changed, in words: ids, labels, counts, target names; never a token or a secret.
+    pub detail: String,
+}
+
+/// One recorded operator action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorEvent {
+    /// When it was recorded.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: String,
+    /// What (see [`OperatorAction::operation`]).
+    pub operation: String,
+    /// The tenant's name, when it concerns one.
+    pub tenant_name: Option<String>,
+    /// The target, when it concerns one.
+    pub target: Option<String>,
+    /// What changed.
+    pub detail: String,
+}
+
+type OperatorRow = (i64, String, String, Option<String>, Option<String>, String);
+
+impl Store {
+    /// Records an operator's action, now.
+    pub fn record_operator_event(&self, action: &OperatorAction) -> Result<(), StoreError> {
+        let a = action.clone();
+        self.write_owned(move |c| {
+            diesel::insert_into(operator_events::table)
+                .values((
+                    operator_events::at_us.eq(now_us()),
+                    operator_events::actor.eq(&a.actor),
+                    operator_events::operation.eq(a.operation),
+                    operator_events::tenant_id.eq(&a.tenant_id),
+                    operator_events::tenant_name.eq(&a.tenant_name),
+                    operator_events::target.eq(&a.target),
+                    operator_events::detail.eq(&a.detail),
+                ))
+                .execute(c)?;
+            Ok(())
+        })
+    }
+
+    /// Operator actions at or after `since` concerning the tenant named `tenant_name` (every
+    /// action when `None`), at most `limit` from the end `order` names, with how many matched.
+    pub fn operator_events(
+        &self,
+        tenant_name: Option<&str>,
+        since: Option<DateTime<Utc>>,
+        limit: i64,
+        order: AuditOrder,
+    ) -> Result<(Vec<OperatorEvent>, u64), StoreError> {
+        let mut conn = self.conn()?;
+        let since_us = since.map_or(i64::MIN, |t| t.timestamp_micros());
+        let mut query = operator_events::table.filter(operator_events::at_us.ge(since_us)).into_boxed();
+        let mut count = operator_events::table.filter(operator_events::at_us.ge(since_us)).into_boxed();
+        if let Some(name) = tenant_name {
+            query = query.filter(operator_events::tenant_name.eq(name.to_owned()));
+            count = count.filter(operator_events::tenant_name.eq(name.to_owned()));
+        }
+        let query = query.limit(limit.max(0)).select((
+            operator_events::at_us,
+            operator_events::actor,
+            operator_events::operation,
+            operator_events::tenant_name,
+            operator_events::target,
+            operator_events::detail,
+        ));
+        let rows: Vec<OperatorRow> = match order {
+            AuditOrder::OldestFirst => {
+                query.order((operator_events::at_us.asc(), operator_events::id.asc())).load(&mut *conn)?
+            }
+            AuditOrder::NewestFirst => {
+                query.order((operator_events::at_us.desc(), operator_events::id.desc())).load(&mut *conn)?
+            }
+        };
+        let matched: i64 = count.count().get_result(&mut *conn)?;
+        let events: Vec<OperatorEvent> = rows
+            .into_iter()
+            .map(|(at, actor, operation, tenant_name, target, detail)| OperatorEvent {
+                at: from_us(at),
+                actor,
+                operation,
+                tenant_name,
+                target,
+                detail,
+            })
+            .collect();
+        let matched = u64::try_from(matched).unwrap_or(0).max(events.len() as u64);
+        Ok((events, matched))
     }
 }

@@ -21,6 +21,7 @@ mod resource;
 mod resources;
 mod schema;
 mod store;
+mod target_health;
 mod target_problems;
 mod tenants;
 #[cfg(feature = "testing")]
@@ -28,7 +29,7 @@ pub mod testing;
 mod workers;
 mod writer;
 
-pub use audit::{Audit, AuditEvent, AuditOrder, AuditPage};
+pub use audit::{Audit, AuditEvent, AuditOrder, AuditPage, OperatorAction, OperatorEvent};
 pub use config::{SqliteSynchronous, StoreConfig};
 pub use connection::Backend;
 pub use error::StoreError;
@@ -38,5 +39,6 @@ pub use reconcile::{ORPHAN_PREFIX, ReconcileRun, Repair};
 pub use redact::redact_url;
 pub use resource::{Change, Kind, Member, MembersChange, NewResource, Resource, Updated};
 pub use store::Store;
+pub use target_health::{PAUSED_PREFIX, PausedTarget};
 pub use target_problems::{HELD_PREFIX, TargetProblem};
 pub use tenants::{ApiKey, NewApiKey, Tenant};

@@ -156,6 +156,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    target_health (tenant_id, target) {
+        tenant_id -> Text,
+        target -> Text,
+        reason -> Text,
+        detail -> Text,
+        since_us -> BigInt,
+        probes -> BigInt,
+        next_probe_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    operator_events (id) {
+        id -> BigInt,
+        at_us -> BigInt,
+        actor -> Text,
+        operation -> Text,
+        tenant_id -> Nullable<Text>,
+        tenant_name -> Nullable<Text>,
+        target -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -169,5 +194,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     links,
     audit_events,
     reconcile_runs,
-    target_problems
+    target_problems,
+    target_health,
+    operator_events
 );

@@ -98,8 +98,13 @@ impl Store {
     /// Makes the held deliveries of `target` due now (its configuration loads again). Returns how
     /// many.
     pub fn wake_held(&self, tenant_id: &str, target: &str) -> Result<usize, StoreError> {
+        self.wake_prefixed(tenant_id, target, HELD_PREFIX)
+    }
+
+    /// Makes the waiting deliveries of `target` whose last error starts with `prefix` due now.
+    pub(crate) fn wake_prefixed(&self, tenant_id: &str, target: &str, prefix: &str) -> Result<usize, StoreError> {
         let now = now_us();
-        let (tenant_id, target) = (tenant_id.to_owned(), target.to_owned());
+        let (tenant_id, target, pattern) = (tenant_id.to_owned(), target.to_owned(), format!("{prefix}%"));
         self.write_owned(move |c| {
             Ok(diesel::update(
                 deliveries::table
@@ -107,7 +112,7 @@ impl Store {
                     .filter(deliveries::target.eq(&target))
                     .filter(deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]))
                     .filter(deliveries::lease_owner.is_null())
-                    .filter(deliveries::last_error.like(format!("{HELD_PREFIX}%"))),
+                    .filter(deliveries::last_error.like(pattern)),
             )
             .set(deliveries::due_us.eq(now))
             .execute(c)?)

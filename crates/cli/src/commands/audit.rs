@@ -1,5 +1,6 @@
-//! `scimgw audit`: the tenant's audit trail — which key changed which resource, how, to which
-//! version, and when.
+//! `scimgw audit`: the audit trail — which key changed which resource of the tenant, how, to
+//! which version, and when; beside it what operators did (tenant, key, retry, resync, repair,
+//! reload), by whom.
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Duration, Utc};
@@ -11,9 +12,10 @@ use super::{open_store, print_table};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// The tenant, by name.
+    /// The tenant, by name: its API changes and the operator actions about it. Without it, every
+    /// operator action (of all tenants and none).
     #[arg(long)]
-    tenant: String,
+    tenant: Option<String>,
     /// Only events at or after this: an RFC 3339 time (2026-12-04T09:00:00Z) or an age such as
     /// 90s, 15m, 2h or 7d.
     #[arg(long, value_parser = parse_since)]
@@ -50,15 +52,39 @@ pub fn run(config: scimgw_gateway::Config, args: AuditArgs) -> anyhow::Result<()
         bail!("--limit must be at least 1");
     }
     let store = open_store(&config)?;
-    let Some(tenant) = store.tenant_by_name(&args.tenant).context("reading the tenant")? else {
-        bail!("no tenant named {}", args.tenant);
+    let (api, api_matched) = match &args.tenant {
+        Some(name) => {
+            // A removed tenant's API events went with it; its operator actions stay.
+            match store.tenant_by_name(name).context("reading the tenant")? {
+                Some(tenant) => {
+                    let page = store
+                        .audit_events_in(&tenant.id, args.since, args.limit, AuditOrder::NewestFirst)
+                        .context("reading the audit trail")?;
+                    (page.events, page.matched)
+                }
+                None => (Vec::new(), 0),
+            }
+        }
+        None => (Vec::new(), 0),
     };
-    let page = store
-        .audit_events_in(&tenant.id, args.since, args.limit, AuditOrder::NewestFirst)
-        .context("reading the audit trail")?;
+    let (operator, operator_matched) = store
+        .operator_events(args.tenant.as_deref(), args.since, args.limit, AuditOrder::NewestFirst)
+        .context("reading the operator trail")?;
+    if let Some(name) = &args.tenant
+        && api_matched == 0
+        && operator_matched == 0
+        && store.tenant_by_name(name).context("reading the tenant")?.is_none()
+    {
+        bail!("no tenant named {name}, and no operator action about one");
+    }
+    let mut events: Vec<Event> =
+        api.into_iter().map(Event::Api).chain(operator.into_iter().map(Event::Operator)).collect();
+    events.sort_by_key(|e| std::cmp::Reverse(e.at()));
+    events.truncate(usize::try_from(args.limit).unwrap_or(usize::MAX));
+    let matched = api_matched + operator_matched;
     // On stderr, so that `--json` stays one parseable document; printed before the table so that
     // it is not lost below a long one.
-    let left_out = page.matched.saturating_sub(page.events.len() as u64);
+    let left_out = matched.saturating_sub(events.len() as u64);
     if left_out > 0 {
         eprintln!(
             "… {} older event{} not shown (--limit {}; use --since or a larger --limit)",
@@ -67,44 +93,85 @@ pub fn run(config: scimgw_gateway::Config, args: AuditArgs) -> anyhow::Result<()
             args.limit
         );
     }
-    let events = page.events;
     if args.json {
-        let out: Vec<Value> = events
-            .iter()
-            .map(|e| {
-                json!({
-                    "at": e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    "key_id": e.key_id,
-                    "request_id": e.request_id,
-                    "operation": e.operation,
-                    "resource_type": e.resource_type,
-                    "resource_id": e.resource_id,
-                    "version": e.version,
-                })
-            })
-            .collect();
+        let out: Vec<Value> = events.iter().map(Event::to_json).collect();
         println!("{}", serde_json::to_string_pretty(&Value::Array(out))?);
         return Ok(());
     }
     if events.is_empty() {
-        println!("no changes recorded for {}{}", tenant.name, if args.since.is_some() { " in that time" } else { "" });
+        let whose = args.tenant.clone().unwrap_or_else(|| "operator actions".to_owned());
+        println!("nothing recorded for {whose}{}", if args.since.is_some() { " in that time" } else { "" });
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = events
-        .iter()
-        .map(|e| {
-            vec![
-                e.at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
-                e.key_id.clone(),
+    let rows: Vec<Vec<String>> = events.iter().map(Event::row).collect();
+    print_table(&["AT (UTC)", "WHO", "OPERATION", "WHAT", "VERSION", "REQUEST"], &rows);
+    Ok(())
+}
+
+/// An API change or an operator action, on one trail.
+enum Event {
+    Api(scimgw_store::AuditEvent),
+    Operator(scimgw_store::OperatorEvent),
+}
+
+impl Event {
+    fn at(&self) -> DateTime<Utc> {
+        match self {
+            Event::Api(e) => e.at,
+            Event::Operator(e) => e.at,
+        }
+    }
+
+    fn row(&self) -> Vec<String> {
+        let at = self.at().format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+        match self {
+            Event::Api(e) => vec![
+                at,
+                format!("key {}", e.key_id),
                 e.operation.clone(),
                 format!("{} {}", e.resource_type, e.resource_id),
                 e.version.to_string(),
                 e.request_id.clone().unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    print_table(&["AT (UTC)", "KEY", "OPERATION", "RESOURCE", "VERSION", "REQUEST"], &rows);
-    Ok(())
+            ],
+            Event::Operator(e) => vec![
+                at,
+                format!("operator {}", e.actor),
+                e.operation.clone(),
+                match (&e.tenant_name, &e.target) {
+                    (Some(t), Some(target)) => format!("{t}/{target}: {}", e.detail),
+                    (Some(t), None) => format!("{t}: {}", e.detail),
+                    _ => e.detail.clone(),
+                },
+                "-".into(),
+                "-".into(),
+            ],
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let at = self.at().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        match self {
+            Event::Api(e) => json!({
+                "kind": "api",
+                "at": at,
+                "key_id": e.key_id,
+                "request_id": e.request_id,
+                "operation": e.operation,
+                "resource_type": e.resource_type,
+                "resource_id": e.resource_id,
+                "version": e.version,
+            }),
+            Event::Operator(e) => json!({
+                "kind": "operator",
+                "at": at,
+                "actor": e.actor,
+                "operation": e.operation,
+                "tenant": e.tenant_name,
+                "target": e.target,
+                "detail": e.detail,
+            }),
+        }
+    }
 }
 
 /// `1234567` as `1,234,567`.

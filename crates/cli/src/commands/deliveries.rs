@@ -3,9 +3,9 @@
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use scimgw_gateway::Config;
-use scimgw_store::{DeliveryFilter, DeliveryState};
+use scimgw_store::{DeliveryFilter, DeliveryState, OperatorAction};
 
-use super::{open_store, print_table, short_time};
+use super::{open_store, print_table, record, short_time};
 
 #[derive(Debug, Subcommand)]
 pub enum DeliveriesCommand {
@@ -121,10 +121,38 @@ pub fn run(config: Config, cmd: DeliveriesCommand) -> anyhow::Result<()> {
         DeliveriesCommand::Retry { id, dead, tenant, target } => {
             let n = if let (true, Some(tenant), Some(target)) = (dead, &tenant, &target) {
                 let Some(t) = tenants.iter().find(|t| &t.name == tenant) else { bail!("no tenant named {tenant}") };
-                store.retry_deliveries(&[], Some((t.id.as_str(), target.as_str()))).context("re-queueing")?
+                let n = store.retry_deliveries(&[], Some((t.id.as_str(), target.as_str()))).context("re-queueing")?;
+                record(
+                    &store,
+                    OperatorAction {
+                        operation: "deliveries-retry",
+                        tenant_id: Some(t.id.clone()),
+                        tenant_name: Some(t.name.clone()),
+                        target: Some(target.clone()),
+                        detail: format!("re-queued {n} dead deliveries to {target}"),
+                        ..OperatorAction::default()
+                    },
+                );
+                n
             } else {
                 let Some(id) = id else { bail!("give a delivery id, or --dead --tenant NAME --target NAME") };
                 let n = store.retry_deliveries(std::slice::from_ref(&id), None).context("re-queueing")?;
+                if n > 0
+                    && let Ok(Some((d, _))) = store.delivery(&id)
+                {
+                    let tenant = tenants.iter().find(|t| t.id == d.tenant_id);
+                    record(
+                        &store,
+                        OperatorAction {
+                            operation: "deliveries-retry",
+                            tenant_id: Some(d.tenant_id.clone()),
+                            tenant_name: tenant.map(|t| t.name.clone()),
+                            target: Some(d.target.clone()),
+                            detail: format!("re-queued delivery {id} ({} {})", resource_type(&d), d.resource_id),
+                            ..OperatorAction::default()
+                        },
+                    );
+                }
                 if n == 0 {
                     match store.delivery(&id).context("reading the delivery")? {
                         None => bail!("no delivery with id {id}"),

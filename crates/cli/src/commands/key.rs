@@ -4,7 +4,9 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use scimgw_gateway::{Config, issue_key};
 
-use super::{open_store, print_table, short_time};
+use scimgw_store::OperatorAction;
+
+use super::{open_store, print_table, record, short_time};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -41,6 +43,19 @@ pub fn run(config: Config, cmd: KeyCommand) -> anyhow::Result<()> {
                 bail!("no tenant named {tenant}; create it with: scimgw tenant add {tenant}");
             };
             let issued = issue_key(&store, &t, label.as_deref()).context("issuing the key")?;
+            record(
+                &store,
+                OperatorAction {
+                    operation: "key-issue",
+                    tenant_id: Some(t.id.clone()),
+                    tenant_name: Some(t.name.clone()),
+                    detail: match &label {
+                        Some(l) => format!("issued key {} (label {l:?})", issued.key_id),
+                        None => format!("issued key {}", issued.key_id),
+                    },
+                    ..OperatorAction::default()
+                },
+            );
             if json {
                 println!("{}", serde_json::to_string(&issued)?);
             } else {
@@ -79,9 +94,27 @@ pub fn run(config: Config, cmd: KeyCommand) -> anyhow::Result<()> {
             print_table(&["KEY ID", "TENANT", "LABEL", "CREATED", "LAST USED", "STATUS"], &rows);
         }
         KeyCommand::Revoke { key_id } => {
+            let key = store.api_keys(None).context("reading keys")?.into_iter().find(|k| k.id == key_id);
             if !store.revoke_api_key(&key_id).context("revoking the key")? {
                 bail!("no key with id {key_id}");
             }
+            let tenant = match &key {
+                Some(k) => store.tenants().context("reading tenants")?.into_iter().find(|t| t.id == k.tenant_id),
+                None => None,
+            };
+            record(
+                &store,
+                OperatorAction {
+                    operation: "key-revoke",
+                    tenant_id: tenant.as_ref().map(|t| t.id.clone()),
+                    tenant_name: tenant.as_ref().map(|t| t.name.clone()),
+                    detail: match key.as_ref().and_then(|k| k.label.as_ref()) {
+                        Some(l) => format!("revoked key {key_id} (label {l:?})"),
+                        None => format!("revoked key {key_id}"),
+                    },
+                    ..OperatorAction::default()
+                },
+            );
             println!("revoked key {key_id}");
         }
     }

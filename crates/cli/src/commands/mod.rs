@@ -22,6 +22,42 @@ use scimgw_store::{Store, redact_url};
 /// store made by a command run from the wrong directory (or with the wrong `--config`) answers
 /// "no tenants" about a gateway that has them. Only `serve`, `migrate` and `demo` create one
 /// ([`create_store`]).
+/// Who runs this command, for the operator trail: `--actor`, once set by `main`.
+static ACTOR: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Sets who runs the commands of this process (`--actor`); `None`: the OS user.
+pub(crate) fn set_actor(actor: Option<String>) {
+    let _ = ACTOR.set(actor.map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()));
+}
+
+/// Who runs this command: `--actor` (or `SCIMGW_ACTOR`), else the OS user (`alice`, or
+/// `alice via sudo` when sudo ran it as root), else the uid.
+pub(crate) fn actor() -> String {
+    if let Some(Some(a)) = ACTOR.get() {
+        return a.clone();
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let Some(sudoer) = var("SUDO_USER") {
+        return format!("{sudoer} via sudo");
+    }
+    if let Some(user) = var("USER").or_else(|| var("LOGNAME")) {
+        return user;
+    }
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or_else(|_| "unknown".into(), |m| format!("uid {}", m.uid()))
+}
+
+/// Records what an operator did on the trail (`scimgw audit`). The change is already made: a
+/// failure to record it is said on stderr, and the command still succeeds.
+pub(crate) fn record(store: &Store, mut action: scimgw_store::OperatorAction) {
+    if action.actor.is_empty() {
+        action.actor = actor();
+    }
+    if let Err(e) = store.record_operator_event(&action) {
+        crate::logging::warn(&format!("warning: the change is made, but recording it on the audit trail failed: {e}"));
+    }
+}
+
 pub(crate) fn open_store(config: &Config) -> anyhow::Result<Store> {
     if let Some(path) = config.store.sqlite_path().filter(|p| !p.is_file()) {
         bail!(

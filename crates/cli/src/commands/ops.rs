@@ -28,6 +28,7 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
     let runs = store.reconcile_runs().context("reading the reconcile runs")?;
     // As the gateway found them at its last start or reload (its environment holds the secrets).
     let problems = store.target_problems().context("reading the targets the gateway could not load")?;
+    let paused = store.paused_targets().context("reading the paused targets")?;
     let now_us = chrono::Utc::now().timestamp_micros();
     let mut out = Vec::new();
     for t in &tenants {
@@ -73,9 +74,19 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
                     "running_previous": p.running_previous != 0,
                 })
             });
+            let paused = paused.iter().find(|p| p.tenant_id == t.id && p.target == target).map(|p| {
+                json!({
+                    "reason": p.reason,
+                    "since_seconds_ago": (now_us - p.since_us).max(0) / 1_000_000,
+                    "last_error": p.detail,
+                    "probes": p.probes,
+                    "next_probe_in_seconds": ((p.next_probe_us - now_us).max(0) + 999_999) / 1_000_000,
+                })
+            });
             out.push(json!({
                 "tenant": t.name,
                 "target": target,
+                "paused": paused,
                 "not_loaded": not_loaded,
                 "pending": count("pending"),
                 "failed": count("failed"),
@@ -104,9 +115,14 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
     let rows: Vec<Vec<String>> = out
         .iter()
         .map(|r| {
-            ["tenant", "target", "pending", "failed", "dead", "superseded", "skipped", "done"]
+            ["tenant", "target"]
                 .iter()
                 .map(|k| cell(&r[*k]))
+                .chain(std::iter::once(match r["paused"]["reason"].as_str() {
+                    Some(reason) => format!("paused ({reason})"),
+                    None => "ok".into(),
+                }))
+                .chain(["pending", "failed", "dead", "superseded", "skipped", "done"].iter().map(|k| cell(&r[*k])))
                 .chain(std::iter::once(match r["oldest_waiting_seconds"].as_i64() {
                     Some(s) => format!("{s}s"),
                     None => "-".into(),
@@ -119,6 +135,7 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
         &[
             "TENANT",
             "TARGET",
+            "HEALTH",
             "PENDING",
             "FAILED",
             "DEAD",
@@ -134,6 +151,23 @@ pub fn status(config: Config, args: StatusArgs) -> anyhow::Result<()> {
         ],
         &rows,
     );
+    let halted: Vec<&Value> = out.iter().filter(|r| !r["paused"].is_null()).collect();
+    if !halted.is_empty() {
+        println!();
+        for r in halted {
+            let p = &r["paused"];
+            println!(
+                "{}/{} is paused ({}) for {}s: its deliveries are held, spending no attempt; probe {} in {}s. Last error: {}",
+                cell(&r["tenant"]),
+                cell(&r["target"]),
+                cell(&p["reason"]),
+                cell(&p["since_seconds_ago"]),
+                p["probes"].as_i64().unwrap_or(0) + 1,
+                cell(&p["next_probe_in_seconds"]),
+                cell(&p["last_error"])
+            );
+        }
+    }
     let broken: Vec<&Value> = out.iter().filter(|r| !r["not_loaded"].is_null()).collect();
     if !broken.is_empty() {
         println!();
@@ -242,6 +276,17 @@ pub fn resync(config: Config, args: ResyncArgs) -> anyhow::Result<()> {
         Ok(())
     })?;
     bar.finish_and_clear();
+    super::record(
+        &store,
+        scimgw_store::OperatorAction {
+            operation: "resync",
+            tenant_id: Some(tenant.id.clone()),
+            tenant_name: Some(tenant.name.clone()),
+            target: Some(target.name.clone()),
+            detail: format!("queued {queued} user(s) for {} ({out_of_scope} out of its scope)", target.name),
+            ..Default::default()
+        },
+    );
     println!(
         "queued {queued} user(s) for target {} ({out_of_scope} out of its scope and never delivered there: left alone); \
          a running `scimgw serve` or `scimgw worker` delivers them",

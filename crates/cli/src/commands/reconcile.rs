@@ -112,6 +112,28 @@ pub fn run(config: Config, args: ReconcileArgs) -> anyhow::Result<bool> {
         }
     };
     store.finish_reconcile(&reconcile::run_record(&report, started_us)).context("recording the run")?;
+    if args.repair || args.deactivate_orphans {
+        super::record(
+            &store,
+            scimgw_store::OperatorAction {
+                operation: "reconcile-repair",
+                tenant_id: Some(tenant.id.clone()),
+                tenant_name: Some(tenant.name.clone()),
+                target: Some(args.target.clone()),
+                detail: format!(
+                    "reconcile{}{}: queued {} repair(s) ({} drifted, {} missing, {} orphans, {} unlinked)",
+                    if args.repair { " --repair" } else { "" },
+                    if args.deactivate_orphans { " --deactivate-orphans" } else { "" },
+                    report.repairs_queued,
+                    report.drifted,
+                    report.missing,
+                    report.orphans,
+                    report.unlinked
+                ),
+                ..Default::default()
+            },
+        );
+    }
     if args.json {
         let mut value = serde_json::to_value(&report)?;
         if let Some(o) = value.as_object_mut() {

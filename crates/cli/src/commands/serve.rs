@@ -85,6 +85,49 @@ fn record_problems(store: &Store, set: &TargetSet, wake: &[(String, String)]) {
     }
 }
 
+/// Puts a reload on the operator trail: per tenant whose targets changed, what changed, and per
+/// tenant whose change was refused, which targets keep their previous configuration; one event
+/// saying nothing changed otherwise. The actor is the gateway: a signal does not say who sent it.
+fn record_reload(store: &Store, set: &TargetSet, previous: &TargetSet, refused: &[(String, Vec<String>)]) {
+    let tenants = store.tenants().unwrap_or_default();
+    let changes = set.changes_from(previous);
+    let actor = format!("gateway pid {} (SIGHUP)", std::process::id());
+    let mut actions: Vec<scimgw_store::OperatorAction> = changes
+        .iter()
+        .map(|(tenant_id, c)| scimgw_store::OperatorAction {
+            actor: actor.clone(),
+            operation: "targets-reload",
+            tenant_id: Some(tenant_id.clone()),
+            tenant_name: tenants.iter().find(|t| &t.id == tenant_id).map(|t| t.name.clone()),
+            detail: format!("targets reloaded: {c}"),
+            ..Default::default()
+        })
+        .collect();
+    for (tenant_name, kept) in refused {
+        actions.push(scimgw_store::OperatorAction {
+            actor: actor.clone(),
+            operation: "targets-reload",
+            tenant_id: tenants.iter().find(|t| &t.name == tenant_name).map(|t| t.id.clone()),
+            tenant_name: Some(tenant_name.clone()),
+            detail: format!("reload refused for {}: the previous configuration keeps running", kept.join(", ")),
+            ..Default::default()
+        });
+    }
+    if actions.is_empty() {
+        actions.push(scimgw_store::OperatorAction {
+            actor,
+            operation: "targets-reload",
+            detail: format!("targets reloaded: nothing changed ({} targets)", set.len()),
+            ..Default::default()
+        });
+    }
+    for action in &actions {
+        if let Err(e) = store.record_operator_event(action) {
+            tracing::warn!(error = %e, "recording the reload on the audit trail failed");
+        }
+    }
+}
+
 /// Every loaded target, as (tenant id, name): at start, any of them may have held deliveries.
 fn loaded(set: &TargetSet) -> Vec<(String, String)> {
     set.iter().map(|(t, target)| (t.to_owned(), target.name().to_owned())).collect()
@@ -103,6 +146,7 @@ fn reload_on_sighup(config: Config, store: Store, schemas: Arc<Registry>, target
             let reloaded = tokio::task::spawn_blocking(move || -> anyhow::Result<usize> {
                 let mut set = load_targets(&c, &s, &sc, false)?;
                 let reloaded = set.keep_running(&t.snapshot());
+                record_reload(&s, &set, &t.snapshot(), &reloaded.refused);
                 for (tenant, kept) in &reloaded.refused {
                     tracing::error!(
                         "SIGHUP: reload refused for tenant {tenant}'s {}: mistakes below; the previous \

@@ -4,7 +4,9 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use scimgw_gateway::Config;
 
-use super::{open_store, print_table, short_time};
+use scimgw_store::OperatorAction;
+
+use super::{open_store, print_table, record, short_time};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -32,6 +34,16 @@ pub fn run(config: Config, cmd: TenantCommand) -> anyhow::Result<()> {
                 Err(scimgw_store::StoreError::Conflict { .. }) => bail!("tenant {name} already exists"),
                 Err(e) => return Err(e).context("creating the tenant"),
             };
+            record(
+                &store,
+                OperatorAction {
+                    operation: "tenant-add",
+                    tenant_id: Some(tenant.id.clone()),
+                    tenant_name: Some(tenant.name.clone()),
+                    detail: format!("created tenant {} ({})", tenant.name, tenant.id),
+                    ..OperatorAction::default()
+                },
+            );
             println!("created tenant {} ({})", tenant.name, tenant.id);
             println!("next: scimgw key issue --tenant {}", tenant.name);
         }
@@ -42,9 +54,23 @@ pub fn run(config: Config, cmd: TenantCommand) -> anyhow::Result<()> {
             print_table(&["NAME", "ID", "CREATED"], &rows);
         }
         TenantCommand::Remove { name } => {
+            let id = store.tenant_by_name(&name).context("reading the tenant")?.map(|t| t.id);
             if !store.remove_tenant(&name).context("removing the tenant")? {
                 bail!("no tenant named {name}");
             }
+            record(
+                &store,
+                OperatorAction {
+                    operation: "tenant-remove",
+                    tenant_id: id.clone(),
+                    tenant_name: Some(name.clone()),
+                    detail: format!(
+                        "removed tenant {name} ({}) with its users, groups and keys",
+                        id.as_deref().unwrap_or("?")
+                    ),
+                    ..OperatorAction::default()
+                },
+            );
             println!("removed tenant {name} with its users, groups and keys");
         }
     }

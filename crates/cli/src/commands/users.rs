@@ -161,5 +161,15 @@ fn print_targets(store: &scimgw_store::Store, tenant_id: &str, id: &str) -> anyh
         })
         .collect();
     print_table(&["TARGET", "REMOTE ID", "STATE", "DELIVERED VERSION", "LAST DELIVERY", "LAST ERROR"], &rows);
+    let paused = store.paused_targets().context("reading the paused targets")?;
+    for p in paused.iter().filter(|p| p.tenant_id == tenant_id && names.contains(&p.target)) {
+        let since = chrono::DateTime::from_timestamp_micros(p.since_us)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        println!(
+            "{} is paused ({}) since {since}: changes wait, spending no attempt, until it answers again ({})",
+            p.target, p.reason, p.detail
+        );
+    }
     Ok(())
 }
