@@ -63,6 +63,9 @@ enum Command {
     Config(commands::config::ConfigCommand),
     /// The tenant's audit trail: which key changed which resource, how, and when.
     Audit(commands::audit::AuditArgs),
+    /// Purge done deliveries and old audit events now, as `[retention]` says (the dispatcher does
+    /// it every `retention.every`); `--dry-run` counts what would go.
+    Purge(commands::purge::PurgeArgs),
     /// Compare a target's app with the gateway: drift, missing users, orphans, unlinked
     /// matches. Exit code 0 when in sync, 3 when something was found.
     Reconcile(commands::reconcile::ReconcileArgs),
@@ -110,6 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => commands::ops::status(config, args),
         Command::Resync(args) => commands::ops::resync(config, args),
         Command::Audit(args) => commands::audit::run(config, args),
+        Command::Purge(args) => commands::purge::run(config, args),
         Command::Reconcile(_) => Ok(()),
     }
     .map(|()| ExitCode::SUCCESS)

@@ -55,6 +55,85 @@ fn spread(key: &str, within: Duration) -> Duration {
     Duration::from_millis(h.finish() % millis)
 }
 
+/// `[retention]` settings: how long finished deliveries and audit events are kept. Durations as
+/// `30d`, `12h`, `90m`; `0` keeps for ever.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Done (and superseded) deliveries, with their attempts, older than this are purged.
+    #[serde(deserialize_with = "duration_text")]
+    pub deliveries: String,
+    /// Audit events (the API's and the operators') older than this are purged.
+    #[serde(deserialize_with = "duration_text")]
+    pub audit: String,
+    /// How often a dispatcher purges (one of several on one store, each time).
+    #[serde(deserialize_with = "duration_text")]
+    pub every: String,
+    /// Rows removed per write.
+    pub batch: i64,
+}
+
+/// A duration as text (`30d`), or a number of seconds (`0`, as `SCIMGW_RETENTION__AUDIT=0` or
+/// `audit = 0` give it).
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Words(String),
+        Seconds(u64),
+    }
+    Ok(match Text::deserialize(d)? {
+        Text::Words(w) => w,
+        Text::Seconds(0) => "0".into(),
+        Text::Seconds(n) => format!("{n}s"),
+    })
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { deliveries: "30d".into(), audit: "400d".into(), every: "1h".into(), batch: 500 }
+    }
+}
+
+impl RetentionConfig {
+    /// (deliveries, audit, every): `None` for a kind kept for ever; each problem one line.
+    pub fn parsed(&self) -> Result<(Option<Duration>, Option<Duration>, Duration), Vec<String>> {
+        let age = |key: &str, text: &str| -> Result<Option<Duration>, String> {
+            match text.trim() {
+                "0" | "" => Ok(None),
+                t => humantime::parse_duration(t).map(Some).map_err(|e| {
+                    format!("retention.{key}: \"{text}\" is not an age like \"30d\" or \"12h\" (0 keeps for ever): {e}")
+                }),
+            }
+        };
+        let mut problems = Vec::new();
+        let deliveries = age("deliveries", &self.deliveries).map_err(|e| problems.push(e)).ok().flatten();
+        let audit = age("audit", &self.audit).map_err(|e| problems.push(e)).ok().flatten();
+        let every = match humantime::parse_duration(self.every.trim()) {
+            Ok(d) if d >= Duration::from_secs(1) => d,
+            Ok(_) => {
+                problems.push(format!("retention.every: \"{}\" must be at least 1s", self.every));
+                Duration::from_secs(3600)
+            }
+            Err(e) => {
+                problems.push(format!("retention.every: \"{}\" is not a duration like \"1h\": {e}", self.every));
+                Duration::from_secs(3600)
+            }
+        };
+        if self.batch < 1 {
+            problems.push("retention.batch: must be at least 1".into());
+        }
+        if problems.is_empty() { Ok((deliveries, audit, every)) } else { Err(problems) }
+    }
+
+    /// The purge's cutoffs as of `now_us`.
+    pub fn cutoffs(&self, now_us: i64) -> Result<scimgw_store::Cutoffs, Vec<String>> {
+        let (deliveries, audit, _) = self.parsed()?;
+        let before = |age: Option<Duration>| age.map(|a| now_us.saturating_sub(micros(a)));
+        Ok(scimgw_store::Cutoffs { deliveries_before_us: before(deliveries), audit_before_us: before(audit) })
+    }
+}
+
 /// `[dispatcher]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -75,6 +154,9 @@ pub struct DispatcherConfig {
     pub poll_ms: u64,
     /// On shutdown, how long in-flight deliveries may take to finish.
     pub shutdown_grace_secs: u64,
+    /// What the dispatcher purges, and how often (`[retention]` in the gateway's configuration).
+    #[serde(skip)]
+    pub retention: RetentionConfig,
 }
 
 impl Default for DispatcherConfig {
@@ -86,6 +168,7 @@ impl Default for DispatcherConfig {
             lease_secs: 120,
             poll_ms: 250,
             shutdown_grace_secs: 10,
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -164,6 +247,7 @@ impl Dispatcher {
         tracing::info!(owner = %self.owner, concurrency = self.config.concurrency, "dispatcher started");
         tokio::spawn(self.clone().reconcile_schedule(shutdown.clone()));
         tokio::spawn(self.clone().health_schedule(shutdown.clone()));
+        tokio::spawn(self.clone().retention_schedule(shutdown.clone()));
         // Each task answers (row id, whether it ran): rows not started by shutdown are given back.
         let mut tasks: JoinSet<(String, bool)> = JoinSet::new();
         let mut in_flight: Vec<String> = Vec::new();
@@ -582,6 +666,64 @@ impl Dispatcher {
             Ok(Ok(false)) => self.set_paused(&row.tenant_id, &row.target, true),
             Ok(Err(e)) => tracing::warn!(error = %e, target = %row.target, "pausing a target failed"),
             Err(_) => {}
+        }
+    }
+
+    /// Purges what `[retention]` says, once per `retention.every` over all dispatchers on the
+    /// store (the job is claimed), in paced batches (see the store's `retention.rs`), until
+    /// shutdown.
+    async fn retention_schedule(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let retention = self.config.retention.clone();
+        let every = match retention.parsed() {
+            Ok((None, None, _)) => return,
+            Ok((_, _, every)) => every,
+            Err(problems) => {
+                tracing::error!(problems = %problems.join("; "), "retention: not purging");
+                return;
+            }
+        };
+        // Looked at more often than it runs: another dispatcher may have run it meanwhile.
+        let look = every.min(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(look) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let now = chrono::Utc::now().timestamp_micros();
+            let Ok(cutoffs) = retention.cutoffs(now) else { return };
+            let (me, due_before) = (self.clone(), now.saturating_sub(micros(every)));
+            let claimed = tokio::task::spawn_blocking(move || me.store.claim_job("purge", &me.owner, due_before)).await;
+            if !matches!(claimed, Ok(Ok(true))) {
+                continue;
+            }
+            let (store, stopping, batch) = (self.store.clone(), shutdown.clone(), retention.batch);
+            let started = Instant::now();
+            let purged = tokio::task::spawn_blocking(move || store.purge(cutoffs, batch, &|| *stopping.borrow())).await;
+            match purged {
+                Ok(Ok(n)) => {
+                    for (table, count) in [
+                        ("deliveries", n.deliveries),
+                        ("delivery_attempts", n.attempts),
+                        ("audit_events", n.audit_events),
+                        ("operator_events", n.operator_events),
+                    ] {
+                        metrics::counter!("scimgw_purged_rows_total", "table" => table).increment(count);
+                    }
+                    tracing::info!(
+                        deliveries = n.deliveries,
+                        attempts = n.attempts,
+                        audit_events = n.audit_events,
+                        operator_events = n.operator_events,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "retention: purged"
+                    );
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "retention: the purge failed; it runs again next time"),
+                Err(_) => {}
+            }
         }
     }
 

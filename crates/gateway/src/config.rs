@@ -69,6 +69,8 @@ pub struct Config {
     pub tenants_dir: String,
     /// The dispatcher that delivers to targets.
     pub dispatcher: scimgw_delivery::dispatch::DispatcherConfig,
+    /// How long finished deliveries and audit events are kept (the dispatcher purges them).
+    pub retention: scimgw_delivery::dispatch::RetentionConfig,
     /// The store.
     pub store: StoreConfig,
     /// Logging.
@@ -94,6 +96,7 @@ impl Default for Config {
             tls: None,
             tenants_dir: "config/tenants".into(),
             dispatcher: scimgw_delivery::dispatch::DispatcherConfig::default(),
+            retention: scimgw_delivery::dispatch::RetentionConfig::default(),
             store: StoreConfig::default(),
             log: LogConfig::default(),
         }
@@ -142,10 +145,18 @@ impl Config {
         if self.dispatcher.lease_secs == 0 {
             problems.push("dispatcher.lease_secs: must be at least 1".into());
         }
+        if let Err(mut wrong) = self.retention.parsed() {
+            problems.append(&mut wrong);
+        }
         if self.store.url.trim().is_empty() {
             problems.push("store.url: empty; use sqlite://data/scimgw.db or a postgres:// URL".into());
         }
         if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    /// The dispatcher's settings with `[retention]` in them (it purges).
+    pub fn dispatcher_config(&self) -> scimgw_delivery::dispatch::DispatcherConfig {
+        scimgw_delivery::dispatch::DispatcherConfig { retention: self.retention.clone(), ..self.dispatcher.clone() }
     }
 
     /// `base_path` without a trailing slash (`/` becomes empty).

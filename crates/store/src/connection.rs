@@ -281,7 +281,9 @@ pub(crate) fn prepare_sqlite(manager: &Manager, path: &Path) -> Result<(), Store
             .map_err(|e| StoreError::Unavailable(format!("cannot create the SQLite file {}: {e}", path.display())))?;
     }
     let mut conn = manager.open().map_err(|e| StoreError::Unavailable(e.0))?;
-    conn.batch_execute("PRAGMA journal_mode = WAL;").map_err(StoreError::from_db)?;
+    // auto_vacuum takes effect only on a file without tables (a new one): a purge can then give
+    // the pages it frees back to the file system (see `retention.rs`).
+    conn.batch_execute("PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;").map_err(StoreError::from_db)?;
     Ok(())
 }
 

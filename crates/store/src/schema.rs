@@ -181,6 +181,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    maintenance (job) {
+        job -> Text,
+        owner -> Text,
+        started_us -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -196,5 +204,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     reconcile_runs,
     target_problems,
     target_health,
-    operator_events
+    operator_events,
+    maintenance
 );

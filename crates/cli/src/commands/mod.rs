@@ -7,6 +7,7 @@ pub mod demo;
 pub mod key;
 pub mod ops;
 pub mod preview;
+pub mod purge;
 pub mod reconcile;
 pub mod serve;
 pub mod target;

@@ -215,7 +215,7 @@ pub(crate) fn serve_until_stopped(
             store.clone(),
             targets.clone(),
             schemas.clone(),
-            config.dispatcher.clone(),
+            config.dispatcher_config(),
             wake.clone(),
         ))
     });
@@ -330,7 +330,7 @@ pub fn worker(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
         let wake = Arc::new(Notify::new());
         reload_on_sighup(config.clone(), store.clone(), schemas.clone(), targets.clone(), wake.clone());
         let (stop, stopped) = watch::channel(false);
-        let d = Arc::new(Dispatcher::new(store, targets, schemas, config.dispatcher.clone(), wake));
+        let d = Arc::new(Dispatcher::new(store, targets, schemas, config.dispatcher_config(), wake));
         let task = on_dispatcher.spawn(d.run(stopped));
         wait_for_stop_signal().await;
         tracing::info!("worker: stopping");

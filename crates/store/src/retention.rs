@@ -1,0 +1,336 @@
+//! Retention: the purge of done deliveries (with their attempts) and of audit and operator events
+//! older than the configured ages, in small batches that never hold the writer for long.
+//!
+//! Each batch reads the ids of up to `batch` candidates on a pooled connection (a range of the
+//! primary key from its start: delivery ids are UUIDv7, so ordered by creation; audit ids by
+//! insertion), then deletes them by id in one short write that checks again that each is still
+//! eligible. Between batches the caller sleeps as long as the batch took, so a purge takes at
+//! most about half of the writer's time. Only `done` and `superseded` deliveries go (`dead`,
+//! `skipped` and waiting ones are kept whatever their age: someone may still act on them).
+//!
+//! SQLite: a store file created by this version has `auto_vacuum = INCREMENTAL`, and each purge
+//! ends by giving the freed pages back to the file system (`PRAGMA incremental_vacuum`). An
+//! older file keeps its free pages for new rows (the file stops growing, it does not shrink)
+//! until `scimgw purge --vacuum` rewrites it (`VACUUM`, which holds the writer while it runs).
+//! PostgreSQL reuses the space after its autovacuum; only `VACUUM FULL` would shrink the files.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+use crate::connection::{AnyConnection, Backend};
+use crate::error::StoreError;
+use crate::resource::now_us;
+use crate::schema::{audit_events, deliveries, delivery_attempts, maintenance, operator_events};
+use crate::store::Store;
+
+/// The states of the deliveries a purge removes.
+const PURGED_STATES: [&str; 2] = ["done", "superseded"];
+
+/// What to purge: rows older than these times (microseconds since the epoch); `None` keeps
+/// that kind for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cutoffs {
+    /// Done and superseded deliveries last changed before this go, with their attempts.
+    pub deliveries_before_us: Option<i64>,
+    /// Audit and operator events recorded before this go.
+    pub audit_before_us: Option<i64>,
+}
+
+/// Rows a purge removed, or would remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PurgeCounts {
+    /// Deliveries.
+    pub deliveries: u64,
+    /// Their attempts.
+    pub attempts: u64,
+    /// API audit events.
+    pub audit_events: u64,
+    /// Operator events.
+    pub operator_events: u64,
+}
+
+impl PurgeCounts {
+    /// Every row.
+    pub fn total(&self) -> u64 {
+        self.deliveries + self.attempts + self.audit_events + self.operator_events
+    }
+}
+
+/// The smallest UUIDv7 text of the millisecond `us` falls in: every delivery id created before
+/// that millisecond sorts below it.
+fn v7_floor(us: i64) -> String {
+    let ms = u64::try_from(us.max(0) / 1000).unwrap_or(0);
+    format!("{:08x}-{:04x}", (ms >> 16) & 0xffff_ffff, ms & 0xffff)
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+impl Store {
+    /// What a purge with `cutoffs` would remove now (reads only).
+    pub fn purge_candidates(&self, cutoffs: Cutoffs) -> Result<PurgeCounts, StoreError> {
+        let mut conn = self.conn()?;
+        let mut out = PurgeCounts::default();
+        if let Some(before) = cutoffs.deliveries_before_us {
+            let eligible = deliveries::table
+                .filter(deliveries::id.lt(v7_floor(before)))
+                .filter(deliveries::state.eq_any(PURGED_STATES))
+                .filter(deliveries::updated_us.lt(before));
+            out.deliveries = u64::try_from(eligible.clone().count().get_result::<i64>(&mut *conn)?).unwrap_or(0);
+            out.attempts = u64::try_from(
+                delivery_attempts::table
+                    .filter(delivery_attempts::delivery_id.eq_any(eligible.select(deliveries::id)))
+                    .count()
+                    .get_result::<i64>(&mut *conn)?,
+            )
+            .unwrap_or(0);
+        }
+        if let Some(before) = cutoffs.audit_before_us {
+            out.audit_events = u64::try_from(
+                audit_events::table.filter(audit_events::at_us.lt(before)).count().get_result::<i64>(&mut *conn)?,
+            )
+            .unwrap_or(0);
+            out.operator_events = u64::try_from(
+                operator_events::table
+                    .filter(operator_events::at_us.lt(before))
+                    .count()
+                    .get_result::<i64>(&mut *conn)?,
+            )
+            .unwrap_or(0);
+        }
+        Ok(out)
+    }
+
+    /// Purges what `cutoffs` name, `batch` rows of a table per write, sleeping after each write
+    /// as long as it took (see the module doc); `stop` is asked between batches (a shutdown).
+    /// Ends by giving SQLite's freed pages back to the file system.
+    pub fn purge(&self, cutoffs: Cutoffs, batch: i64, stop: &dyn Fn() -> bool) -> Result<PurgeCounts, StoreError> {
+        let mut out = PurgeCounts::default();
+        let batch = batch.max(1);
+        let pace = |started: Instant| std::thread::sleep(started.elapsed().min(Duration::from_secs(1)));
+        if let Some(before) = cutoffs.deliveries_before_us {
+            let mut after = String::new();
+            loop {
+                if stop() {
+                    return Ok(out);
+                }
+                let started = Instant::now();
+                let Some((last, d, a)) = self.purge_deliveries_batch(&after, before, batch)? else { break };
+                out.deliveries += d;
+                out.attempts += a;
+                after = last;
+                pace(started);
+            }
+        }
+        if let Some(before) = cutoffs.audit_before_us {
+            for operator in [false, true] {
+                loop {
+                    if stop() {
+                        return Ok(out);
+                    }
+                    let started = Instant::now();
+                    let n = self.purge_events_batch(operator, before, batch)?;
+                    if operator {
+                        out.operator_events += n;
+                    } else {
+                        out.audit_events += n;
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                    pace(started);
+                }
+            }
+        }
+        if out.total() > 0 {
+            self.release_free_pages()?;
+        }
+        Ok(out)
+    }
+
+    /// One batch of deliveries: the next `batch` ids after `after` that were created before
+    /// `before_us` (a range of the primary key: no other index, whatever the states), of which
+    /// the done and superseded ones last changed before `before_us` go. (last id read,
+    /// deliveries removed, attempts removed); `None` when no id is left in the range.
+    fn purge_deliveries_batch(
+        &self,
+        after: &str,
+        before_us: i64,
+        batch: i64,
+    ) -> Result<Option<(String, u64, u64)>, StoreError> {
+        let rows: Vec<(String, String, i64)> = deliveries::table
+            .filter(deliveries::id.gt(after))
+            .filter(deliveries::id.lt(v7_floor(before_us)))
+            .order(deliveries::id.asc())
+            .limit(batch)
+            .select((deliveries::id, deliveries::state, deliveries::updated_us))
+            .load(&mut *self.conn()?)?;
+        let Some(last) = rows.last().map(|r| r.0.clone()) else { return Ok(None) };
+        let ids: Vec<String> = rows
+            .into_iter()
+            .filter(|(_, state, updated)| PURGED_STATES.contains(&state.as_str()) && *updated < before_us)
+            .map(|(id, _, _)| id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Some((last, 0, 0)));
+        }
+        let (d, a) = self.write_owned(move |c| {
+            // Checked again in the write: only rows still eligible go.
+            let still = deliveries::table
+                .filter(deliveries::id.eq_any(&ids))
+                .filter(deliveries::state.eq_any(PURGED_STATES))
+                .filter(deliveries::updated_us.lt(before_us))
+                .select(deliveries::id);
+            let attempts =
+                diesel::delete(delivery_attempts::table.filter(delivery_attempts::delivery_id.eq_any(still)))
+                    .execute(c)?;
+            let removed = diesel::delete(
+                deliveries::table
+                    .filter(deliveries::id.eq_any(&ids))
+                    .filter(deliveries::state.eq_any(PURGED_STATES))
+                    .filter(deliveries::updated_us.lt(before_us)),
+            )
+            .execute(c)?;
+            Ok((removed as u64, attempts as u64))
+        })?;
+        Ok(Some((last, d, a)))
+    }
+
+    /// One batch of audit (`operator`: operator) events recorded before `before_us`, oldest first
+    /// by id: how many went. The ids are read from the start of the key; the batch stops at the
+    /// first event that is not old enough.
+    fn purge_events_batch(&self, operator: bool, before_us: i64, batch: i64) -> Result<u64, StoreError> {
+        let rows: Vec<(i64, i64)> = {
+            let mut conn = self.conn()?;
+            match operator {
+                true => operator_events::table
+                    .order(operator_events::id.asc())
+                    .limit(batch)
+                    .select((operator_events::id, operator_events::at_us))
+                    .load(&mut *conn)?,
+                false => audit_events::table
+                    .order(audit_events::id.asc())
+                    .limit(batch)
+                    .select((audit_events::id, audit_events::at_us))
+                    .load(&mut *conn)?,
+            }
+        };
+        let ids: Vec<i64> = rows.iter().take_while(|(_, at)| *at < before_us).map(|(id, _)| *id).collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let n = self.write_owned(move |c| {
+            Ok(match operator {
+                true => diesel::delete(operator_events::table.filter(operator_events::id.eq_any(&ids))).execute(c)?,
+                false => diesel::delete(audit_events::table.filter(audit_events::id.eq_any(&ids))).execute(c)?,
+            })
+        })?;
+        Ok(n as u64)
+    }
+
+    /// SQLite with `auto_vacuum = INCREMENTAL`: gives the free pages back to the file system (a
+    /// short write). Otherwise nothing.
+    pub fn release_free_pages(&self) -> Result<(), StoreError> {
+        if self.backend() != Backend::Sqlite {
+            return Ok(());
+        }
+        self.write(|c| {
+            if let AnyConnection::Sqlite(inner) = c {
+                diesel::connection::SimpleConnection::batch_execute(inner, "PRAGMA incremental_vacuum")?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Rewrites the store to its smallest size. SQLite: switches the file to
+    /// `auto_vacuum = INCREMENTAL` and runs `VACUUM`, holding the writer (and every write of
+    /// every tenant) while it runs. PostgreSQL: `VACUUM (ANALYZE)` of the purged tables, which
+    /// makes their free space reusable without blocking writes (it does not shrink the files).
+    pub fn vacuum(&self) -> Result<(), StoreError> {
+        match self.backend() {
+            Backend::Sqlite => {
+                let mut conn = self.conn()?;
+                Ok(diesel::connection::SimpleConnection::batch_execute(
+                    &mut *conn,
+                    "PRAGMA auto_vacuum = INCREMENTAL; VACUUM;",
+                )?)
+            }
+            Backend::Postgres => {
+                let mut conn = self.conn()?;
+                Ok(diesel::connection::SimpleConnection::batch_execute(
+                    &mut *conn,
+                    "VACUUM (ANALYZE) deliveries, delivery_attempts, audit_events, operator_events",
+                )?)
+            }
+        }
+    }
+
+    /// The store's size in bytes: SQLite, the database file's pages (not its WAL); PostgreSQL,
+    /// the tables of this store with their indexes and TOAST.
+    pub fn size_bytes(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn()?;
+        let sql = match self.backend() {
+            Backend::Sqlite => "SELECT page_count * page_size AS n FROM pragma_page_count(), pragma_page_size()",
+            Backend::Postgres => {
+                "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::BIGINT AS n FROM pg_class c \
+                 JOIN pg_namespace s ON s.oid = c.relnamespace \
+                 WHERE c.relkind = 'r' AND s.nspname = current_schema()"
+            }
+        };
+        let c: Count = diesel::sql_query(sql).get_result(&mut *conn)?;
+        Ok(u64::try_from(c.n).unwrap_or(0))
+    }
+
+    /// Takes maintenance job `job` for `owner` unless another took it at or after
+    /// `due_before_us`: of several dispatchers on one store, one runs it per interval.
+    pub fn claim_job(&self, job: &str, owner: &str, due_before_us: i64) -> Result<bool, StoreError> {
+        let (job, owner) = (job.to_owned(), owner.to_owned());
+        self.write_owned(move |c| {
+            let now = now_us();
+            let last: Option<i64> =
+                maintenance::table.find(&job).select(maintenance::started_us).first(c).optional()?;
+            match last {
+                None => {
+                    diesel::insert_into(maintenance::table)
+                        .values((
+                            maintenance::job.eq(&job),
+                            maintenance::owner.eq(&owner),
+                            maintenance::started_us.eq(now),
+                        ))
+                        .execute(c)?;
+                    Ok(true)
+                }
+                Some(at) if at < due_before_us => {
+                    let n = diesel::update(maintenance::table.find(&job).filter(maintenance::started_us.eq(at)))
+                        .set((maintenance::owner.eq(&owner), maintenance::started_us.eq(now)))
+                        .execute(c)?;
+                    Ok(n > 0)
+                }
+                Some(_) => Ok(false),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_v7_floor_sorts_below_every_id_of_that_millisecond_and_above_earlier_ones() {
+        let us = 1_765_000_000_123_456;
+        let floor = v7_floor(us);
+        let ms = (us / 1000) as u64;
+        let at = |ms: u64| format!("{:08x}-{:04x}-7abc-8def-0123456789ab", ms >> 16, ms & 0xffff);
+        assert!(at(ms - 1) < floor);
+        assert!(at(ms) > floor);
+        assert!(at(ms + 1) > floor);
+        let id = uuid::Uuid::now_v7().to_string();
+        assert!(id < v7_floor(now_us() + 1_000_000) && id > v7_floor(now_us() - 1_000_000), "{id}");
+    }
+}
