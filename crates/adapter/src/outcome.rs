@@ -95,7 +95,8 @@ impl DeliveryError {
 pub enum Down {
     /// 401: the credential is refused. One is enough to pause the target.
     Unauthorized,
-    /// 403: the credential lacks a permission. One is enough to pause the target.
+    /// 403: the credential lacks a permission (or the app refuses this one resource: counted
+    /// with the others in a row, not at once).
     Forbidden,
     /// No connection, or no answer in time.
     Unreachable,
@@ -114,9 +115,10 @@ impl Down {
         }
     }
 
-    /// Whether one such answer pauses the target (a credential problem is not transient: every
-    /// delivery would spend an attempt on it), rather than several in a row.
+    /// Whether one such answer pauses the target (a refused credential is not transient: every
+    /// delivery would spend an attempt on it), rather than several in a row. A 403 may be about
+    /// one resource (an app that refuses to deactivate its owner), so it is not.
     pub fn pauses_at_once(self) -> bool {
-        matches!(self, Down::Unauthorized | Down::Forbidden)
+        matches!(self, Down::Unauthorized)
     }
 }

@@ -14,7 +14,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -27,8 +27,8 @@ use tracing_subscriber::EnvFilter;
 /// Lines the queue can hold before new ones are dropped.
 const QUEUE_LINES: usize = 16_384;
 
-/// The writer thread's guard: kept for the life of the process (dropping it would stop the thread).
-static GUARD: OnceLock<WorkerGuard> = OnceLock::new();
+/// The writer thread's guard, until [`flush`] drops it (which writes out what is queued).
+static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
 /// Lines whose write failed (the sink is gone): counted by the writer thread.
 static WRITE_FAILED: AtomicU64 = AtomicU64::new(0);
@@ -64,7 +64,9 @@ fn install<W: Write + Send + 'static>(config: &Config, sink: W, ansi: bool) {
     if installed.is_err() {
         return;
     }
-    let _ = GUARD.set(guard);
+    if let Ok(mut slot) = GUARD.lock() {
+        *slot = Some(guard);
+    }
     // The drop counts reach /metrics as counters; the exporter reads them from here every second.
     let _ = std::thread::Builder::new().name("scimgw-log-count".into()).spawn(move || {
         loop {
@@ -93,6 +95,13 @@ impl<W: Write> Write for Counting<W> {
         let _ = self.0.flush();
         Ok(())
     }
+}
+
+/// Writes out the queued log lines before the process ends (at most about a second, however
+/// stuck the sink: `tracing-appender` bounds it); later lines are dropped.
+pub(crate) fn flush() {
+    let guard = GUARD.lock().ok().and_then(|mut slot| slot.take());
+    drop(guard);
 }
 
 /// Prints `text` and a newline to stdout for a person; a closed or failing stdout is ignored.

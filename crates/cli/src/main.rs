@@ -78,18 +78,25 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
             logging::warn(&format!("error: {e:#}"));
             ExitCode::FAILURE
         }
-    }
+    };
+    logging::flush();
+    code
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     commands::set_actor(cli.actor.clone());
-    let config = settings::load(cli.config.as_deref())?;
+    let mut config = settings::load(cli.config.as_deref())?;
+    // The statement timeout bounds what a request waits for; an operator's command (a tenant's
+    // removal, a vacuum) may take longer, and Ctrl-C stops it.
+    if !matches!(cli.command, Command::Serve(_) | Command::Worker(_) | Command::Demo(_)) {
+        config.store.statement_timeout_ms = 0;
+    }
     if let Command::Reconcile(args) = cli.command {
         let in_sync = commands::reconcile::run(config, args)?;
         return Ok(if in_sync { ExitCode::SUCCESS } else { ExitCode::from(commands::reconcile::EXIT_FINDINGS) });

@@ -100,6 +100,13 @@ async fn serve_into_a_pipe_then(reader: Reader) {
     };
     let took = asked.elapsed();
     assert!(exited.is_some(), "{reader:?}: serve still running {took:?} after SIGTERM");
+    eprintln!(
+        "{reader:?}: 400 POSTs answered 201, /healthz 200; dropped lines: queue_full {}, write_failed {}; \
+         exited {took:?} after SIGTERM ({:?})",
+        dropped("queue_full"),
+        dropped("write_failed"),
+        exited.and_then(|s| s.code())
+    );
     drop(held);
 }
 

@@ -540,6 +540,12 @@ impl Dispatcher {
                     outcome
                 };
                 self.note_health(&target, &row, &outcome).await;
+                // The target went down under this attempt and is paused now: the row waits with
+                // the others, without spending the attempt.
+                if outcome.as_ref().err().and_then(DeliveryError::down).is_some() && self.held_while_paused(&row).await
+                {
+                    return true;
+                }
                 self.outcome(&target, &row, outcome, started.elapsed())
             }
         };
@@ -570,7 +576,10 @@ impl Dispatcher {
     /// When the row's target is paused: holds the row (not an attempt) until it resumes, and
     /// `true`. `false`: deliver it (not paused, or it resumed meanwhile).
     async fn held_while_paused(self: &Arc<Self>, row: &Delivery) -> bool {
-        if !self.is_paused(&row.tenant_id, &row.target) {
+        // A target no longer configured is not held: its rows are dead-lettered as such below.
+        if !self.is_paused(&row.tenant_id, &row.target)
+            || self.targets.snapshot().get(&row.tenant_id, &row.target).is_none()
+        {
             return false;
         }
         let hold = HOLD + spread(&row.id, HOLD / 4);
@@ -609,8 +618,9 @@ impl Dispatcher {
     }
 
     /// Counts what an attempt says of the target's health: an answer of a working app resets the
-    /// count; a 401/403 pauses the target at once, `pause_after_failures` unreachable or 5xx
-    /// outcomes in a row pause it. Errors that are not the target's (the store's) change nothing.
+    /// count; a 401 pauses the target at once, `pause_after_failures` unreachable, 403 or 5xx
+    /// outcomes in a row pause it. What says nothing of the target (the store's errors, a
+    /// delivery done without a request: out of scope, already there) changes nothing.
     async fn note_health(&self, target: &Arc<Target>, row: &Delivery, outcome: &Result<Converged, DeliveryError>) {
         let (down, error) = match outcome {
             Err(e) => match e.down() {
@@ -622,10 +632,12 @@ impl Dispatcher {
                     return;
                 }
             },
-            Ok(_) => {
+            // A link written: the app answered a create, an update or a lookup.
+            Ok(Converged::Linked(..)) => {
                 target.failures_in_a_row.store(0, Ordering::Relaxed);
                 return;
             }
+            Ok(_) => return,
         };
         let threshold = target.config.pause_after_failures;
         if threshold == 0 {
@@ -755,16 +767,35 @@ impl Dispatcher {
             }
             let now = chrono::Utc::now().timestamp_micros();
             let set = self.targets.snapshot();
-            for p in paused.into_iter().filter(|p| p.next_probe_us <= now) {
-                let Some(target) = set.get(&p.tenant_id, &p.target) else { continue };
+            for p in paused {
+                let Some(target) = set.get(&p.tenant_id, &p.target) else {
+                    // Removed or renamed while paused (and not merely failing to load): nothing
+                    // will probe it; its rows wake and are dead-lettered as not configured.
+                    if !set.is_held(&p.tenant_id, &p.target) {
+                        let (store, t, n) = (self.store.clone(), p.tenant_id.clone(), p.target.clone());
+                        if let Ok(Ok(Some(woken))) =
+                            tokio::task::spawn_blocking(move || store.resume_target(&t, &n)).await
+                        {
+                            tracing::info!(target = %p.target, deliveries = woken, "a paused target is no longer configured: pause ended");
+                            self.set_paused(&p.tenant_id, &p.target, false);
+                            self.wake.notify_one();
+                        }
+                    }
+                    continue;
+                };
+                if p.next_probe_us > now {
+                    continue;
+                }
                 let me = self.clone();
                 probing.spawn(async move { me.probe(target, p).await });
             }
         }
     }
 
-    /// One probe of a paused target: the request `scimgw target test` makes (an authenticated
-    /// lookup of a user nobody has). Answered: the target resumes and its held deliveries are due.
+    /// One probe of a paused target: the adapter's own lookup of a user nobody has, with the
+    /// target's loaded secret and client (what the deliveries use). Any answer that does not say
+    /// the target is down (a 200, a 404, a 400 about the query) resumes it: its held deliveries
+    /// are due.
     async fn probe(&self, target: Arc<Target>, paused: scimgw_store::PausedTarget) {
         let now = chrono::Utc::now().timestamp_micros();
         let probes = u32::try_from(paused.probes).unwrap_or(u32::MAX).saturating_add(1);
@@ -775,13 +806,17 @@ impl Dispatcher {
             Ok(Ok(true)) => {}
             _ => return,
         }
-        let flags = crate::adapter_registry().url_flags(&target.config.kind);
-        let report = scimgw_adapter::connection_test(&target.config, flags).await;
-        metrics::counter!("scimgw_target_probes_total", "target" => paused.target.clone(), "outcome" => if report.ok() { "answered" } else { "failed" })
+        let nobody = format!("scimgw-probe-{}", uuid_like());
+        let mut probe_user = serde_json::Map::new();
+        probe_user.insert("userName".into(), Value::from(nobody.clone()));
+        probe_user.insert("externalId".into(), Value::from(nobody));
+        let looked = target.adapter.find(&probe_user).await;
+        let down = looked.as_ref().err().and_then(|e| e.down().map(|_| e.to_string()));
+        metrics::counter!("scimgw_target_probes_total", "target" => paused.target.clone(), "outcome" => if down.is_none() { "answered" } else { "failed" })
             .increment(1);
         let store = self.store.clone();
         let (t, n) = (paused.tenant_id.clone(), paused.target.clone());
-        if report.ok() {
+        if down.is_none() {
             match tokio::task::spawn_blocking(move || store.resume_target(&t, &n)).await {
                 Ok(Ok(Some(woken))) => {
                     let paused_for = Duration::from_micros(u64::try_from(now - paused.since_us).unwrap_or(0));
@@ -795,17 +830,22 @@ impl Dispatcher {
                     );
                     self.set_paused(&paused.tenant_id, &paused.target, false);
                     self.wake.notify_one();
+                    // Another dispatcher that read the pause just before it ended may hold one
+                    // more row meanwhile: look again once that has settled.
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    let (store, t, n) = (self.store.clone(), paused.tenant_id.clone(), paused.target.clone());
+                    if let Ok(Ok(n)) = tokio::task::spawn_blocking(move || store.wake_paused(&t, &n)).await
+                        && n > 0
+                    {
+                        self.wake.notify_one();
+                    }
                 }
                 Ok(Ok(None)) => self.set_paused(&paused.tenant_id, &paused.target, false),
                 Ok(Err(e)) => tracing::warn!(error = %e, target = %paused.target, "resuming a target failed"),
                 Err(_) => {}
             }
         } else {
-            let why = report
-                .steps
-                .iter()
-                .find(|s| !s.ok)
-                .map_or_else(|| "the probe failed".to_owned(), |s| format!("probe: {}", s.detail));
+            let why = format!("probe: {}", down.unwrap_or_default());
             tracing::info!(target = %paused.target, probes, error = %why, "paused target still not answering");
             let _ = tokio::task::spawn_blocking(move || store.probe_failed(&t, &n, &why)).await;
         }

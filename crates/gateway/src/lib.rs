@@ -251,7 +251,10 @@ pub fn bind(state: web::Data<AppState>) -> std::io::Result<Bound> {
         // A client that does not finish sending its request head in time gets 408 and is
         // disconnected (slow-loris); read_json applies the same limit to the body.
         .client_request_timeout(request_timeout)
-        .client_disconnect_timeout(std::time::Duration::from_secs(1));
+        .client_disconnect_timeout(std::time::Duration::from_secs(1))
+        // In-flight requests get the dispatcher's grace period on shutdown (actix's default is
+        // 30 s, longer than the process waits: see the binary's stop deadline).
+        .shutdown_timeout(state.config.dispatcher.shutdown_grace_secs);
     // The binary handles SIGINT/SIGTERM itself, so that the dispatcher stops with the server.
     let server = server.disable_signals();
     let server = match &state.config.tls {

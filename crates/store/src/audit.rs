@@ -243,11 +243,13 @@ impl Store {
         })
     }
 
-    /// Operator actions at or after `since` concerning the tenant named `tenant_name` (every
-    /// action when `None`), at most `limit` from the end `order` names, with how many matched.
+    /// Operator actions at or after `since` concerning a tenant (every action when `None`), at
+    /// most `limit` from the end `order` names, with how many matched. The tenant is given by
+    /// name and, when it exists, id: then the actions about that very tenant (and those that
+    /// named it without an id), not those about an earlier tenant of the same name.
     pub fn operator_events(
         &self,
-        tenant_name: Option<&str>,
+        tenant: Option<(&str, Option<&str>)>,
         since: Option<DateTime<Utc>>,
         limit: i64,
         order: AuditOrder,
@@ -256,9 +258,19 @@ impl Store {
         let since_us = since.map_or(i64::MIN, |t| t.timestamp_micros());
         let mut query = operator_events::table.filter(operator_events::at_us.ge(since_us)).into_boxed();
         let mut count = operator_events::table.filter(operator_events::at_us.ge(since_us)).into_boxed();
-        if let Some(name) = tenant_name {
-            query = query.filter(operator_events::tenant_name.eq(name.to_owned()));
-            count = count.filter(operator_events::tenant_name.eq(name.to_owned()));
+        match tenant {
+            Some((name, Some(id))) => {
+                let this = operator_events::tenant_id
+                    .eq(id.to_owned())
+                    .or(operator_events::tenant_id.is_null().and(operator_events::tenant_name.eq(name.to_owned())));
+                query = query.filter(this.clone());
+                count = count.filter(this);
+            }
+            Some((name, None)) => {
+                query = query.filter(operator_events::tenant_name.eq(name.to_owned()));
+                count = count.filter(operator_events::tenant_name.eq(name.to_owned()));
+            }
+            None => {}
         }
         let query = query.limit(limit.max(0)).select((
             operator_events::at_us,

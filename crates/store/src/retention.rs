@@ -25,6 +25,12 @@ use crate::resource::now_us;
 use crate::schema::{audit_events, deliveries, delivery_attempts, maintenance, operator_events};
 use crate::store::Store;
 
+/// SQLite pages (4 KiB) given back to the file system per write after a purge.
+const VACUUM_PAGES: u32 = 2048;
+
+/// The largest `retention.batch`: a batch is one statement's bound values.
+pub const MAX_BATCH: i64 = 10_000;
+
 /// The states of the deliveries a purge removes.
 const PURGED_STATES: [&str; 2] = ["done", "superseded"];
 
@@ -111,7 +117,7 @@ impl Store {
     /// Ends by giving SQLite's freed pages back to the file system.
     pub fn purge(&self, cutoffs: Cutoffs, batch: i64, stop: &dyn Fn() -> bool) -> Result<PurgeCounts, StoreError> {
         let mut out = PurgeCounts::default();
-        let batch = batch.max(1);
+        let batch = batch.clamp(1, MAX_BATCH);
         let pace = |started: Instant| std::thread::sleep(started.elapsed().min(Duration::from_secs(1)));
         if let Some(before) = cutoffs.deliveries_before_us {
             let mut after = String::new();
@@ -233,18 +239,34 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// SQLite with `auto_vacuum = INCREMENTAL`: gives the free pages back to the file system (a
-    /// short write). Otherwise nothing.
+    /// SQLite with `auto_vacuum = INCREMENTAL`: gives the free pages back to the file system,
+    /// [`VACUUM_PAGES`] per write with a pause as long as each took (after a large purge the
+    /// free list holds hundreds of MB). Otherwise nothing.
     pub fn release_free_pages(&self) -> Result<(), StoreError> {
         if self.backend() != Backend::Sqlite {
             return Ok(());
         }
-        self.write(|c| {
-            if let AnyConnection::Sqlite(inner) = c {
-                diesel::connection::SimpleConnection::batch_execute(inner, "PRAGMA incremental_vacuum")?;
+        loop {
+            let free: Count = diesel::sql_query("SELECT freelist_count AS n FROM pragma_freelist_count()")
+                .get_result(&mut *self.conn()?)?;
+            let auto: Count = diesel::sql_query("SELECT auto_vacuum AS n FROM pragma_auto_vacuum()")
+                .get_result(&mut *self.conn()?)?;
+            // 2: incremental; a file made before this version (0) keeps its free pages for new rows.
+            if free.n == 0 || auto.n != 2 {
+                return Ok(());
             }
-            Ok(())
-        })
+            let started = Instant::now();
+            self.write(|c| {
+                if let AnyConnection::Sqlite(inner) = c {
+                    diesel::connection::SimpleConnection::batch_execute(
+                        inner,
+                        &format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"),
+                    )?;
+                }
+                Ok(())
+            })?;
+            std::thread::sleep(started.elapsed().min(Duration::from_secs(1)));
+        }
     }
 
     /// Rewrites the store to its smallest size. SQLite: switches the file to

@@ -301,6 +301,9 @@ impl Store {
     fn migrations<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, MigrationError>) -> Result<T, StoreError> {
         let mut conn = self.manager.open().map_err(|e| StoreError::Unavailable(e.0))?;
         if let AnyConnection::Pg(_) = conn {
+            // No statement timeout here: another replica may hold the lock while it migrates, and
+            // a migration may take longer than a request's statement.
+            diesel::sql_query("SET statement_timeout = 0").execute(&mut conn)?;
             diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(&mut conn)?;
         }
         f(&mut conn).map_err(migration_error)

@@ -50,6 +50,25 @@ impl PausedTarget {
     }
 }
 
+/// Sets the waiting deliveries of `target` held for a pause due at `now`.
+fn wake_paused(
+    c: &mut crate::connection::AnyConnection,
+    tenant_id: &str,
+    target: &str,
+    now: i64,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        deliveries::table
+            .filter(deliveries::tenant_id.eq(tenant_id))
+            .filter(deliveries::target.eq(target))
+            .filter(deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]))
+            .filter(deliveries::lease_owner.is_null())
+            .filter(deliveries::last_error.like(format!("{PAUSED_PREFIX}%"))),
+    )
+    .set(deliveries::due_us.eq(now))
+    .execute(c)?)
+}
+
 impl Store {
     /// Pauses `paused.target` unless it is paused already (`false` then): records it and holds its
     /// waiting deliveries that no dispatcher has leased for `hold` (a safety net: the resume
@@ -132,11 +151,30 @@ impl Store {
     /// many deliveries it woke; `None` if it was not paused.
     pub fn resume_target(&self, tenant_id: &str, target: &str) -> Result<Option<usize>, StoreError> {
         let (t, n) = (tenant_id.to_owned(), target.to_owned());
-        let removed = self.write_owned(move |c| Ok(diesel::delete(target_health::table.find((&t, &n))).execute(c)?))?;
-        if removed == 0 {
-            return Ok(None);
-        }
-        self.wake_prefixed(tenant_id, target, PAUSED_PREFIX).map(Some)
+        let now = now_us();
+        // One write: a resume never leaves the pause gone and its rows held.
+        self.write_owned(move |c| {
+            if diesel::delete(target_health::table.find((&t, &n))).execute(c)? == 0 {
+                return Ok(None);
+            }
+            Ok(Some(wake_paused(c, &t, &n, now)?))
+        })
+    }
+
+    /// Makes the deliveries of `target` held for its pause due now, unless it is paused (again):
+    /// a second look after a resume, since a dispatcher that read the pause just before it ended
+    /// may have held one more row.
+    pub fn wake_paused(&self, tenant_id: &str, target: &str) -> Result<usize, StoreError> {
+        let (t, n) = (tenant_id.to_owned(), target.to_owned());
+        let now = now_us();
+        self.write_owned(move |c| {
+            let paused =
+                target_health::table.find((&t, &n)).select(target_health::since_us).first::<i64>(c).optional()?;
+            if paused.is_some() {
+                return Ok(0);
+            }
+            wake_paused(c, &t, &n, now)
+        })
     }
 
     /// Gives back a delivery `owner` holds, for a paused target, without an attempt: due again

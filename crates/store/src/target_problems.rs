@@ -98,13 +98,8 @@ impl Store {
     /// Makes the held deliveries of `target` due now (its configuration loads again). Returns how
     /// many.
     pub fn wake_held(&self, tenant_id: &str, target: &str) -> Result<usize, StoreError> {
-        self.wake_prefixed(tenant_id, target, HELD_PREFIX)
-    }
-
-    /// Makes the waiting deliveries of `target` whose last error starts with `prefix` due now.
-    pub(crate) fn wake_prefixed(&self, tenant_id: &str, target: &str, prefix: &str) -> Result<usize, StoreError> {
         let now = now_us();
-        let (tenant_id, target, pattern) = (tenant_id.to_owned(), target.to_owned(), format!("{prefix}%"));
+        let (tenant_id, target, pattern) = (tenant_id.to_owned(), target.to_owned(), format!("{HELD_PREFIX}%"));
         self.write_owned(move |c| {
             Ok(diesel::update(
                 deliveries::table

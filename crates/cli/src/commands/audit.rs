@@ -52,28 +52,27 @@ pub fn run(config: scimgw_gateway::Config, args: AuditArgs) -> anyhow::Result<()
         bail!("--limit must be at least 1");
     }
     let store = open_store(&config)?;
-    let (api, api_matched) = match &args.tenant {
-        Some(name) => {
-            // A removed tenant's API events went with it; its operator actions stay.
-            match store.tenant_by_name(name).context("reading the tenant")? {
-                Some(tenant) => {
-                    let page = store
-                        .audit_events_in(&tenant.id, args.since, args.limit, AuditOrder::NewestFirst)
-                        .context("reading the audit trail")?;
-                    (page.events, page.matched)
-                }
-                None => (Vec::new(), 0),
-            }
+    let tenant = match &args.tenant {
+        Some(name) => store.tenant_by_name(name).context("reading the tenant")?,
+        None => None,
+    };
+    // A removed tenant's API events went with it; its operator actions stay.
+    let (api, api_matched) = match &tenant {
+        Some(tenant) => {
+            let page = store
+                .audit_events_in(&tenant.id, args.since, args.limit, AuditOrder::NewestFirst)
+                .context("reading the audit trail")?;
+            (page.events, page.matched)
         }
         None => (Vec::new(), 0),
     };
+    let about = args.tenant.as_deref().map(|name| (name, tenant.as_ref().map(|t| t.id.as_str())));
     let (operator, operator_matched) = store
-        .operator_events(args.tenant.as_deref(), args.since, args.limit, AuditOrder::NewestFirst)
+        .operator_events(about, args.since, args.limit, AuditOrder::NewestFirst)
         .context("reading the operator trail")?;
     if let Some(name) = &args.tenant
-        && api_matched == 0
+        && tenant.is_none()
         && operator_matched == 0
-        && store.tenant_by_name(name).context("reading the tenant")?.is_none()
     {
         bail!("no tenant named {name}, and no operator action about one");
     }

@@ -186,7 +186,8 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
     let served = super::serve::serve_until_stopped(config, store, true, move |addrs| {
         let Some(addr) = addrs.first() else { return };
         let url = format!("http://{addr}{base_path}");
-        crate::logging::say(&format!(
+        // On a thread of its own: a terminal that stopped reading must not hold the gateway.
+        let banner = format!(
             "\nscimgw demo is running: tenant \"demo\" delivers to three simulated apps (Jostle, Joyn FSM, JumpCloud).\n\n\
              SCIM endpoint: {url}\nToken:         {token}\n\nCreate a user (paste into another terminal):\n\n\
              curl -s -X POST '{url}/Users' \\\n  -H 'Authorization: Bearer {token}' \\\n  \
@@ -203,7 +204,9 @@ pub fn run(mut config: Config, args: DemoArgs) -> anyhow::Result<()> {
             demo_config.display(),
             store_url,
             log_file.display()
-        ));
+        );
+        let _ =
+            std::thread::Builder::new().name("scimgw-demo-banner".into()).spawn(move || crate::logging::say(&banner));
     });
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();

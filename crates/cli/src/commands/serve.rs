@@ -354,15 +354,20 @@ const EXIT_FORCED: i32 = 2;
 /// After the first SIGINT/SIGTERM: the process ends within `grace` plus [`STOP_MARGIN`] whatever
 /// state it is in, and at once on a second signal (a second Ctrl-C). Committed writes are durable
 /// and leased deliveries come back when their leases expire, as after a crash. Nothing is printed
-/// on the way out: an output nobody reads could block it.
+/// on the way out but through the log's queue (its flush is bounded): an output nobody reads
+/// could block a print.
 fn arm_stop_deadline(grace: Duration) {
     let _ = std::thread::Builder::new().name("scimgw-stop".into()).spawn(move || {
         std::thread::sleep(grace + STOP_MARGIN);
+        tracing::warn!("still stopping {}s after the grace period: exiting", STOP_MARGIN.as_secs());
+        crate::logging::flush();
         std::process::exit(EXIT_FORCED);
     });
     let _ = std::thread::Builder::new().name("scimgw-stop-again".into()).spawn(|| {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         runtime.block_on(wait_for_stop_signal());
+        tracing::warn!("stopped again: exiting at once");
+        crate::logging::flush();
         std::process::exit(EXIT_FORCED);
     });
 }
