@@ -165,8 +165,10 @@ async fn a_postgresql_server_that_stops_answering_costs_a_503_within_the_deadlin
             )
         });
     }
+    let mut slowest = Duration::ZERO;
     while let Some(done) = asked.join_next().await {
         let (took, answer) = done.unwrap();
+        slowest = slowest.max(took);
         let Ok((status, body, retry_after)) = answer else { panic!("a POST got no answer within 30 s") };
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["status"], "503", "{body}");
@@ -195,6 +197,11 @@ async fn a_postgresql_server_that_stops_answering_costs_a_503_within_the_deadlin
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(served, "the gateway did not serve again within 20 s of the server answering");
+    eprintln!(
+        "stalled PostgreSQL: 12 concurrent POSTs all 503, slowest {slowest:?} (deadline 2 s); serving again {:?} \
+         after the stall ended",
+        back.elapsed()
+    );
     assert_eq!(app.get(&token, &format!("/Users/{id}")).await.status, 200);
 }
 

@@ -509,6 +509,10 @@ impl Dispatcher {
                         () = target.pace() => {}
                         _ = stopping.wait_for(|stop| *stop) => return false,
                     }
+                    tokio::select! {
+                        () = self.shared_pace(&target, &row.tenant_id) => {}
+                        _ = stopping.wait_for(|stop| *stop) => return false,
+                    }
                     // Paused while this row waited for its turn.
                     if self.held_while_paused(&row).await {
                         return true;
@@ -598,6 +602,38 @@ impl Dispatcher {
                 true
             }
             Err(_) => true,
+        }
+    }
+
+    /// On PostgreSQL, where several dispatchers may deliver to one target: waits for a token of
+    /// the target's bucket in the store, so that `rate_per_sec` holds across them (the process's
+    /// own limiter, `Target::pace`, holds it for this process). Tokens are taken a share at a
+    /// time (a tenth of a second's worth, at least one) and spent here. A store that fails lets
+    /// the delivery go: the process's own limiter still paces it.
+    async fn shared_pace(&self, target: &Target, tenant_id: &str) {
+        let Some(rate) = target.config.rate_per_sec.filter(|r| *r > 0) else { return };
+        if self.store.backend() != scimgw_store::Backend::Postgres {
+            return;
+        }
+        let burst = target.config.burst.unwrap_or(rate).max(1);
+        let share = (rate / 10).clamp(1, burst);
+        // Held while taking from the store: this process's deliveries to the target queue here.
+        let mut left = target.shared_tokens.lock().await;
+        loop {
+            if *left > 0 {
+                *left -= 1;
+                return;
+            }
+            let (store, t, n) = (self.store.clone(), tenant_id.to_owned(), target.name().to_owned());
+            match tokio::task::spawn_blocking(move || store.take_tokens(&t, &n, share, rate, burst)).await {
+                Ok(Ok(None)) => *left = share,
+                Ok(Ok(Some(wait))) => tokio::time::sleep(wait.min(Duration::from_secs(1))).await,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, target = %target.name(), "the shared rate limit could not be read; this process's own limit applies");
+                    return;
+                }
+                Err(_) => return,
+            }
         }
     }
 

@@ -62,6 +62,9 @@ pub struct Target {
     /// Deliveries in a row (in this process) that found the target down (unreachable, 5xx): at
     /// `pause_after_failures` the dispatcher pauses it (see `dispatch.rs`).
     pub(crate) failures_in_a_row: std::sync::atomic::AtomicU32,
+    /// Tokens this process took from the target's bucket in the store and has not spent yet
+    /// (PostgreSQL: the rate shared by every dispatcher, see the dispatcher's `shared_pace`).
+    pub(crate) shared_tokens: tokio::sync::Mutex<u32>,
 }
 
 impl std::fmt::Debug for Target {
@@ -742,6 +745,7 @@ fn assemble(
         in_flight: Semaphore::new(permits),
         limiter,
         failures_in_a_row: Default::default(),
+        shared_tokens: tokio::sync::Mutex::new(0),
     })
 }
 

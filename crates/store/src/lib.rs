@@ -15,6 +15,7 @@ mod pg_writes;
 #[cfg(all(test, feature = "testing"))]
 mod plans;
 mod query;
+mod rate;
 mod reconcile;
 mod redact;
 mod resource;

@@ -189,6 +189,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rate_buckets (tenant_id, target) {
+        tenant_id -> Text,
+        target -> Text,
+        tokens_milli -> BigInt,
+        updated_us -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> tenants (tenant_id));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -205,5 +214,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     target_problems,
     target_health,
     operator_events,
-    maintenance
+    maintenance,
+    rate_buckets
 );
