@@ -50,25 +50,6 @@ impl PausedTarget {
     }
 }
 
-/// Sets the waiting deliveries of `target` held for a pause due at `now`.
-fn wake_paused(
-    c: &mut crate::connection::AnyConnection,
-    tenant_id: &str,
-    target: &str,
-    now: i64,
-) -> Result<usize, StoreError> {
-    Ok(diesel::update(
-        deliveries::table
-            .filter(deliveries::tenant_id.eq(tenant_id))
-            .filter(deliveries::target.eq(target))
-            .filter(deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]))
-            .filter(deliveries::lease_owner.is_null())
-            .filter(deliveries::last_error.like(format!("{PAUSED_PREFIX}%"))),
-    )
-    .set(deliveries::due_us.eq(now))
-    .execute(c)?)
-}
-
 impl Store {
     /// Pauses `paused.target` unless it is paused already (`false` then): records it and holds its
     /// waiting deliveries that no dispatcher has leased for `hold` (a safety net: the resume
@@ -157,7 +138,7 @@ impl Store {
             if diesel::delete(target_health::table.find((&t, &n))).execute(c)? == 0 {
                 return Ok(None);
             }
-            Ok(Some(wake_paused(c, &t, &n, now)?))
+            Ok(Some(crate::target_problems::wake_noted(c, &t, &n, PAUSED_PREFIX, now)?))
         })
     }
 
@@ -173,7 +154,7 @@ impl Store {
             if paused.is_some() {
                 return Ok(0);
             }
-            wake_paused(c, &t, &n, now)
+            crate::target_problems::wake_noted(c, &t, &n, PAUSED_PREFIX, now)
         })
     }
 

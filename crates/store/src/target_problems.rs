@@ -99,18 +99,28 @@ impl Store {
     /// many.
     pub fn wake_held(&self, tenant_id: &str, target: &str) -> Result<usize, StoreError> {
         let now = now_us();
-        let (tenant_id, target, pattern) = (tenant_id.to_owned(), target.to_owned(), format!("{HELD_PREFIX}%"));
-        self.write_owned(move |c| {
-            Ok(diesel::update(
-                deliveries::table
-                    .filter(deliveries::tenant_id.eq(&tenant_id))
-                    .filter(deliveries::target.eq(&target))
-                    .filter(deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]))
-                    .filter(deliveries::lease_owner.is_null())
-                    .filter(deliveries::last_error.like(pattern)),
-            )
-            .set(deliveries::due_us.eq(now))
-            .execute(c)?)
-        })
+        let (tenant_id, target) = (tenant_id.to_owned(), target.to_owned());
+        self.write_owned(move |c| wake_noted(c, &tenant_id, &target, HELD_PREFIX, now))
     }
+}
+
+/// Makes the waiting, unleased deliveries of `target` whose last error starts with `prefix` (held
+/// for a target not loaded, `held: `, or paused, `paused: `) due at `now`. How many.
+pub(crate) fn wake_noted(
+    c: &mut crate::connection::AnyConnection,
+    tenant_id: &str,
+    target: &str,
+    prefix: &str,
+    now: i64,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        deliveries::table
+            .filter(deliveries::tenant_id.eq(tenant_id))
+            .filter(deliveries::target.eq(target))
+            .filter(deliveries::state.eq_any([DeliveryState::Pending.as_str(), DeliveryState::Failed.as_str()]))
+            .filter(deliveries::lease_owner.is_null())
+            .filter(deliveries::last_error.like(format!("{prefix}%"))),
+    )
+    .set(deliveries::due_us.eq(now))
+    .execute(c)?)
 }
