@@ -20,7 +20,7 @@ trap cleanup EXIT INT TERM
 # `gw` (its pid), `token` (of tenant "bench") and `url` (the SCIM base URL).
 start_gateway() {
   port=$(free_port)
-  export SCIMGW_LISTEN="127.0.0.1:$port" SCIMGW_TENANTS_DIR="$work/tenants" SCIMGW_LOG__LEVEL=warn
+  export SCIMGW_LISTEN="127.0.0.1:$port" SCIMGW_TENANTS_DIR="$work/tenants" SCIMGW_LOG__LEVEL="${SCIMGW_BENCH_LOG_LEVEL:-warn}"
   if [ "$1" = postgres ]; then
     schema="bench_$(date +%s)"
     psql "$base" -qc "CREATE SCHEMA $schema"

@@ -14,6 +14,8 @@ mkdir -p "$work/tenants"
 # The dispatcher's first purge comes `every` after the start: time to fill the store and measure
 # the writes before it.
 export SCIMGW_RETENTION__EVERY="${SCIMGW_RETENTION__EVERY:-90s}"
+# Info lines: the purge's own account of its writes.
+export SCIMGW_BENCH_LOG_LEVEL=info
 start_gateway "$engine"
 if [ "$engine" = postgres ]; then store="postgres:$base|$schema"; else store="$work/scimgw.db"; fi
 echo "retention: $rows delivered changes, engine $engine, $(nproc) cores, binaries $bin"

@@ -1,12 +1,15 @@
 //! Retention: the purge of done deliveries (with their attempts) and of audit and operator events
 //! older than the configured ages, in small batches that never hold the writer for long.
 //!
-//! Each batch reads the ids of up to `batch` candidates on a pooled connection (a range of the
-//! primary key from its start: delivery ids are UUIDv7, so ordered by creation; audit ids by
-//! insertion), then deletes them by id in one short write that checks again that each is still
-//! eligible. Between batches the caller sleeps as long as the batch took, so a purge takes at
-//! most about half of the writer's time. Only `done` and `superseded` deliveries go (`dead`,
-//! `skipped` and waiting ones are kept whatever their age: someone may still act on them).
+//! Each batch reads the ids of its candidates on a pooled connection (a range of the primary key
+//! from its start: delivery ids are UUIDv7, so ordered by creation; audit ids by insertion), then
+//! deletes them by id in one short write that checks again that each is still eligible. A batch
+//! is sized so that its write holds the writer about [`WRITE_BUDGET`] (at most `batch` rows, the
+//! configured ceiling), and after each the purge rests [`REST_FACTOR`] times as long as the batch
+//! took: writes of the API wait behind a purge write for a few milliseconds at most, and the
+//! purge takes at most a quarter of the writer's time. Only `done` and `superseded` deliveries
+//! go (`dead`, `skipped` and waiting ones are kept whatever their age: someone may still act on
+//! them).
 //!
 //! SQLite: a store file created by this version has `auto_vacuum = INCREMENTAL`, and each purge
 //! ends by giving the freed pages back to the file system (`PRAGMA incremental_vacuum`). An
@@ -25,8 +28,55 @@ use crate::resource::now_us;
 use crate::schema::{audit_events, deliveries, delivery_attempts, maintenance, operator_events};
 use crate::store::Store;
 
-/// SQLite pages (4 KiB) given back to the file system per write after a purge.
-const VACUUM_PAGES: u32 = 2048;
+/// How long one purge write aims to hold the writer (and the API's writes queued behind it).
+pub const WRITE_BUDGET: Duration = Duration::from_millis(1);
+
+/// After each batch the purge rests this many times as long as the batch took.
+pub const REST_FACTOR: u32 = 3;
+
+/// The fewest rows (or SQLite pages) a purge write takes, however slow the store.
+const MIN_BATCH: i64 = 16;
+
+/// The most SQLite pages (4 KiB) given back to the file system in one write after a purge.
+const MAX_VACUUM_PAGES: i64 = 2048;
+
+/// The size of a purge's writes, fitted to [`WRITE_BUDGET`] as they go, and what they cost.
+struct Pacer {
+    size: i64,
+    max: i64,
+    writes: u64,
+    longest: Duration,
+}
+
+impl Pacer {
+    fn new(start: i64, max: i64) -> Pacer {
+        Pacer {
+            size: start.clamp(MIN_BATCH, max.max(MIN_BATCH)),
+            max: max.max(MIN_BATCH),
+            writes: 0,
+            longest: Duration::ZERO,
+        }
+    }
+
+    /// After a write that held the writer `held` (of a batch begun at `started`): the next
+    /// batch's size (at most halved or doubled at a time) and the rest.
+    fn after(&mut self, started: Instant, held: Duration) {
+        self.writes += 1;
+        self.longest = self.longest.max(held);
+        let ratio = (WRITE_BUDGET.as_secs_f64() / held.as_secs_f64().max(1e-6)).clamp(0.5, 2.0);
+        // The ratio is between 0.5 and 2 and the size at most MAX_BATCH: no overflow.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        let next = (self.size as f64 * ratio) as i64;
+        self.size = next.clamp(MIN_BATCH, self.max);
+        std::thread::sleep((started.elapsed() * REST_FACTOR).min(Duration::from_secs(1)));
+    }
+}
+
+/// Runs `f` and says how long it took: what a write held the writer.
+fn timed<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<(T, Duration), StoreError> {
+    let started = Instant::now();
+    f().map(|t| (t, started.elapsed()))
+}
 
 /// The largest `retention.batch`: a batch is one statement's bound values.
 pub const MAX_BATCH: i64 = 10_000;
@@ -77,6 +127,21 @@ struct Count {
     n: i64,
 }
 
+/// Of the deliveries `ids`, those a purge with cutoff `before_us` may remove. The state is
+/// compared as `state || ''`, which no index covers: without statistics SQLite otherwise plans
+/// `state IN (…)` on `deliveries_stats (state, …)` and walks every done delivery of the store in
+/// each batch instead of looking up the ids by primary key (40 ms a batch at 100,000 rows, ten
+/// times that at 1,000,000; bench/RESULTS.md). The test below holds the plan.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn still_eligible<'a>(ids: &'a [String], before_us: i64) -> _ {
+    let states: [&'static str; 2] = PURGED_STATES;
+    let nothing: &'static str = "";
+    deliveries::table
+        .filter(deliveries::id.eq_any(ids))
+        .filter(deliveries::state.concat(nothing).eq_any(states))
+        .filter(deliveries::updated_us.lt(before_us))
+}
+
 impl Store {
     /// What a purge with `cutoffs` would remove now (reads only).
     pub fn purge_candidates(&self, cutoffs: Cutoffs) -> Result<PurgeCounts, StoreError> {
@@ -112,13 +177,13 @@ impl Store {
         Ok(out)
     }
 
-    /// Purges what `cutoffs` name, `batch` rows of a table per write, sleeping after each write
-    /// as long as it took (see the module doc); `stop` is asked between batches (a shutdown).
-    /// Ends by giving SQLite's freed pages back to the file system.
+    /// Purges what `cutoffs` name, in writes of at most `batch` rows sized to hold the writer
+    /// about [`WRITE_BUDGET`] each, resting after each (see the module doc); `stop` is asked
+    /// between batches (a shutdown). Ends by giving SQLite's freed pages back to the file system.
     pub fn purge(&self, cutoffs: Cutoffs, batch: i64, stop: &dyn Fn() -> bool) -> Result<PurgeCounts, StoreError> {
         let mut out = PurgeCounts::default();
-        let batch = batch.clamp(1, MAX_BATCH);
-        let pace = |started: Instant| std::thread::sleep(started.elapsed().min(Duration::from_secs(1)));
+        let max = batch.clamp(1, MAX_BATCH);
+        let mut pacer = Pacer::new(max.min(100), max);
         if let Some(before) = cutoffs.deliveries_before_us {
             let mut after = String::new();
             loop {
@@ -126,11 +191,11 @@ impl Store {
                     return Ok(out);
                 }
                 let started = Instant::now();
-                let Some((last, d, a)) = self.purge_deliveries_batch(&after, before, batch)? else { break };
+                let Some((last, d, a, held)) = self.purge_deliveries_batch(&after, before, pacer.size)? else { break };
                 out.deliveries += d;
                 out.attempts += a;
                 after = last;
-                pace(started);
+                pacer.after(started, held);
             }
         }
         if let Some(before) = cutoffs.audit_before_us {
@@ -140,7 +205,7 @@ impl Store {
                         return Ok(out);
                     }
                     let started = Instant::now();
-                    let n = self.purge_events_batch(operator, before, batch)?;
+                    let (n, held) = self.purge_events_batch(operator, before, pacer.size)?;
                     if operator {
                         out.operator_events += n;
                     } else {
@@ -149,12 +214,19 @@ impl Store {
                     if n == 0 {
                         break;
                     }
-                    pace(started);
+                    pacer.after(started, held);
                 }
             }
         }
         if out.total() > 0 {
-            self.release_free_pages()?;
+            self.release_free_pages(&mut pacer)?;
+        }
+        if pacer.writes > 0 {
+            tracing::info!(
+                writes = pacer.writes,
+                longest_write_ms = pacer.longest.as_secs_f64() * 1000.0,
+                "retention: the purge's writes (each held the writer at most this long)"
+            );
         }
         Ok(out)
     }
@@ -168,7 +240,7 @@ impl Store {
         after: &str,
         before_us: i64,
         batch: i64,
-    ) -> Result<Option<(String, u64, u64)>, StoreError> {
+    ) -> Result<Option<(String, u64, u64, Duration)>, StoreError> {
         let rows: Vec<(String, String, i64)> = deliveries::table
             .filter(deliveries::id.gt(after))
             .filter(deliveries::id.lt(v7_floor(before_us)))
@@ -183,34 +255,26 @@ impl Store {
             .map(|(id, _, _)| id)
             .collect();
         if ids.is_empty() {
-            return Ok(Some((last, 0, 0)));
+            return Ok(Some((last, 0, 0, Duration::ZERO)));
         }
-        let (d, a) = self.write_owned(move |c| {
-            // Checked again in the write: only rows still eligible go.
-            let still = deliveries::table
-                .filter(deliveries::id.eq_any(&ids))
-                .filter(deliveries::state.eq_any(PURGED_STATES))
-                .filter(deliveries::updated_us.lt(before_us))
-                .select(deliveries::id);
-            let attempts =
-                diesel::delete(delivery_attempts::table.filter(delivery_attempts::delivery_id.eq_any(still)))
-                    .execute(c)?;
-            let removed = diesel::delete(
-                deliveries::table
-                    .filter(deliveries::id.eq_any(&ids))
-                    .filter(deliveries::state.eq_any(PURGED_STATES))
-                    .filter(deliveries::updated_us.lt(before_us)),
-            )
-            .execute(c)?;
-            Ok((removed as u64, attempts as u64))
+        let ((d, a), held) = self.write_owned(move |c| {
+            timed(|| {
+                // Checked again in the write: only rows still eligible go.
+                let attempts = diesel::delete(delivery_attempts::table.filter(
+                    delivery_attempts::delivery_id.eq_any(still_eligible(&ids, before_us).select(deliveries::id)),
+                ))
+                .execute(c)?;
+                let removed = diesel::delete(still_eligible(&ids, before_us)).execute(c)?;
+                Ok((removed as u64, attempts as u64))
+            })
         })?;
-        Ok(Some((last, d, a)))
+        Ok(Some((last, d, a, held)))
     }
 
     /// One batch of audit (`operator`: operator) events recorded before `before_us`, oldest first
     /// by id: how many went. The ids are read from the start of the key; the batch stops at the
     /// first event that is not old enough.
-    fn purge_events_batch(&self, operator: bool, before_us: i64, batch: i64) -> Result<u64, StoreError> {
+    fn purge_events_batch(&self, operator: bool, before_us: i64, batch: i64) -> Result<(u64, Duration), StoreError> {
         let rows: Vec<(i64, i64)> = {
             let mut conn = self.conn()?;
             match operator {
@@ -228,24 +292,31 @@ impl Store {
         };
         let ids: Vec<i64> = rows.iter().take_while(|(_, at)| *at < before_us).map(|(id, _)| *id).collect();
         if ids.is_empty() {
-            return Ok(0);
+            return Ok((0, Duration::ZERO));
         }
-        let n = self.write_owned(move |c| {
-            Ok(match operator {
-                true => diesel::delete(operator_events::table.filter(operator_events::id.eq_any(&ids))).execute(c)?,
-                false => diesel::delete(audit_events::table.filter(audit_events::id.eq_any(&ids))).execute(c)?,
+        let (n, held) = self.write_owned(move |c| {
+            timed(|| {
+                Ok(match operator {
+                    true => {
+                        diesel::delete(operator_events::table.filter(operator_events::id.eq_any(&ids))).execute(c)?
+                    }
+                    false => diesel::delete(audit_events::table.filter(audit_events::id.eq_any(&ids))).execute(c)?,
+                })
             })
         })?;
-        Ok(n as u64)
+        Ok((n as u64, held))
     }
 
     /// SQLite with `auto_vacuum = INCREMENTAL`: gives the free pages back to the file system,
-    /// [`VACUUM_PAGES`] per write with a pause as long as each took (after a large purge the
-    /// free list holds hundreds of MB). Otherwise nothing.
-    pub fn release_free_pages(&self) -> Result<(), StoreError> {
+    /// in writes sized like a purge's (after a large purge the free list holds hundreds of MB).
+    /// Otherwise nothing.
+    fn release_free_pages(&self, pacer: &mut Pacer) -> Result<(), StoreError> {
         if self.backend() != Backend::Sqlite {
             return Ok(());
         }
+        tracing::debug!("retention: giving free pages back");
+        pacer.max = MAX_VACUUM_PAGES;
+        pacer.size = pacer.size.min(MAX_VACUUM_PAGES);
         loop {
             let free: Count = diesel::sql_query("SELECT freelist_count AS n FROM pragma_freelist_count()")
                 .get_result(&mut *self.conn()?)?;
@@ -256,16 +327,19 @@ impl Store {
                 return Ok(());
             }
             let started = Instant::now();
-            self.write(|c| {
-                if let AnyConnection::Sqlite(inner) = c {
-                    diesel::connection::SimpleConnection::batch_execute(
-                        inner,
-                        &format!("PRAGMA incremental_vacuum({VACUUM_PAGES})"),
-                    )?;
-                }
-                Ok(())
+            let pages = pacer.size;
+            let ((), held) = self.write(|c| {
+                timed(|| {
+                    if let AnyConnection::Sqlite(inner) = c {
+                        diesel::connection::SimpleConnection::batch_execute(
+                            inner,
+                            &format!("PRAGMA incremental_vacuum({pages})"),
+                        )?;
+                    }
+                    Ok(())
+                })
             })?;
-            std::thread::sleep(started.elapsed().min(Duration::from_secs(1)));
+            pacer.after(started, held);
         }
     }
 
@@ -342,6 +416,44 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel::sql_types::Text;
+    use diesel::sqlite::{Sqlite, SqliteConnection};
+    use diesel_migrations::MigrationHarness;
+
+    #[derive(QueryableByName)]
+    struct Step {
+        #[diesel(sql_type = Text)]
+        detail: String,
+    }
+
+    /// SQLite's plan for `query` (unbound parameters are NULL, which the plan does not look at).
+    fn plan(conn: &mut SqliteConnection, query: &impl diesel::query_builder::QueryFragment<Sqlite>) -> String {
+        let sql = diesel::debug_query::<Sqlite, _>(query).to_string();
+        let sql = sql.split(" -- binds:").next().unwrap_or_default();
+        let steps: Vec<Step> =
+            diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(conn).unwrap_or_else(|e| panic!("{e}: {sql}"));
+        steps.into_iter().map(|s| s.detail).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn the_purges_deletes_look_their_ids_up_by_primary_key_on_sqlite() {
+        let mut conn = SqliteConnection::establish(":memory:").unwrap_or_else(|e| panic!("{e}"));
+        conn.run_pending_migrations(crate::store::SQLITE_MIGRATIONS).unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<String> = (0..500).map(|i| format!("id{i}")).collect();
+        let deliveries = plan(&mut conn, &diesel::delete(still_eligible(&ids, 5)));
+        let attempts = plan(
+            &mut conn,
+            &diesel::delete(
+                delivery_attempts::table
+                    .filter(delivery_attempts::delivery_id.eq_any(still_eligible(&ids, 5).select(deliveries::id))),
+            ),
+        );
+        for plan in [&deliveries, &attempts] {
+            assert!(plan.contains("sqlite_autoindex_deliveries_1 (id=?)"), "{plan}");
+            assert!(!plan.contains("deliveries_stats"), "{plan}");
+        }
+        assert!(attempts.contains("sqlite_autoindex_delivery_attempts_1 (delivery_id=?)"), "{attempts}");
+    }
 
     #[test]
     fn the_v7_floor_sorts_below_every_id_of_that_millisecond_and_above_earlier_ones() {

@@ -16,7 +16,7 @@ use crate::pg_batch::PgBatcher;
 use crate::workers::Workers;
 use crate::writer::GroupWriter;
 
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub(crate) const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Serialises `migrate` between gateway replicas sharing one PostgreSQL database
