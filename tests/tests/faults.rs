@@ -136,14 +136,16 @@ async fn vendors_misbehaving_still_converge(app: DeliveryApp) {
             errors > 0 && throttled > 0,
             "app {n}: the faults were not exercised ({errors} 500s, {throttled} 429s)"
         );
+        // Every request takes a token as it is sent: in any second at most the burst and the
+        // rate (12 or 13 measured). The simulator counts arrivals, a few milliseconds after the
+        // sends and not all equally late, so one more may land in a second of arrivals.
         let busiest = busiest_second(&log);
         assert!(
-            busiest <= (RATE + BURST) as usize,
-            "app {n}: {busiest} requests in one second, limit {RATE}/s + {BURST}"
+            busiest <= (RATE + BURST + 1) as usize,
+            "app {n}: {busiest} requests in one second, limit {RATE}/s + {BURST} (+1 for arrival jitter)"
         );
-        // The fast phase asks for more than the limit, so the pacing shows: 8–9 of the 10 in the
-        // busiest second when measured (the 429s' pauses and the backoffs keep it under the full
-        // rate); at least half, or the limit was never under pressure.
+        // The fast phase asks for more than the limit, so the pacing shows; at least half the
+        // rate in the busiest second, or the limit was never under pressure.
         assert!(
             busiest * 2 >= RATE as usize,
             "app {n}: the rate limit was never pressed ({busiest} in the busiest second)"

@@ -103,9 +103,10 @@ async fn a_long_outage_dead_letters_nothing(backend: Backend) {
     let crm = row(&s, "crm").cloned().unwrap_or_default();
     assert!(crm["paused"].is_null(), "resumed: {crm}");
     assert_eq!(crm["dead"], 0, "{crm}");
-    // The backlog drained within the target's rate limit (10/s, burst 2).
+    // The backlog drained within the target's rate limit (10/s, burst 2: at most 12 sent in a
+    // second; one more may land in a second of the app's arrivals, which jitter by milliseconds).
     let busiest = busiest_second(&sim);
-    assert!(busiest <= 12, "{busiest} requests in one second");
+    assert!(busiest <= 13, "{busiest} requests in one second");
     let m = metrics(&gw).await;
     assert!(m.contains(r#"scimgw_target_paused{tenant="acme",target="crm",reason="unreachable"} 0"#), "{m}");
     eprintln!(

@@ -453,7 +453,7 @@ impl Dispatcher {
     }
 
     /// One row: converge, then record the outcome. `false` when shutdown came before it started
-    /// (it waited for the target's `max_in_flight` or rate limit); nothing was sent then.
+    /// (it waited for the target's `max_in_flight`); nothing was sent then.
     async fn deliver(self: &Arc<Self>, row: Delivery, mut stopping: watch::Receiver<bool>) -> bool {
         let started = Instant::now();
         let set = self.targets.snapshot();
@@ -505,14 +505,6 @@ impl Dispatcher {
                         p = target.in_flight.acquire() => p,
                         _ = stopping.wait_for(|stop| *stop) => return false,
                     };
-                    tokio::select! {
-                        () = target.pace() => {}
-                        _ = stopping.wait_for(|stop| *stop) => return false,
-                    }
-                    tokio::select! {
-                        () = self.shared_pace(&target, &row.tenant_id) => {}
-                        _ = stopping.wait_for(|stop| *stop) => return false,
-                    }
                     // Paused while this row waited for its turn.
                     if self.held_while_paused(&row).await {
                         return true;
@@ -521,7 +513,7 @@ impl Dispatcher {
                     let (me, id) = (self.clone(), row.id.clone());
                     // A lease claimed a moment ago still has (nearly) all of its time: renewing it
                     // would cost a write per delivery for nothing. Only a row that waited for its
-                    // target (max_in_flight, rate limit) renews before it starts.
+                    // target (max_in_flight) renews before it starts.
                     let fresh = started.elapsed() < lease / 10;
                     let renewed = match fresh {
                         true => Ok(Ok(true)),
@@ -602,38 +594,6 @@ impl Dispatcher {
                 true
             }
             Err(_) => true,
-        }
-    }
-
-    /// On PostgreSQL, where several dispatchers may deliver to one target: waits for a token of
-    /// the target's bucket in the store, so that `rate_per_sec` holds across them (the process's
-    /// own limiter, `Target::pace`, holds it for this process). Tokens are taken a share at a
-    /// time (a tenth of a second's worth, at least one) and spent here. A store that fails lets
-    /// the delivery go: the process's own limiter still paces it.
-    async fn shared_pace(&self, target: &Target, tenant_id: &str) {
-        let Some(rate) = target.config.rate_per_sec.filter(|r| *r > 0) else { return };
-        if self.store.backend() != scimgw_store::Backend::Postgres {
-            return;
-        }
-        let burst = target.config.burst.unwrap_or(rate).max(1);
-        let share = (rate / 10).clamp(1, burst);
-        // Held while taking from the store: this process's deliveries to the target queue here.
-        let mut left = target.shared_tokens.lock().await;
-        loop {
-            if *left > 0 {
-                *left -= 1;
-                return;
-            }
-            let (store, t, n) = (self.store.clone(), tenant_id.to_owned(), target.name().to_owned());
-            match tokio::task::spawn_blocking(move || store.take_tokens(&t, &n, share, rate, burst)).await {
-                Ok(Ok(None)) => *left = share,
-                Ok(Ok(Some(wait))) => tokio::time::sleep(wait.min(Duration::from_secs(1))).await,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, target = %target.name(), "the shared rate limit could not be read; this process's own limit applies");
-                    return;
-                }
-                Err(_) => return,
-            }
         }
     }
 
@@ -846,6 +806,7 @@ impl Dispatcher {
         let mut probe_user = serde_json::Map::new();
         probe_user.insert("userName".into(), Value::from(nobody.clone()));
         probe_user.insert("externalId".into(), Value::from(nobody));
+        target.pace(&self.store, &paused.tenant_id).await;
         let looked = target.adapter.find(&probe_user).await;
         let down = looked.as_ref().err().and_then(|e| e.down().map(|_| e.to_string()));
         metrics::counter!("scimgw_target_probes_total", "target" => paused.target.clone(), "outcome" => if down.is_none() { "answered" } else { "failed" })
@@ -1016,7 +977,7 @@ impl Dispatcher {
         const LOST: &str = "re-created (the target had lost it)";
         let mut lost = false;
         if remote.is_none() {
-            target.pace().await;
+            target.pace(&self.store, &row.tenant_id).await;
             if let Some(found) = target.adapter.find(&user).await? {
                 refuse_held(&self.store, row, &found.id).await?;
                 remote = Some(found.id);
@@ -1027,7 +988,7 @@ impl Dispatcher {
         // Nothing recorded for a patching adapter: read the copy back once, as a request of its
         // own through the target's pace (a failed read retries the delivery like any failure).
         if let Some(rid) = remote.as_ref().filter(|_| previous.is_none() && target.adapter.updates_by_diff()) {
-            target.pace().await;
+            target.pace(&self.store, &row.tenant_id).await;
             match target.adapter.read_user(rid).await? {
                 Some(copy) => {
                     previous = Some(target.adapter.payload_of_copy(&copy.as_object().cloned().unwrap_or_default()));
@@ -1040,7 +1001,7 @@ impl Dispatcher {
         }
         let remote_id = match remote {
             Some(rid) => {
-                target.pace().await;
+                target.pace(&self.store, &row.tenant_id).await;
                 match target.adapter.update(&rid, previous.as_ref(), &payload).await {
                     Ok(()) => rid,
                     Err(DeliveryError::NotFound { .. }) => {
@@ -1104,7 +1065,7 @@ impl Dispatcher {
                 return Ok(Converged::Done("nothing to do: the target never had it".into()));
             };
             let remote_id = link.remote_id.clone().unwrap_or_default();
-            target.pace().await;
+            target.pace(&self.store, &row.tenant_id).await;
             target.adapter.delete_group(&remote_id).await?;
             link.state = "deleted".into();
             link.delivered_version = None;
@@ -1163,7 +1124,7 @@ impl Dispatcher {
         let mut remote = link.as_ref().filter(|l| l.state != "deleted").and_then(|l| l.remote_id.clone());
         let mut how = "updated";
         if remote.is_none() {
-            target.pace().await;
+            target.pace(&self.store, &row.tenant_id).await;
             if let Some(found) = target.adapter.find_group(&scim).await? {
                 refuse_held(&self.store, row, &found.id).await?;
                 remote = Some(found.id);
@@ -1190,7 +1151,7 @@ impl Dispatcher {
                 }
             }
         };
-        target.pace().await;
+        target.pace(&self.store, &row.tenant_id).await;
         let remote_id = match remote {
             Some(rid) => match target.adapter.update_group(&rid, &payload).await {
                 Ok(()) => rid,
@@ -1221,16 +1182,16 @@ impl Dispatcher {
         user: &serde_json::Map<String, Value>,
         payload: &Value,
     ) -> Result<String, DeliveryError> {
-        target.pace().await;
+        target.pace(&self.store, &row.tenant_id).await;
         match target.adapter.create(payload).await {
             Ok(r) => Ok(r.id),
             Err(DeliveryError::Conflict { message }) => {
-                target.pace().await;
+                target.pace(&self.store, &row.tenant_id).await;
                 let found = target.adapter.find(user).await?.ok_or_else(|| {
                     DeliveryError::permanent(format!("the target reports a conflict but no match to adopt: {message}"))
                 })?;
                 refuse_held(&self.store, row, &found.id).await?;
-                target.pace().await;
+                target.pace(&self.store, &row.tenant_id).await;
                 target.adapter.update(&found.id, None, payload).await?;
                 Ok(found.id)
             }
@@ -1259,7 +1220,7 @@ impl Dispatcher {
         };
         let how = match policy {
             Deprovision::Delete if link.state != "deleted" => {
-                target.pace().await;
+                target.pace(&self.store, &row.tenant_id).await;
                 target.adapter.delete(&remote_id).await?;
                 link.state = "deleted".into();
                 link.delivered_payload = None;
@@ -1270,7 +1231,7 @@ impl Dispatcher {
                 // A user disabled before leaving was sent `active: false` already: nothing differs.
                 let already_inactive = sent.as_ref().and_then(|p| p.get("active")) == Some(&Value::Bool(false));
                 if !already_inactive {
-                    target.pace().await;
+                    target.pace(&self.store, &row.tenant_id).await;
                     target.adapter.deactivate(&remote_id).await?;
                 }
                 link.state = "deactivated".into();

@@ -244,6 +244,8 @@ const THROTTLED_ATTEMPTS: u32 = 10;
 /// Vendor reads with retries, counted.
 struct Reader<'a> {
     target: &'a Target,
+    store: &'a Store,
+    tenant_id: &'a str,
     requests: AtomicU64,
 }
 
@@ -256,7 +258,7 @@ impl Reader<'_> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            self.target.pace().await;
+            self.target.pace(self.store, self.tenant_id).await;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let wait = match f().await {
                 Ok(v) => return Ok(v),
@@ -361,7 +363,7 @@ pub async fn reconcile(
     let users = locals.iter().filter(|l| l.user.is_some()).count() as u64;
 
     // The vendor's side.
-    let reader = Reader { target, requests: AtomicU64::new(0) };
+    let reader = Reader { target, store, tenant_id, requests: AtomicU64::new(0) };
     let concurrency = usize::try_from(target.config.max_in_flight).unwrap_or(1).max(1);
     let mut by_id: HashMap<String, Value> = HashMap::new();
     let mut by_key: HashMap<String, Vec<String>> = HashMap::new();

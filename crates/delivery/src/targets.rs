@@ -17,7 +17,7 @@ use scimgw_adapter::{
 use scimgw_scim::ScimError;
 use scimgw_scim::filter::{AttrPath, Filter};
 use scimgw_scim::schema::{Registry as SchemaRegistry, ResourceSchema};
-use scimgw_store::{Enqueue, Kind, Tenant};
+use scimgw_store::{Enqueue, Kind, Store, Tenant};
 
 use crate::decision::{AtTarget, Decision, decide};
 
@@ -79,10 +79,40 @@ impl Target {
         &self.config.name
     }
 
-    /// Waits until the rate limit allows one more request to the vendor.
-    pub async fn pace(&self) {
+    /// Waits until the target's rate limit allows one more request to its app: this process's
+    /// own limiter, then, on PostgreSQL where several dispatchers may deliver to one target, a
+    /// token of the target's bucket in the store, so that `rate_per_sec` holds across them.
+    /// Every request to the app (a lookup, a create, an update, a read-back, a delete, a page of
+    /// a reconcile) takes one.
+    ///
+    /// Store tokens are taken a share at a time (a tenth of a second's worth, at least one) and
+    /// spent here. A store that fails lets the request go: this process's limiter still paces it.
+    pub async fn pace(&self, store: &Store, tenant_id: &str) {
         if let Some(l) = &self.limiter {
             l.until_ready().await;
+        }
+        let Some(rate) = self.config.rate_per_sec.filter(|r| *r > 0) else { return };
+        if store.backend() != scimgw_store::Backend::Postgres {
+            return;
+        }
+        let burst = self.config.burst.unwrap_or(rate).max(1);
+        let share = (rate / 10).clamp(1, burst);
+        // Held while taking from the store: this process's requests to the target queue here.
+        let mut left = self.shared_tokens.lock().await;
+        loop {
+            if *left > 0 {
+                *left -= 1;
+                return;
+            }
+            let (t, n) = (tenant_id.to_owned(), self.name().to_owned());
+            match store.run_blocking(move |s| s.take_tokens(&t, &n, share, rate, burst)).await {
+                Ok(Ok(None)) => *left = share,
+                Ok(Ok(Some(wait))) => tokio::time::sleep(wait.min(std::time::Duration::from_secs(1))).await,
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!(error = %e, target = %self.name(), "the shared rate limit could not be read; this process's own limit applies");
+                    return;
+                }
+            }
         }
     }
 
