@@ -89,8 +89,35 @@ fn main() -> ExitCode {
     code
 }
 
+/// What `SIGPIPE` gives on Unix: 128 + 13.
+const EXIT_CLOSED_PIPE: i32 = 141;
+
+/// An admin command piped into a reader that stops early (`scimgw audit | head`): Rust ignores
+/// `SIGPIPE`, so the next `println!` panics on the closed pipe. End quietly instead, with the exit
+/// code a Unix tool has there. `serve`, `worker` and `demo` keep their own handling: a closed log
+/// sink never stops them (their lost lines are counted).
+fn quiet_on_a_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            logging::flush();
+            std::process::exit(EXIT_CLOSED_PIPE);
+        }
+        default(info);
+    }));
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     commands::set_actor(cli.actor.clone());
+    if !matches!(cli.command, Command::Serve(_) | Command::Worker(_) | Command::Demo(_)) {
+        quiet_on_a_closed_stdout();
+    }
     let mut config = settings::load(cli.config.as_deref())?;
     // The statement timeout bounds what a request waits for; an operator's command (a tenant's
     // removal, a vacuum) may take longer, and Ctrl-C stops it.

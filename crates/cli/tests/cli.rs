@@ -436,3 +436,17 @@ fn relative_paths_in_the_config_file_are_relative_to_it_wherever_the_command_run
     assert!(migrated.status.success(), "{}", stderr(&migrated));
     assert!(elsewhere.join("data/scimgw.db").is_file());
 }
+
+/// `scimgw tenant list | head -0`: the reader is gone before the command prints. It ends at once
+/// with the exit code of SIGPIPE (141) and no panic message, as a Unix tool does.
+#[test]
+fn an_admin_command_whose_reader_is_gone_ends_quietly() {
+    let env = Env::new();
+    env.ok(&["tenant", "add", "acme"]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = env.cmd(&["tenant", "list"]).stdout(writer).stderr(Stdio::piped()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
