@@ -2,7 +2,8 @@
 //! processes deliver a backlog to one simulator, which records every request it receives. The
 //! limit counts requests to the app (a new user's delivery is a lookup and a create), shared
 //! through a bucket in the store; without the bucket each process would send the whole rate and
-//! the busiest window would hold about twice the bound (this test then fails).
+//! the busiest window would hold about twice the bound (this test then fails). Leases are short,
+//! so rows waiting for the rate must renew theirs or be delivered twice.
 #![cfg(test)]
 
 mod common;
@@ -29,14 +30,16 @@ async fn two_gateways_on_one_postgresql_share_a_targets_rate() {
     let other_port = Gw::free_port();
     let other_log = gw.dir.path().join("second.log");
     // The backlog first (a gateway without a dispatcher), then both dispatchers on it at once:
-    // the rate, not the creation of the users, is what limits them. Leases long enough for a row
-    // to wait its turn (the harness's 2 s would expire while rows wait for the rate).
+    // the rate, not the creation of the users, is what limits them. Leases of 2 s, shorter than
+    // a row's wait for its tokens: a dispatcher that waited renews its lease before the request
+    // (without that, another dispatcher took the row over and the app got a user twice: 31
+    // creates).
     let filling = gw.serve_at(gw.port, &gw.log(), &[("SCIMGW_DISPATCHER__ENABLED", "false")]).await;
     for i in 0..USERS {
         gw.create(&token, &format!("u{i}@example.com")).await;
     }
     drop(filling);
-    let lease = [("SCIMGW_DISPATCHER__LEASE_SECS", "60")];
+    let lease = [("SCIMGW_DISPATCHER__LEASE_SECS", "2")];
     let started = Instant::now();
     let first_log = gw.log();
     let (first, second) =
@@ -46,7 +49,7 @@ async fn two_gateways_on_one_postgresql_share_a_targets_rate() {
     assert!(all, "{} of {USERS} delivered: {}", sim.users().len(), gw.log_text());
     let requests: Vec<Instant> = sim.requests().iter().filter(|r| r.path.contains("/Users")).map(|r| r.at).collect();
     let creates = sim.requests().iter().filter(|r| r.method == "POST" && r.path.ends_with("/Users")).count();
-    assert_eq!(creates, USERS);
+    assert_eq!(creates, USERS, "one create per user: a row delivered twice (a lease lost while it waited)");
     assert!(requests.len() >= 2 * USERS, "a lookup and a create per user: {} requests", requests.len());
     let busiest = requests
         .iter()

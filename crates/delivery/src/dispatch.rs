@@ -146,7 +146,8 @@ pub struct DispatcherConfig {
     /// outbox bookkeeping); 0: one per CPU. With a single thread, draining a backlog could use
     /// one core while the SCIM workers sat idle.
     pub threads: usize,
-    /// How long a claimed row is ours, renewed when its delivery starts; a dispatcher that dies
+    /// How long a claimed row is ours, renewed when its delivery starts after a wait and before a
+    /// request once a third of it has passed (requests waiting for the rate limit); a dispatcher that dies
     /// leaves its rows to others after this. Keep it above a delivery's longest run (a lookup,
     /// a write and a retry of the write, each up to the target's `request_timeout_ms`).
     pub lease_secs: u64,
@@ -204,6 +205,9 @@ pub struct Dispatcher {
     /// The paused targets as (tenant id, target), as last read from the store (every
     /// [`HEALTH_EVERY`]) or paused here: a claimed row of one is held, not attempted.
     paused: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    /// When this dispatcher last took or renewed the lease of each row it is delivering: a
+    /// delivery whose requests wait for the rate limit renews it as it goes (see `pace`).
+    leased_at: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
 }
 
 /// What converging did, for the attempt history.
@@ -233,6 +237,7 @@ impl Dispatcher {
             wake,
             heartbeat: Default::default(),
             paused: Default::default(),
+            leased_at: Default::default(),
         }
     }
 
@@ -531,7 +536,13 @@ impl Dispatcher {
                         }
                         Err(_) => return true,
                     }
+                    if let Ok(mut m) = self.leased_at.lock() {
+                        m.insert(row.id.clone(), if fresh { started } else { Instant::now() });
+                    }
                     let outcome = self.converge(&target, &row).await;
+                    if let Ok(mut m) = self.leased_at.lock() {
+                        m.remove(&row.id);
+                    }
                     drop(permit);
                     outcome
                 };
@@ -594,6 +605,40 @@ impl Dispatcher {
                 true
             }
             Err(_) => true,
+        }
+    }
+
+    /// Waits for the target's rate limit before one request of `row`'s delivery, and renews the
+    /// row's lease when a third of it has passed since it was taken or last renewed: a low rate
+    /// shared by several dispatchers can make each request wait long, and an expired lease would
+    /// let another dispatcher deliver the row a second time. A lease lost meanwhile ends the
+    /// attempt before its request.
+    async fn pace(&self, target: &Target, row: &Delivery) -> Result<(), DeliveryError> {
+        target.pace(&self.store, &row.tenant_id).await;
+        let lease = Duration::from_secs(self.config.lease_secs.max(1));
+        let since = self.leased_at.lock().ok().and_then(|m| m.get(&row.id).map(Instant::elapsed));
+        if since.is_some_and(|s| s < lease / 3) {
+            return Ok(());
+        }
+        let (id, owner) = (row.id.clone(), self.owner.clone());
+        match self.store.run_blocking(move |s| s.renew_lease(&id, &owner, lease)).await {
+            Ok(Ok(true)) => {
+                self.note_leased(&row.id);
+                Ok(())
+            }
+            Ok(Ok(false)) => Err(DeliveryError::retryable(
+                "the lease was lost while this delivery waited for the target's rate limit; another dispatcher has it",
+            )),
+            Ok(Err(e)) | Err(e) => Err(DeliveryError::retryable(format!(
+                "renewing the lease after waiting for the target's rate limit failed: {e}"
+            ))),
+        }
+    }
+
+    /// Notes that this dispatcher took or renewed `id`'s lease now.
+    fn note_leased(&self, id: &str) {
+        if let Ok(mut m) = self.leased_at.lock() {
+            m.insert(id.to_owned(), Instant::now());
         }
     }
 
@@ -977,7 +1022,7 @@ impl Dispatcher {
         const LOST: &str = "re-created (the target had lost it)";
         let mut lost = false;
         if remote.is_none() {
-            target.pace(&self.store, &row.tenant_id).await;
+            self.pace(target, row).await?;
             if let Some(found) = target.adapter.find(&user).await? {
                 refuse_held(&self.store, row, &found.id).await?;
                 remote = Some(found.id);
@@ -988,7 +1033,7 @@ impl Dispatcher {
         // Nothing recorded for a patching adapter: read the copy back once, as a request of its
         // own through the target's pace (a failed read retries the delivery like any failure).
         if let Some(rid) = remote.as_ref().filter(|_| previous.is_none() && target.adapter.updates_by_diff()) {
-            target.pace(&self.store, &row.tenant_id).await;
+            self.pace(target, row).await?;
             match target.adapter.read_user(rid).await? {
                 Some(copy) => {
                     previous = Some(target.adapter.payload_of_copy(&copy.as_object().cloned().unwrap_or_default()));
@@ -1001,7 +1046,7 @@ impl Dispatcher {
         }
         let remote_id = match remote {
             Some(rid) => {
-                target.pace(&self.store, &row.tenant_id).await;
+                self.pace(target, row).await?;
                 match target.adapter.update(&rid, previous.as_ref(), &payload).await {
                     Ok(()) => rid,
                     Err(DeliveryError::NotFound { .. }) => {
@@ -1065,7 +1110,7 @@ impl Dispatcher {
                 return Ok(Converged::Done("nothing to do: the target never had it".into()));
             };
             let remote_id = link.remote_id.clone().unwrap_or_default();
-            target.pace(&self.store, &row.tenant_id).await;
+            self.pace(target, row).await?;
             target.adapter.delete_group(&remote_id).await?;
             link.state = "deleted".into();
             link.delivered_version = None;
@@ -1124,7 +1169,7 @@ impl Dispatcher {
         let mut remote = link.as_ref().filter(|l| l.state != "deleted").and_then(|l| l.remote_id.clone());
         let mut how = "updated";
         if remote.is_none() {
-            target.pace(&self.store, &row.tenant_id).await;
+            self.pace(target, row).await?;
             if let Some(found) = target.adapter.find_group(&scim).await? {
                 refuse_held(&self.store, row, &found.id).await?;
                 remote = Some(found.id);
@@ -1151,7 +1196,7 @@ impl Dispatcher {
                 }
             }
         };
-        target.pace(&self.store, &row.tenant_id).await;
+        self.pace(target, row).await?;
         let remote_id = match remote {
             Some(rid) => match target.adapter.update_group(&rid, &payload).await {
                 Ok(()) => rid,
@@ -1182,16 +1227,16 @@ impl Dispatcher {
         user: &serde_json::Map<String, Value>,
         payload: &Value,
     ) -> Result<String, DeliveryError> {
-        target.pace(&self.store, &row.tenant_id).await;
+        self.pace(target, row).await?;
         match target.adapter.create(payload).await {
             Ok(r) => Ok(r.id),
             Err(DeliveryError::Conflict { message }) => {
-                target.pace(&self.store, &row.tenant_id).await;
+                self.pace(target, row).await?;
                 let found = target.adapter.find(user).await?.ok_or_else(|| {
                     DeliveryError::permanent(format!("the target reports a conflict but no match to adopt: {message}"))
                 })?;
                 refuse_held(&self.store, row, &found.id).await?;
-                target.pace(&self.store, &row.tenant_id).await;
+                self.pace(target, row).await?;
                 target.adapter.update(&found.id, None, payload).await?;
                 Ok(found.id)
             }
@@ -1220,7 +1265,7 @@ impl Dispatcher {
         };
         let how = match policy {
             Deprovision::Delete if link.state != "deleted" => {
-                target.pace(&self.store, &row.tenant_id).await;
+                self.pace(target, row).await?;
                 target.adapter.delete(&remote_id).await?;
                 link.state = "deleted".into();
                 link.delivered_payload = None;
@@ -1231,7 +1276,7 @@ impl Dispatcher {
                 // A user disabled before leaving was sent `active: false` already: nothing differs.
                 let already_inactive = sent.as_ref().and_then(|p| p.get("active")) == Some(&Value::Bool(false));
                 if !already_inactive {
-                    target.pace(&self.store, &row.tenant_id).await;
+                    self.pace(target, row).await?;
                     target.adapter.deactivate(&remote_id).await?;
                 }
                 link.state = "deactivated".into();

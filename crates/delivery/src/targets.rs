@@ -63,7 +63,7 @@ pub struct Target {
     /// `pause_after_failures` the dispatcher pauses it (see `dispatch.rs`).
     pub(crate) failures_in_a_row: std::sync::atomic::AtomicU32,
     /// Tokens this process took from the target's bucket in the store and has not spent yet
-    /// (PostgreSQL: the rate shared by every dispatcher, see the dispatcher's `shared_pace`).
+    /// (PostgreSQL: the rate shared by every dispatcher, see [`Target::pace`]).
     pub(crate) shared_tokens: tokio::sync::Mutex<u32>,
 }
 

@@ -44,30 +44,35 @@ const MAX_VACUUM_PAGES: i64 = 2048;
 struct Pacer {
     size: i64,
     max: i64,
+    /// Whether sizes follow [`WRITE_BUDGET`] (SQLite, one writer); PostgreSQL has no single
+    /// writer to protect and its round trips would count as held time: fixed batches there.
+    fitted: bool,
     writes: u64,
     longest: Duration,
 }
 
 impl Pacer {
-    fn new(start: i64, max: i64) -> Pacer {
-        Pacer {
-            size: start.clamp(MIN_BATCH, max.max(MIN_BATCH)),
-            max: max.max(MIN_BATCH),
-            writes: 0,
-            longest: Duration::ZERO,
-        }
+    fn new(start: i64, max: i64, fitted: bool) -> Pacer {
+        let max = max.max(1);
+        let start = if fitted { start.clamp(MIN_BATCH.min(max), max) } else { max };
+        Pacer { size: start, max, fitted, writes: 0, longest: Duration::ZERO }
     }
 
-    /// After a write that held the writer `held` (of a batch begun at `started`): the next
-    /// batch's size (at most halved or doubled at a time) and the rest.
-    fn after(&mut self, started: Instant, held: Duration) {
-        self.writes += 1;
-        self.longest = self.longest.max(held);
-        let ratio = (WRITE_BUDGET.as_secs_f64() / held.as_secs_f64().max(1e-6)).clamp(0.5, 2.0);
-        // The ratio is between 0.5 and 2 and the size at most MAX_BATCH: no overflow.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-        let next = (self.size as f64 * ratio) as i64;
-        self.size = next.clamp(MIN_BATCH, self.max);
+    /// After a batch begun at `started` whose write held the writer `held` (`None`: nothing
+    /// was eligible, no write): the next batch's size (at most doubled, shrunk at once to fit
+    /// the budget) and the rest.
+    fn after(&mut self, started: Instant, held: Option<Duration>) {
+        if let Some(held) = held {
+            self.writes += 1;
+            self.longest = self.longest.max(held);
+            if self.fitted {
+                let ratio = (WRITE_BUDGET.as_secs_f64() / held.as_secs_f64().max(1e-6)).clamp(0.01, 2.0);
+                // The ratio is between 0.01 and 2 and the size at most MAX_BATCH: no overflow.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+                let next = (self.size as f64 * ratio) as i64;
+                self.size = next.clamp(MIN_BATCH.min(self.max), self.max);
+            }
+        }
         std::thread::sleep((started.elapsed() * REST_FACTOR).min(Duration::from_secs(1)));
     }
 }
@@ -183,7 +188,7 @@ impl Store {
     pub fn purge(&self, cutoffs: Cutoffs, batch: i64, stop: &dyn Fn() -> bool) -> Result<PurgeCounts, StoreError> {
         let mut out = PurgeCounts::default();
         let max = batch.clamp(1, MAX_BATCH);
-        let mut pacer = Pacer::new(max.min(100), max);
+        let mut pacer = Pacer::new(max.min(100), max, self.backend() == Backend::Sqlite);
         if let Some(before) = cutoffs.deliveries_before_us {
             let mut after = String::new();
             loop {
@@ -195,7 +200,7 @@ impl Store {
                 out.deliveries += d;
                 out.attempts += a;
                 after = last;
-                pacer.after(started, held);
+                pacer.after(started, (d + a > 0).then_some(held));
             }
         }
         if let Some(before) = cutoffs.audit_before_us {
@@ -214,7 +219,7 @@ impl Store {
                     if n == 0 {
                         break;
                     }
-                    pacer.after(started, held);
+                    pacer.after(started, Some(held));
                 }
             }
         }
@@ -316,7 +321,8 @@ impl Store {
         }
         tracing::debug!("retention: giving free pages back");
         pacer.max = MAX_VACUUM_PAGES;
-        pacer.size = pacer.size.min(MAX_VACUUM_PAGES);
+        pacer.fitted = true;
+        pacer.size = pacer.size.clamp(MIN_BATCH, MAX_VACUUM_PAGES);
         loop {
             let free: Count = diesel::sql_query("SELECT freelist_count AS n FROM pragma_freelist_count()")
                 .get_result(&mut *self.conn()?)?;
@@ -339,7 +345,7 @@ impl Store {
                     Ok(())
                 })
             })?;
-            pacer.after(started, held);
+            pacer.after(started, Some(held));
         }
     }
 
@@ -433,6 +439,28 @@ mod tests {
         let steps: Vec<Step> =
             diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}")).load(conn).unwrap_or_else(|e| panic!("{e}: {sql}"));
         steps.into_iter().map(|s| s.detail).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn the_pacer_fits_writes_to_the_budget_and_ignores_batches_that_wrote_nothing() {
+        let mut p = Pacer::new(100, 500, true);
+        // Nothing eligible: no write, no growth.
+        p.after(Instant::now(), None);
+        assert_eq!((p.size, p.writes), (100, 0));
+        // Ten times the budget: down to a tenth at once.
+        p.after(Instant::now(), Some(WRITE_BUDGET * 10));
+        assert_eq!((p.size, p.writes), (10.max(MIN_BATCH), 1));
+        // Well under it: at most doubled, never above the ceiling.
+        for _ in 0..10 {
+            p.after(Instant::now(), Some(WRITE_BUDGET / 100));
+        }
+        assert_eq!(p.size, 500);
+        // A configured ceiling below the floor is kept.
+        assert_eq!(Pacer::new(100, 5, true).size, 5);
+        // PostgreSQL: fixed batches of the ceiling, whatever a write took.
+        let mut pg = Pacer::new(100, 500, false);
+        pg.after(Instant::now(), Some(WRITE_BUDGET * 100));
+        assert_eq!(pg.size, 500);
     }
 
     #[test]
