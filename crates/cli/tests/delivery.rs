@@ -388,6 +388,44 @@ async fn sigterm_lets_an_inflight_delivery_finish_and_leaves_the_rest_for_the_ne
     assert!(all, "{}", gw.log_text());
 }
 
+/// A backlog waiting for a slow rate limit (1 request a second) when SIGTERM comes: the waiting
+/// requests are not sent during the grace period, the process ends at once, and the rows are
+/// left pending for the next start without an attempt spent.
+#[tokio::test]
+async fn sigterm_stops_deliveries_waiting_for_the_rate_limit_without_sending_them() {
+    let db = TestDb::sqlite();
+    let sim = sim();
+    let gw = Gw::new(
+        &db.config().url,
+        &sim,
+        "rate_per_sec = 1
+burst = 1
+max_in_flight = 4
+",
+    );
+    let token = gw.token();
+    let filling = gw.serve_at(gw.port, &gw.log(), &[("SCIMGW_DISPATCHER__ENABLED", "false")]).await;
+    for i in 0..8 {
+        gw.create(&token, &format!("paced{i}@example.com")).await;
+    }
+    drop(filling);
+    let serve = gw.serve_at(gw.port, &gw.log(), &[("SCIMGW_DISPATCHER__SHUTDOWN_GRACE_SECS", "10")]).await;
+    assert!(until(Duration::from_secs(10), || sim.requests().len() >= 2).await, "{}", gw.log_text());
+    let sent = sim.requests().len();
+    signal(&serve, "-TERM");
+    let started = Instant::now();
+    let mut serve = serve;
+    let status = serve.wait();
+    let took = started.elapsed();
+    assert!(status.success(), "{}", gw.log_text());
+    // At most the request already on its way; at 1 a second the 10 s grace would have let ~10 go.
+    let after = sim.requests().len();
+    assert!(after <= sent + 1, "{} requests sent after SIGTERM: {}", after - sent, gw.log_text());
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}, not after the grace period");
+    let failed = gw.ok(&["deliveries", "list", "--state", "failed"]);
+    assert_eq!(failed.lines().count(), 1, "no attempt charged for a delivery stopped by the shutdown: {failed}");
+}
+
 #[tokio::test]
 async fn users_show_tells_why_a_target_skipped_the_user() {
     let db = TestDb::sqlite();

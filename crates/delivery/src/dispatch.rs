@@ -208,6 +208,8 @@ pub struct Dispatcher {
     /// When this dispatcher last took or renewed the lease of each row it is delivering: a
     /// delivery whose requests wait for the rate limit renews it as it goes (see `pace`).
     leased_at: std::sync::Mutex<std::collections::HashMap<String, Instant>>,
+    /// The shutdown signal `run` was given: a request waiting for the rate limit gives way to it.
+    stop: std::sync::OnceLock<watch::Receiver<bool>>,
 }
 
 /// What converging did, for the attempt history.
@@ -238,6 +240,7 @@ impl Dispatcher {
             heartbeat: Default::default(),
             paused: Default::default(),
             leased_at: Default::default(),
+            stop: std::sync::OnceLock::new(),
         }
     }
 
@@ -249,6 +252,7 @@ impl Dispatcher {
     /// Runs until `shutdown` turns true; then lets in-flight deliveries finish within the grace
     /// period and gives back the leases of the rest.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let _ = self.stop.set(shutdown.clone());
         tracing::info!(owner = %self.owner, concurrency = self.config.concurrency, "dispatcher started");
         tokio::spawn(self.clone().reconcile_schedule(shutdown.clone()));
         tokio::spawn(self.clone().health_schedule(shutdown.clone()));
@@ -543,6 +547,11 @@ impl Dispatcher {
                     if let Ok(mut m) = self.leased_at.lock() {
                         m.remove(&row.id);
                     }
+                    // A shutdown stopped it (waiting for the rate limit): given back, not an
+                    // attempt; the next dispatcher delivers it from the current state.
+                    if outcome.is_err() && *stopping.borrow() {
+                        return false;
+                    }
                     drop(permit);
                     outcome
                 };
@@ -614,7 +623,18 @@ impl Dispatcher {
     /// let another dispatcher deliver the row a second time. A lease lost meanwhile ends the
     /// attempt before its request.
     async fn pace(&self, target: &Target, row: &Delivery) -> Result<(), DeliveryError> {
-        target.pace(&self.store, &row.tenant_id).await;
+        match self.stop.get().cloned() {
+            Some(mut stop) => tokio::select! {
+                // A token at hand goes first: a delivery under way finishes if the rate lets it.
+                biased;
+                () = target.pace(&self.store, &row.tenant_id) => {}
+                // `deliver` gives the row back uncharged: nothing more is sent for it.
+                _ = stop.wait_for(|stop| *stop) => {
+                    return Err(DeliveryError::retryable("the gateway is shutting down; the delivery stopped before this request"));
+                }
+            },
+            None => target.pace(&self.store, &row.tenant_id).await,
+        }
         let lease = Duration::from_secs(self.config.lease_secs.max(1));
         let since = self.leased_at.lock().ok().and_then(|m| m.get(&row.id).map(Instant::elapsed));
         if since.is_some_and(|s| s < lease / 3) {
