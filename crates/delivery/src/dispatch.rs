@@ -1196,20 +1196,21 @@ impl Dispatcher {
                 how = "adopted";
             }
         }
-        let create = |target: &Target| {
+        // Every request to the app takes its own token, the conflict's lookup and update too.
+        let create = || {
             let payload = payload.clone();
             let scim = scim.clone();
-            let adapter = target.adapter.clone();
-            let store = self.store.clone();
             async move {
-                match adapter.create_group(&payload).await {
+                match target.adapter.create_group(&payload).await {
                     Ok(r) => Ok(r.id),
                     Err(DeliveryError::Conflict { message }) => {
-                        let found = adapter.find_group(&scim).await?.ok_or_else(|| {
+                        self.pace(target, row).await?;
+                        let found = target.adapter.find_group(&scim).await?.ok_or_else(|| {
                             DeliveryError::permanent(format!("the target reports a conflict but no match: {message}"))
                         })?;
-                        refuse_held(&store, row, &found.id).await?;
-                        adapter.update_group(&found.id, &payload).await?;
+                        refuse_held(&self.store, row, &found.id).await?;
+                        self.pace(target, row).await?;
+                        target.adapter.update_group(&found.id, &payload).await?;
                         Ok(found.id)
                     }
                     Err(e) => Err(e),
@@ -1222,13 +1223,14 @@ impl Dispatcher {
                 Ok(()) => rid,
                 Err(DeliveryError::NotFound { .. }) => {
                     how = "re-created (the target had lost it)";
-                    create(target).await?
+                    self.pace(target, row).await?;
+                    create().await?
                 }
                 Err(e) => return Err(e),
             },
             None => {
                 how = "created";
-                create(target).await?
+                create().await?
             }
         };
         let version = group.version;
@@ -1256,8 +1258,20 @@ impl Dispatcher {
                     DeliveryError::permanent(format!("the target reports a conflict but no match to adopt: {message}"))
                 })?;
                 refuse_held(&self.store, row, &found.id).await?;
+                // A patching adapter diffs against the copy: read it back as a request of its
+                // own (its own token), as `converge` does.
+                let previous =
+                    match target.adapter.updates_by_diff() {
+                        true => {
+                            self.pace(target, row).await?;
+                            target.adapter.read_user(&found.id).await?.map(|copy| {
+                                target.adapter.payload_of_copy(&copy.as_object().cloned().unwrap_or_default())
+                            })
+                        }
+                        false => None,
+                    };
                 self.pace(target, row).await?;
-                target.adapter.update(&found.id, None, payload).await?;
+                target.adapter.update(&found.id, previous.as_ref(), payload).await?;
                 Ok(found.id)
             }
             Err(e) => Err(e),
