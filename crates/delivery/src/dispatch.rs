@@ -540,9 +540,7 @@ impl Dispatcher {
                         }
                         Err(_) => return true,
                     }
-                    if let Ok(mut m) = self.leased_at.lock() {
-                        m.insert(row.id.clone(), if fresh { started } else { Instant::now() });
-                    }
+                    self.note_leased(&row.id, if fresh { started } else { Instant::now() });
                     let outcome = self.converge(&target, &row).await;
                     if let Ok(mut m) = self.leased_at.lock() {
                         m.remove(&row.id);
@@ -643,7 +641,7 @@ impl Dispatcher {
         let (id, owner) = (row.id.clone(), self.owner.clone());
         match self.store.run_blocking(move |s| s.renew_lease(&id, &owner, lease)).await {
             Ok(Ok(true)) => {
-                self.note_leased(&row.id);
+                self.note_leased(&row.id, Instant::now());
                 Ok(())
             }
             Ok(Ok(false)) => Err(DeliveryError::retryable(
@@ -655,10 +653,10 @@ impl Dispatcher {
         }
     }
 
-    /// Notes that this dispatcher took or renewed `id`'s lease now.
-    fn note_leased(&self, id: &str) {
+    /// Notes that this dispatcher took or renewed `id`'s lease `at`.
+    fn note_leased(&self, id: &str, at: Instant) {
         if let Ok(mut m) = self.leased_at.lock() {
-            m.insert(id.to_owned(), Instant::now());
+            m.insert(id.to_owned(), at);
         }
     }
 
@@ -1053,11 +1051,8 @@ impl Dispatcher {
         // Nothing recorded for a patching adapter: read the copy back once, as a request of its
         // own through the target's pace (a failed read retries the delivery like any failure).
         if let Some(rid) = remote.as_ref().filter(|_| previous.is_none() && target.adapter.updates_by_diff()) {
-            self.pace(target, row).await?;
-            match target.adapter.read_user(rid).await? {
-                Some(copy) => {
-                    previous = Some(target.adapter.payload_of_copy(&copy.as_object().cloned().unwrap_or_default()));
-                }
+            match self.read_copy(target, row, rid).await? {
+                Some(copy) => previous = Some(copy),
                 None => {
                     lost = true;
                     remote = None;
@@ -1260,22 +1255,32 @@ impl Dispatcher {
                 refuse_held(&self.store, row, &found.id).await?;
                 // A patching adapter diffs against the copy: read it back as a request of its
                 // own (its own token), as `converge` does.
-                let previous =
-                    match target.adapter.updates_by_diff() {
-                        true => {
-                            self.pace(target, row).await?;
-                            target.adapter.read_user(&found.id).await?.map(|copy| {
-                                target.adapter.payload_of_copy(&copy.as_object().cloned().unwrap_or_default())
-                            })
-                        }
-                        false => None,
-                    };
+                let previous = match target.adapter.updates_by_diff() {
+                    true => self.read_copy(target, row, &found.id).await?,
+                    false => None,
+                };
                 self.pace(target, row).await?;
                 target.adapter.update(&found.id, previous.as_ref(), payload).await?;
                 Ok(found.id)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Reads the app's copy of user `remote_id` back, as a paced request of its own, as the
+    /// payload a patching adapter diffs against; `None` when the app no longer has it.
+    async fn read_copy(
+        &self,
+        target: &Target,
+        row: &Delivery,
+        remote_id: &str,
+    ) -> Result<Option<Value>, DeliveryError> {
+        self.pace(target, row).await?;
+        Ok(target
+            .adapter
+            .read_user(remote_id)
+            .await?
+            .map(|copy| target.adapter.payload_of_copy(&copy.as_object().cloned().unwrap_or_default())))
     }
 
     /// The resource is gone or out of scope: deprovision what the target holds.

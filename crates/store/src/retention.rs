@@ -323,13 +323,16 @@ impl Store {
         pacer.max = MAX_VACUUM_PAGES;
         pacer.fitted = true;
         pacer.size = pacer.size.clamp(MIN_BATCH, MAX_VACUUM_PAGES);
+        let auto: Count =
+            diesel::sql_query("SELECT auto_vacuum AS n FROM pragma_auto_vacuum()").get_result(&mut *self.conn()?)?;
+        // 2: incremental; a file made before this version (0) keeps its free pages for new rows.
+        if auto.n != 2 {
+            return Ok(());
+        }
         loop {
             let free: Count = diesel::sql_query("SELECT freelist_count AS n FROM pragma_freelist_count()")
                 .get_result(&mut *self.conn()?)?;
-            let auto: Count = diesel::sql_query("SELECT auto_vacuum AS n FROM pragma_auto_vacuum()")
-                .get_result(&mut *self.conn()?)?;
-            // 2: incremental; a file made before this version (0) keeps its free pages for new rows.
-            if free.n == 0 || auto.n != 2 {
+            if free.n == 0 {
                 return Ok(());
             }
             let started = Instant::now();
@@ -354,22 +357,11 @@ impl Store {
     /// every tenant) while it runs. PostgreSQL: `VACUUM (ANALYZE)` of the purged tables, which
     /// makes their free space reusable without blocking writes (it does not shrink the files).
     pub fn vacuum(&self) -> Result<(), StoreError> {
-        match self.backend() {
-            Backend::Sqlite => {
-                let mut conn = self.conn()?;
-                Ok(diesel::connection::SimpleConnection::batch_execute(
-                    &mut *conn,
-                    "PRAGMA auto_vacuum = INCREMENTAL; VACUUM;",
-                )?)
-            }
-            Backend::Postgres => {
-                let mut conn = self.conn()?;
-                Ok(diesel::connection::SimpleConnection::batch_execute(
-                    &mut *conn,
-                    "VACUUM (ANALYZE) deliveries, delivery_attempts, audit_events, operator_events",
-                )?)
-            }
-        }
+        let sql = match self.backend() {
+            Backend::Sqlite => "PRAGMA auto_vacuum = INCREMENTAL; VACUUM;",
+            Backend::Postgres => "VACUUM (ANALYZE) deliveries, delivery_attempts, audit_events, operator_events",
+        };
+        Ok(diesel::connection::SimpleConnection::batch_execute(&mut *self.conn()?, sql)?)
     }
 
     /// The store's size in bytes: SQLite, the database file's pages (not its WAL); PostgreSQL,
