@@ -39,7 +39,8 @@ async fn two_gateways_on_one_postgresql_share_a_targets_rate() {
         gw.create(&token, &format!("u{i}@example.com")).await;
     }
     drop(filling);
-    let lease = [("SCIMGW_DISPATCHER__LEASE_SECS", "2")];
+    // Four rows at a time per process: neither can take the whole backlog at its first claim.
+    let lease = [("SCIMGW_DISPATCHER__LEASE_SECS", "2"), ("SCIMGW_DISPATCHER__CONCURRENCY", "4")];
     let started = Instant::now();
     let first_log = gw.log();
     let (first, second) =
